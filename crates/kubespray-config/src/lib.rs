@@ -1,0 +1,1 @@
+//! kubespray-config
