@@ -1,8 +1,73 @@
-//! Not written yet.
+//! `cargo xtask ci`: everything CI runs, in the order that fails fastest.
+//!
+//! Formatting and lints first (seconds), then the testbed's tools (a cold Go build is the long
+//! pole), unit and integration tests, the bundled example, and last the end-to-end tests.
+
+use anyhow::Context as _;
+use std::time::Instant;
+use xshell::{Shell, cmd};
 
 #[derive(clap::Args)]
-pub(crate) struct Args {}
+pub(crate) struct Args {
+    /// Skip `cargo fmt --check` and `cargo clippy`.
+    #[arg(long)]
+    skip_lint: bool,
+    /// Skip the end-to-end tests against the testbed.
+    #[arg(long)]
+    skip_e2e: bool,
+}
 
-pub(crate) fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("not implemented yet")
+pub(crate) fn run(args: Args) -> anyhow::Result<()> {
+    let sh = Shell::new()?;
+    sh.change_dir(project_root());
+    let started = Instant::now();
+
+    if !args.skip_lint {
+        step("cargo fmt --check", || {
+            cmd!(sh, "cargo fmt --all -- --check").run()?;
+            Ok(())
+        })?;
+        step("cargo clippy", || {
+            cmd!(sh, "cargo clippy --workspace --all-targets -- -D warnings").run()?;
+            Ok(())
+        })?;
+    }
+    step("testbed tools (helm, kubectl, kube-apiserver, ...)", || {
+        cmd!(sh, "cargo xtask testbed build").run()?;
+        Ok(())
+    })?;
+    step("unit and integration tests", || {
+        cmd!(sh, "cargo test --workspace").run()?;
+        Ok(())
+    })?;
+    step("the bundled example (README's first command)", || {
+        cmd!(
+            sh,
+            "cargo xtask plan --inventory examples/homelab/inventory --live-config examples/homelab/cilium-config.yaml"
+        )
+        .run()?;
+        Ok(())
+    })?;
+    if !args.skip_e2e {
+        step("end-to-end tests on the testbed", || {
+            cmd!(sh, "cargo xtask e2e").run()?;
+            Ok(())
+        })?;
+    }
+    eprintln!("ci: all steps passed in {:.0?}", started.elapsed());
+    Ok(())
+}
+
+fn step(name: &str, f: impl FnOnce() -> anyhow::Result<()>) -> anyhow::Result<()> {
+    eprintln!("ci: ── {name}");
+    let started = Instant::now();
+    f().with_context(|| format!("ci step failed: {name}"))?;
+    eprintln!("ci: ── {name}: ok ({:.0?})", started.elapsed());
+    Ok(())
+}
+
+/// The workspace root: xtask's manifest sits one level below it.
+pub(crate) fn project_root() -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    dir.parent().unwrap_or(dir).to_path_buf()
 }
