@@ -1,1 +1,256 @@
-//! cni-fs
+//! The node directories the chart's unprivileged Cilium agent must write (`/opt/cni/bin`,
+//! `/etc/cni/net.d`): inspect them, judge whether a root process without `CAP_DAC_OVERRIDE` can
+//! create files there, and fix them (root:root, `u+rwx,go-w` on directories), on this machine,
+//! over SSH, or through a short-lived privileged pod.
+//!
+//! Why it matters: Kubespray makes `/opt/cni/bin` owned by `kube_owner` (default `kube`), mode
+//! 0755. The chart's init containers run as uid 0 with every capability dropped except a few, so
+//! the kernel applies the group/other bits `r-x` and `cp` fails with [`HOSTBIN_ERROR`].
+
+mod error;
+mod local;
+mod model;
+mod pod;
+mod policy;
+mod remote;
+mod ssh;
+
+pub use error::Error;
+pub use model::{
+    Attrs, Change, Class, DEFAULT_PATHS, Entry, HOSTBIN_ERROR, Kind, Node, NodeFix, NodeReport,
+    Tree, TreeState, Verdict, rwx,
+};
+pub use pod::{POD_LABEL, PodAccess, PodResult, parse_logs, pod_name, pod_spec};
+pub use policy::{diff, fixed_attrs, judge, needs_fix, plan_fix};
+pub use remote::{fix_argvs, inspect_argv, shell_command, shell_quote};
+pub use ssh::Ssh;
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+/// How nodes are reached.
+#[derive(Clone)]
+pub enum Access {
+    /// This machine, directly (the tool runs on the node).
+    Local,
+    /// The system OpenSSH client.
+    Ssh(Ssh),
+    /// A privileged pod per node.
+    Pod(PodAccess),
+}
+
+impl Access {
+    /// Inspects `roots` on `node`.
+    pub async fn inspect(&self, node: &Node, roots: &[PathBuf]) -> Result<NodeReport, Error> {
+        let roots = remote::validate_roots(roots)?;
+        match self {
+            Access::Local => local::inspect(&node.name, &roots),
+            Access::Ssh(ssh) => ssh.inspect(node, &roots).await,
+            Access::Pod(pod) => Ok(pod.run(&node.name, &roots, false).await?.before),
+        }
+    }
+
+    /// Plans the fix of `roots` on `node`, and with `apply` carries it out and inspects again.
+    pub async fn fix(&self, node: &Node, roots: &[PathBuf], apply: bool) -> Result<NodeFix, Error> {
+        let roots = remote::validate_roots(roots)?;
+        let (before, after) = match self {
+            Access::Pod(pod) => {
+                let result = pod.run(&node.name, &roots, apply).await?;
+                (result.before, result.after)
+            }
+            _ => {
+                let before = self.inspect(node, &roots).await?;
+                let planned = plan_fix(&before);
+                if !apply || planned.is_empty() {
+                    (before, None)
+                } else {
+                    let present: Vec<PathBuf> = before
+                        .trees
+                        .iter()
+                        .filter(|t| matches!(t.state, TreeState::Present { .. }))
+                        .map(|t| t.root.clone())
+                        .collect();
+                    match self {
+                        Access::Ssh(ssh) => ssh.fix(node, &present).await?,
+                        _ => local::fix(&present)?,
+                    }
+                    let after = self.inspect(node, &roots).await?;
+                    (before, Some(after))
+                }
+            }
+        };
+        let planned = plan_fix(&before);
+        // With nothing to do, applying is a no-op: report "changed nothing", not "not applied".
+        let after = match after {
+            None if apply => Some(before.clone()),
+            other => other,
+        };
+        let changed = after.as_ref().map(|after| diff(&before, after));
+        Ok(NodeFix {
+            node: node.name.clone(),
+            before,
+            planned,
+            after,
+            changed,
+        })
+    }
+}
+
+/// Inspects every node; the reports come back in the order of `nodes`.
+pub async fn check_nodes(
+    access: &Access,
+    nodes: &[Node],
+    roots: &[PathBuf],
+) -> Result<Vec<NodeReport>, Error> {
+    let mut reports = Vec::with_capacity(nodes.len());
+    for node in nodes {
+        reports.push(access.inspect(node, roots).await?);
+    }
+    Ok(reports)
+}
+
+/// What `migrate` calls before anything restarts: inspects every node and fails with
+/// [`Error::AgentWouldFail`] (naming each node, directory and reason) when the agent would fail.
+pub async fn ensure_agent_can_write(
+    access: &Access,
+    nodes: &[Node],
+    roots: &[PathBuf],
+) -> Result<Vec<NodeReport>, Error> {
+    let reports = check_nodes(access, nodes, roots).await?;
+    let summary = failure_summary(&reports);
+    if summary.is_empty() {
+        Ok(reports)
+    } else {
+        Err(Error::AgentWouldFail { summary })
+    }
+}
+
+/// One line per directory that would make the agent fail (empty when all pass).
+pub fn failure_summary(reports: &[NodeReport]) -> String {
+    let mut out = String::new();
+    for report in reports {
+        for tree in &report.trees {
+            if let TreeState::NotADirectory { entry } = &tree.state {
+                let _ = writeln!(
+                    out,
+                    "  {}: {} is a {:?}, not a directory (symlinks are not followed; give the real path)",
+                    report.node,
+                    entry.path.display(),
+                    entry.kind
+                );
+            }
+            for entry in tree.entries() {
+                if let Some(verdict) = entry.verdict.as_ref().filter(|v| !v.passes()) {
+                    let _ = writeln!(
+                        out,
+                        "  {}: {}: {}",
+                        report.node,
+                        entry.path.display(),
+                        verdict.explain(entry)
+                    );
+                }
+            }
+        }
+    }
+    out.trim_end().to_string()
+}
+
+/// The check table: one row per directory (node, path, owner:group, mode, verdict, why), plus a
+/// row per tree counting other entries that are not root:root.
+pub fn render_check(reports: &[NodeReport]) -> String {
+    let mut rows: Vec<[String; 6]> =
+        vec![["NODE", "PATH", "OWNER:GROUP", "MODE", "VERDICT", "WHY"].map(String::from)];
+    for report in reports {
+        for tree in &report.trees {
+            match &tree.state {
+                TreeState::Missing { reason } => rows.push([
+                    report.node.clone(),
+                    tree.root.display().to_string(),
+                    "-".into(),
+                    "-".into(),
+                    "missing".into(),
+                    format!("{reason} (kubelet creates it root:root 0755 for the agent)"),
+                ]),
+                TreeState::NotADirectory { entry } => rows.push([
+                    report.node.clone(),
+                    tree.root.display().to_string(),
+                    entry.owner_group(),
+                    entry.attrs.mode_octal(),
+                    "NOT A DIR".into(),
+                    format!(
+                        "a {:?}; symlinks are not followed: give the real path",
+                        entry.kind
+                    ),
+                ]),
+                TreeState::Present { entries } => {
+                    for entry in entries {
+                        if let Some(verdict) = &entry.verdict {
+                            rows.push([
+                                report.node.clone(),
+                                entry.path.display().to_string(),
+                                entry.owner_group(),
+                                entry.attrs.mode_octal(),
+                                verdict.word().into(),
+                                verdict.explain(entry),
+                            ]);
+                        }
+                    }
+                    let others = entries
+                        .iter()
+                        .filter(|e| e.kind != Kind::Dir && (e.attrs.uid, e.attrs.gid) != (0, 0))
+                        .count();
+                    if others > 0 {
+                        rows.push([
+                            report.node.clone(),
+                            format!("{}/*", tree.root.display()),
+                            "-".into(),
+                            "-".into(),
+                            "note".into(),
+                            format!("{others} files/links not root:root (fix chowns them too)"),
+                        ]);
+                    }
+                }
+            }
+        }
+    }
+    table(&rows)
+}
+
+/// The fix table: one row per planned or done change.
+pub fn render_fix(fixes: &[NodeFix]) -> String {
+    let mut out = String::new();
+    for fix in fixes {
+        let (title, changes) = match &fix.changed {
+            Some(changed) => ("changed", changed),
+            None => ("would change (run with --apply)", &fix.planned),
+        };
+        let _ = writeln!(out, "{}: {title}: {} entries", fix.node, changes.len());
+        for change in changes {
+            let _ = writeln!(out, "  {change}");
+        }
+    }
+    out
+}
+
+fn table(rows: &[[String; 6]]) -> String {
+    let mut widths = [0usize; 6];
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in rows {
+        let mut line = String::new();
+        for (i, cell) in row.iter().enumerate() {
+            if i == 5 {
+                line.push_str(cell);
+            } else {
+                let _ = write!(line, "{cell:<width$}  ", width = widths[i]);
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}

@@ -1,0 +1,338 @@
+//! The commands sent to a node (over SSH or in a pod), always argument vectors whose every
+//! argument is shell-quoted, and the parser for what they print.
+
+use crate::error::Error;
+use crate::model::{Attrs, Entry, Kind, NodeReport, Tree, TreeState};
+use crate::policy::{self, FIX_DIR_ADD, FIX_DIR_REMOVE, FIX_OWNER};
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Path, PathBuf};
+
+/// `find -printf` format: ten NUL-terminated fields per entry, so any byte in a name is safe.
+/// Start point, type, uid, gid, user, group, mode, path, link target.
+const FIND_FORMAT: &str = "%H\\0%y\\0%U\\0%G\\0%u\\0%g\\0%m\\0%p\\0%l\\0";
+const FIELDS: usize = 9;
+
+/// The inspection command: `find ROOTS... -xdev -printf FORMAT` (never follows symlinks).
+pub fn inspect_argv(roots: &[PathBuf]) -> Vec<OsString> {
+    let mut argv: Vec<OsString> = vec!["find".into()];
+    argv.extend(roots.iter().map(|r| r.as_os_str().to_owned()));
+    argv.extend(["-xdev", "-printf", FIND_FORMAT].map(OsString::from));
+    argv
+}
+
+/// The two fix commands: chown every entry not root:root (`-h`: the link, not its target), then
+/// `u+rwx,go-w` on directories that need it. `-execdir` runs each from the entry's own directory,
+/// so no path through a symlink is ever resolved.
+pub fn fix_argvs(roots: &[PathBuf]) -> [Vec<OsString>; 2] {
+    let start = || -> Vec<OsString> {
+        let mut argv: Vec<OsString> = vec!["find".into()];
+        argv.extend(roots.iter().map(|r| r.as_os_str().to_owned()));
+        argv.push("-xdev".into());
+        argv
+    };
+    let (uid, gid) = FIX_OWNER;
+    let mut chown = start();
+    chown.extend(
+        [
+            "(",
+            "!",
+            "-uid",
+            &uid.to_string(),
+            "-o",
+            "!",
+            "-gid",
+            &gid.to_string(),
+            ")",
+            "-execdir",
+            "chown",
+            "-h",
+            &format!("{uid}:{gid}"),
+            "--",
+            "{}",
+            "+",
+        ]
+        .map(OsString::from),
+    );
+    let mut chmod = start();
+    chmod.extend(
+        [
+            "-type",
+            "d",
+            "(",
+            "-perm",
+            &format!("/{FIX_DIR_REMOVE:03o}"),
+            "-o",
+            "!",
+            "-perm",
+            &format!("-{FIX_DIR_ADD:03o}"),
+            ")",
+            "-execdir",
+            "chmod",
+            "u+rwx,go-w",
+            "--",
+            "{}",
+            "+",
+        ]
+        .map(OsString::from),
+    );
+    [chown, chmod]
+}
+
+/// Prefixes `sudo -n --` (non-interactive: fails instead of asking for a password).
+pub(crate) fn with_become(argv: Vec<OsString>, become_root: bool) -> Vec<OsString> {
+    if !become_root {
+        return argv;
+    }
+    let mut out: Vec<OsString> = ["sudo", "-n", "--"].map(OsString::from).to_vec();
+    out.extend(argv);
+    out
+}
+
+/// Quotes one argument for a POSIX shell: always single quotes, `'` written as `'\''`.
+pub fn shell_quote(arg: &OsStr) -> Vec<u8> {
+    let mut out = Vec::with_capacity(arg.len() + 2);
+    out.push(b'\'');
+    for &b in arg.as_bytes() {
+        if b == b'\'' {
+            out.extend_from_slice(b"'\\''");
+        } else {
+            out.push(b);
+        }
+    }
+    out.push(b'\'');
+    out
+}
+
+/// The shell text for an argument vector: each argument quoted, joined by spaces.
+pub fn shell_command(argv: &[OsString]) -> OsString {
+    let mut out = Vec::new();
+    for (i, arg) in argv.iter().enumerate() {
+        if i > 0 {
+            out.push(b' ');
+        }
+        out.extend(shell_quote(arg));
+    }
+    OsString::from_vec(out)
+}
+
+/// Several commands joined with `&&` (the operator is ours, every word is quoted).
+pub(crate) fn shell_and(commands: &[Vec<OsString>]) -> OsString {
+    let mut out = OsString::new();
+    for (i, argv) in commands.iter().enumerate() {
+        if i > 0 {
+            out.push(" && ");
+        }
+        out.push(shell_command(argv));
+    }
+    out
+}
+
+/// Checks the requested paths: absolute (so `find` never reads one as an option), no NUL.
+pub(crate) fn validate_roots(roots: &[PathBuf]) -> Result<Vec<PathBuf>, Error> {
+    let mut out: Vec<PathBuf> = Vec::new();
+    for root in roots {
+        if !root.is_absolute() {
+            return Err(Error::InvalidPath {
+                path: root.clone(),
+                reason: "is not absolute; give the full host path, e.g. /opt/cni/bin".into(),
+            });
+        }
+        if root.as_os_str().as_bytes().contains(&0) {
+            return Err(Error::InvalidPath {
+                path: root.clone(),
+                reason: "contains a NUL byte".into(),
+            });
+        }
+        // Drops trailing and doubled slashes, so the path matches what `find` prints.
+        let normal: PathBuf = root.components().collect();
+        if !out.contains(&normal) {
+            out.push(normal);
+        }
+    }
+    Ok(out)
+}
+
+/// Parses the output of [`inspect_argv`]: `stdout`, `stderr` and the exit status of `find`.
+///
+/// `shown_roots` are the paths given to `find`, `host_roots` the node's paths they stand for
+/// (they differ in a pod, where the host directories are mounted elsewhere).
+pub(crate) fn parse_inspection(
+    node: &str,
+    host_roots: &[PathBuf],
+    shown_roots: &[PathBuf],
+    status: i32,
+    stdout: &[u8],
+    stderr: &[u8],
+) -> Result<NodeReport, Error> {
+    let bad = |reason: String| Error::RemoteOutput {
+        node: node.to_string(),
+        reason,
+    };
+    let mut fields: Vec<&[u8]> = stdout.split(|&b| b == 0).collect();
+    if fields.last().is_some_and(|f| f.is_empty()) {
+        fields.pop();
+    }
+    if fields.len() % FIELDS != 0 {
+        return Err(bad(format!(
+            "{} fields, not a multiple of {FIELDS}",
+            fields.len()
+        )));
+    }
+    let mut per_root: Vec<Vec<Entry>> = vec![Vec::new(); shown_roots.len()];
+    for record in fields.chunks(FIELDS) {
+        let start = Path::new(OsStr::from_bytes(record[0]));
+        let index = shown_roots
+            .iter()
+            .position(|r| r == start)
+            .ok_or_else(|| bad(format!("entry under unrequested path {}", start.display())))?;
+        let text = |i: usize| String::from_utf8_lossy(record[i]).into_owned();
+        let number = |i: usize, radix: u32| {
+            u32::from_str_radix(&text(i), radix)
+                .map_err(|_| bad(format!("field {i} `{}` is not a number", text(i))))
+        };
+        let kind = Kind::from_find_letter(&text(1))
+            .ok_or_else(|| bad(format!("unknown file type `{}`", text(1))))?;
+        let shown_path = Path::new(OsStr::from_bytes(record[7]));
+        let rel = shown_path.strip_prefix(start).map_err(|_| {
+            bad(format!(
+                "{} is not under {}",
+                shown_path.display(),
+                start.display()
+            ))
+        })?;
+        let host_path = if rel.as_os_str().is_empty() {
+            host_roots[index].clone()
+        } else {
+            host_roots[index].join(rel)
+        };
+        let (uid, gid) = (number(2, 10)?, number(3, 10)?);
+        let name = |i: usize, id: u32| Some(text(i)).filter(|n| *n != id.to_string());
+        per_root[index].push(Entry {
+            path: host_path,
+            kind,
+            attrs: Attrs {
+                uid,
+                gid,
+                mode: number(6, 8)?,
+            },
+            user: name(4, uid),
+            group: name(5, gid),
+            link_target: (kind == Kind::Symlink)
+                .then(|| PathBuf::from(OsStr::from_bytes(record[8]))),
+            verdict: None,
+        });
+    }
+    let stderr_text = String::from_utf8_lossy(stderr);
+    let mut trees = Vec::new();
+    for (index, entries) in per_root.into_iter().enumerate() {
+        let host_root = host_roots[index].clone();
+        if entries.is_empty() {
+            let shown = shown_roots[index].to_string_lossy().into_owned();
+            let reason = stderr_text
+                .lines()
+                .find(|l| l.contains(&shown))
+                .map(|l| l.replace(&shown, &host_root.to_string_lossy()))
+                .unwrap_or_else(|| "not listed by find".to_string());
+            if !reason.contains("No such file or directory") {
+                return Err(Error::Remote {
+                    node: node.to_string(),
+                    what: format!("inspecting {}", host_root.display()),
+                    status,
+                    stderr: stderr_text.trim().to_string(),
+                });
+            }
+            trees.push(Tree {
+                root: host_root,
+                state: TreeState::Missing { reason },
+            });
+        } else {
+            trees.push(policy::tree_from_entries(host_root, entries));
+        }
+    }
+    // Exit status 1 is expected for missing roots; any other complaint means the listing is partial.
+    let unexplained = stderr_text
+        .lines()
+        .any(|l| !l.trim().is_empty() && !l.contains("No such file or directory"));
+    if status != 0 && (status != 1 || unexplained) {
+        return Err(Error::Remote {
+            node: node.to_string(),
+            what: "inspecting".into(),
+            status,
+            stderr: stderr_text.trim().to_string(),
+        });
+    }
+    Ok(NodeReport {
+        node: node.to_string(),
+        trees,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting_survives_quotes_and_spaces() {
+        let q = shell_command(&["find".into(), "/tmp/x/opt cni/bin 'q\"".into()]);
+        assert_eq!(q, OsString::from("'find' '/tmp/x/opt cni/bin '\\''q\"'"));
+    }
+
+    #[test]
+    fn fix_commands_read_like_the_docs() {
+        let [chown, chmod] = fix_argvs(&["/opt/cni/bin".into()]);
+        let text = |v: &[OsString]| {
+            v.iter()
+                .map(|a| a.to_string_lossy())
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        assert_eq!(
+            text(&chown),
+            "find /opt/cni/bin -xdev ( ! -uid 0 -o ! -gid 0 ) -execdir chown -h 0:0 -- {} +"
+        );
+        assert_eq!(
+            text(&chmod),
+            "find /opt/cni/bin -xdev -type d ( -perm /022 -o ! -perm -700 ) -execdir chmod u+rwx,go-w -- {} +"
+        );
+    }
+
+    #[test]
+    fn parses_recorded_find_output_with_missing_root() {
+        // Recorded from `find /opt/cni/bin /etc/cni/net.d -xdev -printf ...` on a Kubespray node.
+        let stdout = b"/opt/cni/bin\0d\01001\00\0kube\0root\0755\0/opt/cni/bin\0\0\
+/opt/cni/bin\0f\01001\00\0kube\0root\0755\0/opt/cni/bin/loopback\0\0\
+/opt/cni/bin\0l\00\00\0root\0root\0777\0/opt/cni/bin/odd\nname\0/etc/passwd\0";
+        let stderr = b"find: '/etc/cni/net.d': No such file or directory\n";
+        let roots: Vec<PathBuf> = vec!["/opt/cni/bin".into(), "/etc/cni/net.d".into()];
+        let report = parse_inspection("node1", &roots, &roots, 1, stdout, stderr).unwrap();
+        assert!(report.agent_would_fail());
+        let bin = &report.trees[0];
+        assert_eq!(bin.entries().len(), 3);
+        assert_eq!(bin.entries()[0].owner_group(), "kube:root");
+        assert_eq!(
+            bin.entries()[2].path,
+            PathBuf::from("/opt/cni/bin/odd\nname")
+        );
+        assert_eq!(
+            bin.entries()[2].link_target,
+            Some(PathBuf::from("/etc/passwd"))
+        );
+        assert!(matches!(report.trees[1].state, TreeState::Missing { .. }));
+    }
+
+    #[test]
+    fn permission_denied_while_listing_is_an_error() {
+        let stdout = b"/r\0d\00\00\0root\0root\0755\0/r\0\0";
+        let stderr = b"find: '/r/private': Permission denied\n";
+        let roots: Vec<PathBuf> = vec!["/r".into()];
+        let err = parse_inspection("n", &roots, &roots, 1, stdout, stderr).unwrap_err();
+        assert!(err.to_string().contains("Permission denied"), "{err}");
+    }
+
+    #[test]
+    fn relative_paths_are_refused() {
+        let err = validate_roots(&["opt/cni/bin".into()]).unwrap_err();
+        assert!(err.to_string().contains("opt/cni/bin"));
+    }
+}

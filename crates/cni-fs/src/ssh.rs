@@ -1,0 +1,227 @@
+//! Reaching nodes through the system OpenSSH client, so `~/.ssh/config`, agents and jump hosts
+//! work as they do for Ansible.
+
+use crate::error::Error;
+use crate::model::{Node, NodeReport};
+use crate::remote;
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::Stdio;
+
+/// How to run `ssh`.
+#[derive(Debug, Clone, Default)]
+pub struct Ssh {
+    /// The client program (default `ssh` from `PATH`).
+    pub program: Option<PathBuf>,
+    /// An ssh config file (`ssh -F`).
+    pub config: Option<PathBuf>,
+    /// Extra `-o Key=Value` options.
+    pub options: Vec<String>,
+    /// Run the remote commands through `sudo -n`.
+    pub become_root: bool,
+}
+
+/// What a remote command printed.
+struct Output {
+    status: i32,
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+}
+
+impl Ssh {
+    /// The full `ssh` argument vector (without the program) for one remote command.
+    pub fn argv(
+        &self,
+        node: &Node,
+        remote_argvs: &[Vec<OsString>],
+    ) -> Result<Vec<OsString>, Error> {
+        validate_word(node, "ansible_host", &node.address)?;
+        let mut argv: Vec<OsString> = ["-T", "-o", "BatchMode=yes"].map(OsString::from).to_vec();
+        if let Some(config) = &self.config {
+            argv.push("-F".into());
+            argv.push(config.into());
+        }
+        for option in &self.options {
+            argv.push("-o".into());
+            argv.push(option.into());
+        }
+        if let Some(port) = node.port {
+            argv.push("-p".into());
+            argv.push(port.to_string().into());
+        }
+        if let Some(user) = &node.user {
+            validate_word(node, "ansible_user", user)?;
+            argv.push("-l".into());
+            argv.push(user.into());
+        }
+        argv.push("--".into());
+        argv.push((&node.address).into());
+        // ssh joins its remaining arguments into one string for the remote shell: hand it one
+        // string in which every word is already quoted.
+        let commands: Vec<Vec<OsString>> = remote_argvs
+            .iter()
+            .map(|argv| remote::with_become(argv.clone(), self.become_root))
+            .collect();
+        argv.push(remote::shell_and(&commands));
+        Ok(argv)
+    }
+
+    async fn run(&self, node: &Node, remote_argvs: &[Vec<OsString>]) -> Result<Output, Error> {
+        let argv = self.argv(node, remote_argvs)?;
+        let program = self.program.clone().unwrap_or_else(|| "ssh".into());
+        let out = tokio::process::Command::new(&program)
+            .args(&argv)
+            .stdin(Stdio::null())
+            .output()
+            .await
+            .map_err(|source| Error::Spawn {
+                program: program.clone(),
+                source,
+            })?;
+        let status = out.status.code().unwrap_or(-1);
+        // 255 is ssh's own failure (connection, authentication, host key).
+        if status == 255 {
+            return Err(Error::Ssh {
+                node: node.name.clone(),
+                address: node.address.clone(),
+                stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            });
+        }
+        Ok(Output {
+            status,
+            stdout: out.stdout,
+            stderr: out.stderr,
+        })
+    }
+
+    /// Inspects `roots` on `node`.
+    pub async fn inspect(&self, node: &Node, roots: &[PathBuf]) -> Result<NodeReport, Error> {
+        let out = self.run(node, &[remote::inspect_argv(roots)]).await?;
+        let report = remote::parse_inspection(
+            &node.name,
+            roots,
+            roots,
+            out.status,
+            &out.stdout,
+            &out.stderr,
+        );
+        report.map_err(|e| self.hint_become(e))
+    }
+
+    /// Runs the fix commands on the roots that exist.
+    pub async fn fix(&self, node: &Node, roots: &[PathBuf]) -> Result<(), Error> {
+        if roots.is_empty() {
+            return Ok(());
+        }
+        let out = self.run(node, &remote::fix_argvs(roots)).await?;
+        if out.status != 0 {
+            return Err(self.hint_become(Error::Remote {
+                node: node.name.clone(),
+                what: "fixing".into(),
+                status: out.status,
+                stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            }));
+        }
+        Ok(())
+    }
+
+    fn hint_become(&self, error: Error) -> Error {
+        match error {
+            Error::Remote {
+                node,
+                what,
+                status,
+                stderr,
+            } if !self.become_root && stderr.contains("ermission denied") => Error::Remote {
+                node,
+                what,
+                status,
+                stderr: format!("{stderr} (hint: add --become)"),
+            },
+            other => other,
+        }
+    }
+}
+
+/// Host and user names go to `ssh` as arguments, but ssh may expand them into a ProxyCommand
+/// shell line; accept only characters that mean nothing to a shell.
+fn validate_word(node: &Node, field: &str, value: &str) -> Result<(), Error> {
+    let ok = !value.is_empty()
+        && !value.starts_with('-')
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidNode {
+            node: node.name.clone(),
+            field: field.to_string(),
+            value: value.to_string(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn argv_quotes_the_remote_command_and_sets_batch_mode() {
+        let ssh = Ssh {
+            become_root: true,
+            ..Ssh::default()
+        };
+        let node = Node {
+            name: "n 1".into(),
+            address: "10.0.0.5".into(),
+            user: Some("ops".into()),
+            port: Some(2222),
+        };
+        let argv = ssh
+            .argv(&node, &[remote::inspect_argv(&["/x/a b'c".into()])])
+            .unwrap();
+        let text: Vec<String> = argv
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            &text[..9],
+            [
+                "-T",
+                "-o",
+                "BatchMode=yes",
+                "-p",
+                "2222",
+                "-l",
+                "ops",
+                "--",
+                "10.0.0.5"
+            ]
+        );
+        assert!(
+            text[9].starts_with("'sudo' '-n' '--' 'find' '/x/a b'\\''c' '-xdev'"),
+            "{}",
+            text[9]
+        );
+    }
+
+    #[test]
+    fn shell_words_in_host_or_user_are_refused() {
+        let ssh = Ssh::default();
+        for (address, user) in [
+            ("h; touch /tmp/pwned", None),
+            ("-oProxyCommand=x", None),
+            ("h", Some("a b")),
+        ] {
+            let node = Node {
+                name: "n".into(),
+                address: address.into(),
+                user: user.map(Into::into),
+                port: None,
+            };
+            let err = ssh.argv(&node, &[]).unwrap_err();
+            assert!(matches!(err, Error::InvalidNode { .. }), "{err}");
+        }
+    }
+}
