@@ -1,0 +1,721 @@
+//! The adopt strategy: give the live objects to Helm without deleting them.
+//!
+//! [`plan_adoption`] is pure: from the live objects and the objects the chart renders
+//! (`helm template`), it computes per object
+//! - the JSON merge patch that adds Helm's ownership metadata (Helm refuses to install over an
+//!   object without it), and
+//! - the fields to prune: what Kubespray applied that the chart does not render. Helm adopts
+//!   with a three-way merge whose "original" is the rendered object, so it never removes fields
+//!   only the live object has (stale env, volumes, the `scheduler.alpha...` annotation, config
+//!   keys). Kubespray's intent is read from the `last-applied-configuration` annotation that
+//!   `kubectl apply` left: a field is pruned when Kubespray applied it, it is still live, and
+//!   the chart does not render it. Fields set by the API server or by others are never in that
+//!   annotation, so they are left alone. The annotation itself goes too.
+//!
+//! It also finds what blocks adoption: an immutable selector that differs (use `replace`), an
+//! object owned by another release, a name the chart renders as a hook that exists as something
+//! Helm cannot replace. A completed Job that the chart renders as a hook (Kubespray's certgen
+//! Job `hubble-generate-certs`) is deleted instead: it is a finished one-shot run, and Helm
+//! could not create its hook over it.
+//!
+//! [`apply_adoption`] sends the plan through the API: the metadata as a JSON merge patch, the
+//! pruning as a JSON patch that first `test`s every value it removes (and the UID), so a
+//! concurrent change makes the patch fail instead of removing something unplanned.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
+use kube::discovery::{self, Scope};
+use kube::{Api, Client};
+use serde_json::{Map, Value, json};
+
+use crate::guard;
+use crate::object::{
+    self, HELM_HOOK_ANNOTATION, HelmOwner, LAST_APPLIED_ANNOTATION, MANAGED_BY_LABEL, ObjectRef,
+    RELEASE_NAME_ANNOTATION, RELEASE_NAMESPACE_ANNOTATION,
+};
+
+/// The release that takes the objects over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Release {
+    /// Release name.
+    pub name: String,
+    /// Release namespace.
+    pub namespace: String,
+}
+
+impl Default for Release {
+    fn default() -> Self {
+        Release {
+            name: crate::era::RELEASE_NAME.to_owned(),
+            namespace: crate::era::RELEASE_NAMESPACE.to_owned(),
+        }
+    }
+}
+
+/// One field to remove from a live object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Prune {
+    /// JSON pointer into the live object.
+    pub path: String,
+    /// The live value (tested before removal).
+    pub live: Value,
+}
+
+/// What to do to one live object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectPatch {
+    /// The live object.
+    pub object: ObjectRef,
+    /// Its UID (the patches refuse any other object of the same name).
+    pub uid: String,
+    /// JSON merge patch adding the ownership metadata; `None` when it is already there.
+    pub metadata: Option<Value>,
+    /// Fields to remove.
+    pub prune: Vec<Prune>,
+}
+
+impl ObjectPatch {
+    /// The pruning as a JSON patch: `test` the UID and every value, then remove them (array
+    /// elements from the highest index down, so earlier removals do not shift later ones).
+    pub fn prune_json_patch(&self) -> Value {
+        let mut ops = vec![json!({"op": "test", "path": "/metadata/uid", "value": self.uid})];
+        for p in &self.prune {
+            ops.push(json!({"op": "test", "path": p.path, "value": p.live}));
+        }
+        let mut removals: Vec<&Prune> = self.prune.iter().collect();
+        removals.sort_by(|a, b| pointer_order(&b.path, &a.path));
+        for p in removals {
+            ops.push(json!({"op": "remove", "path": p.path}));
+        }
+        Value::Array(ops)
+    }
+}
+
+/// Orders JSON pointers segment by segment, numbers numerically.
+fn pointer_order(a: &str, b: &str) -> std::cmp::Ordering {
+    let seg = |s: &str| -> Vec<(Option<u64>, String)> {
+        s.split('/')
+            .map(|x| (x.parse::<u64>().ok(), x.to_owned()))
+            .collect()
+    };
+    seg(a).cmp(&seg(b))
+}
+
+/// Why adoption cannot go ahead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Blocker {
+    /// An immutable selector differs between the chart and the live object.
+    SelectorDiffers {
+        /// The object.
+        object: ObjectRef,
+        /// Live selector.
+        live: Value,
+        /// Rendered selector.
+        rendered: Value,
+    },
+    /// The object belongs to another release.
+    OwnedByAnotherRelease {
+        /// The object.
+        object: ObjectRef,
+        /// `namespace/name` of that release.
+        owner: String,
+    },
+    /// The chart renders a hook with this name, and the live object is not a completed Job.
+    HookCollision {
+        /// The object.
+        object: ObjectRef,
+    },
+}
+
+impl fmt::Display for Blocker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Blocker::SelectorDiffers {
+                object,
+                live,
+                rendered,
+            } => write!(
+                f,
+                "the selector of {object} differs: live {live}, chart {rendered}; selectors are immutable, so the \
+                 object cannot be adopted in place: use --strategy replace"
+            ),
+            Blocker::OwnedByAnotherRelease { object, owner } => write!(
+                f,
+                "{object} belongs to Helm release {owner}; the release cilium cannot own it: uninstall or rename that \
+                 release, or remove the object from it"
+            ),
+            Blocker::HookCollision { object } => write!(
+                f,
+                "the chart renders {object} as a Helm hook, and a live object of that name exists that is not a \
+                 completed Job; delete it (after checking it is not needed) or change the chart's hubble.tls.auto.method"
+            ),
+        }
+    }
+}
+
+/// The adoption plan.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AdoptPlan {
+    /// Patches per live object the chart renders.
+    pub patches: Vec<ObjectPatch>,
+    /// Completed Jobs in the way of a chart hook (deleted through the guard), with UIDs.
+    pub hook_job_deletions: Vec<(ObjectRef, String)>,
+    /// Rendered objects that do not exist yet (Helm creates them).
+    pub to_create: Vec<ObjectRef>,
+    /// Live template-era objects the chart does not render: they stay, unmanaged.
+    pub leftovers: Vec<ObjectRef>,
+    /// What blocks adoption; empty when it can go ahead.
+    pub blockers: Vec<Blocker>,
+}
+
+impl AdoptPlan {
+    /// Whether nothing blocks adoption.
+    pub fn can_adopt(&self) -> bool {
+        self.blockers.is_empty()
+    }
+
+    /// Whether every patch is applied (a re-planned, finished adoption).
+    pub fn is_empty(&self) -> bool {
+        self.hook_job_deletions.is_empty()
+            && self
+                .patches
+                .iter()
+                .all(|p| p.metadata.is_none() && p.prune.is_empty())
+    }
+}
+
+/// Kinds whose `spec.selector` cannot change.
+const IMMUTABLE_SELECTOR_KINDS: &[&str] = &["DaemonSet", "Deployment", "StatefulSet", "ReplicaSet"];
+
+/// Computes the adoption plan from live objects (the template-era objects and the live
+/// counterparts of rendered ones) and the objects the chart renders.
+pub fn plan_adoption(live: &[Value], rendered: &[Value], release: &Release) -> AdoptPlan {
+    let mut plan = AdoptPlan::default();
+    let mut matched = vec![false; live.len()];
+    for r in rendered {
+        let Some(rref) = ObjectRef::of(r) else {
+            continue;
+        };
+        let found = live.iter().enumerate().find(|(_, l)| {
+            ObjectRef::of(l).is_some_and(|lref| {
+                lref.group() == rref.group()
+                    && lref.kind == rref.kind
+                    && lref.name == rref.name
+                    && (lref.namespace == rref.namespace
+                        || (rref.namespace.is_none()
+                            && lref.namespace.as_deref() == Some(&release.namespace)))
+            })
+        });
+        let Some((index, l)) = found else {
+            plan.to_create.push(rref);
+            continue;
+        };
+        matched[index] = true;
+        let Some(lref) = ObjectRef::of(l) else {
+            continue;
+        };
+        let uid = object::str_at(l, &["metadata", "uid"])
+            .unwrap_or_default()
+            .to_owned();
+
+        if object::annotation(r, HELM_HOOK_ANNOTATION).is_some() {
+            if is_completed_job(l) {
+                plan.hook_job_deletions.push((lref, uid));
+            } else {
+                plan.blockers.push(Blocker::HookCollision { object: lref });
+            }
+            continue;
+        }
+
+        match object::helm_owner(l) {
+            HelmOwner::Release { name, namespace }
+                if name != release.name || namespace != release.namespace =>
+            {
+                plan.blockers.push(Blocker::OwnedByAnotherRelease {
+                    object: lref,
+                    owner: format!("{namespace}/{name}"),
+                });
+                continue;
+            }
+            HelmOwner::Partial => {
+                if let Some(name) = object::annotation(l, RELEASE_NAME_ANNOTATION)
+                    && name != release.name
+                {
+                    plan.blockers.push(Blocker::OwnedByAnotherRelease {
+                        object: lref,
+                        owner: format!(
+                            "{}/{name}",
+                            object::annotation(l, RELEASE_NAMESPACE_ANNOTATION).unwrap_or("?")
+                        ),
+                    });
+                    continue;
+                }
+            }
+            _ => {}
+        }
+
+        if IMMUTABLE_SELECTOR_KINDS.contains(&lref.kind.as_str()) {
+            let ls = normalized_selector(object::value_at(l, &["spec", "selector"]));
+            let rs = normalized_selector(object::value_at(r, &["spec", "selector"]));
+            if ls != rs {
+                plan.blockers.push(Blocker::SelectorDiffers {
+                    object: lref,
+                    live: ls,
+                    rendered: rs,
+                });
+                continue;
+            }
+        }
+
+        plan.patches.push(ObjectPatch {
+            metadata: metadata_patch(l, release, &uid),
+            prune: prune_fields(l, r),
+            object: lref,
+            uid,
+        });
+    }
+    for (l, was_matched) in live.iter().zip(matched) {
+        if !was_matched
+            && let Some(lref) = ObjectRef::of(l)
+            && crate::template_era::template_kind(&lref).is_some()
+        {
+            plan.leftovers.push(lref);
+        }
+    }
+    plan
+}
+
+/// The merge patch that adds the ownership metadata, or `None` if it is complete already.
+fn metadata_patch(live: &Value, release: &Release, uid: &str) -> Option<Value> {
+    let complete = object::label(live, MANAGED_BY_LABEL) == Some("Helm")
+        && object::annotation(live, RELEASE_NAME_ANNOTATION) == Some(&release.name)
+        && object::annotation(live, RELEASE_NAMESPACE_ANNOTATION) == Some(&release.namespace);
+    if complete {
+        return None;
+    }
+    Some(json!({
+        "metadata": {
+            // A UID in a merge patch is a precondition: the server refuses another object.
+            "uid": uid,
+            "labels": { MANAGED_BY_LABEL: "Helm" },
+            "annotations": {
+                RELEASE_NAME_ANNOTATION: release.name,
+                RELEASE_NAMESPACE_ANNOTATION: release.namespace,
+            }
+        }
+    }))
+}
+
+fn is_completed_job(live: &Value) -> bool {
+    if live.get("kind").and_then(Value::as_str) != Some("Job") {
+        return false;
+    }
+    let conditions = object::value_at(live, &["status", "conditions"]).and_then(Value::as_array);
+    conditions.is_some_and(|cs| {
+        cs.iter().any(|c| {
+            matches!(
+                c.get("type").and_then(Value::as_str),
+                Some("Complete" | "Failed")
+            ) && c.get("status").and_then(Value::as_str) == Some("True")
+        })
+    })
+}
+
+fn normalized_selector(selector: Option<&Value>) -> Value {
+    let mut out = Map::new();
+    if let Some(s) = selector {
+        for key in ["matchLabels", "matchExpressions"] {
+            match s.get(key) {
+                None | Some(Value::Null) => {}
+                Some(Value::Object(m)) if m.is_empty() => {}
+                Some(Value::Array(a)) if a.is_empty() => {}
+                Some(v) => {
+                    out.insert(key.to_owned(), v.clone());
+                }
+            }
+        }
+    }
+    Value::Object(out)
+}
+
+/// Fields Kubespray applied, still live, that the chart does not render.
+pub fn prune_fields(live: &Value, rendered: &Value) -> Vec<Prune> {
+    let mut out = Vec::new();
+    let Some(applied_text) = object::annotation(live, LAST_APPLIED_ANNOTATION) else {
+        return out;
+    };
+    // The annotation is kubectl's bookkeeping: Helm has no use for it, and a later
+    // `kubectl apply` would compute its three-way diff from a stale record.
+    out.push(Prune {
+        path: pointer(&["metadata", "annotations", LAST_APPLIED_ANNOTATION]),
+        live: Value::String(applied_text.to_owned()),
+    });
+    let Ok(applied) = serde_json::from_str::<Value>(applied_text) else {
+        return out;
+    };
+    let selector_labels: Vec<String> = object::value_at(live, &["spec", "selector", "matchLabels"])
+        .and_then(Value::as_object)
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default();
+    let mut walker = Walker {
+        out: &mut out,
+        selector_labels: &selector_labels,
+    };
+    for key in [
+        "metadata",
+        "spec",
+        "data",
+        "binaryData",
+        "stringData",
+        "rules",
+        "subjects",
+        "aggregationRule",
+    ] {
+        let (Some(a), Some(l)) = (applied.get(key), live.get(key)) else {
+            continue;
+        };
+        let mut path = vec![key.to_owned()];
+        if key == "metadata" {
+            // Only labels and annotations are Kubespray's to lose; name, namespace, uid... are not.
+            for sub in ["labels", "annotations"] {
+                if let (Some(a), Some(l)) = (a.get(sub), l.get(sub)) {
+                    path.push(sub.to_owned());
+                    let r = object::value_at(rendered, &["metadata", sub]);
+                    walker.walk(a, l, r, &mut path);
+                    path.pop();
+                }
+            }
+            continue;
+        }
+        walker.walk(a, l, rendered.get(key), &mut path);
+    }
+    out
+}
+
+struct Walker<'a> {
+    out: &'a mut Vec<Prune>,
+    selector_labels: &'a [String],
+}
+
+impl Walker<'_> {
+    /// `applied`, `live`, `rendered` are the same field in the three objects.
+    fn walk(
+        &mut self,
+        applied: &Value,
+        live: &Value,
+        rendered: Option<&Value>,
+        path: &mut Vec<String>,
+    ) {
+        if path.len() == 2 && path[0] == "spec" && path[1] == "selector" {
+            // Immutable on workloads, and compared separately.
+            return;
+        }
+        match (applied, live) {
+            (Value::Object(a), Value::Object(l)) => {
+                for (key, a_value) in a {
+                    let Some(l_value) = l.get(key) else { continue };
+                    let r_value = rendered.and_then(|r| r.get(key));
+                    path.push(key.clone());
+                    match r_value {
+                        None if !self.protected(path) => self.out.push(Prune {
+                            path: pointer_of(path),
+                            live: l_value.clone(),
+                        }),
+                        None => {}
+                        Some(r) => self.walk(a_value, l_value, Some(r), path),
+                    }
+                    path.pop();
+                }
+            }
+            (Value::Array(a), Value::Array(l)) => {
+                let Some(r) = rendered.and_then(Value::as_array) else {
+                    return;
+                };
+                let Some(key) = merge_key(path.last().map(String::as_str), a, l, r) else {
+                    // Lists without a merge key are replaced whole by Helm.
+                    return;
+                };
+                for a_item in a {
+                    let Some(k) = a_item.get(key) else { continue };
+                    let Some(index) = l.iter().position(|x| x.get(key) == Some(k)) else {
+                        continue;
+                    };
+                    path.push(index.to_string());
+                    match r.iter().find(|x| x.get(key) == Some(k)) {
+                        None => self.out.push(Prune {
+                            path: pointer_of(path),
+                            live: l[index].clone(),
+                        }),
+                        Some(r_item) => self.walk(a_item, &l[index], Some(r_item), path),
+                    }
+                    path.pop();
+                }
+            }
+            // Scalars, or a type change: Helm sets the rendered value.
+            _ => {}
+        }
+    }
+
+    /// Pod template labels the selector uses must stay, or the workload becomes invalid.
+    fn protected(&self, path: &[String]) -> bool {
+        let template_labels = ["spec", "template", "metadata", "labels"];
+        path.len() == 5
+            && path[..4].iter().zip(template_labels).all(|(a, b)| a == b)
+            && self.selector_labels.contains(&path[4])
+    }
+}
+
+/// The field that identifies items of a list, as the strategic merge patch does.
+fn merge_key(field: Option<&str>, a: &[Value], l: &[Value], r: &[Value]) -> Option<&'static str> {
+    let all_have = |key: &str| a.iter().chain(l).chain(r).all(|x| x.get(key).is_some());
+    let candidates: &[&'static str] = match field {
+        Some("volumeMounts" | "volumeDevices") => &["mountPath", "devicePath"],
+        Some("ports") => &["containerPort", "port"],
+        Some("hostAliases") => &["ip"],
+        Some(
+            "imagePullSecrets"
+            | "containers"
+            | "initContainers"
+            | "ephemeralContainers"
+            | "volumes"
+            | "env",
+        ) => &["name"],
+        _ => &[],
+    };
+    candidates.iter().copied().find(|k| all_have(k))
+}
+
+fn pointer_of(path: &[String]) -> String {
+    let parts: Vec<&str> = path.iter().map(String::as_str).collect();
+    pointer(&parts)
+}
+
+/// A JSON pointer (RFC 6901) from path segments.
+pub fn pointer(path: &[&str]) -> String {
+    path.iter()
+        .map(|p| format!("/{}", p.replace('~', "~0").replace('/', "~1")))
+        .collect()
+}
+
+/// Errors applying the plan.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// The plan has blockers.
+    #[error("adoption is blocked: {}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Blocked(Vec<Blocker>),
+    /// The API server refused a patch (for a `test` failure: the object changed since planning).
+    #[error(
+        "patching {object} ({what}): {source}; if the object changed since the plan was made, run again to re-plan"
+    )]
+    Patch {
+        /// The object.
+        object: ObjectRef,
+        /// `metadata` or `prune`.
+        what: &'static str,
+        /// The API error.
+        source: kube::Error,
+    },
+    /// Discovery failed for a kind.
+    #[error("finding the API resource of {kind}: {source}")]
+    Discovery {
+        /// The kind.
+        kind: String,
+        /// The API error.
+        source: kube::Error,
+    },
+    /// A delete was refused or failed.
+    #[error(transparent)]
+    Delete(#[from] guard::DeleteError),
+}
+
+/// Which half of the plan to apply (two journal steps).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Ownership metadata, and the deletion of completed hook Jobs.
+    Metadata,
+    /// Removal of Kubespray-only fields.
+    Prune,
+}
+
+/// Caches API resources per kind (discovery round trips).
+#[derive(Debug, Default)]
+pub struct Resources {
+    cache: HashMap<(String, String), (ApiResource, bool)>,
+}
+
+impl Resources {
+    /// The API resource and whether it is namespaced.
+    pub async fn resolve(
+        &mut self,
+        client: &Client,
+        object: &ObjectRef,
+    ) -> Result<(ApiResource, bool), kube::Error> {
+        let key = (object.api_version.clone(), object.kind.clone());
+        if let Some(found) = self.cache.get(&key) {
+            return Ok(found.clone());
+        }
+        let gvk = GroupVersionKind::gvk(object.group(), object.version(), &object.kind);
+        let (resource, caps) = discovery::pinned_kind(client, &gvk).await?;
+        let found = (resource, caps.scope == Scope::Namespaced);
+        self.cache.insert(key, found.clone());
+        Ok(found)
+    }
+
+    /// An `Api` for the object.
+    pub async fn api(
+        &mut self,
+        client: &Client,
+        object: &ObjectRef,
+    ) -> Result<(Api<DynamicObject>, ApiResource), kube::Error> {
+        let (resource, namespaced) = self.resolve(client, object).await?;
+        let api = match (&object.namespace, namespaced) {
+            (Some(ns), true) => Api::namespaced_with(client.clone(), ns, &resource),
+            _ => Api::all_with(client.clone(), &resource),
+        };
+        Ok((api, resource))
+    }
+}
+
+/// Reads the live counterparts of rendered objects (those that exist), plus the
+/// template-era objects, as JSON: the `live` input of [`plan_adoption`].
+pub async fn fetch_live(
+    client: &Client,
+    rendered: &[Value],
+    release: &Release,
+) -> Result<Vec<Value>, ApplyError> {
+    let mut resources = Resources::default();
+    let mut refs: Vec<ObjectRef> = crate::template_era::template_object_refs();
+    for r in rendered.iter().filter_map(ObjectRef::of) {
+        if !refs.iter().any(|x| x.same_object(&r)) {
+            refs.push(r);
+        }
+    }
+    let mut out = Vec::new();
+    for mut r in refs {
+        let (_, namespaced) = match resources.resolve(client, &r).await {
+            Ok(found) => found,
+            // A kind the server does not serve (e.g. GatewayClass without Gateway API): nothing live.
+            Err(kube::Error::Api(s)) if s.code == 404 => continue,
+            Err(source) => {
+                return Err(ApplyError::Discovery {
+                    kind: r.kind.clone(),
+                    source,
+                });
+            }
+        };
+        if namespaced && r.namespace.is_none() {
+            r.namespace = Some(release.namespace.clone());
+        }
+        let (api, resource) =
+            resources
+                .api(client, &r)
+                .await
+                .map_err(|source| ApplyError::Discovery {
+                    kind: r.kind.clone(),
+                    source,
+                })?;
+        match api.get_opt(&r.name).await {
+            Ok(Some(mut o)) => {
+                o.types = Some(kube::api::TypeMeta {
+                    api_version: resource.api_version.clone(),
+                    kind: resource.kind.clone(),
+                });
+                out.push(serde_json::to_value(&o).unwrap_or(Value::Null));
+            }
+            Ok(None) => {}
+            Err(source) => {
+                return Err(ApplyError::Patch {
+                    object: r,
+                    what: "read",
+                    source,
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Applies one phase of the plan; returns the objects changed. Refuses a blocked plan.
+pub async fn apply_adoption(
+    client: &Client,
+    plan: &AdoptPlan,
+    phase: Phase,
+) -> Result<Vec<ObjectRef>, ApplyError> {
+    if !plan.can_adopt() {
+        return Err(ApplyError::Blocked(plan.blockers.clone()));
+    }
+    let mut resources = Resources::default();
+    let mut changed = Vec::new();
+    match phase {
+        Phase::Metadata => {
+            for (object, uid) in &plan.hook_job_deletions {
+                let (resource, _) = resources.resolve(client, object).await.map_err(|source| {
+                    ApplyError::Discovery {
+                        kind: object.kind.clone(),
+                        source,
+                    }
+                })?;
+                guard::delete(client, &resource, object, uid, false).await?;
+                changed.push(object.clone());
+            }
+            for p in &plan.patches {
+                let Some(metadata) = &p.metadata else {
+                    continue;
+                };
+                let (api, _) = resources.api(client, &p.object).await.map_err(|source| {
+                    ApplyError::Discovery {
+                        kind: p.object.kind.clone(),
+                        source,
+                    }
+                })?;
+                api.patch(
+                    &p.object.name,
+                    &PatchParams::default(),
+                    &Patch::Merge(metadata),
+                )
+                .await
+                .map_err(|source| ApplyError::Patch {
+                    object: p.object.clone(),
+                    what: "metadata",
+                    source,
+                })?;
+                changed.push(p.object.clone());
+            }
+        }
+        Phase::Prune => {
+            for p in &plan.patches {
+                if p.prune.is_empty() {
+                    continue;
+                }
+                let (api, _) = resources.api(client, &p.object).await.map_err(|source| {
+                    ApplyError::Discovery {
+                        kind: p.object.kind.clone(),
+                        source,
+                    }
+                })?;
+                let ops = serde_json::from_value(p.prune_json_patch()).map_err(|e| {
+                    ApplyError::Patch {
+                        object: p.object.clone(),
+                        what: "prune",
+                        source: kube::Error::SerdeError(e),
+                    }
+                })?;
+                api.patch(
+                    &p.object.name,
+                    &PatchParams::default(),
+                    &Patch::<()>::Json(ops),
+                )
+                .await
+                .map_err(|source| ApplyError::Patch {
+                    object: p.object.clone(),
+                    what: "prune",
+                    source,
+                })?;
+                changed.push(p.object.clone());
+            }
+        }
+    }
+    Ok(changed)
+}

@@ -1,0 +1,1075 @@
+//! The backup bundle: a private directory with every object the hand-over touches.
+//!
+//! Layout (directories 0700, files 0600: Secrets are inside):
+//! ```text
+//! <bundle>/manifest.json                      what is inside, a SHA-256 per file; written last
+//! <bundle>/journal.jsonl                      the journal (see `journal`), not in the manifest
+//! <bundle>/objects/<section>/<group>_<version>_<Kind>.jsonl   one object per line
+//! <bundle>/inventory/<n>/<relative path>      copies of the inventory files
+//! ```
+//! Sections: `handover` (the template-era objects, the kept Secrets, and whatever else the
+//! caller names, e.g. rendered objects that exist live), `custom-resources` (every `cilium.io`
+//! object of every kind the API serves), `crds` (the Cilium CRDs, for reference: they are never
+//! changed), `helm-release` (the storage Secrets of release `cilium`).
+//!
+//! Lists are paged (`limit` + `continue`) and each page is written out before the next is
+//! requested, so memory stays flat however many objects the cluster has. `managedFields` are
+//! dropped (like `kubectl get -o yaml` does): they are server bookkeeping, never restored.
+
+use std::collections::BTreeMap;
+use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind, ListParams, TypeMeta};
+use kube::discovery::{self, Discovery, Scope};
+use kube::{Api, Client};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::identity::ClusterIdentity;
+use crate::journal::{JOURNAL_FILE, now, sync_dir};
+use crate::object::{self, ObjectRef, group_of, is_cilium_group};
+use crate::template_era::{self, NAMESPACE};
+
+/// Name of the manifest file.
+pub const MANIFEST_FILE: &str = "manifest.json";
+const OBJECTS_DIR: &str = "objects";
+const INVENTORY_DIR: &str = "inventory";
+/// Objects per list request.
+pub const DEFAULT_PAGE_SIZE: u32 = 500;
+
+/// Which part of the backup a file belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Section {
+    /// Objects the hand-over changes; what rollback restores.
+    Handover,
+    /// Every `cilium.io` custom resource.
+    CustomResources,
+    /// The Cilium CRDs.
+    Crds,
+    /// Storage Secrets of release `cilium`.
+    HelmRelease,
+}
+
+impl Section {
+    fn dir_name(self) -> &'static str {
+        match self {
+            Section::Handover => "handover",
+            Section::CustomResources => "custom-resources",
+            Section::Crds => "crds",
+            Section::HelmRelease => "helm-release",
+        }
+    }
+}
+
+/// One file of objects: one kind, one section.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectFile {
+    /// Path relative to the bundle directory.
+    pub path: String,
+    /// Section.
+    pub section: Section,
+    /// API version of the objects.
+    pub api_version: String,
+    /// Kind of the objects.
+    pub kind: String,
+    /// Plural resource name.
+    pub plural: String,
+    /// Whether the kind is namespaced.
+    pub namespaced: bool,
+    /// Number of objects (lines).
+    pub count: u64,
+    /// Hex SHA-256 of the file.
+    pub sha256: String,
+}
+
+impl ObjectFile {
+    /// The API resource to read or write these objects.
+    pub fn api_resource(&self) -> ApiResource {
+        let gvk = GroupVersionKind::gvk(
+            group_of(&self.api_version),
+            object::version_of(&self.api_version),
+            &self.kind,
+        );
+        ApiResource::from_gvk_with_plural(&gvk, &self.plural)
+    }
+}
+
+/// One copied inventory file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InventoryFile {
+    /// Where it came from (absolute).
+    pub original: PathBuf,
+    /// Path of the copy relative to the bundle directory.
+    pub path: String,
+    /// Permission bits of the original.
+    pub mode: u32,
+    /// Hex SHA-256.
+    pub sha256: String,
+}
+
+/// `manifest.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Bundle format version.
+    pub format: u32,
+    /// Seconds since the epoch.
+    pub created: u64,
+    /// The cluster the objects come from.
+    pub cluster: ClusterIdentity,
+    /// Object files.
+    pub objects: Vec<ObjectFile>,
+    /// Hand-over objects that were looked up and did not exist (rollback must not create them).
+    pub absent: Vec<ObjectRef>,
+    /// Inventory copies.
+    pub inventory: Vec<InventoryFile>,
+}
+
+/// Errors writing, reading or checking a bundle. Each names the path and the fix.
+#[derive(Debug, thiserror::Error)]
+pub enum BundleError {
+    /// File system error.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The I/O error.
+        source: io::Error,
+    },
+    /// API error while reading objects.
+    #[error("backing up {what}: {source}")]
+    Api {
+        /// What was being read.
+        what: String,
+        /// The API error.
+        source: kube::Error,
+    },
+    /// The directory holds files that are not part of a bundle.
+    #[error(
+        "{path} is not empty and not a bundle (found {found}); choose an empty or new directory"
+    )]
+    NotABundle {
+        /// The directory.
+        path: PathBuf,
+        /// An unexpected entry.
+        found: String,
+    },
+    /// A bundle check failed.
+    #[error("bundle {path}: {problem}; {fix}")]
+    Invalid {
+        /// The offending file.
+        path: PathBuf,
+        /// What is wrong.
+        problem: String,
+        /// What to do.
+        fix: &'static str,
+    },
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> BundleError + '_ {
+    move |source| BundleError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// What to back up.
+#[derive(Debug, Clone)]
+pub struct BackupRequest {
+    /// The bundle directory (created 0700 if missing; may already hold the journal).
+    pub dir: PathBuf,
+    /// Identity of the cluster (recorded in the manifest).
+    pub cluster: ClusterIdentity,
+    /// Objects to back up besides the template-era list and the kept Secrets, e.g. the live
+    /// counterparts of what the chart renders.
+    pub extra_objects: Vec<ObjectRef>,
+    /// Inventory files or directories (directories are copied recursively).
+    pub inventory: Vec<PathBuf>,
+    /// Objects per list request.
+    pub page_size: u32,
+}
+
+/// A bundle on disk.
+#[derive(Debug, Clone)]
+pub struct Bundle {
+    dir: PathBuf,
+    manifest: Manifest,
+}
+
+/// What `verify` read back.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct VerifyReport {
+    /// Objects per section.
+    pub objects: BTreeMap<String, u64>,
+    /// Inventory files.
+    pub inventory_files: usize,
+}
+
+/// Hashes and counts what passes through.
+struct HashingWriter<W: Write> {
+    inner: W,
+    hasher: Sha256,
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Writes one object file line by line.
+struct ObjectFileWriter {
+    path: PathBuf,
+    rel: String,
+    out: HashingWriter<BufWriter<File>>,
+    count: u64,
+}
+
+impl ObjectFileWriter {
+    fn create(
+        dir: &Path,
+        section: Section,
+        api_version: &str,
+        kind: &str,
+    ) -> Result<Self, BundleError> {
+        let section_dir = dir.join(OBJECTS_DIR).join(section.dir_name());
+        make_private_dir(&section_dir)?;
+        let group = match group_of(api_version) {
+            "" => "core",
+            g => g,
+        };
+        let file_name = format!("{group}_{}_{kind}.jsonl", object::version_of(api_version));
+        let path = section_dir.join(&file_name);
+        let file = create_private_file(&path)?;
+        Ok(ObjectFileWriter {
+            rel: format!("{OBJECTS_DIR}/{}/{file_name}", section.dir_name()),
+            path,
+            out: HashingWriter {
+                inner: BufWriter::new(file),
+                hasher: Sha256::new(),
+            },
+            count: 0,
+        })
+    }
+
+    fn write(&mut self, mut object: DynamicObject, types: &TypeMeta) -> Result<(), BundleError> {
+        // List items of built-in kinds come without apiVersion/kind.
+        object.types = Some(types.clone());
+        object.metadata.managed_fields = None;
+        let line = serde_json::to_vec(&object).map_err(|e| BundleError::Io {
+            path: self.path.clone(),
+            source: io::Error::other(e),
+        })?;
+        self.out.write_all(&line).map_err(io_err(&self.path))?;
+        self.out.write_all(b"\n").map_err(io_err(&self.path))?;
+        self.count += 1;
+        Ok(())
+    }
+
+    fn finish(
+        self,
+        section: Section,
+        resource: &ApiResource,
+        namespaced: bool,
+    ) -> Result<ObjectFile, BundleError> {
+        let HashingWriter { inner, hasher } = self.out;
+        let file = inner.into_inner().map_err(|e| BundleError::Io {
+            path: self.path.clone(),
+            source: e.into_error(),
+        })?;
+        file.sync_all().map_err(io_err(&self.path))?;
+        Ok(ObjectFile {
+            path: self.rel,
+            section,
+            api_version: resource.api_version.clone(),
+            kind: resource.kind.clone(),
+            plural: resource.plural.clone(),
+            namespaced,
+            count: self.count,
+            sha256: hex(&hasher.finalize()),
+        })
+    }
+}
+
+impl Bundle {
+    /// Backs up the cluster into `request.dir` and returns the bundle; the caller then runs
+    /// [`Bundle::verify`] before changing anything. Re-running over an incomplete backup
+    /// (journal step `backup` cut short) rewrites it.
+    pub async fn create(client: &Client, request: &BackupRequest) -> Result<Bundle, BundleError> {
+        let dir = &request.dir;
+        prepare_dir(dir)?;
+        let page = request.page_size.max(1);
+        let mut manifest = Manifest {
+            format: 1,
+            created: now(),
+            cluster: request.cluster.clone(),
+            objects: Vec::new(),
+            absent: Vec::new(),
+            inventory: Vec::new(),
+        };
+
+        // 1. Hand-over objects, by name, one file per kind.
+        let mut wanted: Vec<(ObjectRef, ApiResource, bool)> = Vec::new();
+        for r in template_era::template_object_refs() {
+            let kind = template_era::template_kind(&r).ok_or_else(|| BundleError::Invalid {
+                path: dir.clone(),
+                problem: format!("no template kind for {r}"),
+                fix: "this is a bug in the migration crate",
+            })?;
+            let gvk = GroupVersionKind::gvk(r.group(), r.version(), &r.kind);
+            wanted.push((
+                r,
+                ApiResource::from_gvk_with_plural(&gvk, kind.plural),
+                kind.namespaced,
+            ));
+        }
+        for name in template_era::KEPT_SECRETS {
+            let r = ObjectRef::new("v1", "Secret", Some(NAMESPACE), name);
+            let gvk = GroupVersionKind::gvk("", "v1", "Secret");
+            wanted.push((r, ApiResource::from_gvk_with_plural(&gvk, "secrets"), true));
+        }
+        for r in &request.extra_objects {
+            if wanted.iter().any(|(w, _, _)| w.same_object(r)) {
+                continue;
+            }
+            let gvk = GroupVersionKind::gvk(r.group(), r.version(), &r.kind);
+            let (resource, caps) =
+                discovery::pinned_kind(client, &gvk)
+                    .await
+                    .map_err(|source| BundleError::Api {
+                        what: format!("discovery of {}", r.kind),
+                        source,
+                    })?;
+            wanted.push((r.clone(), resource, caps.scope == Scope::Namespaced));
+        }
+        let mut by_kind: BTreeMap<(String, String), Vec<(ObjectRef, ApiResource, bool)>> =
+            BTreeMap::new();
+        for w in wanted {
+            by_kind
+                .entry((w.1.api_version.clone(), w.1.kind.clone()))
+                .or_default()
+                .push(w);
+        }
+        for ((api_version, kind), objects) in by_kind {
+            let types = TypeMeta {
+                api_version: api_version.clone(),
+                kind: kind.clone(),
+            };
+            let (resource, namespaced) = (objects[0].1.clone(), objects[0].2);
+            let mut writer = ObjectFileWriter::create(dir, Section::Handover, &api_version, &kind)?;
+            for (r, resource, namespaced) in objects {
+                let api: Api<DynamicObject> = match (&r.namespace, namespaced) {
+                    (Some(ns), true) => Api::namespaced_with(client.clone(), ns, &resource),
+                    (None, true) => Api::namespaced_with(client.clone(), NAMESPACE, &resource),
+                    (_, false) => Api::all_with(client.clone(), &resource),
+                };
+                match api.get_opt(&r.name).await {
+                    Ok(Some(o)) => writer.write(o, &types)?,
+                    Ok(None) => manifest.absent.push(r),
+                    Err(source) => {
+                        return Err(BundleError::Api {
+                            what: r.to_string(),
+                            source,
+                        });
+                    }
+                }
+            }
+            manifest
+                .objects
+                .push(writer.finish(Section::Handover, &resource, namespaced)?);
+        }
+
+        // 2. Storage Secrets of the release.
+        let secrets = ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk("", "v1", "Secret"),
+            "secrets",
+        );
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(client.clone(), crate::era::RELEASE_NAMESPACE, &secrets);
+        let selector = format!("owner=helm,name={}", crate::era::RELEASE_NAME);
+        manifest.objects.push(
+            write_listed(
+                dir,
+                Section::HelmRelease,
+                &api,
+                &secrets,
+                true,
+                Some(&selector),
+                page,
+                |_| true,
+            )
+            .await?,
+        );
+
+        // 3. The Cilium CRDs (reference only).
+        let crds = ApiResource::erase::<CustomResourceDefinition>(&());
+        let api: Api<DynamicObject> = Api::all_with(client.clone(), &crds);
+        manifest.objects.push(
+            write_listed(dir, Section::Crds, &api, &crds, false, None, page, |o| {
+                o.data
+                    .pointer("/spec/group")
+                    .and_then(Value::as_str)
+                    .is_some_and(is_cilium_group)
+            })
+            .await?,
+        );
+
+        // 4. Every cilium.io custom resource of every kind the API serves.
+        let groups = client
+            .list_api_groups()
+            .await
+            .map_err(|source| BundleError::Api {
+                what: "the list of API groups".into(),
+                source,
+            })?;
+        let cilium_groups: Vec<String> = groups
+            .groups
+            .into_iter()
+            .map(|g| g.name)
+            .filter(|g| is_cilium_group(g))
+            .collect();
+        if !cilium_groups.is_empty() {
+            let names: Vec<&str> = cilium_groups.iter().map(String::as_str).collect();
+            let found = Discovery::new(client.clone())
+                .filter(&names)
+                .run()
+                .await
+                .map_err(|source| BundleError::Api {
+                    what: "discovery of cilium.io".into(),
+                    source,
+                })?;
+            for group in found.groups() {
+                for (resource, caps) in group.recommended_resources() {
+                    if !caps.supports_operation(kube::discovery::verbs::LIST) {
+                        continue;
+                    }
+                    let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
+                    let namespaced = caps.scope == Scope::Namespaced;
+                    manifest.objects.push(
+                        write_listed(
+                            dir,
+                            Section::CustomResources,
+                            &api,
+                            &resource,
+                            namespaced,
+                            None,
+                            page,
+                            |_| true,
+                        )
+                        .await?,
+                    );
+                }
+            }
+        }
+
+        // 5. Inventory files.
+        for (n, source) in request.inventory.iter().enumerate() {
+            copy_inventory(dir, n, source, &mut manifest.inventory)?;
+        }
+
+        // 6. The manifest, last: its presence means the backup is complete.
+        write_manifest(dir, &manifest)?;
+        Ok(Bundle {
+            dir: dir.clone(),
+            manifest,
+        })
+    }
+
+    /// Opens an existing bundle (reads the manifest; see [`Bundle::verify`] for the checks).
+    pub fn open(dir: &Path) -> Result<Bundle, BundleError> {
+        let path = dir.join(MANIFEST_FILE);
+        let text = fs::read_to_string(&path).map_err(io_err(&path))?;
+        let manifest: Manifest = serde_json::from_str(&text).map_err(|e| BundleError::Invalid {
+            path: path.clone(),
+            problem: format!("manifest does not parse: {e}"),
+            fix: "the backup is incomplete or damaged; take a new backup",
+        })?;
+        Ok(Bundle {
+            dir: dir.to_owned(),
+            manifest,
+        })
+    }
+
+    /// The bundle directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The manifest.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// Reads everything back: permissions (directories 0700, files 0600), the SHA-256 of each
+    /// file, that every line parses as an object of the file's kind, the object counts, and that
+    /// no unlisted file sits among the objects or the inventory copies.
+    pub fn verify(&self) -> Result<VerifyReport, BundleError> {
+        let mut report = VerifyReport::default();
+        check_mode(&self.dir, 0o700)?;
+        check_mode(&self.dir.join(MANIFEST_FILE), 0o600)?;
+        let mut listed: Vec<PathBuf> = Vec::new();
+        for f in &self.manifest.objects {
+            let path = self.dir.join(&f.path);
+            check_mode(&path, 0o600)?;
+            let file = File::open(&path).map_err(io_err(&path))?;
+            let mut reader = BufReader::new(HashingReader {
+                inner: file,
+                hasher: Sha256::new(),
+            });
+            let mut count = 0u64;
+            let mut line = String::new();
+            loop {
+                line.clear();
+                if reader.read_line(&mut line).map_err(io_err(&path))? == 0 {
+                    break;
+                }
+                count += 1;
+                let invalid = |problem: String| BundleError::Invalid {
+                    path: path.clone(),
+                    problem: format!("line {count}: {problem}"),
+                    fix: "the backup is damaged; take a new backup",
+                };
+                let value: Value = serde_json::from_str(&line)
+                    .map_err(|e| invalid(format!("not a JSON object: {e}")))?;
+                let r = ObjectRef::of(&value)
+                    .ok_or_else(|| invalid("apiVersion, kind or metadata.name missing".into()))?;
+                if r.kind != f.kind || r.api_version != f.api_version {
+                    return Err(invalid(format!(
+                        "{} {} in a file of {} {}",
+                        r.api_version, r.kind, f.api_version, f.kind
+                    )));
+                }
+            }
+            let hasher = reader.into_inner().hasher;
+            let sum = hex(&hasher.finalize());
+            if sum != f.sha256 {
+                return Err(BundleError::Invalid {
+                    path,
+                    problem: format!("SHA-256 {sum} differs from the manifest's {}", f.sha256),
+                    fix: "the file changed after the backup; take a new backup",
+                });
+            }
+            if count != f.count {
+                return Err(BundleError::Invalid {
+                    path,
+                    problem: format!("{count} objects, the manifest says {}", f.count),
+                    fix: "the backup is damaged; take a new backup",
+                });
+            }
+            *report
+                .objects
+                .entry(f.section.dir_name().to_owned())
+                .or_default() += count;
+            listed.push(self.dir.join(&f.path));
+        }
+        for f in &self.manifest.inventory {
+            let path = self.dir.join(&f.path);
+            check_mode(&path, 0o600)?;
+            let sum = hex(&sha256_file(&path)?);
+            if sum != f.sha256 {
+                return Err(BundleError::Invalid {
+                    path,
+                    problem: format!("SHA-256 {sum} differs from the manifest's {}", f.sha256),
+                    fix: "the inventory copy changed after the backup; take a new backup",
+                });
+            }
+            listed.push(self.dir.join(&f.path));
+            report.inventory_files += 1;
+        }
+        for sub in [OBJECTS_DIR, INVENTORY_DIR] {
+            check_tree(&self.dir.join(sub), &listed)?;
+        }
+        Ok(report)
+    }
+
+    /// The objects of one file, read lazily line by line.
+    pub fn read_objects(
+        &self,
+        file: &ObjectFile,
+    ) -> Result<impl Iterator<Item = Result<Value, BundleError>>, BundleError> {
+        let path = self.dir.join(&file.path);
+        let reader = BufReader::new(File::open(&path).map_err(io_err(&path))?);
+        Ok(reader.lines().map(move |line| {
+            let line = line.map_err(io_err(&path))?;
+            serde_json::from_str(&line).map_err(|e| BundleError::Invalid {
+                path: path.clone(),
+                problem: format!("object does not parse: {e}"),
+                fix: "the backup is damaged",
+            })
+        }))
+    }
+
+    /// The object files of a section.
+    pub fn files(&self, section: Section) -> impl Iterator<Item = &ObjectFile> {
+        self.manifest
+            .objects
+            .iter()
+            .filter(move |f| f.section == section)
+    }
+
+    /// Writes the inventory copies back to where they came from (same permission bits).
+    pub fn restore_inventory(&self) -> Result<Vec<PathBuf>, BundleError> {
+        let mut restored = Vec::new();
+        for f in &self.manifest.inventory {
+            let copy = self.dir.join(&f.path);
+            let content = fs::read(&copy).map_err(io_err(&copy))?;
+            if hex(&Sha256::digest(&content)) != f.sha256 {
+                return Err(BundleError::Invalid {
+                    path: copy,
+                    problem: "checksum differs from the manifest".into(),
+                    fix: "the bundle is damaged; restore the inventory from version control",
+                });
+            }
+            if let Some(parent) = f.original.parent() {
+                fs::create_dir_all(parent).map_err(io_err(parent))?;
+            }
+            let tmp = f.original.with_extension("cilium-migrate-restore");
+            fs::write(&tmp, &content).map_err(io_err(&tmp))?;
+            fs::set_permissions(&tmp, fs::Permissions::from_mode(f.mode)).map_err(io_err(&tmp))?;
+            fs::rename(&tmp, &f.original).map_err(io_err(&f.original))?;
+            restored.push(f.original.clone());
+        }
+        Ok(restored)
+    }
+}
+
+/// Lists all objects of `resource` page by page straight into one file.
+#[allow(clippy::too_many_arguments)]
+async fn write_listed(
+    dir: &Path,
+    section: Section,
+    api: &Api<DynamicObject>,
+    resource: &ApiResource,
+    namespaced: bool,
+    label_selector: Option<&str>,
+    page_size: u32,
+    keep: impl Fn(&DynamicObject) -> bool,
+) -> Result<ObjectFile, BundleError> {
+    let types = TypeMeta {
+        api_version: resource.api_version.clone(),
+        kind: resource.kind.clone(),
+    };
+    let mut writer = ObjectFileWriter::create(dir, section, &resource.api_version, &resource.kind)?;
+    let mut token: Option<String> = None;
+    loop {
+        let mut params = ListParams::default().limit(page_size);
+        if let Some(selector) = label_selector {
+            params = params.labels(selector);
+        }
+        if let Some(t) = &token {
+            params = params.continue_token(t);
+        }
+        let page = api.list(&params).await.map_err(|source| BundleError::Api {
+            what: format!("{} (list)", resource.plural),
+            source,
+        })?;
+        for item in page.items {
+            if keep(&item) {
+                writer.write(item, &types)?;
+            }
+        }
+        match page.metadata.continue_ {
+            Some(t) if !t.is_empty() => token = Some(t),
+            _ => break,
+        }
+    }
+    writer.finish(section, resource, namespaced)
+}
+
+struct HashingReader<R: Read> {
+    inner: R,
+    hasher: Sha256,
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+/// Lower-case hex.
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn sha256_file(path: &Path) -> Result<Vec<u8>, BundleError> {
+    let mut reader = HashingReader {
+        inner: File::open(path).map_err(io_err(path))?,
+        hasher: Sha256::new(),
+    };
+    io::copy(&mut reader, &mut io::sink()).map_err(io_err(path))?;
+    Ok(reader.hasher.finalize().to_vec())
+}
+
+fn make_private_dir(path: &Path) -> Result<(), BundleError> {
+    match DirBuilder::new().mode(0o700).create(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && path.is_dir() => {}
+        Err(e) => {
+            return Err(BundleError::Io {
+                path: path.to_owned(),
+                source: e,
+            });
+        }
+    }
+    // The umask may have removed bits we want, never added any; set them exactly.
+    fs::set_permissions(path, fs::Permissions::from_mode(0o700)).map_err(io_err(path))
+}
+
+fn create_private_file(path: &Path) -> Result<File, BundleError> {
+    let file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io_err(path))?;
+    fs::set_permissions(path, fs::Permissions::from_mode(0o600)).map_err(io_err(path))?;
+    Ok(file)
+}
+
+/// Creates the bundle directory, or clears an incomplete backup from it (keeping the journal).
+fn prepare_dir(dir: &Path) -> Result<(), BundleError> {
+    if dir.exists() {
+        let entries = fs::read_dir(dir).map_err(io_err(dir))?;
+        for entry in entries {
+            let entry = entry.map_err(io_err(dir))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if ![JOURNAL_FILE, MANIFEST_FILE, OBJECTS_DIR, INVENTORY_DIR].contains(&name.as_str())
+                && !name.starts_with(".manifest")
+            {
+                return Err(BundleError::NotABundle {
+                    path: dir.to_owned(),
+                    found: name,
+                });
+            }
+        }
+        // Only our own sub-directories and files of an earlier, unfinished backup are removed.
+        for sub in [OBJECTS_DIR, INVENTORY_DIR] {
+            let p = dir.join(sub);
+            if p.exists() {
+                fs::remove_dir_all(&p).map_err(io_err(&p))?;
+            }
+        }
+        let m = dir.join(MANIFEST_FILE);
+        if m.exists() {
+            fs::remove_file(&m).map_err(io_err(&m))?;
+        }
+    }
+    make_private_dir(dir)?;
+    make_private_dir(&dir.join(OBJECTS_DIR))?;
+    make_private_dir(&dir.join(INVENTORY_DIR))
+}
+
+fn write_manifest(dir: &Path, manifest: &Manifest) -> Result<(), BundleError> {
+    let tmp = dir.join(".manifest.json.tmp");
+    let path = dir.join(MANIFEST_FILE);
+    let text = serde_json::to_vec_pretty(manifest).map_err(|e| BundleError::Io {
+        path: path.clone(),
+        source: io::Error::other(e),
+    })?;
+    let _ = fs::remove_file(&tmp);
+    let mut file = create_private_file(&tmp)?;
+    file.write_all(&text).map_err(io_err(&tmp))?;
+    file.sync_all().map_err(io_err(&tmp))?;
+    fs::rename(&tmp, &path).map_err(io_err(&path))?;
+    for d in [
+        dir.join(OBJECTS_DIR),
+        dir.join(INVENTORY_DIR),
+        dir.to_owned(),
+    ] {
+        sync_dir(&d).map_err(io_err(&d))?;
+    }
+    Ok(())
+}
+
+fn copy_inventory(
+    dir: &Path,
+    n: usize,
+    source: &Path,
+    out: &mut Vec<InventoryFile>,
+) -> Result<(), BundleError> {
+    let source = fs::canonicalize(source).map_err(|e| BundleError::Io {
+        path: source.to_owned(),
+        source: io::Error::new(e.kind(), format!("inventory path: {e}")),
+    })?;
+    let base = dir.join(INVENTORY_DIR).join(n.to_string());
+    make_private_dir(&base)?;
+    let mut stack = vec![(source.clone(), PathBuf::new())];
+    if source.is_file() {
+        stack = vec![(
+            source.clone(),
+            PathBuf::from(source.file_name().unwrap_or_default()),
+        )];
+    }
+    while let Some((path, rel)) = stack.pop() {
+        let meta = fs::symlink_metadata(&path).map_err(io_err(&path))?;
+        if meta.is_dir() {
+            make_private_dir(&base.join(&rel))?;
+            let mut children: Vec<_> = fs::read_dir(&path)
+                .map_err(io_err(&path))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(io_err(&path))?;
+            children.sort_by_key(|e| e.file_name());
+            for child in children {
+                stack.push((child.path(), rel.join(child.file_name())));
+            }
+        } else if meta.is_file() {
+            let target = base.join(&rel);
+            let content = fs::read(&path).map_err(io_err(&path))?;
+            let mut file = create_private_file(&target)?;
+            file.write_all(&content).map_err(io_err(&target))?;
+            file.sync_all().map_err(io_err(&target))?;
+            out.push(InventoryFile {
+                original: path.clone(),
+                path: format!("{INVENTORY_DIR}/{n}/{}", rel.display()),
+                mode: meta.permissions().mode() & 0o7777,
+                sha256: hex(&Sha256::digest(&content)),
+            });
+        }
+        // Symlinks and special files are not inventory content; the link targets are copied
+        // when they are named themselves.
+    }
+    Ok(())
+}
+
+fn check_mode(path: &Path, want: u32) -> Result<(), BundleError> {
+    let mode = fs::metadata(path)
+        .map_err(io_err(path))?
+        .permissions()
+        .mode()
+        & 0o777;
+    if mode != want {
+        return Err(BundleError::Invalid {
+            path: path.to_owned(),
+            problem: format!("mode {mode:o}, expected {want:o} (the bundle holds Secrets)"),
+            fix: if want == 0o700 {
+                "run `chmod 700` on it"
+            } else {
+                "run `chmod 600` on it"
+            },
+        });
+    }
+    Ok(())
+}
+
+/// Every file under `root` must be listed; directories must be 0700.
+fn check_tree(root: &Path, listed: &[PathBuf]) -> Result<(), BundleError> {
+    if !root.exists() {
+        return Ok(());
+    }
+    check_mode(root, 0o700)?;
+    for entry in fs::read_dir(root).map_err(io_err(root))? {
+        let path = entry.map_err(io_err(root))?.path();
+        if path.is_dir() {
+            check_tree(&path, listed)?;
+        } else if !listed.contains(&path) {
+            return Err(BundleError::Invalid {
+                path,
+                problem: "file not listed in the manifest".into(),
+                fix: "remove it, or take a new backup",
+            });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn identity() -> ClusterIdentity {
+        ClusterIdentity {
+            api_server: "https://127.0.0.1:6443".into(),
+            kube_system_uid: "u".into(),
+        }
+    }
+
+    /// Writes a bundle by hand (the same writer the backup uses) from recorded objects.
+    fn recorded_bundle(dir: &Path, inventory: &Path) -> Bundle {
+        prepare_dir(dir).unwrap();
+        let ds: DynamicObject = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "cilium", "namespace": "kube-system", "uid": "u1",
+                         "managedFields": [{"manager": "kubectl-client-side-apply"}]},
+            "spec": {"selector": {"matchLabels": {"k8s-app": "cilium"}}}
+        }))
+        .unwrap();
+        let resource = ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk("apps", "v1", "DaemonSet"),
+            "daemonsets",
+        );
+        let types = TypeMeta {
+            api_version: "apps/v1".into(),
+            kind: "DaemonSet".into(),
+        };
+        let mut w =
+            ObjectFileWriter::create(dir, Section::Handover, "apps/v1", "DaemonSet").unwrap();
+        w.write(ds, &types).unwrap();
+        let file = w.finish(Section::Handover, &resource, true).unwrap();
+        let mut manifest = Manifest {
+            format: 1,
+            created: 0,
+            cluster: identity(),
+            objects: vec![file],
+            absent: vec![],
+            inventory: vec![],
+        };
+        copy_inventory(dir, 0, inventory, &mut manifest.inventory).unwrap();
+        write_manifest(dir, &manifest).unwrap();
+        Bundle::open(dir).unwrap()
+    }
+
+    fn inventory_dir() -> tempfile::TempDir {
+        let inv = tempfile::tempdir().unwrap();
+        fs::create_dir_all(inv.path().join("group_vars/k8s_cluster")).unwrap();
+        fs::write(inv.path().join("hosts.yaml"), "all: {}\n").unwrap();
+        fs::write(
+            inv.path().join("group_vars/k8s_cluster/k8s-net-cilium.yml"),
+            "cilium_version: v1.15.9\n",
+        )
+        .unwrap();
+        inv
+    }
+
+    #[test]
+    fn a_written_bundle_verifies_and_is_private() {
+        let tmp = tempfile::tempdir().unwrap();
+        let inv = inventory_dir();
+        let dir = tmp.path().join("bundle");
+        let bundle = recorded_bundle(&dir, inv.path());
+        let report = bundle.verify().unwrap();
+        assert_eq!(report.objects.get("handover"), Some(&1));
+        assert_eq!(report.inventory_files, 2);
+        let objects: Vec<Value> = bundle
+            .read_objects(&bundle.manifest().objects[0])
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(objects[0]["kind"], "DaemonSet");
+        assert!(objects[0]["metadata"].get("managedFields").is_none());
+        // Every file 0600, every directory 0700.
+        let mut stack = vec![dir.clone()];
+        while let Some(p) = stack.pop() {
+            let mode = fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+            if p.is_dir() {
+                assert_eq!(mode, 0o700, "{}", p.display());
+                stack.extend(fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
+            } else {
+                assert_eq!(mode, 0o600, "{}", p.display());
+            }
+        }
+    }
+
+    #[test]
+    fn verify_catches_tampering_loose_permissions_and_strays() {
+        let tmp = tempfile::tempdir().unwrap();
+        let inv = inventory_dir();
+        let dir = tmp.path().join("bundle");
+        let bundle = recorded_bundle(&dir, inv.path());
+        let objects = dir.join(&bundle.manifest().objects[0].path);
+
+        let original = fs::read(&objects).unwrap();
+        fs::write(
+            &objects,
+            String::from_utf8(original.clone())
+                .unwrap()
+                .replace("u1", "u2"),
+        )
+        .unwrap();
+        let err = bundle.verify().unwrap_err().to_string();
+        assert!(
+            err.contains("SHA-256") && err.contains("DaemonSet.jsonl"),
+            "{err}"
+        );
+
+        fs::write(&objects, b"{not json}\n").unwrap();
+        let err = bundle.verify().unwrap_err().to_string();
+        assert!(
+            err.contains("line 1") && err.contains("not a JSON object"),
+            "{err}"
+        );
+
+        fs::write(&objects, &original).unwrap();
+        bundle.verify().unwrap();
+        fs::set_permissions(&objects, fs::Permissions::from_mode(0o644)).unwrap();
+        let err = bundle.verify().unwrap_err().to_string();
+        assert!(
+            err.contains("mode 644") && err.contains("chmod 600"),
+            "{err}"
+        );
+        fs::set_permissions(&objects, fs::Permissions::from_mode(0o600)).unwrap();
+
+        let inv_copy = dir.join(&bundle.manifest().inventory[0].path);
+        fs::write(&inv_copy, "changed").unwrap();
+        assert!(
+            bundle
+                .verify()
+                .unwrap_err()
+                .to_string()
+                .contains("inventory copy changed")
+        );
+        fs::write(
+            &inv_copy,
+            fs::read(&bundle.manifest().inventory[0].original).unwrap(),
+        )
+        .unwrap();
+        bundle.verify().unwrap();
+
+        create_private_file(&dir.join("objects/handover/stray.jsonl")).unwrap();
+        assert!(
+            bundle
+                .verify()
+                .unwrap_err()
+                .to_string()
+                .contains("not listed")
+        );
+    }
+
+    #[test]
+    fn inventory_is_restored_in_place() {
+        let tmp = tempfile::tempdir().unwrap();
+        let inv = inventory_dir();
+        let cilium_vars = inv.path().join("group_vars/k8s_cluster/k8s-net-cilium.yml");
+        fs::set_permissions(&cilium_vars, fs::Permissions::from_mode(0o640)).unwrap();
+        let bundle = recorded_bundle(&tmp.path().join("b"), inv.path());
+        fs::write(&cilium_vars, "edited: true\n").unwrap();
+        fs::remove_file(inv.path().join("hosts.yaml")).unwrap();
+        let restored = bundle.restore_inventory().unwrap();
+        assert_eq!(restored.len(), 2);
+        assert_eq!(
+            fs::read_to_string(&cilium_vars).unwrap(),
+            "cilium_version: v1.15.9\n"
+        );
+        assert_eq!(
+            fs::metadata(&cilium_vars).unwrap().permissions().mode() & 0o777,
+            0o640
+        );
+        assert_eq!(
+            fs::read_to_string(inv.path().join("hosts.yaml")).unwrap(),
+            "all: {}\n"
+        );
+    }
+
+    #[test]
+    fn a_foreign_directory_is_not_overwritten() {
+        let tmp = tempfile::tempdir().unwrap();
+        fs::write(tmp.path().join("notes.txt"), "mine").unwrap();
+        let err = prepare_dir(tmp.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("notes.txt") && err.contains("empty or new directory"),
+            "{err}"
+        );
+        assert!(tmp.path().join("notes.txt").exists());
+    }
+}

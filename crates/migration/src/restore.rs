@@ -1,0 +1,428 @@
+//! Rollback building blocks: put the hand-over objects back as the bundle recorded them, and
+//! compare the cluster with the bundle object by object.
+//!
+//! Rollback, composed by the caller: [`mark_keep`] (so that uninstalling the release keeps the
+//! adopted objects), undo the release with Helm, [`restore_handover`], restore the inventory
+//! ([`crate::bundle::Bundle::restore_inventory`]), then [`compare_with_cluster`].
+//!
+//! Restoring an object that exists replaces it (PUT) with the backed-up object: that removes
+//! Helm's ownership metadata and brings back the backed-up labels, annotations (including
+//! `last-applied-configuration`), spec and data, keeping the UID. An object that is gone is
+//! created from the backup without its server-managed fields. Completed Jobs are not
+//! re-created: they are finished one-shot runs (Kubespray's certgen Job would issue new hubble
+//! certificates), not state.
+//!
+//! The comparison ignores what the API server manages: `uid`, `resourceVersion`,
+//! `creationTimestamp`, `generation`, `managedFields`, `selfLink`, `status`, and the
+//! annotations `deprecated.daemonset.template.generation` and `deployment.kubernetes.io/revision`
+//! (they count template changes), and for Jobs the generated selector and controller-uid labels.
+
+use std::fmt;
+
+use kube::api::{DynamicObject, Patch, PatchParams, PostParams};
+use kube::{Api, Client};
+use serde_json::{Value, json};
+
+use crate::bundle::{Bundle, BundleError, Section};
+use crate::object::{self, ObjectRef};
+
+/// Metadata fields the API server sets.
+pub const SERVER_MANAGED_METADATA: &[&str] = &[
+    "uid",
+    "resourceVersion",
+    "creationTimestamp",
+    "generation",
+    "managedFields",
+    "selfLink",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+];
+
+/// Annotations controllers maintain.
+pub const SERVER_MANAGED_ANNOTATIONS: &[&str] = &[
+    "deprecated.daemonset.template.generation",
+    "deployment.kubernetes.io/revision",
+];
+
+/// Labels the Job controller generates.
+const JOB_GENERATED_LABELS: &[&str] = &[
+    "controller-uid",
+    "batch.kubernetes.io/controller-uid",
+    "job-name",
+    "batch.kubernetes.io/job-name",
+];
+
+/// Annotation that makes `helm uninstall` keep an object.
+pub const RESOURCE_POLICY_ANNOTATION: &str = "helm.sh/resource-policy";
+
+/// The object without server-managed fields, as compared and as created.
+pub fn normalize(object: &Value) -> Value {
+    let mut o = object.clone();
+    if let Some(map) = o.as_object_mut() {
+        map.remove("status");
+    }
+    if let Some(meta) = o.get_mut("metadata").and_then(Value::as_object_mut) {
+        for key in SERVER_MANAGED_METADATA {
+            meta.remove(*key);
+        }
+        if let Some(ann) = meta.get_mut("annotations").and_then(Value::as_object_mut) {
+            for key in SERVER_MANAGED_ANNOTATIONS {
+                ann.remove(*key);
+            }
+            if ann.is_empty() {
+                meta.remove("annotations");
+            }
+        }
+        if meta
+            .get("labels")
+            .and_then(Value::as_object)
+            .is_some_and(|m| m.is_empty())
+        {
+            meta.remove("labels");
+        }
+    }
+    if o.get("kind").and_then(Value::as_str) == Some("Job") {
+        if let Some(spec) = o.get_mut("spec").and_then(Value::as_object_mut) {
+            spec.remove("selector");
+        }
+        if let Some(labels) = o
+            .pointer_mut("/spec/template/metadata/labels")
+            .and_then(Value::as_object_mut)
+        {
+            for key in JOB_GENERATED_LABELS {
+                labels.remove(*key);
+            }
+        }
+    }
+    o
+}
+
+/// Whether rollback puts this object back (everything except completed Jobs).
+pub fn restorable(object: &Value) -> bool {
+    if object.get("kind").and_then(Value::as_str) != Some("Job") {
+        return true;
+    }
+    let done = object::value_at(object, &["status", "conditions"])
+        .and_then(Value::as_array)
+        .is_some_and(|cs| {
+            cs.iter().any(|c| {
+                matches!(
+                    c.get("type").and_then(Value::as_str),
+                    Some("Complete" | "Failed")
+                ) && c.get("status").and_then(Value::as_str) == Some("True")
+            })
+        });
+    !done
+}
+
+/// JSON pointers where two normalized objects differ (at most `limit`).
+pub fn compare_objects(expected: &Value, actual: &Value, limit: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    diff(
+        &normalize(expected),
+        &normalize(actual),
+        &mut String::new(),
+        &mut out,
+        limit,
+    );
+    out
+}
+
+fn diff(a: &Value, b: &Value, path: &mut String, out: &mut Vec<String>, limit: usize) {
+    if out.len() >= limit || a == b {
+        return;
+    }
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            let mut keys: Vec<&String> = x.keys().chain(y.keys()).collect();
+            keys.sort();
+            keys.dedup();
+            for k in keys {
+                let len = path.len();
+                path.push('/');
+                path.push_str(&k.replace('~', "~0").replace('/', "~1"));
+                diff(
+                    x.get(k).unwrap_or(&Value::Null),
+                    y.get(k).unwrap_or(&Value::Null),
+                    path,
+                    out,
+                    limit,
+                );
+                path.truncate(len);
+            }
+        }
+        (Value::Array(x), Value::Array(y)) if x.len() == y.len() => {
+            for (i, (p, q)) in x.iter().zip(y).enumerate() {
+                let len = path.len();
+                path.push_str(&format!("/{i}"));
+                diff(p, q, path, out, limit);
+                path.truncate(len);
+            }
+        }
+        _ => out.push(if path.is_empty() {
+            "/".to_owned()
+        } else {
+            path.clone()
+        }),
+    }
+}
+
+/// How the cluster differs from the bundle for one object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Difference {
+    /// In the bundle, not in the cluster.
+    Missing(ObjectRef),
+    /// In both, with different content at these paths.
+    Changed {
+        /// The object.
+        object: ObjectRef,
+        /// JSON pointers that differ.
+        paths: Vec<String>,
+    },
+    /// Recorded as absent at backup time, present now.
+    Unexpected(ObjectRef),
+}
+
+impl fmt::Display for Difference {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Difference::Missing(o) => write!(f, "{o}: missing"),
+            Difference::Changed { object, paths } => {
+                write!(f, "{object}: differs at {}", paths.join(", "))
+            }
+            Difference::Unexpected(o) => write!(f, "{o}: exists but did not before the hand-over"),
+        }
+    }
+}
+
+/// Errors restoring or comparing.
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    /// Reading the bundle failed.
+    #[error(transparent)]
+    Bundle(#[from] BundleError),
+    /// The API server refused.
+    #[error("{action} {object}: {source}")]
+    Api {
+        /// What was done.
+        action: &'static str,
+        /// The object.
+        object: ObjectRef,
+        /// The API error.
+        source: kube::Error,
+    },
+    /// An object in the bundle lacks its name or kind.
+    #[error("bundle object without apiVersion/kind/name in {0}")]
+    BadObject(String),
+}
+
+/// What [`restore_handover`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RestoreReport {
+    /// Objects replaced with the backed-up version.
+    pub replaced: Vec<ObjectRef>,
+    /// Objects re-created.
+    pub created: Vec<ObjectRef>,
+    /// Objects already equal to the backup.
+    pub unchanged: Vec<ObjectRef>,
+    /// Completed Jobs not re-created.
+    pub skipped: Vec<ObjectRef>,
+}
+
+/// Order in which kinds are restored: what others refer to first.
+fn kind_rank(kind: &str) -> u8 {
+    match kind {
+        "ServiceAccount" | "Secret" | "ConfigMap" => 0,
+        "ClusterRole" | "Role" => 1,
+        "ClusterRoleBinding" | "RoleBinding" => 2,
+        "Service" => 3,
+        "DaemonSet" | "Deployment" => 4,
+        _ => 5,
+    }
+}
+
+fn api_for(
+    client: &Client,
+    bundle_file: &crate::bundle::ObjectFile,
+    object: &ObjectRef,
+) -> Api<DynamicObject> {
+    let resource = bundle_file.api_resource();
+    match (&object.namespace, bundle_file.namespaced) {
+        (Some(ns), true) => Api::namespaced_with(client.clone(), ns, &resource),
+        _ => Api::all_with(client.clone(), &resource),
+    }
+}
+
+/// The body that creates `backup` anew.
+pub fn creation_body(backup: &Value) -> Value {
+    let mut body = normalize(backup);
+    if let Some(meta) = body.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.remove("ownerReferences");
+    }
+    body
+}
+
+/// Puts every object of the `handover` section back as backed up.
+pub async fn restore_handover(
+    client: &Client,
+    bundle: &Bundle,
+) -> Result<RestoreReport, RestoreError> {
+    let mut report = RestoreReport::default();
+    let mut files: Vec<_> = bundle.files(Section::Handover).collect();
+    files.sort_by_key(|f| kind_rank(&f.kind));
+    for file in files {
+        for backup in bundle.read_objects(file)? {
+            let backup = backup?;
+            let r =
+                ObjectRef::of(&backup).ok_or_else(|| RestoreError::BadObject(file.path.clone()))?;
+            if !restorable(&backup) {
+                report.skipped.push(r);
+                continue;
+            }
+            let api = api_for(client, file, &r);
+            let live = api
+                .get_opt(&r.name)
+                .await
+                .map_err(|source| RestoreError::Api {
+                    action: "reading",
+                    object: r.clone(),
+                    source,
+                })?;
+            match live {
+                Some(live) => {
+                    let live_json = serde_json::to_value(&live).unwrap_or(Value::Null);
+                    if compare_objects(&backup, &live_json, 1).is_empty() {
+                        report.unchanged.push(r);
+                        continue;
+                    }
+                    let mut body = creation_body(&backup);
+                    body["metadata"]["resourceVersion"] = json!(live.metadata.resource_version);
+                    if let Some(owners) = backup.pointer("/metadata/ownerReferences") {
+                        body["metadata"]["ownerReferences"] = owners.clone();
+                    }
+                    let body: DynamicObject = serde_json::from_value(body)
+                        .map_err(|_| RestoreError::BadObject(file.path.clone()))?;
+                    api.replace(&r.name, &PostParams::default(), &body)
+                        .await
+                        .map_err(|source| RestoreError::Api {
+                            action: "replacing",
+                            object: r.clone(),
+                            source,
+                        })?;
+                    report.replaced.push(r);
+                }
+                None => {
+                    let body: DynamicObject = serde_json::from_value(creation_body(&backup))
+                        .map_err(|_| RestoreError::BadObject(file.path.clone()))?;
+                    api.create(&PostParams::default(), &body)
+                        .await
+                        .map_err(|source| RestoreError::Api {
+                            action: "re-creating",
+                            object: r.clone(),
+                            source,
+                        })?;
+                    report.created.push(r);
+                }
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// Annotates every live hand-over object of the bundle with `helm.sh/resource-policy: keep`,
+/// so that undoing the release (uninstall) keeps what was adopted. [`restore_handover`]
+/// removes the annotation again (the backups do not have it).
+pub async fn mark_keep(client: &Client, bundle: &Bundle) -> Result<Vec<ObjectRef>, RestoreError> {
+    let patch = json!({"metadata": {"annotations": {RESOURCE_POLICY_ANNOTATION: "keep"}}});
+    let mut marked = Vec::new();
+    for file in bundle.files(Section::Handover) {
+        for backup in bundle.read_objects(file)? {
+            let backup = backup?;
+            let r =
+                ObjectRef::of(&backup).ok_or_else(|| RestoreError::BadObject(file.path.clone()))?;
+            let api = api_for(client, file, &r);
+            match api
+                .patch(&r.name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+            {
+                Ok(_) => marked.push(r),
+                Err(kube::Error::Api(s)) if s.code == 404 => {}
+                Err(source) => {
+                    return Err(RestoreError::Api {
+                        action: "annotating",
+                        object: r,
+                        source,
+                    });
+                }
+            }
+        }
+    }
+    Ok(marked)
+}
+
+/// Compares the cluster with the bundle, object by object, for the given sections (and the
+/// objects recorded absent, for `handover`). Empty means "restored exactly".
+pub async fn compare_with_cluster(
+    client: &Client,
+    bundle: &Bundle,
+    sections: &[Section],
+) -> Result<Vec<Difference>, RestoreError> {
+    let mut differences = Vec::new();
+    for file in bundle
+        .manifest()
+        .objects
+        .iter()
+        .filter(|f| sections.contains(&f.section))
+    {
+        for backup in bundle.read_objects(file)? {
+            let backup = backup?;
+            let r =
+                ObjectRef::of(&backup).ok_or_else(|| RestoreError::BadObject(file.path.clone()))?;
+            if file.section == Section::Handover && !restorable(&backup) {
+                continue;
+            }
+            let api = api_for(client, file, &r);
+            let live = api
+                .get_opt(&r.name)
+                .await
+                .map_err(|source| RestoreError::Api {
+                    action: "reading",
+                    object: r.clone(),
+                    source,
+                })?;
+            match live {
+                None => differences.push(Difference::Missing(r)),
+                Some(live) => {
+                    let live = serde_json::to_value(&live).unwrap_or(Value::Null);
+                    let paths = compare_objects(&backup, &live, 20);
+                    if !paths.is_empty() {
+                        differences.push(Difference::Changed { object: r, paths });
+                    }
+                }
+            }
+        }
+    }
+    if sections.contains(&Section::Handover) {
+        for r in &bundle.manifest().absent {
+            let Some(file) = bundle
+                .files(Section::Handover)
+                .find(|f| f.kind == r.kind && f.api_version == r.api_version)
+            else {
+                continue;
+            };
+            if api_for(client, file, r)
+                .get_opt(&r.name)
+                .await
+                .map_err(|source| RestoreError::Api {
+                    action: "reading",
+                    object: r.clone(),
+                    source,
+                })?
+                .is_some()
+            {
+                differences.push(Difference::Unexpected(r.clone()));
+            }
+        }
+    }
+    Ok(differences)
+}
