@@ -1,0 +1,693 @@
+//! The typed chart values this tool writes, with the origin of every value.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::Serialize;
+use serde_json::Value as Json;
+
+use crate::{ChartVersion, Error};
+
+fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
+}
+
+/// An `enabled` switch, the most common shape in the chart.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Toggle {
+    /// `<block>.enabled`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+}
+
+/// `cluster.*`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Cluster {
+    /// `cluster.name` -> `cluster-name`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// `cluster.id` -> `cluster-id`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<u32>,
+}
+
+/// `debug.*`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Debug {
+    /// `debug.enabled` -> `debug`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// `debug.verbose` -> `debug-verbose`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verbose: Option<String>,
+}
+
+/// `ipam.operator.*`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct IpamOperator {
+    /// -> `cluster-pool-ipv4-cidr` (space-joined).
+    #[serde(
+        rename = "clusterPoolIPv4PodCIDRList",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub cluster_pool_ipv4_pod_cidr_list: Option<Vec<String>>,
+    /// -> `cluster-pool-ipv4-mask-size` (an integer: 1.16+'s schema refuses a string).
+    #[serde(
+        rename = "clusterPoolIPv4MaskSize",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub cluster_pool_ipv4_mask_size: Option<u32>,
+    /// -> `cluster-pool-ipv6-cidr`.
+    #[serde(
+        rename = "clusterPoolIPv6PodCIDRList",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub cluster_pool_ipv6_pod_cidr_list: Option<Vec<String>>,
+    /// -> `cluster-pool-ipv6-mask-size`.
+    #[serde(
+        rename = "clusterPoolIPv6MaskSize",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub cluster_pool_ipv6_mask_size: Option<u32>,
+}
+
+/// `ipam.*`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Ipam {
+    /// `ipam.mode` -> `ipam`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    /// Pool settings.
+    #[serde(skip_serializing_if = "is_default")]
+    pub operator: IpamOperator,
+}
+
+/// `ipMasqAgent.*`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct IpMasqAgent {
+    /// -> `enable-ip-masq-agent`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// The chart's own `ip-masq-agent` ConfigMap content.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub config: Option<Json>,
+}
+
+/// `bpf.*`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Bpf {
+    /// -> `enable-bpf-masquerade`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub masquerade: Option<bool>,
+    /// -> `enable-host-legacy-routing`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_legacy_routing: Option<bool>,
+    /// -> `bpf-ct-global-tcp-max` (the chart omits it by default: a resize drops tracked connections).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ct_tcp_max: Option<u64>,
+    /// -> `bpf-ct-global-any-max`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ct_any_max: Option<u64>,
+    /// -> `bpf-nat-global-max`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nat_max: Option<u64>,
+    /// -> `bpf-neigh-global-max`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub neigh_max: Option<u64>,
+    /// -> `bpf-policy-map-max`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy_map_max: Option<u64>,
+    /// -> `bpf-lb-map-max`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lb_map_max: Option<u64>,
+    /// -> `bpf-map-dynamic-size-ratio` (a number: 1.16+'s schema wants `number`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub map_dynamic_size_ratio: Option<f64>,
+    /// -> `preallocate-bpf-maps`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preallocate_maps: Option<bool>,
+    /// -> `monitor-aggregation`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub monitor_aggregation: Option<String>,
+    /// -> `monitor-aggregation-flags`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub monitor_flags: Option<String>,
+    /// -> `monitor-aggregation-interval`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub monitor_interval: Option<String>,
+}
+
+/// `encryption.ipsec.*`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Ipsec {
+    /// Directory of the key file -> first half of `ipsec-key-file`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mount_path: Option<String>,
+    /// Key file name -> second half of `ipsec-key-file`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<String>,
+    /// -> `encrypt-interface`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interface: Option<String>,
+}
+
+/// `encryption.wireguard.*`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Wireguard {
+    /// -> `enable-wireguard-userspace-fallback` (chart ≤ 1.16).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub userspace_fallback: Option<bool>,
+}
+
+/// `encryption.*`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Encryption {
+    /// -> `enable-ipsec` / `enable-wireguard`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// `ipsec` or `wireguard`.
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// -> `encrypt-node`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node_encryption: Option<bool>,
+    /// IPsec settings.
+    #[serde(skip_serializing_if = "is_default")]
+    pub ipsec: Ipsec,
+    /// WireGuard settings.
+    #[serde(skip_serializing_if = "is_default")]
+    pub wireguard: Wireguard,
+}
+
+/// `bandwidthManager.*`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct BandwidthManager {
+    /// -> `enable-bandwidth-manager`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// -> `enable-bbr`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bbr: Option<bool>,
+}
+
+/// `l2announcements.*`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct L2Announcements {
+    /// -> `enable-l2-announcements`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// -> `l2-announcements-lease-duration`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lease_duration: Option<String>,
+    /// -> `l2-announcements-renew-deadline`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lease_renew_deadline: Option<String>,
+    /// -> `l2-announcements-retry-period`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lease_retry_period: Option<String>,
+}
+
+/// `loadBalancer.*`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct LoadBalancer {
+    /// -> `bpf-lb-mode`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    /// -> `bpf-lb-algorithm`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub algorithm: Option<String>,
+    /// -> `bpf-lb-acceleration`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub acceleration: Option<String>,
+}
+
+/// `cni.*`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Cni {
+    /// -> `cni-exclusive`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exclusive: Option<bool>,
+    /// -> `cni-log-file`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_file: Option<String>,
+    /// -> `custom-cni-conf`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub custom_conf: Option<bool>,
+    /// -> `cni-chaining-mode`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chaining_mode: Option<String>,
+}
+
+/// `cgroup.*`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Cgroup {
+    /// -> `cgroup-root`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_root: Option<String>,
+}
+
+/// `prometheus.*` and `operator.prometheus.*`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Prometheus {
+    /// -> `prometheus-serve-addr` / `operator-prometheus-serve-addr` present.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// The port in that address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port: Option<u32>,
+}
+
+/// `operator.*`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Operator {
+    /// Deployment replicas.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<u32>,
+    /// Operator metrics.
+    #[serde(skip_serializing_if = "is_default")]
+    pub prometheus: Prometheus,
+    /// Extra volumes (the etcd certificate mount in kvstore mode).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub extra_volumes: Option<Vec<Json>>,
+    /// Extra mounts for those volumes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub extra_volume_mounts: Option<Vec<Json>>,
+}
+
+/// `hubble.metrics.*`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HubbleMetrics {
+    /// -> `hubble-metrics` (space-joined).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<Vec<String>>,
+    /// -> the port of `hubble-metrics-server`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port: Option<u32>,
+    /// -> `enable-hubble-open-metrics`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enable_open_metrics: Option<bool>,
+}
+
+/// `hubble.tls.*`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct HubbleTls {
+    /// -> `hubble-disable-tls` (inverted) and the three certificate paths.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+}
+
+/// `hubble.*`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Hubble {
+    /// -> `enable-hubble`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// -> `hubble-listen-address`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen_address: Option<String>,
+    /// -> `hubble-socket-path`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub socket_path: Option<String>,
+    /// -> `hubble-event-buffer-capacity`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event_buffer_capacity: Option<u64>,
+    /// -> `hubble-event-queue-size`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event_queue_size: Option<u64>,
+    /// Metrics.
+    #[serde(skip_serializing_if = "is_default")]
+    pub metrics: HubbleMetrics,
+    /// TLS between relay and agents.
+    #[serde(skip_serializing_if = "is_default")]
+    pub tls: HubbleTls,
+    /// hubble-relay Deployment.
+    #[serde(skip_serializing_if = "is_default")]
+    pub relay: Toggle,
+    /// hubble-ui Deployment.
+    #[serde(skip_serializing_if = "is_default")]
+    pub ui: Toggle,
+}
+
+/// The Helm values this tool writes, in the chart's layout. Unset fields are left to the chart.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChartValues {
+    /// Keeps 1.15-era computed defaults (embedded Envoy on 1.16+) for a cluster born on 1.15.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upgrade_compatibility: Option<String>,
+    /// Cluster identity.
+    #[serde(skip_serializing_if = "is_default")]
+    pub cluster: Cluster,
+    /// -> `identity-allocation-mode`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identity_allocation_mode: Option<String>,
+    /// Debug logging.
+    #[serde(skip_serializing_if = "is_default")]
+    pub debug: Debug,
+    /// -> `enable-ipv4`.
+    #[serde(skip_serializing_if = "is_default")]
+    pub ipv4: Toggle,
+    /// -> `enable-ipv6`.
+    #[serde(skip_serializing_if = "is_default")]
+    pub ipv6: Toggle,
+    /// Pod address management.
+    #[serde(skip_serializing_if = "is_default")]
+    pub ipam: Ipam,
+    /// -> `kube-proxy-replacement`: `"true"` or `"false"` (the only values 1.16+ accepts).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kube_proxy_replacement: Option<String>,
+    /// -> `kube-proxy-replacement-healthz-bind-address`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kube_proxy_replacement_healthz_bind_addr: Option<String>,
+    /// API server address for agents that cannot rely on kube-proxy.
+    #[serde(rename = "k8sServiceHost", skip_serializing_if = "Option::is_none")]
+    pub k8s_service_host: Option<String>,
+    /// API server port (a string, as the chart documents it).
+    #[serde(rename = "k8sServicePort", skip_serializing_if = "Option::is_none")]
+    pub k8s_service_port: Option<String>,
+    /// -> `routing-mode`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub routing_mode: Option<String>,
+    /// -> `tunnel-protocol`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tunnel_protocol: Option<String>,
+    /// -> `ipv4-native-routing-cidr`.
+    #[serde(
+        rename = "ipv4NativeRoutingCIDR",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub ipv4_native_routing_cidr: Option<String>,
+    /// -> `ipv6-native-routing-cidr`.
+    #[serde(
+        rename = "ipv6NativeRoutingCIDR",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub ipv6_native_routing_cidr: Option<String>,
+    /// -> `auto-direct-node-routes`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auto_direct_node_routes: Option<bool>,
+    /// -> `enable-ipv4-masquerade`.
+    #[serde(
+        rename = "enableIPv4Masquerade",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub enable_ipv4_masquerade: Option<bool>,
+    /// -> `enable-ipv6-masquerade`.
+    #[serde(
+        rename = "enableIPv6Masquerade",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub enable_ipv6_masquerade: Option<bool>,
+    /// ip-masq-agent.
+    #[serde(skip_serializing_if = "is_default")]
+    pub ip_masq_agent: IpMasqAgent,
+    /// BPF map sizes and datapath switches.
+    #[serde(skip_serializing_if = "is_default")]
+    pub bpf: Bpf,
+    /// -> `enable-bpf-clock-probe`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bpf_clock_probe: Option<bool>,
+    /// Transparent encryption.
+    #[serde(skip_serializing_if = "is_default")]
+    pub encryption: Encryption,
+    /// Bandwidth manager.
+    #[serde(skip_serializing_if = "is_default")]
+    pub bandwidth_manager: BandwidthManager,
+    /// L2 announcements.
+    #[serde(skip_serializing_if = "is_default")]
+    pub l2announcements: L2Announcements,
+    /// -> `enable-host-firewall`.
+    #[serde(skip_serializing_if = "is_default")]
+    pub host_firewall: Toggle,
+    /// -> `policy-audit-mode`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy_audit_mode: Option<bool>,
+    /// -> `enable-policy`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy_enforcement_mode: Option<String>,
+    /// -> `enable-bgp-control-plane`.
+    #[serde(skip_serializing_if = "is_default")]
+    pub bgp_control_plane: Toggle,
+    /// -> `enable-well-known-identities`.
+    #[serde(skip_serializing_if = "is_default")]
+    pub well_known_identities: Toggle,
+    /// -> `enable-remote-node-identity` (chart 1.15 only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remote_node_identity: Option<bool>,
+    /// -> `disable-cnp-status-updates`, inverted (chart 1.15 only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enable_cnp_status_updates: Option<bool>,
+    /// Service load-balancing.
+    #[serde(skip_serializing_if = "is_default")]
+    pub load_balancer: LoadBalancer,
+    /// -> `enable-node-port` (chart ≤ 1.18).
+    #[serde(skip_serializing_if = "is_default")]
+    pub node_port: Toggle,
+    /// -> `enable-host-port` (chart ≤ 1.17).
+    #[serde(skip_serializing_if = "is_default")]
+    pub host_port: Toggle,
+    /// -> `enable-external-ips` (chart < 1.17.6).
+    #[serde(rename = "externalIPs", skip_serializing_if = "is_default")]
+    pub external_ips: Toggle,
+    /// -> `bpf-lb-sock`.
+    #[serde(rename = "socketLB", skip_serializing_if = "is_default")]
+    pub socket_lb: Toggle,
+    /// -> `enable-l7-proxy`.
+    #[serde(rename = "l7Proxy", skip_serializing_if = "Option::is_none")]
+    pub l7_proxy: Option<bool>,
+    /// -> `install-no-conntrack-iptables-rules`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub install_no_conntrack_iptables_rules: Option<bool>,
+    /// -> `enable-endpoint-health-checking`.
+    #[serde(skip_serializing_if = "is_default")]
+    pub endpoint_health_checking: Toggle,
+    /// -> `enable-health-checking`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health_checking: Option<bool>,
+    /// -> `agent-health-port` (the chart renders it only when not 9879).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health_port: Option<u32>,
+    /// -> `mtu` (rendered only when not 0).
+    #[serde(rename = "MTU", skip_serializing_if = "Option::is_none")]
+    pub mtu: Option<u32>,
+    /// -> `clean-cilium-state` (rendered only when true).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clean_state: Option<bool>,
+    /// -> `clean-cilium-bpf-state` (rendered only when true).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clean_bpf_state: Option<bool>,
+    /// CNI configuration.
+    #[serde(skip_serializing_if = "is_default")]
+    pub cni: Cni,
+    /// cgroup v2 mount.
+    #[serde(skip_serializing_if = "is_default")]
+    pub cgroup: Cgroup,
+    /// Agent metrics.
+    #[serde(skip_serializing_if = "is_default")]
+    pub prometheus: Prometheus,
+    /// cilium-operator.
+    #[serde(skip_serializing_if = "is_default")]
+    pub operator: Operator,
+    /// Hubble.
+    #[serde(skip_serializing_if = "is_default")]
+    pub hubble: Hubble,
+    /// Agent container resources (Kubespray's `cilium_*_limit`/`_requests`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resources: Option<Json>,
+    /// Extra agent volumes (the etcd certificate mount in kvstore mode).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub extra_volumes: Option<Vec<Json>>,
+    /// Extra agent mounts for those volumes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub extra_volume_mounts: Option<Vec<Json>>,
+    /// `cilium-config` keys carried verbatim: appended last, so they win over chart keys.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub extra_config: BTreeMap<String, String>,
+}
+
+/// Where one value came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Provenance {
+    /// A key of the live `cilium-config`.
+    Live {
+        /// The file (or API object) the map was read from.
+        source: String,
+        /// The `cilium-config` key.
+        key: String,
+    },
+    /// An inventory variable.
+    Inventory {
+        /// Where the variable was set.
+        origin: String,
+        /// The variable.
+        variable: String,
+    },
+    /// A decision of this tool, with its reason.
+    Tool {
+        /// Why.
+        reason: String,
+    },
+}
+
+impl fmt::Display for Provenance {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Provenance::Live { source, key } => write!(f, "live cilium-config {key} ({source})"),
+            Provenance::Inventory { origin, variable } => {
+                if origin.contains(variable.as_str()) {
+                    write!(f, "inventory {origin}")
+                } else {
+                    write!(f, "inventory {variable} ({origin})")
+                }
+            }
+            Provenance::Tool { reason } => write!(f, "cilium-migrate: {reason}"),
+        }
+    }
+}
+
+/// Chart values for one chart version, with the origin of each value (keyed by dotted path, e.g.
+/// `bpf.ctTcpMax` or `extraConfig.sidecar-istio-proxy-image`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Values {
+    /// The chart the values are written for.
+    pub version: ChartVersion,
+    /// The values.
+    pub chart: ChartValues,
+    /// Dotted path -> where the value came from.
+    pub provenance: BTreeMap<String, Provenance>,
+}
+
+impl Values {
+    /// Empty values for a chart version.
+    pub fn new(version: ChartVersion) -> Self {
+        Self {
+            version,
+            chart: ChartValues::default(),
+            provenance: BTreeMap::new(),
+        }
+    }
+
+    /// Record where the value at `path` came from.
+    pub fn note(&mut self, path: impl Into<String>, provenance: Provenance) {
+        self.provenance.insert(path.into(), provenance);
+    }
+
+    /// Where the value at a dotted path came from.
+    pub fn provenance_of(&self, path: &str) -> Option<&Provenance> {
+        self.provenance.get(path)
+    }
+
+    /// Plain values, as `helm -f` reads them (JSON is YAML).
+    pub fn to_json(&self) -> Result<Json, Error> {
+        serde_json::to_value(&self.chart).map_err(|e| Error::Serialise(e.to_string()))
+    }
+
+    /// [`Values::to_json`] as pretty text.
+    pub fn to_json_string(&self) -> Result<String, Error> {
+        let mut text = serde_json::to_string_pretty(&self.to_json()?)
+            .map_err(|e| Error::Serialise(e.to_string()))?;
+        text.push('\n');
+        Ok(text)
+    }
+
+    /// YAML with a comment on each value saying where it came from. Every string is double-quoted,
+    /// so `"true"`, `"on"` or `"0755"` stay strings for Helm.
+    pub fn to_yaml_with_provenance(&self) -> Result<String, Error> {
+        let json = self.to_json()?;
+        let mut out = format!(
+            "# Helm values for the Cilium chart {}, written by cilium-migrate.\n# Each value says where it came from; the live cilium-config wins over the inventory.\n",
+            self.version
+        );
+        if let Json::Object(map) = &json {
+            if map.is_empty() {
+                out.push_str("{}\n");
+            }
+            self.emit_map(map, "", 0, &mut out);
+        }
+        Ok(out)
+    }
+
+    fn emit_map(
+        &self,
+        map: &serde_json::Map<String, Json>,
+        prefix: &str,
+        indent: usize,
+        out: &mut String,
+    ) {
+        let pad = "  ".repeat(indent);
+        for (key, value) in map {
+            let path = if prefix.is_empty() {
+                key.clone()
+            } else {
+                format!("{prefix}.{key}")
+            };
+            let comment = self
+                .provenance
+                .get(&path)
+                .map(|p| format!("  # {}", one_line(&p.to_string())))
+                .unwrap_or_default();
+            match value {
+                Json::Object(inner) if !inner.is_empty() => {
+                    out.push_str(&format!("{pad}{}:{comment}\n", yaml_key(key)));
+                    self.emit_map(inner, &path, indent + 1, out);
+                }
+                Json::Array(items) if !items.is_empty() && items.iter().all(is_scalar) => {
+                    out.push_str(&format!("{pad}{}:{comment}\n", yaml_key(key)));
+                    for item in items {
+                        out.push_str(&format!("{pad}  - {}\n", yaml_scalar(item)));
+                    }
+                }
+                // Empty collections and lists of mappings: JSON flow style is valid YAML.
+                other => out.push_str(&format!(
+                    "{pad}{}: {}{comment}\n",
+                    yaml_key(key),
+                    yaml_scalar(other)
+                )),
+            }
+        }
+    }
+}
+
+fn is_scalar(value: &Json) -> bool {
+    !matches!(value, Json::Array(_) | Json::Object(_))
+}
+
+fn one_line(text: &str) -> String {
+    text.replace(['\n', '\r'], " ")
+}
+
+/// Scalars as JSON text: strings double-quoted (a valid YAML double-quoted scalar), the rest plain.
+fn yaml_scalar(value: &Json) -> String {
+    value.to_string()
+}
+
+/// Keys plain where unambiguous, double-quoted otherwise.
+fn yaml_key(key: &str) -> String {
+    const AMBIGUOUS: &[&str] = &[
+        "y", "n", "yes", "no", "on", "off", "true", "false", "null", "~",
+    ];
+    let plain = !key.is_empty()
+        && key
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '/'))
+        && !AMBIGUOUS.contains(&key.to_ascii_lowercase().as_str());
+    if plain {
+        key.to_owned()
+    } else {
+        Json::String(key.to_owned()).to_string()
+    }
+}
