@@ -43,7 +43,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     step("the bundled example (README's first command)", || {
         cmd!(
             sh,
-            "cargo xtask plan --inventory examples/homelab/inventory --live-config examples/homelab/cilium-config.yaml"
+            "cargo xtask plan --inventory examples/homelab --live-config examples/homelab/cilium-config.yaml"
         )
         .run()?;
         Ok(())
