@@ -1,0 +1,304 @@
+//! The ssh path against a real `sshd` started on 127.0.0.1 (free port) with a throwaway host key
+//! and client key in a temp dir; the client is the system `ssh` with a temp config file (`-F`),
+//! so `~/.ssh` is never touched. Needs root and `/usr/sbin/sshd` (package openssh-server).
+
+use cni_fs::{Access, Node, Ssh, TreeState};
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+const SSHD: &str = "/usr/sbin/sshd";
+
+struct Sshd {
+    child: Child,
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Sshd {
+    fn start() -> Sshd {
+        assert!(
+            Path::new(SSHD).exists(),
+            "{SSHD} is missing: apt-get install -y openssh-server"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        for (key, comment) in [("host_key", "host"), ("client_key", "client")] {
+            let ok = Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f"])
+                .arg(d.join(key))
+                .status()
+                .unwrap()
+                .success();
+            assert!(ok, "ssh-keygen failed");
+        }
+        std::fs::copy(d.join("client_key.pub"), d.join("authorized_keys")).unwrap();
+        // sshd's privilege separation directory.
+        std::fs::create_dir_all("/run/sshd").unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let config = format!(
+            "Port {port}\nListenAddress 127.0.0.1\nHostKey {hk}\nAuthorizedKeysFile {ak}\n\
+             PubkeyAuthentication yes\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n\
+             PermitRootLogin prohibit-password\nStrictModes no\nUsePAM no\nPidFile none\n",
+            hk = d.join("host_key").display(),
+            ak = d.join("authorized_keys").display(),
+        );
+        std::fs::write(d.join("sshd_config"), config).unwrap();
+        let host_pub = std::fs::read_to_string(d.join("host_key.pub")).unwrap();
+        std::fs::write(
+            d.join("known_hosts"),
+            format!("[127.0.0.1]:{port} {host_pub}"),
+        )
+        .unwrap();
+        // A client config with an alias, as an operator's ~/.ssh/config would have.
+        let client = format!(
+            "Host cni-test-alias\n  HostName 127.0.0.1\n  Port {port}\n\
+             Host *\n  User root\n  IdentityFile {key}\n  IdentitiesOnly yes\n  IdentityAgent none\n\
+             UserKnownHostsFile {kh}\n  GlobalKnownHostsFile /dev/null\n  StrictHostKeyChecking yes\n",
+            key = d.join("client_key").display(),
+            kh = d.join("known_hosts").display(),
+        );
+        std::fs::write(d.join("ssh_config"), client).unwrap();
+        std::fs::set_permissions(d.join("ssh_config"), std::fs::Permissions::from_mode(0o600))
+            .unwrap();
+
+        let mut child = Command::new(SSHD)
+            .args(["-D", "-e", "-f"])
+            .arg(d.join("sshd_config"))
+            .stdin(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Ready when sshd says it listens (it logs to stderr with -e).
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                let _ = tx.send(line);
+            }
+        });
+        let mut log = Vec::new();
+        loop {
+            match rx.recv_timeout(Duration::from_secs(20)) {
+                Ok(line) if line.contains("Server listening on 127.0.0.1") => break,
+                Ok(line) => log.push(line),
+                Err(_) => panic!("sshd did not start listening within 20 s: {log:?}"),
+            }
+        }
+        Sshd { child, dir, port }
+    }
+
+    fn access(&self, become_root: bool) -> Access {
+        Access::Ssh(Ssh {
+            config: Some(self.dir.path().join("ssh_config")),
+            become_root,
+            ..Ssh::default()
+        })
+    }
+
+    fn node(&self) -> Node {
+        Node {
+            name: "node 'one' \"q\"".into(),
+            address: "127.0.0.1".into(),
+            user: Some("root".into()),
+            port: Some(self.port),
+        }
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn snapshot(dir: &Path) -> BTreeMap<PathBuf, (u32, u32, u32)> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(p) = stack.pop() {
+        let m = std::fs::symlink_metadata(&p).unwrap();
+        out.insert(p.clone(), (m.uid(), m.gid(), m.mode() & 0o7777));
+        if m.is_dir() {
+            for e in std::fs::read_dir(&p).unwrap() {
+                stack.push(e.unwrap().path());
+            }
+        }
+    }
+    out
+}
+
+/// A Kubespray-like tree (uid 1001 standing in for `kube`, group root, 0755) at a path full of
+/// shell syntax that would create `marker` if any of it reached a shell unquoted.
+fn kube_owned_tree(base: &Path, marker: &Path) -> PathBuf {
+    let m = marker.display();
+    let root = base.join(format!(
+        "x/opt cni/bin 'q\" $(touch {m}) `touch {m}`; touch {m} && touch {m}"
+    ));
+    std::fs::create_dir_all(&root).unwrap();
+    let outside = base.join("outside-file");
+    std::fs::write(&outside, b"x").unwrap();
+    std::os::unix::fs::chown(&outside, Some(1001), Some(1001)).unwrap();
+    std::fs::write(root.join("cilium-cni"), b"#!/bin/sh\n").unwrap();
+    std::fs::write(root.join("odd 'name\"\nwith newline"), b"").unwrap();
+    std::os::unix::fs::symlink(&outside, root.join("link-out")).unwrap();
+    std::fs::create_dir(root.join("sub dir")).unwrap();
+    for p in [
+        root.join("cilium-cni"),
+        root.join("odd 'name\"\nwith newline"),
+        root.join("sub dir"),
+        root.clone(),
+    ] {
+        std::os::unix::fs::chown(&p, Some(1001), Some(0)).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    std::os::unix::fs::lchown(root.join("link-out"), Some(1001), Some(0)).unwrap();
+    root
+}
+
+#[test]
+fn ssh_check_finds_kube_owned_tree_fix_repairs_it_and_second_fix_changes_nothing() {
+    let sshd = Sshd::start();
+    let rt = runtime();
+    let work = tempfile::tempdir().unwrap();
+    let marker = work.path().join("INJECTED");
+    let root = kube_owned_tree(work.path(), &marker);
+    let roots = vec![root.clone(), work.path().join("no such dir")];
+    let access = sshd.access(false);
+    let node = sshd.node();
+
+    // check: the remote listing parses to exactly what the local inspection sees.
+    let report = rt.block_on(access.inspect(&node, &roots)).unwrap();
+    let local = rt.block_on(Access::Local.inspect(&node, &roots)).unwrap();
+    assert_eq!(report.trees[0], local.trees[0]);
+    assert!(report.agent_would_fail());
+    assert_eq!(report.trees[0].entries().len(), 5, "{:#?}", report.trees[0]);
+    for r in [&report, &local] {
+        assert!(
+            matches!(r.trees[1].state, TreeState::Missing { .. }),
+            "{:?}",
+            r.trees[1]
+        );
+    }
+    let table = cni_fs::render_check(std::slice::from_ref(&report));
+    assert!(
+        table.contains("DENIED") && table.contains("Permission denied"),
+        "{table}"
+    );
+
+    // fix without --apply changes nothing.
+    let before = snapshot(work.path());
+    let dry = rt.block_on(access.fix(&node, &roots, false)).unwrap();
+    assert_eq!(dry.planned.len(), 5, "root, sub dir, two files, the link");
+    assert_eq!(snapshot(work.path()), before);
+
+    // fix --apply repairs exactly what it planned.
+    let fix = rt.block_on(access.fix(&node, &roots, true)).unwrap();
+    assert_eq!(fix.changed.as_ref(), Some(&fix.planned));
+    assert!(!fix.after.as_ref().unwrap().agent_would_fail());
+    let after = snapshot(work.path());
+    for (path, (uid, gid, _)) in &after {
+        if path.starts_with(&root) {
+            assert_eq!((*uid, *gid), (0, 0), "{}", path.display());
+        }
+    }
+    let outside = work.path().join("outside-file");
+    assert_eq!(
+        after[&outside].0, 1001,
+        "the symlink's target outside the tree is untouched"
+    );
+
+    // The second fix changes nothing.
+    let again = rt.block_on(access.fix(&node, &roots, true)).unwrap();
+    assert!(again.planned.is_empty());
+    assert_eq!(again.changed.as_deref(), Some(&[][..]));
+
+    // No word of the path ever ran as a command.
+    assert!(
+        !marker.exists(),
+        "shell injection created {}",
+        marker.display()
+    );
+    assert!(!Path::new("/root/INJECTED").exists());
+}
+
+#[test]
+fn become_runs_through_sudo_and_the_ssh_config_alias_is_honoured() {
+    let sshd = Sshd::start();
+    let rt = runtime();
+    let work = tempfile::tempdir().unwrap();
+    let marker = work.path().join("INJECTED");
+    let root = kube_owned_tree(work.path(), &marker);
+    // Host, port and user come from the config file, as with an operator's ~/.ssh/config.
+    let node = Node {
+        name: "alias".into(),
+        address: "cni-test-alias".into(),
+        user: None,
+        port: None,
+    };
+    let access = sshd.access(true);
+    let fix = rt
+        .block_on(access.fix(&node, std::slice::from_ref(&root), true))
+        .unwrap();
+    assert_eq!(fix.changed.as_ref().map(Vec::len), Some(5));
+    assert!(!marker.exists());
+}
+
+#[test]
+fn unreachable_node_and_shell_words_in_host_fail_clearly_before_running_anything() {
+    let sshd = Sshd::start();
+    let rt = runtime();
+    let work = tempfile::tempdir().unwrap();
+    let marker = work.path().join("INJECTED");
+    let roots = vec![PathBuf::from("/opt/cni/bin")];
+    let access = sshd.access(false);
+
+    let evil = Node {
+        address: format!("127.0.0.1;touch {}", marker.display()),
+        ..sshd.node()
+    };
+    let err = rt
+        .block_on(access.inspect(&evil, &roots))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("ansible_host") && err.contains("fix the inventory"),
+        "{err}"
+    );
+    assert!(!marker.exists());
+
+    // Nothing listens on the port sshd had before: ssh's own failure is named as such.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let down = Node {
+        port: Some(closed),
+        ..sshd.node()
+    };
+    let err = rt
+        .block_on(access.inspect(&down, &roots))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("ssh to 127.0.0.1 failed") && err.contains("refused"),
+        "{err}"
+    );
+}
