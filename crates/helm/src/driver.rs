@@ -455,14 +455,13 @@ impl Helm {
         Ok(UninstallReport { plan, kept_by_helm })
     }
 
-    /// `helm list --all -o json` in one namespace, or all namespaces with `None`.
+    /// Every release in one namespace (all namespaces with `None`), whatever its status:
+    /// Helm 3 `helm list --all -o json`; Helm 4 lists every status by default (no `--all`).
     pub fn list(&self, namespace: Option<&str>) -> Result<Vec<ReleaseSummary>, HelmError> {
-        let mut args: Vec<OsString> = vec![
-            "list".into(),
-            "--all".into(),
-            "--output".into(),
-            "json".into(),
-        ];
+        let mut args: Vec<OsString> = vec!["list".into(), "--output".into(), "json".into()];
+        if self.major == HelmMajor::V3 {
+            args.push("--all".into());
+        }
         match namespace {
             Some(ns) => args.extend(["--namespace".into(), ns.into()]),
             None => args.push("--all-namespaces".into()),

@@ -352,6 +352,19 @@ impl HelmFailure {
                 detail: detail.to_owned(),
             };
         }
+        // The API server went away mid-operation (Helm checked reachability before starting).
+        if lower.contains("dial tcp")
+            && [
+                "connection refused",
+                "i/o timeout",
+                "no route to host",
+                "connection reset",
+            ]
+            .iter()
+            .any(|m| lower.contains(m))
+        {
+            return HelmFailure::ClusterUnreachable { detail: message };
+        }
         if lower.contains("context deadline exceeded")
             || lower.contains("timed out waiting for the condition")
         {
@@ -691,6 +704,10 @@ mod tests {
             (
                 "Error: INSTALLATION FAILED: kubernetes cluster unreachable: Get \"https://127.0.0.1:1/version\": dial tcp 127.0.0.1:1: connect: connection refused\n",
                 |f| matches!(f, HelmFailure::ClusterUnreachable { detail } if detail.contains("connection refused")),
+            ),
+            (
+                "Error: UPGRADE FAILED: failed to create resource: Post \"https://127.0.0.1:6443/apis/apps/v1/namespaces/kube-system/daemonsets\": dial tcp 127.0.0.1:6443: connect: connection refused\n",
+                |f| matches!(f, HelmFailure::ClusterUnreachable { detail } if detail.contains("daemonsets")),
             ),
             ("Error: release: not found\n", |f| {
                 *f == HelmFailure::ReleaseNotFound
