@@ -418,7 +418,11 @@ impl Walker<'_> {
                     let Some(l_value) = l.get(key) else { continue };
                     let r_value = rendered.and_then(|r| r.get(key));
                     path.push(key.clone());
+                    let is_label_map = matches!(key.as_str(), "labels" | "annotations");
                     match r_value {
+                        // Labels and annotations are pruned key by key: keys others set stay
+                        // (e.g. `kubectl.kubernetes.io/restartedAt`).
+                        None if is_label_map => self.walk(a_value, l_value, None, path),
                         None if !self.protected(path) => self.out.push(Prune {
                             path: pointer_of(path),
                             live: l_value.clone(),
@@ -718,4 +722,428 @@ pub async fn apply_adoption(
         }
     }
     Ok(changed)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    /// What Kubespray v2.27 applied for DaemonSet `cilium` (trimmed recording of its template).
+    fn kubespray_applied_daemonset() -> Value {
+        json!({
+            "apiVersion": "apps/v1", "kind": "DaemonSet",
+            "metadata": {"name": "cilium", "namespace": "kube-system", "labels": {"k8s-app": "cilium"}},
+            "spec": {
+                "selector": {"matchLabels": {"k8s-app": "cilium"}},
+                "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 2}},
+                "template": {
+                    "metadata": {
+                        "labels": {"k8s-app": "cilium"},
+                        "annotations": {
+                            "scheduler.alpha.kubernetes.io/tolerations":
+                                "[{\"key\":\"dedicated\",\"operator\":\"Equal\",\"value\":\"master\",\"effect\":\"NoSchedule\"}]"
+                        }
+                    },
+                    "spec": {
+                        "hostNetwork": true,
+                        "dnsPolicy": "ClusterFirstWithHostNet",
+                        "containers": [{
+                            "name": "cilium-agent",
+                            "image": "quay.io/cilium/cilium:v1.15.9",
+                            "args": ["--config-dir=/tmp/cilium/config-map"],
+                            "env": [
+                                {"name": "K8S_NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
+                                {"name": "CILIUM_K8S_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+                                {"name": "CILIUM_CLUSTERMESH_CONFIG", "value": "/var/lib/cilium/clustermesh/"}
+                            ],
+                            "volumeMounts": [
+                                {"name": "bpf-maps", "mountPath": "/sys/fs/bpf", "mountPropagation": "Bidirectional"},
+                                {"name": "etcd-secrets", "mountPath": "/etc/cilium/certs", "readOnly": true},
+                                {"name": "cilium-run", "mountPath": "/var/run/cilium"}
+                            ],
+                            "securityContext": {"privileged": true}
+                        }],
+                        "volumes": [
+                            {"name": "bpf-maps", "hostPath": {"path": "/sys/fs/bpf", "type": "DirectoryOrCreate"}},
+                            {"name": "etcd-secrets", "hostPath": {"path": "/etc/cilium/certs"}},
+                            {"name": "cilium-run", "hostPath": {"path": "/var/run/cilium", "type": "DirectoryOrCreate"}}
+                        ]
+                    }
+                }
+            }
+        })
+    }
+
+    /// The live object: what was applied, plus server defaults, status and bookkeeping.
+    fn live_daemonset() -> Value {
+        let applied = kubespray_applied_daemonset();
+        let mut live = applied.clone();
+        live["metadata"]["uid"] = json!("9b1c2d3e-0000-4000-8000-000000000001");
+        live["metadata"]["resourceVersion"] = json!("1234");
+        live["metadata"]["generation"] = json!(1);
+        live["metadata"]["annotations"] = json!({
+            "deprecated.daemonset.template.generation": "1",
+            LAST_APPLIED_ANNOTATION: serde_json::to_string(&applied).unwrap()
+        });
+        live["spec"]["revisionHistoryLimit"] = json!(10);
+        live["spec"]["updateStrategy"]["rollingUpdate"]["maxSurge"] = json!(0);
+        let c = &mut live["spec"]["template"]["spec"]["containers"][0];
+        c["terminationMessagePath"] = json!("/dev/termination-log");
+        c["imagePullPolicy"] = json!("IfNotPresent");
+        // Someone added an env var by hand: not Kubespray's, so it is not pruned.
+        c["env"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"name": "HAND_ADDED", "value": "1"}));
+        live["spec"]["template"]["spec"]["schedulerName"] = json!("default-scheduler");
+        live["status"] = json!({"desiredNumberScheduled": 3, "numberReady": 3});
+        live
+    }
+
+    /// What the chart renders for the same DaemonSet.
+    fn rendered_daemonset() -> Value {
+        json!({
+            "apiVersion": "apps/v1", "kind": "DaemonSet",
+            "metadata": {"name": "cilium", "namespace": "kube-system",
+                         "labels": {"k8s-app": "cilium", "app.kubernetes.io/part-of": "cilium", "app.kubernetes.io/name": "cilium-agent"}},
+            "spec": {
+                "selector": {"matchLabels": {"k8s-app": "cilium"}},
+                "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 2}},
+                "template": {
+                    "metadata": {"labels": {"k8s-app": "cilium", "app.kubernetes.io/name": "cilium-agent"}},
+                    "spec": {
+                        "hostNetwork": true,
+                        "containers": [{
+                            "name": "cilium-agent",
+                            "image": "quay.io/cilium/cilium:v1.15.9",
+                            "args": ["--config-dir=/tmp/cilium/config-map"],
+                            "env": [
+                                {"name": "K8S_NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
+                                {"name": "CILIUM_K8S_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}}
+                            ],
+                            "volumeMounts": [
+                                {"name": "bpf-maps", "mountPath": "/sys/fs/bpf", "mountPropagation": "HostToContainer"},
+                                {"name": "cilium-run", "mountPath": "/var/run/cilium"}
+                            ]
+                        }],
+                        "volumes": [
+                            {"name": "cilium-run", "hostPath": {"path": "/var/run/cilium", "type": "DirectoryOrCreate"}},
+                            {"name": "bpf-maps", "hostPath": {"path": "/sys/fs/bpf", "type": "DirectoryOrCreate"}}
+                        ]
+                    }
+                }
+            }
+        })
+    }
+
+    /// Applies `test` and `remove` operations the way the API server does (RFC 6902).
+    fn apply_json_patch(doc: &mut Value, ops: &Value) -> Result<(), String> {
+        for op in ops.as_array().unwrap() {
+            let path = op["path"].as_str().unwrap();
+            match op["op"].as_str().unwrap() {
+                "test" => {
+                    if doc.pointer(path) != Some(&op["value"]) {
+                        return Err(format!("test failed at {path}"));
+                    }
+                }
+                "remove" => {
+                    let (parent, last) = path.rsplit_once('/').unwrap();
+                    let key = last.replace("~1", "/").replace("~0", "~");
+                    match doc
+                        .pointer_mut(parent)
+                        .ok_or(format!("no parent {parent}"))?
+                    {
+                        Value::Object(m) => {
+                            m.remove(&key).ok_or(format!("no {path}"))?;
+                        }
+                        Value::Array(a) => {
+                            let i: usize = key.parse().unwrap();
+                            if i >= a.len() {
+                                return Err(format!("no {path}"));
+                            }
+                            a.remove(i);
+                        }
+                        _ => return Err(format!("bad parent {parent}")),
+                    }
+                }
+                other => return Err(format!("unexpected op {other}")),
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn kubespray_only_fields_are_pruned_and_nothing_else() {
+        let plan = plan_adoption(
+            &[live_daemonset()],
+            &[rendered_daemonset()],
+            &Release::default(),
+        );
+        assert!(plan.can_adopt(), "{:?}", plan.blockers);
+        let patch = &plan.patches[0];
+        let paths: Vec<&str> = patch.prune.iter().map(|p| p.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "/metadata/annotations/kubectl.kubernetes.io~1last-applied-configuration",
+                "/spec/template/metadata/annotations/scheduler.alpha.kubernetes.io~1tolerations",
+                "/spec/template/spec/dnsPolicy",
+                "/spec/template/spec/containers/0/env/2",
+                "/spec/template/spec/containers/0/volumeMounts/1",
+                "/spec/template/spec/containers/0/securityContext",
+                "/spec/template/spec/volumes/1",
+            ]
+        );
+
+        // Applying the JSON patch to the live object removes exactly those fields.
+        let mut live = live_daemonset();
+        apply_json_patch(&mut live, &patch.prune_json_patch()).unwrap();
+        let c = &live["spec"]["template"]["spec"]["containers"][0];
+        let env: Vec<&str> = c["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(env, ["K8S_NODE_NAME", "CILIUM_K8S_NAMESPACE", "HAND_ADDED"]);
+        let mounts: Vec<&str> = c["volumeMounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(mounts, ["bpf-maps", "cilium-run"]);
+        let volumes: Vec<&str> = live["spec"]["template"]["spec"]["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(volumes, ["bpf-maps", "cilium-run"]);
+        assert_eq!(
+            c["terminationMessagePath"], "/dev/termination-log",
+            "server defaults stay"
+        );
+        assert_eq!(
+            live["spec"]["selector"],
+            json!({"matchLabels": {"k8s-app": "cilium"}})
+        );
+        assert_eq!(
+            live["spec"]["template"]["metadata"]["labels"],
+            json!({"k8s-app": "cilium"})
+        );
+        assert_eq!(
+            live["spec"]["template"]["metadata"]["annotations"],
+            json!({})
+        );
+        assert_eq!(
+            live["metadata"]["annotations"],
+            json!({"deprecated.daemonset.template.generation": "1"})
+        );
+
+        // A concurrent change to a pruned field makes the whole patch fail.
+        let mut changed = live_daemonset();
+        changed["spec"]["template"]["spec"]["volumes"][1]["hostPath"]["path"] = json!("/elsewhere");
+        let before = changed.clone();
+        assert!(apply_json_patch(&mut changed.clone(), &patch.prune_json_patch()).is_err());
+        assert_eq!(changed, before);
+        // So does another object of the same name.
+        let mut recreated = live_daemonset();
+        recreated["metadata"]["uid"] = json!("another");
+        assert!(
+            apply_json_patch(&mut recreated, &patch.prune_json_patch())
+                .unwrap_err()
+                .contains("/metadata/uid")
+        );
+    }
+
+    #[test]
+    fn ownership_metadata_is_added_once() {
+        let plan = plan_adoption(
+            &[live_daemonset()],
+            &[rendered_daemonset()],
+            &Release::default(),
+        );
+        assert_eq!(
+            plan.patches[0].metadata,
+            Some(json!({"metadata": {
+                "uid": "9b1c2d3e-0000-4000-8000-000000000001",
+                "labels": {"app.kubernetes.io/managed-by": "Helm"},
+                "annotations": {"meta.helm.sh/release-name": "cilium", "meta.helm.sh/release-namespace": "kube-system"}
+            }}))
+        );
+        // After both phases, a re-plan has nothing left to do.
+        let mut live = live_daemonset();
+        apply_json_patch(&mut live, &plan.patches[0].prune_json_patch()).unwrap();
+        live["metadata"]["labels"]["app.kubernetes.io/managed-by"] = json!("Helm");
+        live["metadata"]["annotations"]["meta.helm.sh/release-name"] = json!("cilium");
+        live["metadata"]["annotations"]["meta.helm.sh/release-namespace"] = json!("kube-system");
+        let again = plan_adoption(&[live], &[rendered_daemonset()], &Release::default());
+        assert!(again.is_empty(), "{again:?}");
+    }
+
+    #[test]
+    fn config_keys_only_kubespray_set_are_pruned() {
+        let applied = json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "cilium-config", "namespace": "kube-system"},
+            "data": {"tunnel-protocol": "vxlan", "etcd-config": "---\nendpoints: []", "cluster-name": "default"}});
+        let mut live = applied.clone();
+        live["metadata"]["uid"] = json!("c1");
+        live["metadata"]["annotations"] = json!({LAST_APPLIED_ANNOTATION: applied.to_string()});
+        live["data"]["added-by-operator"] = json!("x");
+        let rendered = json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "cilium-config", "namespace": "kube-system"},
+            "data": {"tunnel-protocol": "geneve", "cluster-name": "default"}});
+        let plan = plan_adoption(&[live], &[rendered], &Release::default());
+        let paths: Vec<&str> = plan.patches[0]
+            .prune
+            .iter()
+            .map(|p| p.path.as_str())
+            .collect();
+        assert_eq!(
+            paths,
+            [
+                "/metadata/annotations/kubectl.kubernetes.io~1last-applied-configuration",
+                "/data/etcd-config"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_different_selector_blocks_and_suggests_replace() {
+        let mut rendered = rendered_daemonset();
+        rendered["spec"]["selector"]["matchLabels"]["kubernetes.io/cluster-service"] =
+            json!("true");
+        let plan = plan_adoption(&[live_daemonset()], &[rendered], &Release::default());
+        assert!(!plan.can_adopt());
+        let message = plan.blockers[0].to_string();
+        assert!(
+            message.contains("DaemonSet kube-system/cilium")
+                && message.contains("--strategy replace"),
+            "{message}"
+        );
+        // Empty matchExpressions is the same selector.
+        let mut rendered = rendered_daemonset();
+        rendered["spec"]["selector"]["matchExpressions"] = json!([]);
+        assert!(plan_adoption(&[live_daemonset()], &[rendered], &Release::default()).can_adopt());
+    }
+
+    #[test]
+    fn name_collisions_are_found() {
+        let hook_job = json!({"apiVersion": "batch/v1", "kind": "Job",
+            "metadata": {"name": "hubble-generate-certs", "namespace": "kube-system",
+                         "annotations": {"helm.sh/hook": "post-install,post-upgrade"}}});
+        let completed = json!({"apiVersion": "batch/v1", "kind": "Job",
+            "metadata": {"name": "hubble-generate-certs", "namespace": "kube-system", "uid": "j1"},
+            "status": {"succeeded": 1, "conditions": [{"type": "Complete", "status": "True"}]}});
+        let mut running = completed.clone();
+        running["status"] = json!({"active": 1});
+        let foreign_sa = json!({"apiVersion": "v1", "kind": "ServiceAccount",
+            "metadata": {"name": "hubble-relay", "namespace": "kube-system", "uid": "s1",
+                         "labels": {"app.kubernetes.io/managed-by": "Helm"},
+                         "annotations": {"meta.helm.sh/release-name": "hubble", "meta.helm.sh/release-namespace": "monitoring"}}});
+        let rendered_sa = json!({"apiVersion": "v1", "kind": "ServiceAccount",
+            "metadata": {"name": "hubble-relay", "namespace": "kube-system"}});
+        let rendered_ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "cilium-secrets"}});
+        let leftover = json!({"apiVersion": "batch/v1", "kind": "CronJob",
+            "metadata": {"name": "hubble-generate-certs", "namespace": "kube-system", "uid": "cj"}});
+
+        let plan = plan_adoption(
+            &[completed.clone(), foreign_sa.clone(), leftover.clone()],
+            &[hook_job.clone(), rendered_sa.clone(), rendered_ns.clone()],
+            &Release::default(),
+        );
+        assert_eq!(
+            plan.hook_job_deletions,
+            [(
+                ObjectRef::new(
+                    "batch/v1",
+                    "Job",
+                    Some("kube-system"),
+                    "hubble-generate-certs"
+                ),
+                "j1".to_owned()
+            )]
+        );
+        assert_eq!(plan.blockers.len(), 1);
+        assert!(
+            plan.blockers[0].to_string().contains("monitoring/hubble"),
+            "{}",
+            plan.blockers[0]
+        );
+        assert_eq!(
+            plan.to_create,
+            [ObjectRef::new("v1", "Namespace", None, "cilium-secrets")]
+        );
+        assert_eq!(
+            plan.leftovers,
+            [ObjectRef::new(
+                "batch/v1",
+                "CronJob",
+                Some("kube-system"),
+                "hubble-generate-certs"
+            )]
+        );
+        assert!(plan.patches.is_empty());
+
+        let plan = plan_adoption(&[running], &[hook_job], &Release::default());
+        assert!(matches!(plan.blockers[..], [Blocker::HookCollision { .. }]));
+        assert!(plan.hook_job_deletions.is_empty());
+    }
+
+    #[test]
+    fn rendered_objects_without_namespace_match_the_release_namespace() {
+        let mut rendered = rendered_daemonset();
+        rendered["metadata"]
+            .as_object_mut()
+            .unwrap()
+            .remove("namespace");
+        let plan = plan_adoption(&[live_daemonset()], &[rendered], &Release::default());
+        assert_eq!(plan.patches.len(), 1);
+        assert!(plan.to_create.is_empty());
+    }
+
+    #[test]
+    fn pointers_escape_and_removals_run_from_the_end() {
+        assert_eq!(
+            pointer(&["metadata", "annotations", "a/b~c"]),
+            "/metadata/annotations/a~1b~0c"
+        );
+        let p = ObjectPatch {
+            object: ObjectRef::new("v1", "ConfigMap", Some("kube-system"), "x"),
+            uid: "u".into(),
+            metadata: None,
+            prune: [
+                "/spec/v/2",
+                "/spec/v/10",
+                "/spec/c/0/env/1",
+                "/spec/c/0/env/3",
+            ]
+            .iter()
+            .map(|p| Prune {
+                path: (*p).to_owned(),
+                live: Value::Null,
+            })
+            .collect(),
+        };
+        let ops = p.prune_json_patch();
+        let removes: Vec<&str> = ops
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|o| o["op"] == "remove")
+            .map(|o| o["path"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            removes,
+            [
+                "/spec/v/10",
+                "/spec/v/2",
+                "/spec/c/0/env/3",
+                "/spec/c/0/env/1"
+            ]
+        );
+    }
 }

@@ -39,6 +39,9 @@ use crate::template_era::{self, NAMESPACE};
 pub const MANIFEST_FILE: &str = "manifest.json";
 const OBJECTS_DIR: &str = "objects";
 const INVENTORY_DIR: &str = "inventory";
+
+/// A hand-over object to back up: reference, API resource, namespaced.
+type Wanted = (ObjectRef, ApiResource, bool);
 /// Objects per list request.
 pub const DEFAULT_PAGE_SIZE: u32 = 500;
 
@@ -319,7 +322,7 @@ impl Bundle {
         };
 
         // 1. Hand-over objects, by name, one file per kind.
-        let mut wanted: Vec<(ObjectRef, ApiResource, bool)> = Vec::new();
+        let mut wanted: Vec<Wanted> = Vec::new();
         for r in template_era::template_object_refs() {
             let kind = template_era::template_kind(&r).ok_or_else(|| BundleError::Invalid {
                 path: dir.clone(),
@@ -352,8 +355,7 @@ impl Bundle {
                     })?;
             wanted.push((r.clone(), resource, caps.scope == Scope::Namespaced));
         }
-        let mut by_kind: BTreeMap<(String, String), Vec<(ObjectRef, ApiResource, bool)>> =
-            BTreeMap::new();
+        let mut by_kind: BTreeMap<(String, String), Vec<Wanted>> = BTreeMap::new();
         for w in wanted {
             by_kind
                 .entry((w.1.api_version.clone(), w.1.kind.clone()))

@@ -37,7 +37,7 @@ pub enum DeleteError {
         /// The target.
         object: ObjectRef,
         /// The API error.
-        source: kube::Error,
+        source: Box<kube::Error>,
     },
 }
 
@@ -120,7 +120,7 @@ async fn raw_delete(
         Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
         Err(source) => Err(DeleteError::Api {
             object: object.clone(),
-            source,
+            source: Box::new(source),
         }),
     }
 }

@@ -132,7 +132,11 @@ fn diff(a: &Value, b: &Value, path: &mut String, out: &mut Vec<String>, limit: u
     if out.len() >= limit || a == b {
         return;
     }
+    let empty = Value::Object(serde_json::Map::new());
     match (a, b) {
+        // An absent map and an empty one are the same (normalize drops empty maps).
+        (Value::Object(_), Value::Null) => diff(a, &empty, path, out, limit),
+        (Value::Null, Value::Object(_)) => diff(&empty, b, path, out, limit),
         (Value::Object(x), Value::Object(y)) => {
             let mut keys: Vec<&String> = x.keys().chain(y.keys()).collect();
             keys.sort();
@@ -425,4 +429,85 @@ pub async fn compare_with_cluster(
         }
     }
     Ok(differences)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn backed_up() -> Value {
+        json!({"apiVersion": "apps/v1", "kind": "DaemonSet",
+            "metadata": {"name": "cilium", "namespace": "kube-system", "uid": "u1", "resourceVersion": "10",
+                         "generation": 1, "creationTimestamp": "2026-11-26T10:00:00Z",
+                         "labels": {"k8s-app": "cilium"},
+                         "annotations": {"deprecated.daemonset.template.generation": "1",
+                                         "kubectl.kubernetes.io/last-applied-configuration": "{}"}},
+            "spec": {"template": {"spec": {"containers": [{"name": "cilium-agent", "image": "a:1"}]}}},
+            "status": {"numberReady": 3}})
+    }
+
+    #[test]
+    fn server_managed_fields_are_ignored() {
+        let mut live = backed_up();
+        live["metadata"]["uid"] = json!("u2");
+        live["metadata"]["resourceVersion"] = json!("99");
+        live["metadata"]["generation"] = json!(3);
+        live["metadata"]["annotations"]["deprecated.daemonset.template.generation"] = json!("3");
+        live["status"] = json!({"numberReady": 1});
+        assert_eq!(
+            compare_objects(&backed_up(), &live, 10),
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn helm_metadata_and_spec_changes_are_reported() {
+        let mut live = backed_up();
+        live["metadata"]["labels"]["app.kubernetes.io/managed-by"] = json!("Helm");
+        live["metadata"]["annotations"]
+            .as_object_mut()
+            .unwrap()
+            .remove("kubectl.kubernetes.io/last-applied-configuration");
+        live["spec"]["template"]["spec"]["containers"][0]["image"] = json!("a:2");
+        assert_eq!(
+            compare_objects(&backed_up(), &live, 10),
+            [
+                "/metadata/annotations/kubectl.kubernetes.io~1last-applied-configuration",
+                "/metadata/labels/app.kubernetes.io~1managed-by",
+                "/spec/template/spec/containers/0/image",
+            ]
+        );
+        assert_eq!(compare_objects(&backed_up(), &live, 1).len(), 1);
+    }
+
+    #[test]
+    fn creation_drops_server_fields_and_job_generated_selectors() {
+        let body = creation_body(&backed_up());
+        assert!(
+            body["metadata"].get("uid").is_none()
+                && body["metadata"].get("resourceVersion").is_none()
+        );
+        assert!(body.get("status").is_none());
+        assert_eq!(
+            body["metadata"]["annotations"],
+            json!({"kubectl.kubernetes.io/last-applied-configuration": "{}"})
+        );
+
+        let job = json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "j", "namespace": "kube-system"},
+            "spec": {"selector": {"matchLabels": {"batch.kubernetes.io/controller-uid": "x"}},
+                     "template": {"metadata": {"labels": {"k8s-app": "j", "controller-uid": "x", "batch.kubernetes.io/controller-uid": "x",
+                                                          "job-name": "j", "batch.kubernetes.io/job-name": "j"}}}},
+            "status": {"active": 1}});
+        let body = creation_body(&job);
+        assert!(body["spec"].get("selector").is_none());
+        assert_eq!(
+            body["spec"]["template"]["metadata"]["labels"],
+            json!({"k8s-app": "j"})
+        );
+        assert!(restorable(&job));
+        let mut done = job.clone();
+        done["status"] = json!({"conditions": [{"type": "Complete", "status": "True"}]});
+        assert!(!restorable(&done));
+        assert!(restorable(&backed_up()));
+    }
 }
