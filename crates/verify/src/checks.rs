@@ -269,7 +269,11 @@ pub fn agent_pods(pods: &[Pod]) -> Check {
                 if is_hostbin_permission_error(&message) || is_hostbin_permission_error(&text) {
                     hostbin_nodes.insert(node.clone().unwrap_or_else(|| pod_name.clone()));
                 } else if state == State::Fail {
-                    crashing.push((pod_name.clone(), container.name.clone()));
+                    crashing.push((
+                        pod.namespace().unwrap_or_default(),
+                        pod_name.clone(),
+                        container.name.clone(),
+                    ));
                 }
                 problems.push((state, text));
             }
@@ -303,9 +307,9 @@ pub fn agent_pods(pods: &[Pod]) -> Check {
              and `cargo xtask nodes fix --apply` for node(s) {}",
             list_names(&nodes)
         ));
-    } else if let Some((pod, container)) = crashing.first() {
+    } else if let Some((namespace, pod, container)) = crashing.first() {
         check = check.with_hint(format!(
-            "read the failing container's log: kubectl -n <namespace> logs {pod} -c {container} --previous"
+            "read the failing container's log: kubectl -n {namespace} logs {pod} -c {container} --previous"
         ));
     }
     check

@@ -168,7 +168,7 @@ fn cases() -> Vec<Case> {
                 "cilium-9qz7d on node2: container cilium-agent CrashLoopBackOff (restarts 7)",
                 "ipv4-native-routing-cidr",
             ],
-            hint: Some("kubectl -n <namespace> logs cilium-9qz7d -c cilium-agent --previous"),
+            hint: Some("kubectl -n kube-system logs cilium-9qz7d -c cilium-agent --previous"),
         },
         Case {
             name: "agent running but not ready",
