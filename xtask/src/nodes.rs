@@ -1,8 +1,381 @@
-//! Not written yet.
+//! `cargo xtask nodes check|fix`: the node directories the unprivileged Cilium agent must write.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use cni_fs::{Access, Node, NodeFix, NodeReport, PodAccess, Ssh};
 
 #[derive(clap::Args)]
-pub(crate) struct Args {}
+pub(crate) struct Args {
+    #[command(subcommand)]
+    action: Action,
+}
 
-pub(crate) fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("not implemented yet")
+#[derive(clap::Subcommand)]
+enum Action {
+    /// Show owner, group and mode of each directory and whether the agent can create files there;
+    /// exits non-zero when any directory would make the agent fail.
+    Check(Common),
+    /// Make the directories root:root and writable by root only (shows the plan without --apply).
+    Fix {
+        #[command(flatten)]
+        common: Common,
+        /// Change the nodes (without it, only show what would change).
+        #[arg(long)]
+        apply: bool,
+    },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Via {
+    /// The system `ssh` to each inventory host (honours ~/.ssh/config, agents, jump hosts).
+    Ssh,
+    /// A short-lived privileged pod per node, with the Cilium image already on the node.
+    Pod,
+    /// This machine (run the tool on the node); needs no inventory.
+    Local,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Output {
+    /// A table per node.
+    Table,
+    /// The full reports as JSON.
+    Json,
+}
+
+#[derive(clap::Args)]
+struct Common {
+    /// The Kubespray inventory (directory or inventory file); its hosts are the nodes.
+    #[arg(long, value_name = "DIR", env = "KUBESPRAY_INVENTORY")]
+    inventory: Option<PathBuf>,
+    /// How to reach the nodes.
+    #[arg(long, value_enum, default_value = "ssh")]
+    via: Via,
+    /// The directories to check (default: /opt/cni/bin /etc/cni/net.d).
+    #[arg(long = "path", value_name = "DIR", num_args = 1..)]
+    paths: Vec<PathBuf>,
+    /// Only these nodes (inventory host or Kubernetes node names; repeatable).
+    #[arg(long = "node", value_name = "NAME")]
+    nodes: Vec<String>,
+    /// Inventory group whose hosts run the agent.
+    #[arg(long, default_value = "k8s_cluster")]
+    group: String,
+    /// ssh: run the remote commands through `sudo -n` (for a non-root ansible_user).
+    #[arg(long = "become")]
+    become_root: bool,
+    /// ssh: use this ssh config file (`ssh -F`).
+    #[arg(long, value_name = "FILE")]
+    ssh_config: Option<PathBuf>,
+    /// ssh: extra `-o KEY=VALUE` option (repeatable).
+    #[arg(long, value_name = "KEY=VALUE")]
+    ssh_option: Vec<String>,
+    /// pod: kubeconfig (default: $KUBECONFIG, ~/.kube/config or in-cluster).
+    #[arg(long, value_name = "FILE", env = "KUBECONFIG")]
+    kubeconfig: Option<PathBuf>,
+    /// pod: namespace for the pods (and of the Cilium DaemonSet whose image they use).
+    #[arg(long, default_value = "kube-system")]
+    namespace: String,
+    /// pod: image to run (default: the running agent's image, already on every node).
+    #[arg(long, value_name = "IMAGE")]
+    image: Option<String>,
+    /// pod: how long each pod may take.
+    #[arg(long, value_name = "DURATION", value_parser = crate::verify::parse_duration, default_value = "2m")]
+    pod_timeout: Duration,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    output: Output,
+}
+
+pub(crate) fn run(args: Args) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(run_async(args))
+}
+
+async fn run_async(args: Args) -> anyhow::Result<()> {
+    let (common, apply) = match &args.action {
+        Action::Check(common) => (common, None),
+        Action::Fix { common, apply } => (common, Some(*apply)),
+    };
+    let paths: Vec<PathBuf> = if common.paths.is_empty() {
+        cni_fs::DEFAULT_PATHS.iter().map(PathBuf::from).collect()
+    } else {
+        common.paths.clone()
+    };
+    let (access, nodes) = connect(common).await?;
+    let mut failed = Vec::new();
+    match apply {
+        None => {
+            let mut reports = Vec::new();
+            for node in &nodes {
+                match access.inspect(node, &paths).await {
+                    Ok(report) => reports.push(report),
+                    Err(e) => failed.push(format!("{}: {e}", node.name)),
+                }
+            }
+            print_check(&reports, common.output)?;
+            finish(&reports, &failed)
+        }
+        Some(apply) => {
+            let mut fixes = Vec::new();
+            for node in &nodes {
+                match access.fix(node, &paths, apply).await {
+                    Ok(fix) => fixes.push(fix),
+                    Err(e) => failed.push(format!("{}: {e}", node.name)),
+                }
+            }
+            print_fix(&fixes, common.output)?;
+            if apply {
+                let after: Vec<NodeReport> = fixes.iter().filter_map(|f| f.after.clone()).collect();
+                finish(&after, &failed)
+            } else if failed.is_empty() {
+                Ok(())
+            } else {
+                bail!("could not inspect:\n  {}", failed.join("\n  "))
+            }
+        }
+    }
+}
+
+fn finish(reports: &[NodeReport], failed: &[String]) -> anyhow::Result<()> {
+    let summary = cni_fs::failure_summary(reports);
+    match (summary.is_empty(), failed.is_empty()) {
+        (true, true) => Ok(()),
+        (false, _) => bail!(
+            "the Cilium agent would fail with `{}`:\n{summary}{}\nfix: cargo xtask nodes fix --apply",
+            cni_fs::HOSTBIN_ERROR,
+            failed
+                .iter()
+                .map(|f| format!("\n  {f}"))
+                .collect::<String>()
+        ),
+        (true, false) => bail!("could not inspect:\n  {}", failed.join("\n  ")),
+    }
+}
+
+fn print_check(reports: &[NodeReport], output: Output) -> anyhow::Result<()> {
+    match output {
+        Output::Table => print!("{}", cni_fs::render_check(reports)),
+        Output::Json => println!("{}", serde_json::to_string_pretty(reports)?),
+    }
+    Ok(())
+}
+
+fn print_fix(fixes: &[NodeFix], output: Output) -> anyhow::Result<()> {
+    match output {
+        Output::Table => {
+            // After --apply the table shows the result, before it the current state.
+            let state: Vec<NodeReport> = fixes
+                .iter()
+                .map(|f| f.after.clone().unwrap_or_else(|| f.before.clone()))
+                .collect();
+            print!("{}", cni_fs::render_check(&state));
+            println!();
+            print!("{}", cni_fs::render_fix(fixes));
+        }
+        Output::Json => println!("{}", serde_json::to_string_pretty(fixes)?),
+    }
+    Ok(())
+}
+
+/// The access method and the nodes it reaches.
+async fn connect(common: &Common) -> anyhow::Result<(Access, Vec<Node>)> {
+    let access = match common.via {
+        Via::Local => {
+            let name = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_string())
+                .unwrap_or_else(|_| "localhost".into());
+            return Ok((Access::Local, vec![Node::named(name)]));
+        }
+        Via::Ssh => Access::Ssh(Ssh {
+            program: None,
+            config: common.ssh_config.clone(),
+            options: common.ssh_option.clone(),
+            become_root: common.become_root,
+        }),
+        Via::Pod => {
+            let client = client(common.kubeconfig.as_ref()).await?;
+            let image = match &common.image {
+                Some(image) => image.clone(),
+                None => cni_fs::cilium_agent_image(&client, &common.namespace).await?,
+            };
+            let nodes = if common.inventory.is_some() {
+                inventory_nodes(common)?
+            } else {
+                cluster_nodes(&client).await?
+            };
+            let access = Access::Pod(PodAccess {
+                client,
+                namespace: common.namespace.clone(),
+                image,
+                timeout: common.pod_timeout,
+            });
+            return Ok((access, filter(nodes, &common.nodes)?));
+        }
+    };
+    Ok((access, filter(inventory_nodes(common)?, &common.nodes)?))
+}
+
+/// The inventory's hosts in `--group`, as nodes.
+fn inventory_nodes(common: &Common) -> anyhow::Result<Vec<Node>> {
+    let Some(dir) = &common.inventory else {
+        bail!(
+            "--via ssh needs --inventory DIR (the Kubespray inventory), or use --via local on the node"
+        );
+    };
+    let inventory = kubespray_config::Inventory::load(dir)
+        .with_context(|| format!("reading the inventory {}", dir.display()))?;
+    let nodes: Vec<Node> = inventory
+        .hosts
+        .iter()
+        .filter(|h| h.in_group(&common.group))
+        .map(|h| Node {
+            name: h.name.clone(),
+            address: h.connect_address().to_string(),
+            user: h.ansible_user.clone(),
+            port: h.ansible_port,
+        })
+        .collect();
+    if nodes.is_empty() {
+        bail!(
+            "{}: no hosts in group {}; pass --group with the group of your Kubernetes nodes",
+            dir.display(),
+            common.group
+        );
+    }
+    Ok(nodes)
+}
+
+async fn cluster_nodes(client: &kube::Client) -> anyhow::Result<Vec<Node>> {
+    let api: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(client.clone());
+    let list = api
+        .list(&Default::default())
+        .await
+        .context("listing the cluster's nodes")?;
+    Ok(list
+        .items
+        .into_iter()
+        .filter_map(|n| n.metadata.name)
+        .map(Node::named)
+        .collect())
+}
+
+fn filter(nodes: Vec<Node>, only: &[String]) -> anyhow::Result<Vec<Node>> {
+    if only.is_empty() {
+        return Ok(nodes);
+    }
+    if let Some(unknown) = only.iter().find(|o| !nodes.iter().any(|n| &&n.name == o)) {
+        let known: Vec<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
+        bail!(
+            "--node {unknown}: no such node (known: {})",
+            known.join(", ")
+        );
+    }
+    Ok(nodes
+        .into_iter()
+        .filter(|n| only.contains(&n.name))
+        .collect())
+}
+
+async fn client(kubeconfig: Option<&PathBuf>) -> anyhow::Result<kube::Client> {
+    let config = match kubeconfig {
+        Some(path) => {
+            let file = kube::config::Kubeconfig::read_from(path)
+                .with_context(|| format!("reading kubeconfig {}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(file, &kube::config::KubeConfigOptions::default())
+                .await
+                .with_context(|| format!("using kubeconfig {}", path.display()))?
+        }
+        None => kube::Config::infer()
+            .await
+            .context("no kubeconfig found: pass --kubeconfig or set KUBECONFIG")?,
+    };
+    kube::Client::try_from(config).context("building the Kubernetes client")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        action: Action,
+    }
+
+    fn common(args: &[&str]) -> Common {
+        let cli =
+            Cli::try_parse_from(std::iter::once("nodes").chain(args.iter().copied())).unwrap();
+        match cli.action {
+            Action::Check(common) | Action::Fix { common, .. } => common,
+        }
+    }
+
+    fn example() -> String {
+        format!("{}/../examples/homelab", env!("CARGO_MANIFEST_DIR"))
+    }
+
+    #[test]
+    fn inventory_hosts_become_nodes_with_their_ssh_address() {
+        let nodes = inventory_nodes(&common(&["check", "--inventory", &example()])).unwrap();
+        let got: Vec<(&str, &str)> = nodes
+            .iter()
+            .map(|n| (n.name.as_str(), n.address.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("cp1", "192.168.1.10"),
+                ("worker1", "192.168.1.11"),
+                ("worker2", "192.168.1.12")
+            ]
+        );
+        assert_eq!(
+            nodes[0].user, None,
+            "ssh config decides when the inventory says nothing"
+        );
+    }
+
+    #[test]
+    fn node_filter_and_group_errors_name_the_fix() {
+        let c = common(&[
+            "fix",
+            "--inventory",
+            &example(),
+            "--node",
+            "worker2",
+            "--apply",
+        ]);
+        let nodes = filter(inventory_nodes(&c).unwrap(), &c.nodes).unwrap();
+        assert_eq!(nodes.len(), 1);
+        let err = filter(inventory_nodes(&c).unwrap(), &["nope".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("nope") && err.contains("worker1"), "{err}");
+        let err = inventory_nodes(&common(&[
+            "check",
+            "--inventory",
+            &example(),
+            "--group",
+            "calico_rr",
+        ]))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("no hosts in group calico_rr") && err.contains("--group"),
+            "{err}"
+        );
+        let err = inventory_nodes(&common(&["check"]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("--inventory") && err.contains("--via local"),
+            "{err}"
+        );
+    }
 }

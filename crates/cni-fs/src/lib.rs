@@ -20,7 +20,9 @@ pub use model::{
     Attrs, Change, Class, DEFAULT_PATHS, Entry, HOSTBIN_ERROR, Kind, Node, NodeFix, NodeReport,
     Tree, TreeState, Verdict, rwx,
 };
-pub use pod::{POD_LABEL, PodAccess, PodResult, parse_logs, pod_name, pod_spec};
+pub use pod::{
+    POD_LABEL, PodAccess, PodResult, cilium_agent_image, parse_logs, pod_name, pod_spec,
+};
 pub use policy::{diff, fixed_attrs, judge, needs_fix, plan_fix};
 pub use remote::{fix_argvs, inspect_argv, shell_command, shell_quote};
 pub use ssh::Ssh;

@@ -224,14 +224,13 @@ impl Verdict {
                 };
                 format!(
                     "{who}: {} lacks {missing}, and the agent's init containers run as root without \
-                     CAP_DAC_OVERRIDE, so they fail with `{HOSTBIN_ERROR}`; \
-                     fix: `cargo xtask nodes fix --apply` (root:root, u+rwx,go-w)",
+                     CAP_DAC_OVERRIDE, so they fail with `{HOSTBIN_ERROR}`",
                     rwx(*bits)
                 )
             }
             Verdict::Unreachable { blocked_at } => format!(
                 "{} above it denies search to root without CAP_DAC_OVERRIDE/CAP_DAC_READ_SEARCH, \
-                 so creating files here fails with Permission denied; fix: `cargo xtask nodes fix --apply`",
+                 so creating files here fails with Permission denied",
                 blocked_at.display()
             ),
         }

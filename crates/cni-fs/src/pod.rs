@@ -187,7 +187,7 @@ fn unhex(node: &str, text: &str) -> Result<Vec<u8>, Error> {
         node: node.into(),
         reason: "pod log: bad hex".into(),
     };
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return Err(bad());
     }
     (0..text.len())
@@ -345,6 +345,32 @@ impl PodAccess {
     }
 }
 
+/// The image of the running Cilium agent (DaemonSet `cilium`, container `cilium-agent`): it is on
+/// every node already, so the pods need no pull.
+pub async fn cilium_agent_image(client: &kube::Client, namespace: &str) -> Result<String, Error> {
+    let daemonsets: Api<k8s_openapi::api::apps::v1::DaemonSet> =
+        Api::namespaced(client.clone(), namespace);
+    let ds = daemonsets
+        .get("cilium")
+        .await
+        .map_err(|source| Error::Kube {
+            what: format!(
+                "reading DaemonSet {namespace}/cilium for the agent image (or pass --image)"
+            ),
+            source,
+        })?;
+    ds.spec
+        .and_then(|s| s.template.spec)
+        .and_then(|s| s.containers.into_iter().find(|c| c.name == "cilium-agent"))
+        .and_then(|c| c.image)
+        .ok_or_else(|| Error::Pod {
+            node: "-".into(),
+            namespace: namespace.into(),
+            pod: "DaemonSet/cilium".into(),
+            reason: "has no container cilium-agent with an image; pass --image".into(),
+        })
+}
+
 /// A waiting reason that will not resolve by itself.
 fn stuck_reason(status: &k8s_openapi::api::core::v1::PodStatus) -> Option<String> {
     status.container_statuses.iter().flatten().find_map(|c| {
@@ -449,8 +475,9 @@ mod tests {
 
     #[test]
     fn parses_a_recorded_fix_log() {
-        let before = b"/host/opt/cni/bin\0d\01001\00\01001\0root\0755\0/host/opt/cni/bin\0\0";
-        let after = b"/host/opt/cni/bin\0d\00\00\0root\0root\0755\0/host/opt/cni/bin\0\0";
+        let before =
+            b"/host/opt/cni/bin\0d\x001001\x000\x001001\0root\x00755\0/host/opt/cni/bin\0\0";
+        let after = b"/host/opt/cni/bin\0d\x000\x000\0root\0root\x00755\0/host/opt/cni/bin\0\0";
         let missing = b"find: '/host/etc/cni/net.d': No such file or directory\n";
         let logs = format!(
             "cni-fs-result before 1 {} {}\ncni-fs-result fix 0  \ncni-fs-result after 1 {} {}\n",
@@ -475,7 +502,7 @@ mod tests {
     #[test]
     fn a_failed_fix_in_the_pod_is_an_error() {
         let logs = format!("cni-fs-result before 0 {} \ncni-fs-result fix 1 {} {}\n",
-            hex(b"/host/opt/cni/bin\0d\00\00\0root\0root\0755\0/host/opt/cni/bin\0\0/host/etc/cni/net.d\0d\00\00\0root\0root\0755\0/host/etc/cni/net.d\0\0"),
+            hex(b"/host/opt/cni/bin\0d\x000\x000\0root\0root\x00755\0/host/opt/cni/bin\0\0/host/etc/cni/net.d\0d\x000\x000\0root\0root\x00755\0/host/etc/cni/net.d\0\0"),
             "", hex(b"chown: Read-only file system"));
         let err = parse_logs("node-1", &roots(), &logs).unwrap_err();
         assert!(err.to_string().contains("Read-only"), "{err}");

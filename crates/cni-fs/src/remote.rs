@@ -173,7 +173,7 @@ pub(crate) fn parse_inspection(
     if fields.last().is_some_and(|f| f.is_empty()) {
         fields.pop();
     }
-    if fields.len() % FIELDS != 0 {
+    if !fields.len().is_multiple_of(FIELDS) {
         return Err(bad(format!(
             "{} fields, not a multiple of {FIELDS}",
             fields.len()
@@ -300,9 +300,9 @@ mod tests {
     #[test]
     fn parses_recorded_find_output_with_missing_root() {
         // Recorded from `find /opt/cni/bin /etc/cni/net.d -xdev -printf ...` on a Kubespray node.
-        let stdout = b"/opt/cni/bin\0d\01001\00\0kube\0root\0755\0/opt/cni/bin\0\0\
-/opt/cni/bin\0f\01001\00\0kube\0root\0755\0/opt/cni/bin/loopback\0\0\
-/opt/cni/bin\0l\00\00\0root\0root\0777\0/opt/cni/bin/odd\nname\0/etc/passwd\0";
+        let stdout = b"/opt/cni/bin\0d\x001001\x000\0kube\0root\x00755\0/opt/cni/bin\0\0\
+/opt/cni/bin\0f\x001001\x000\0kube\0root\x00755\0/opt/cni/bin/loopback\0\0\
+/opt/cni/bin\0l\x000\x000\0root\0root\x00777\0/opt/cni/bin/odd\nname\0/etc/passwd\0";
         let stderr = b"find: '/etc/cni/net.d': No such file or directory\n";
         let roots: Vec<PathBuf> = vec!["/opt/cni/bin".into(), "/etc/cni/net.d".into()];
         let report = parse_inspection("node1", &roots, &roots, 1, stdout, stderr).unwrap();
@@ -323,7 +323,7 @@ mod tests {
 
     #[test]
     fn permission_denied_while_listing_is_an_error() {
-        let stdout = b"/r\0d\00\00\0root\0root\0755\0/r\0\0";
+        let stdout = b"/r\0d\x000\x000\0root\0root\x00755\0/r\0\0";
         let stderr = b"find: '/r/private': Permission denied\n";
         let roots: Vec<PathBuf> = vec!["/r".into()];
         let err = parse_inspection("n", &roots, &roots, 1, stdout, stderr).unwrap_err();

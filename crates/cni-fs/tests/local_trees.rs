@@ -5,6 +5,9 @@
 //! kernel itself (`setpriv` runs `touch` as root without CAP_DAC_OVERRIDE), and snapshots of
 //! everything outside the tree.
 
+// Test helpers outside #[test] fns: a failed setup should panic with its cause.
+#![allow(clippy::unwrap_used)]
+
 use cni_fs::{Access, Kind, Node, NodeReport, TreeState, fixed_attrs};
 use proptest::prelude::*;
 use std::collections::BTreeMap;
@@ -344,7 +347,7 @@ fn kubespray_tree_is_denied_with_the_hostbin_error_and_fixed() {
     let err = rt
         .block_on(cni_fs::ensure_agent_can_write(
             &Access::Local,
-            &[node.clone()],
+            std::slice::from_ref(&node),
             &roots,
         ))
         .unwrap_err();
@@ -358,7 +361,7 @@ fn kubespray_tree_is_denied_with_the_hostbin_error_and_fixed() {
         fix.changed.as_ref().map(Vec::len),
         Some(2),
         "{}",
-        cni_fs::render_fix(&[fix.clone()])
+        cni_fs::render_fix(std::slice::from_ref(&fix))
     );
     assert!(
         rt.block_on(cni_fs::ensure_agent_can_write(

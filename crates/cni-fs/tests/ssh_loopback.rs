@@ -2,6 +2,9 @@
 //! and client key in a temp dir; the client is the system `ssh` with a temp config file (`-F`),
 //! so `~/.ssh` is never touched. Needs root and `/usr/sbin/sshd` (package openssh-server).
 
+// Test helpers outside #[test] fns: a failed setup should panic with its cause.
+#![allow(clippy::unwrap_used)]
+
 use cni_fs::{Access, Node, Ssh, TreeState};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
