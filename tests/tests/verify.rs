@@ -401,3 +401,39 @@ async fn verify_on_the_v2_27_fixture() {
         .down()
         .unwrap_or_else(|error| panic!("testbed down failed: {error}"));
 }
+
+/// The probe's real result on a cluster whose nodes run containers (kind, with Cilium installed):
+/// every node's pod resolves `kubernetes.default` and gets `ok` from `/healthz`, and nothing is
+/// left behind. Uses `$KUBECONFIG`; run with `cargo xtask e2e --cluster kind` (needs Docker).
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs a cluster with a real datapath (kind): cargo xtask e2e --cluster kind"]
+async fn probe_on_a_real_datapath() {
+    let client = Client::try_default()
+        .await
+        .unwrap_or_else(|error| panic!("no cluster in $KUBECONFIG: {error}"));
+    let options = verify::Options {
+        probe: Some(ProbeOptions {
+            namespace: "kube-system".to_owned(),
+            image: verify::probe::DEFAULT_PROBE_IMAGE.to_owned(),
+            timeout: Duration::from_secs(180),
+        }),
+        ..verify::Options::new("kube-system", "cilium")
+    };
+    let report = verify::verify(&client, &options)
+        .await
+        .unwrap_or_else(|error| panic!("verify --probe failed: {error}"));
+    let probes: Vec<&Check> = report
+        .checks
+        .iter()
+        .filter(|c| c.name.starts_with("probe "))
+        .collect();
+    assert!(!probes.is_empty(), "{}", report.table());
+    for probe in probes {
+        assert_eq!(probe.state, State::Pass, "{}", report.table());
+    }
+    assert!(
+        report.checks.iter().all(|c| c.name != "probe cleanup"),
+        "{}",
+        report.table()
+    );
+}
