@@ -17,191 +17,60 @@ pub struct AgentDefault {
 
 /// The agent defaults the comparison relies on (Cilium 1.15 flags; unchanged through 1.19 for these
 /// keys). A key absent on one side is equal only when the other side holds exactly this default.
-const AGENT_DEFAULTS: &[AgentDefault] = &[
-    AgentDefault {
-        key: "agent-health-port",
-        value: "9879",
-    },
-    AgentDefault {
-        key: "auto-direct-node-routes",
-        value: "false",
-    },
-    AgentDefault {
-        key: "bpf-lb-acceleration",
-        value: "disabled",
-    },
-    AgentDefault {
-        key: "bpf-lb-map-max",
-        value: "65536",
-    },
-    AgentDefault {
-        key: "bpf-lb-mode",
-        value: "snat",
-    },
-    AgentDefault {
-        key: "bpf-policy-map-max",
-        value: "16384",
-    },
-    AgentDefault {
-        key: "clean-cilium-bpf-state",
-        value: "false",
-    },
-    AgentDefault {
-        key: "clean-cilium-state",
-        value: "false",
-    },
-    AgentDefault {
-        key: "cluster-id",
-        value: "0",
-    },
-    AgentDefault {
-        key: "cluster-name",
-        value: "default",
-    },
-    AgentDefault {
-        key: "custom-cni-conf",
-        value: "false",
-    },
-    AgentDefault {
-        key: "debug",
-        value: "false",
-    },
-    AgentDefault {
-        key: "enable-bandwidth-manager",
-        value: "false",
-    },
-    AgentDefault {
-        key: "enable-bbr",
-        value: "false",
-    },
-    AgentDefault {
-        key: "enable-bgp-control-plane",
-        value: "false",
-    },
-    AgentDefault {
-        key: "enable-bpf-clock-probe",
-        value: "false",
-    },
-    AgentDefault {
-        key: "enable-bpf-masquerade",
-        value: "false",
-    },
-    AgentDefault {
-        key: "enable-endpoint-health-checking",
-        value: "true",
-    },
-    AgentDefault {
-        key: "enable-health-checking",
-        value: "true",
-    },
-    AgentDefault {
-        key: "enable-host-firewall",
-        value: "false",
-    },
-    AgentDefault {
-        key: "enable-hubble",
-        value: "false",
-    },
-    AgentDefault {
-        key: "enable-hubble-open-metrics",
-        value: "false",
-    },
-    AgentDefault {
-        key: "enable-ip-masq-agent",
-        value: "false",
-    },
-    AgentDefault {
-        key: "enable-ipsec",
-        value: "false",
-    },
-    AgentDefault {
-        key: "enable-ipv4",
-        value: "true",
-    },
-    AgentDefault {
-        key: "enable-ipv4-masquerade",
-        value: "true",
-    },
-    AgentDefault {
-        key: "enable-ipv6-masquerade",
-        value: "true",
-    },
-    AgentDefault {
-        key: "enable-l2-announcements",
-        value: "false",
-    },
-    AgentDefault {
-        key: "enable-l7-proxy",
-        value: "true",
-    },
-    AgentDefault {
-        key: "enable-policy",
-        value: "default",
-    },
-    AgentDefault {
-        key: "enable-remote-node-identity",
-        value: "true",
-    },
-    AgentDefault {
-        key: "enable-well-known-identities",
-        value: "false",
-    },
-    AgentDefault {
-        key: "enable-wireguard",
-        value: "false",
-    },
-    AgentDefault {
-        key: "encrypt-node",
-        value: "false",
-    },
-    AgentDefault {
-        key: "hubble-disable-tls",
-        value: "false",
-    },
-    AgentDefault {
-        key: "hubble-socket-path",
-        value: "/var/run/cilium/hubble.sock",
-    },
-    AgentDefault {
-        key: "install-no-conntrack-iptables-rules",
-        value: "false",
-    },
-    AgentDefault {
-        key: "kube-proxy-replacement",
-        value: "false",
-    },
-    AgentDefault {
-        key: "monitor-aggregation-flags",
-        value: "all",
-    },
-    AgentDefault {
-        key: "mtu",
-        value: "0",
-    },
-    AgentDefault {
-        key: "operator-api-serve-addr",
-        value: "localhost:9234",
-    },
-    AgentDefault {
-        key: "policy-audit-mode",
-        value: "false",
-    },
-    AgentDefault {
-        key: "preallocate-bpf-maps",
-        value: "false",
-    },
-    AgentDefault {
-        key: "routing-mode",
-        value: "tunnel",
-    },
-    AgentDefault {
-        key: "sidecar-istio-proxy-image",
-        value: "cilium/istio_proxy",
-    },
-    AgentDefault {
-        key: "tunnel-protocol",
-        value: "vxlan",
-    },
+const AGENT_DEFAULTS: &[(&str, &str)] = &[
+    ("agent-health-port", "9879"),
+    ("auto-direct-node-routes", "false"),
+    ("bpf-lb-acceleration", "disabled"),
+    ("bpf-lb-map-max", "65536"),
+    ("bpf-lb-mode", "snat"),
+    ("bpf-policy-map-max", "16384"),
+    ("clean-cilium-bpf-state", "false"),
+    ("clean-cilium-state", "false"),
+    ("cluster-id", "0"),
+    ("cluster-name", "default"),
+    ("custom-cni-conf", "false"),
+    ("debug", "false"),
+    ("enable-auto-protect-node-port-range", "true"),
+    ("enable-bandwidth-manager", "false"),
+    ("enable-bbr", "false"),
+    ("enable-bgp-control-plane", "false"),
+    ("enable-bpf-clock-probe", "false"),
+    ("enable-bpf-masquerade", "false"),
+    ("enable-endpoint-health-checking", "true"),
+    ("enable-external-ips", "false"),
+    ("enable-health-checking", "true"),
+    ("enable-host-firewall", "false"),
+    ("enable-host-port", "false"),
+    ("enable-hubble", "false"),
+    ("enable-hubble-open-metrics", "false"),
+    ("enable-ip-masq-agent", "false"),
+    ("enable-ipsec", "false"),
+    ("enable-ipv4", "true"),
+    ("enable-ipv4-masquerade", "true"),
+    ("enable-ipv6-masquerade", "true"),
+    ("enable-l2-announcements", "false"),
+    ("enable-l7-proxy", "true"),
+    ("enable-node-port", "false"),
+    ("enable-policy", "default"),
+    ("enable-remote-node-identity", "true"),
+    ("enable-well-known-identities", "false"),
+    ("enable-wireguard", "false"),
+    ("encrypt-node", "false"),
+    ("hubble-disable-tls", "false"),
+    ("hubble-socket-path", "/var/run/cilium/hubble.sock"),
+    ("install-no-conntrack-iptables-rules", "false"),
+    ("kube-proxy-replacement", "false"),
+    ("kube-proxy-replacement-healthz-bind-address", ""),
+    ("monitor-aggregation-flags", "all"),
+    ("monitor-aggregation-interval", "5s"),
+    ("mtu", "0"),
+    ("node-port-bind-protection", "true"),
+    ("operator-api-serve-addr", "localhost:9234"),
+    ("policy-audit-mode", "false"),
+    ("preallocate-bpf-maps", "false"),
+    ("routing-mode", "tunnel"),
+    ("sidecar-istio-proxy-image", "cilium/istio_proxy"),
+    ("tunnel-protocol", "vxlan"),
 ];
 
 /// Keys the agent dropped in a later minor, with the behaviour it hard-wires from then on.
@@ -227,15 +96,17 @@ const REMOVED: &[(&str, u32, &str, &str)] = &[
 ];
 
 /// The table of agent defaults [`compare_config`] relies on.
-pub fn agent_defaults() -> &'static [AgentDefault] {
+pub fn agent_defaults() -> impl Iterator<Item = AgentDefault> {
     AGENT_DEFAULTS
+        .iter()
+        .map(|&(key, value)| AgentDefault { key, value })
 }
 
 fn agent_default(key: &str) -> Option<&'static str> {
     AGENT_DEFAULTS
         .iter()
-        .find(|d| d.key == key)
-        .map(|d| d.value)
+        .find(|(k, _)| *k == key)
+        .map(|&(_, v)| v)
 }
 
 /// How two values differ.

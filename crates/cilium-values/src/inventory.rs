@@ -234,18 +234,18 @@ pub fn kubespray_config_view(vars: &InventoryVars) -> Result<KubesprayView, Erro
     }
 
     // Hard-coded by the v2.27 template, with no variable behind them.
-    const TEMPLATE: &str = "Kubespray cilium/config.yml.j2 (hard-coded)";
-    view.put("clean-cilium-state", "false", "(template)", TEMPLATE);
-    view.put("clean-cilium-bpf-state", "false", "(template)", TEMPLATE);
-    view.put("custom-cni-conf", "false", "(template)", TEMPLATE);
+    const TEMPLATE: &str = "Kubespray v2.27 template cilium/config.yml.j2 (hard-coded)";
+    view.put("clean-cilium-state", "false", "", TEMPLATE);
+    view.put("clean-cilium-bpf-state", "false", "", TEMPLATE);
+    view.put("custom-cni-conf", "false", "", TEMPLATE);
     view.put(
         "write-cni-conf-when-ready",
         "/host/etc/cni/net.d/05-cilium.conflist",
         "(template)",
         TEMPLATE,
     );
-    view.put("bpf-ct-global-tcp-max", "524288", "(template)", TEMPLATE);
-    view.put("bpf-ct-global-any-max", "262144", "(template)", TEMPLATE);
+    view.put("bpf-ct-global-tcp-max", "524288", "", TEMPLATE);
+    view.put("bpf-ct-global-any-max", "262144", "", TEMPLATE);
     view.put(
         "sidecar-istio-proxy-image",
         "cilium/istio_proxy",

@@ -544,19 +544,27 @@ impl Mapper {
         Ok(())
     }
 
+    /// A warning about a value of the effective config: that value is live when a live config
+    /// was given, else it is what the inventory renders.
     fn warn(
         &mut self,
         kind: WarningKind,
         key: &str,
-        live: Option<&str>,
+        value: Option<&str>,
         location: String,
         message: impl Into<String>,
     ) {
+        let value = value.map(str::to_owned);
+        let (live, inventory) = if self.live_source.is_some() {
+            (value, None)
+        } else {
+            (None, value)
+        };
         self.warnings.push(Warning {
             kind,
             key: key.to_owned(),
-            live: live.map(str::to_owned),
-            inventory: None,
+            live,
+            inventory,
             location,
             message: message.into(),
         });
@@ -1262,16 +1270,27 @@ fn inventory_only(mapper: &mut Mapper, vars: &InventoryVars) -> Result<(), Error
                 let (host, port) = host_port(&endpoint).unwrap_or_default();
                 mapper.values.chart.k8s_service_host = Some(host);
                 mapper.values.chart.k8s_service_port = Some(port);
-                mapper.values.note("k8sServiceHost", inv(o, "kube_apiserver_global_endpoint"));
-                mapper.values.note("k8sServicePort", inv(o, "kube_apiserver_global_endpoint"));
+                mapper
+                    .values
+                    .note("k8sServiceHost", inv(o, "kube_apiserver_global_endpoint"));
+                mapper
+                    .values
+                    .note("k8sServicePort", inv(o, "kube_apiserver_global_endpoint"));
             }
-            _ => mapper.warn(
+            _ => {
+                let location = mapper
+                    .values
+                    .provenance_of("kubeProxyReplacement")
+                    .map(ToString::to_string)
+                    .unwrap_or_default();
+                mapper.warn(
                 WarningKind::Advice,
                 "k8sServiceHost",
                 None,
-                "kube-proxy-replacement".to_owned(),
+                location,
                 "without kube-proxy the agent and operator need the API server address: set k8sServiceHost/k8sServicePort (e.g. localhost and 6443 with Kubespray's nginx proxy)",
-            ),
+            );
+            }
         }
     }
 

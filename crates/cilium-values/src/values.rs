@@ -544,7 +544,9 @@ impl fmt::Display for Provenance {
         match self {
             Provenance::Live { source, key } => write!(f, "live cilium-config {key} ({source})"),
             Provenance::Inventory { origin, variable } => {
-                if origin.contains(variable.as_str()) {
+                if variable.is_empty() {
+                    write!(f, "{origin}")
+                } else if origin.contains(variable.as_str()) {
                     write!(f, "inventory {origin}")
                 } else {
                     write!(f, "inventory {variable} ({origin})")
