@@ -128,9 +128,18 @@ impl Helm {
         self.major
     }
 
-    /// Runs helm with `args` and returns stdout; a failure becomes [`HelmError::Helm`] with
-    /// the classified stderr.
-    pub fn run<I, S>(&self, args: I) -> Result<String, HelmError>
+    /// The `Command` for helm with `args`, this driver's kubeconfig, context and environment;
+    /// for callers that must spawn helm themselves (to stream or interrupt it).
+    pub fn command<I, S>(&self, args: I) -> Command
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString>,
+    {
+        let (command, _) = self.command_and_args(args);
+        command
+    }
+
+    fn command_and_args<I, S>(&self, args: I) -> (Command, Vec<OsString>)
     where
         I: IntoIterator<Item = S>,
         S: Into<OsString>,
@@ -151,6 +160,17 @@ impl Helm {
         for (key, value) in &self.env {
             command.env(key, value);
         }
+        (command, args)
+    }
+
+    /// Runs helm with `args` and returns stdout; a failure becomes [`HelmError::Helm`] with
+    /// the classified stderr.
+    pub fn run<I, S>(&self, args: I) -> Result<String, HelmError>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString>,
+    {
+        let (mut command, args) = self.command_and_args(args);
         let output = command.output().map_err(|source| HelmError::Spawn {
             program: self.program.clone(),
             source,

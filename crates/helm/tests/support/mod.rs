@@ -39,8 +39,8 @@ pub fn helm_binaries() -> Vec<(u32, PathBuf)> {
 }
 
 /// Writes chart `tiny` (version `version`) into `parent/tiny`: a ConfigMap, a ServiceAccount, a
-/// DaemonSet and a ClusterRole, shaped like Cilium's, and a values.schema.json that is
-/// type-strict like Cilium's.
+/// DaemonSet and a ClusterRole, shaped like Cilium's (plus, with `loadBalancer: true`, a Service
+/// that never becomes ready), and a values.schema.json that is type-strict like Cilium's.
 pub fn write_tiny_chart(parent: &Path, version: &str) -> std::io::Result<PathBuf> {
     let dir = parent.join("tiny");
     std::fs::create_dir_all(dir.join("templates"))?;
@@ -50,7 +50,7 @@ pub fn write_tiny_chart(parent: &Path, version: &str) -> std::io::Result<PathBuf
     )?;
     std::fs::write(
         dir.join("values.yaml"),
-        "clusterName: default\nkubeProxyReplacement: false\ndebug: false\nkeepConfig: false\nimage: registry.local/cilium:v1.15.9\n",
+        "clusterName: default\nkubeProxyReplacement: false\ndebug: false\nkeepConfig: false\nloadBalancer: false\nimage: registry.local/cilium:v1.15.9\n",
     )?;
     std::fs::write(
         dir.join("values.schema.json"),
@@ -62,6 +62,7 @@ pub fn write_tiny_chart(parent: &Path, version: &str) -> std::io::Result<PathBuf
     "kubeProxyReplacement": { "type": "boolean" },
     "debug": { "type": "boolean" },
     "keepConfig": { "type": "boolean" },
+    "loadBalancer": { "type": "boolean" },
     "image": { "type": "string" }
   }
 }
@@ -94,6 +95,24 @@ metadata:
 "#,
     )?;
     std::fs::write(dir.join("templates/daemonset.yaml"), daemonset_template())?;
+    // No load-balancer controller runs on the testbed: a waiting install never becomes ready.
+    std::fs::write(
+        dir.join("templates/service.yaml"),
+        r#"{{- if .Values.loadBalancer }}
+apiVersion: v1
+kind: Service
+metadata:
+  name: {{ .Release.Name }}-lb
+  namespace: {{ .Release.Namespace }}
+spec:
+  type: LoadBalancer
+  selector:
+    k8s-app: {{ .Release.Name }}
+  ports:
+    - port: 4244
+{{- end }}
+"#,
+    )?;
     std::fs::write(
         dir.join("templates/clusterrole.yaml"),
         r#"apiVersion: rbac.authorization.k8s.io/v1
