@@ -19,6 +19,11 @@
 //! | [`ApplyMethod::Default`] when adopting | (nothing: client-side) | `--server-side=false` |
 //! | [`ApplyMethod::Default`] otherwise | (nothing) | (nothing: Helm's default) |
 //! | [`ApplyMethod::ServerSide`] | refused | `--server-side=true` [`--force-conflicts`] |
+//! | any [`UpgradeInstall`] | `--reset-values` | `--reset-values` |
+//!
+//! **Values are exactly the request's files.** `helm upgrade` given no values silently reuses
+//! the previous revision's; `--reset-values` is always passed so that the values files (or the
+//! chart's defaults) are the whole truth, the same on a first run and on a resumed one.
 //!
 //! **No rollback on an adopting install.** `--atomic` (Helm 4: `--rollback-on-failure`) makes a
 //! failed *first install* uninstall the release, and the release by then owns the adopted

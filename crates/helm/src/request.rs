@@ -140,6 +140,9 @@ impl UpgradeInstall {
         for file in &self.values_files {
             args.extend(["--values".into(), file.into()]);
         }
+        // The values are exactly the request's files: without this, an upgrade given no values
+        // silently reuses the previous revision's.
+        args.push("--reset-values".into());
         match self.ownership {
             Ownership::Adopt {
                 take_ownership: true,
@@ -448,6 +451,7 @@ mod tests {
             "1.15.9",
             "--values",
             "/inv/cilium-values.yaml",
+            "--reset-values",
             "--take-ownership",
         ];
         let helm3 = strings(adopt().args(&v("v3.17.0"))?);
