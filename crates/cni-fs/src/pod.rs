@@ -219,7 +219,8 @@ pub fn parse_logs(node: &str, roots: &[PathBuf], logs: &str) -> Result<PodResult
         let (out, err) = (unhex(node, out)?, unhex(node, err)?);
         match stage {
             "before" | "after" => {
-                let report = remote::parse_inspection(node, roots, &shown, status, &out, &err)?;
+                let mut report = remote::parse_inspection(node, roots, &shown, status, &out, &err)?;
+                forget_container_names(&mut report);
                 if stage == "before" {
                     before = Some(report)
                 } else {
@@ -242,6 +243,25 @@ pub fn parse_logs(node: &str, roots: &[PathBuf], logs: &str) -> Result<PodResult
         reason: format!("the pod log has no inspection result: {}", logs.trim()),
     })?;
     Ok(PodResult { before, after })
+}
+
+/// Names resolved inside the container come from the image's `/etc/passwd`, not the node's:
+/// keep only root's, which is the same everywhere.
+fn forget_container_names(report: &mut NodeReport) {
+    for tree in &mut report.trees {
+        let entries = match &mut tree.state {
+            crate::model::TreeState::Present { entries } => entries,
+            _ => continue,
+        };
+        for entry in entries {
+            if entry.attrs.uid != 0 {
+                entry.user = None;
+            }
+            if entry.attrs.gid != 0 {
+                entry.group = None;
+            }
+        }
+    }
 }
 
 impl PodAccess {

@@ -45,6 +45,8 @@ impl Ssh {
             argv.push("-o".into());
             argv.push(option.into());
         }
+        // ssh keeps the first value it sees for an option: this default yields to --ssh-option.
+        argv.extend(["-o", "ConnectTimeout=15"].map(OsString::from));
         if let Some(port) = node.port {
             argv.push("-p".into());
             argv.push(port.to_string().into());
@@ -186,11 +188,13 @@ mod tests {
             .map(|a| a.to_string_lossy().into_owned())
             .collect();
         assert_eq!(
-            &text[..9],
+            &text[..11],
             [
                 "-T",
                 "-o",
                 "BatchMode=yes",
+                "-o",
+                "ConnectTimeout=15",
                 "-p",
                 "2222",
                 "-l",
@@ -200,9 +204,9 @@ mod tests {
             ]
         );
         assert!(
-            text[9].starts_with("'sudo' '-n' '--' 'find' '/x/a b'\\''c' '-xdev'"),
+            text[11].starts_with("'sudo' '-n' '--' 'find' '/x/a b'\\''c' '-xdev'"),
             "{}",
-            text[9]
+            text[11]
         );
     }
 
