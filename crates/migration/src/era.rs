@@ -477,6 +477,26 @@ pub async fn collect_state(client: &Client) -> Result<ClusterState, CollectError
     Ok(state)
 }
 
+/// Writes the hand-over marker on namespace `kube-system` (the last act of a finished
+/// migration): `value` says when, or by which run.
+pub async fn write_handover_marker(client: &Client, value: &str) -> Result<(), CollectError> {
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let patch =
+        serde_json::json!({"metadata": {"annotations": {HANDOVER_MARKER_ANNOTATION: value}}});
+    namespaces
+        .patch(
+            "kube-system",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&patch),
+        )
+        .await
+        .map_err(|source| CollectError {
+            what: "the hand-over marker on namespace kube-system".into(),
+            source,
+        })?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;

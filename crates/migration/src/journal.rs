@@ -11,7 +11,7 @@
 use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -214,13 +214,24 @@ pub struct Journal {
 }
 
 impl Journal {
-    /// Creates the journal of a new migration in `bundle_dir` (fsynced, mode 0600).
+    /// Creates the journal of a new migration in `bundle_dir` (fsynced, mode 0600), creating
+    /// the directory (0700) when it does not exist.
     pub fn create(
         bundle_dir: &Path,
         cluster: ClusterIdentity,
         strategy: Strategy,
     ) -> Result<Journal, JournalError> {
         let path = bundle_dir.join(JOURNAL_FILE);
+        // The bundle directory holds Secrets: private from the start.
+        if !bundle_dir.exists() {
+            std::fs::DirBuilder::new()
+                .mode(0o700)
+                .create(bundle_dir)
+                .map_err(|source| JournalError::Io {
+                    path: bundle_dir.to_owned(),
+                    source,
+                })?;
+        }
         let file = OpenOptions::new()
             .write(true)
             .create_new(true)
