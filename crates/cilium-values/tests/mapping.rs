@@ -8,6 +8,13 @@ use cilium_values::{
 };
 use serde_json::{Value as Json, json};
 
+/// Live config pairs of a table row.
+type Pairs<'a> = &'a [(&'a str, &'a str)];
+/// Expected warnings of a table row.
+type Kinds<'a> = &'a [(WarningKind, &'a str)];
+/// Inventory variables of a table row.
+type Vars<'a> = &'a [(&'a str, Json)];
+
 fn version(text: &str) -> ChartVersion {
     ChartVersion::parse(text).expect("valid version")
 }
@@ -50,7 +57,7 @@ fn run(
 #[test]
 fn live_keys_map_to_typed_values() {
     // (live config, chart, JSON pointer into the values, expected value)
-    let cases: &[(&[(&str, &str)], &str, &str, Json)] = &[
+    let cases: &[(Pairs, &str, &str, Json)] = &[
         (
             &[("bpf-ct-global-tcp-max", "524288")],
             "1.15.9",
@@ -427,7 +434,7 @@ fn kinds(warnings: &[Warning]) -> Vec<(WarningKind, &str)> {
 #[test]
 fn versioned_keys_warn_when_the_target_chart_lost_them() {
     // (live, chart, expected (kind, key) warnings, pointer that must be absent or present)
-    let cases: &[(&[(&str, &str)], &str, &[(WarningKind, &str)])] = &[
+    let cases: &[(Pairs, &str, Kinds)] = &[
         (&[("enable-remote-node-identity", "True")], "1.15.9", &[]),
         (
             &[("enable-remote-node-identity", "True")],
@@ -527,7 +534,7 @@ fn versioned_keys_warn_when_the_target_chart_lost_them() {
 fn disagreements_name_both_values_and_both_places() {
     // (live, inventory, expected (key, live, inventory))
     type Expected<'a> = &'a [(&'a str, Option<&'a str>, Option<&'a str>)];
-    let cases: &[(&[(&str, &str)], &[(&str, Json)], Expected)] = &[
+    let cases: &[(Pairs, Vars, Expected)] = &[
         // Same meaning, different spelling: no warning.
         (
             &[("debug", "false")],
