@@ -1,8 +1,166 @@
-//! Not written yet.
+//! `cargo xtask values`: Helm values for the Cilium chart, from the inventory and the live cilium-config.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use cilium_values::{
+    ChartVersion, InventoryVar, InventoryVars, LiveConfig, Sources, Translation, translate,
+};
+use kubespray_config::{Era, Inventory, Origin, Variables};
 
 #[derive(clap::Args)]
-pub(crate) struct Args {}
+pub(crate) struct Args {
+    /// The Kubespray inventory directory (or its inventory file).
+    #[arg(long, value_name = "DIR")]
+    inventory: PathBuf,
+    /// The live cilium-config, as `kubectl -n kube-system get configmap cilium-config -o yaml` prints it.
+    #[arg(long, value_name = "FILE")]
+    live_config: Option<PathBuf>,
+    /// The chart version to write values for [default: the inventory's cilium_version].
+    #[arg(long, value_name = "X.Y.Z")]
+    cilium_version: Option<String>,
+    /// The Kubespray era, when the inventory does not show it: template (<= v2.27) or cilium-cli (>= v2.28).
+    #[arg(long)]
+    era: Option<Era>,
+    /// Write the values to this file instead of printing them.
+    #[arg(long, value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// Plain JSON values (for `helm -f`) instead of YAML with a provenance comment on each value.
+    #[arg(long)]
+    json: bool,
+}
 
-pub(crate) fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("not implemented yet")
+pub(crate) fn run(args: Args) -> anyhow::Result<()> {
+    let (translation, _) = values_for(
+        &args.inventory,
+        args.live_config.as_deref(),
+        args.cilium_version.as_deref(),
+        args.era,
+    )?;
+    let text = if args.json {
+        translation.values.to_json_string()?
+    } else {
+        translation.values.to_yaml_with_provenance()?
+    };
+    for warning in &translation.warnings {
+        eprintln!("warning: {warning}");
+    }
+    match &args.output {
+        Some(path) => {
+            std::fs::write(path, text)
+                .with_context(|| format!("cannot write the values to {}", path.display()))?;
+            eprintln!(
+                "wrote values for the Cilium chart {} to {} ({} warnings)",
+                translation.values.version,
+                path.display(),
+                translation.warnings.len()
+            );
+        }
+        None => print!("{text}"),
+    }
+    Ok(())
+}
+
+/// Translate an inventory (and optionally a live cilium-config file) into chart values; also
+/// returns the loaded inventory for callers that need its hosts. Kubespray's own inventory
+/// warnings go to stderr.
+pub(crate) fn values_for(
+    inventory_path: &Path,
+    live_config: Option<&Path>,
+    cilium_version: Option<&str>,
+    era: Option<Era>,
+) -> anyhow::Result<(Translation, Inventory)> {
+    let inventory = Inventory::load(inventory_path)?;
+    for warning in &inventory.warnings {
+        eprintln!("warning: {warning}");
+    }
+    let era = match era {
+        Some(era) => era,
+        None => inventory.detect_era().require(&inventory.dir)?,
+    };
+    let variables = inventory.variables(era)?;
+    let vars = inventory_vars(&inventory, &variables);
+    let version = match cilium_version {
+        Some(text) => ChartVersion::parse(text)?,
+        None => default_version(&vars)?,
+    };
+    let live = live_config.map(LiveConfig::read).transpose()?;
+    let translation = translate(&Sources {
+        live,
+        inventory: vars,
+        version,
+    })?;
+    Ok((translation, inventory))
+}
+
+/// The chart version of the first Helm release is the Cilium version that runs now.
+fn default_version(vars: &InventoryVars) -> anyhow::Result<ChartVersion> {
+    let Some(var) = vars.get("cilium_version") else {
+        bail!(
+            "the inventory does not say which Cilium version runs (cilium_version); pass --cilium-version X.Y.Z"
+        );
+    };
+    match var.value.as_str().map(ChartVersion::parse) {
+        Some(Ok(version)) => Ok(version),
+        Some(Err(e)) => Err(e).with_context(|| {
+            format!(
+                "{}: cilium_version; pass --cilium-version X.Y.Z",
+                var.origin
+            )
+        }),
+        None => bail!(
+            "{}: cilium_version is {}, not a version; pass --cilium-version X.Y.Z",
+            var.origin,
+            var.value
+        ),
+    }
+}
+
+/// The inventory's resolved variables as cilium-values reads them, with short origins
+/// (`group_vars/k8s_cluster/k8s-net-cilium.yml:45: cilium_enable_hubble`), plus
+/// `etcd_access_addresses` computed from the etcd hosts as Kubespray does.
+pub(crate) fn inventory_vars(inventory: &Inventory, variables: &Variables) -> InventoryVars {
+    let mut vars = InventoryVars::new();
+    for variable in variables.iter() {
+        let origin = match &variable.origin {
+            Origin::Inventory { file, key, line } => {
+                let file = inventory.display_path(file).display();
+                match line {
+                    Some(line) => format!("{file}:{line}: {key}"),
+                    None => format!("{file}: {key}"),
+                }
+            }
+            other => other.to_string(),
+        };
+        vars.insert(
+            variable.name.clone(),
+            InventoryVar::new(variable.value.clone(), origin),
+        );
+    }
+    // Kubespray's etcd_hosts falls back to the control plane when the etcd group is empty.
+    let mut etcd = inventory.group_hosts("etcd");
+    let mut group = "etcd";
+    if etcd.is_empty() {
+        etcd = inventory.group_hosts("kube_control_plane");
+        group = "kube_control_plane";
+    }
+    if !etcd.is_empty() && !vars.contains_key("etcd_access_addresses") {
+        let addresses: Vec<String> = etcd
+            .iter()
+            .map(|h| format!("https://{}:2379", h.access_address()))
+            .collect();
+        let files: Vec<String> = inventory
+            .inventory_files
+            .iter()
+            .map(|f| inventory.display_path(f).display().to_string())
+            .collect();
+        vars.insert(
+            "etcd_access_addresses".to_owned(),
+            InventoryVar::new(
+                serde_json::Value::String(addresses.join(",")),
+                format!("{}: hosts of group {group}", files.join(", ")),
+            ),
+        );
+    }
+    vars
 }
