@@ -256,16 +256,21 @@ fn cst_edit(before: &str, keys: &[(&str, Target)], no_values: bool) -> Result<St
     let Some(mapping) = mapping else {
         if no_values {
             // A file of comments only: append the keys as new lines.
+            let eol = if before.contains("\r\n") {
+                "\r\n"
+            } else {
+                "\n"
+            };
             let mut out = before.to_owned();
             if !out.is_empty() && !out.ends_with('\n') {
-                out.push('\n');
+                out.push_str(eol);
             }
             for (key, target) in keys {
                 let value = match target {
                     Target::Str(s) => (*s).to_owned(),
                     Target::Bool(b) => b.to_string(),
                 };
-                out.push_str(&format!("{key}: {value}\n"));
+                out.push_str(&format!("{key}: {value}{eol}"));
             }
             return Ok(out);
         }
@@ -378,7 +383,7 @@ fn editable_lines(lines: &[&str], keys: &[(&str, Target)]) -> Vec<usize> {
     for (i, line) in lines.iter().enumerate() {
         if let Some(k) = top_level_key(line) {
             inside = keys.iter().any(|(c, _)| *c == k);
-        } else if !(line.starts_with([' ', '\t', '-']) && !line.trim().is_empty()) {
+        } else if !line.starts_with([' ', '\t', '-']) || line.trim().is_empty() {
             inside = false;
         }
         if inside {

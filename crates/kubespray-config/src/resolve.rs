@@ -670,8 +670,8 @@ fn check_kind(var: &Variable) -> Result<(), Error> {
     };
     let path = var.origin.file();
     let mut fix = fix;
-    if let Origin::Template { template, .. } = &var.origin {
-        fix = format!("{fix} (the value came from {template:?}: {})", var.origin);
+    if let Origin::Template { .. } = &var.origin {
+        fix = format!("{fix} (the value came from {})", var.origin);
     }
     Err(Error::WrongType {
         path,

@@ -1,5 +1,5 @@
 //! Helpers shared by the integration tests: temporary inventories and Kubespray's sample data.
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub, clippy::print_stderr)]
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
