@@ -610,6 +610,9 @@ impl Values {
             "# Helm values for the Cilium chart {}, written by cilium-migrate.\n# Each value says where it came from; the live cilium-config wins over the inventory.\n",
             self.version
         );
+        if self.version.has_values_schema() {
+            out.push_str("# Chart 1.16+ checks these types against its values.schema.json.\n");
+        }
         if let Json::Object(map) = &json {
             if map.is_empty() {
                 out.push_str("{}\n");

@@ -16,19 +16,22 @@ fn project_root() -> PathBuf {
 /// `HELM`, else `$CILIUM_MIGRATE_TOOLS/helm`, else `target/tools/bin/helm`. Missing helm fails the
 /// test: a silent pass would prove nothing.
 fn helm() -> PathBuf {
-    let candidates: Vec<PathBuf> = [
-        std::env::var_os("HELM").map(PathBuf::from),
-        std::env::var_os("CILIUM_MIGRATE_TOOLS").map(|d| PathBuf::from(d).join("helm")),
-        Some(project_root().join("target/tools/bin/helm")),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    candidates.iter().find(|p| p.is_file()).cloned().unwrap_or_else(|| {
-        panic!(
-            "no helm binary found (looked at {candidates:?}); build it with `cargo xtask testbed build`, or point HELM at a helm binary"
+    let (path, from) = if let Some(path) = std::env::var_os("HELM") {
+        (PathBuf::from(path), "HELM")
+    } else if let Some(dir) = std::env::var_os("CILIUM_MIGRATE_TOOLS") {
+        (PathBuf::from(dir).join("helm"), "CILIUM_MIGRATE_TOOLS")
+    } else {
+        (
+            project_root().join("target/tools/bin/helm"),
+            "the default tools directory",
         )
-    })
+    };
+    assert!(
+        path.is_file(),
+        "no helm binary at {} (from {from}); build it with `cargo xtask testbed build`, or point HELM at a helm binary",
+        path.display()
+    );
+    path
 }
 
 fn homelab() -> PathBuf {
@@ -75,6 +78,17 @@ fn homelab_inventory() -> InventoryVars {
 
 /// `helm template` the look-alike chart with a values file, and read back its cilium-config.
 fn render(values_file_text: &str, name: &str) -> LiveConfig {
+    let text = helm_template(
+        values_file_text,
+        name,
+        &["--show-only", "templates/cilium-configmap.yaml"],
+    );
+    LiveConfig::from_configmap_yaml(&text, "helm template output")
+        .expect("the render holds cilium-config")
+}
+
+/// Run `helm template` on the look-alike chart; the rendered manifests.
+fn helm_template(values_file_text: &str, name: &str, extra: &[&str]) -> String {
     let dir = tempfile::tempdir().expect("temp dir");
     let values_path = dir.path().join(name);
     std::fs::write(&values_path, values_file_text).expect("write values");
@@ -82,13 +96,9 @@ fn render(values_file_text: &str, name: &str) -> LiveConfig {
         .arg("template")
         .arg("cilium")
         .arg(project_root().join("tests/charts/cilium"))
-        .args([
-            "--namespace",
-            "kube-system",
-            "--show-only",
-            "templates/cilium-configmap.yaml",
-            "-f",
-        ])
+        .args(["--namespace", "kube-system"])
+        .args(extra)
+        .arg("-f")
         .arg(&values_path)
         .env("HELM_CACHE_HOME", dir.path().join("cache"))
         .env("HELM_CONFIG_HOME", dir.path().join("config"))
@@ -100,9 +110,7 @@ fn render(values_file_text: &str, name: &str) -> LiveConfig {
         "helm template failed: {}\nvalues:\n{values_file_text}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let text = String::from_utf8(output.stdout).expect("helm prints UTF-8");
-    LiveConfig::from_configmap_yaml(&text, "helm template output")
-        .expect("the render holds cilium-config")
+    String::from_utf8(output.stdout).expect("helm prints UTF-8")
 }
 
 fn behaviour_changes(differences: &[ConfigDifference]) -> Vec<String> {
@@ -241,4 +249,33 @@ fn the_gate_catches_a_dropped_map_size() {
             ),
         ]
     );
+}
+
+#[test]
+fn the_whole_chart_renders_with_the_values() {
+    let (values, _) = translate_homelab(true);
+    let yaml = values.to_yaml_with_provenance().expect("yaml");
+    let manifests = helm_template(&yaml, "values.yaml", &[]);
+    let documents: Vec<serde_json::Value> =
+        serde_saphyr::from_multiple(&manifests).expect("helm output parses");
+    let kinds: Vec<String> = documents
+        .iter()
+        .filter_map(|d| {
+            Some(format!(
+                "{}/{}",
+                d.get("kind")?.as_str()?,
+                d.get("metadata")?.get("name")?.as_str()?
+            ))
+        })
+        .collect();
+    for object in [
+        "ConfigMap/cilium-config",
+        "DaemonSet/cilium",
+        "Deployment/cilium-operator",
+    ] {
+        assert!(
+            kinds.iter().any(|k| k == object),
+            "{object} missing from {kinds:?}"
+        );
+    }
 }
