@@ -1,8 +1,222 @@
-//! Not written yet.
+//! `cargo xtask inventory`: show (or write) the hand-over edit of a Kubespray inventory.
+
+use std::io::IsTerminal as _;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use kubespray_config::{Era, HandoverOptions, Inventory};
 
 #[derive(clap::Args)]
-pub(crate) struct Args {}
+pub(crate) struct Args {
+    /// The Kubespray inventory directory (the one holding group_vars/), or its inventory file.
+    #[arg(long, value_name = "DIR")]
+    inventory: PathBuf,
+    /// Apply the edit to the files (default: only print the diff).
+    #[arg(long)]
+    write: bool,
+    /// Also set `kube_proxy_remove: true` (Cilium replaces kube-proxy, so Kubespray must not deploy it).
+    #[arg(long)]
+    kube_proxy_remove: bool,
+}
 
-pub(crate) fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("not implemented yet")
+pub(crate) fn run(args: Args) -> anyhow::Result<()> {
+    let inventory = Inventory::load(&args.inventory)
+        .with_context(|| format!("cannot read the inventory {}", args.inventory.display()))?;
+    for warning in &inventory.warnings {
+        eprintln!("warning: {warning}");
+    }
+    validate(&inventory)?;
+    let options = HandoverOptions {
+        kube_proxy_remove: args.kube_proxy_remove,
+    };
+    let edits = inventory
+        .handover_edits(&options)
+        .context("cannot prepare the hand-over edit")?;
+    if edits.is_empty() {
+        eprintln!(
+            "{}: already handed over, nothing to change",
+            inventory.dir.display()
+        );
+        return Ok(());
+    }
+    let colour = std::io::stdout().is_terminal();
+    for edit in &edits {
+        print!("{}", paint(&edit.unified_diff(), colour));
+    }
+    if !args.write {
+        eprintln!("(dry run: pass --write to apply)");
+        return Ok(());
+    }
+    for edit in &edits {
+        edit.write()
+            .with_context(|| format!("cannot write {}", edit.path.display()))?;
+        eprintln!(
+            "wrote {} ({})",
+            edit.path.display(),
+            edit.changed_keys.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// Refuse to edit an inventory whose Cilium settings do not resolve (wrong types, Jinja that
+/// cannot be evaluated): the operator fixes those first. With no era evidence, both eras are tried.
+fn validate(inventory: &Inventory) -> anyhow::Result<()> {
+    let detection = inventory.detect_era();
+    let eras = match detection.era {
+        Some(era) => vec![era],
+        None => vec![Era::Template, Era::CiliumCli],
+    };
+    for era in eras {
+        inventory
+            .variables(era)
+            .context("the inventory's Cilium settings do not resolve")?;
+    }
+    Ok(())
+}
+
+/// Colour a unified diff for a terminal (red removals, green additions, cyan hunk headers).
+fn paint(diff: &str, colour: bool) -> String {
+    if !colour {
+        return diff.to_owned();
+    }
+    let mut out = String::with_capacity(diff.len() + 64);
+    for line in diff.split_inclusive('\n') {
+        let code = if line.starts_with("+++") || line.starts_with("---") {
+            "\x1b[1m"
+        } else if line.starts_with('+') {
+            "\x1b[32m"
+        } else if line.starts_with('-') {
+            "\x1b[31m"
+        } else if line.starts_with("@@") {
+            "\x1b[36m"
+        } else {
+            ""
+        };
+        if code.is_empty() {
+            out.push_str(line);
+        } else {
+            let (text, eol) = match line.strip_suffix('\n') {
+                Some(t) => (t, "\n"),
+                None => (line, ""),
+            };
+            out.push_str(code);
+            out.push_str(text);
+            out.push_str("\x1b[0m");
+            out.push_str(eol);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Args, paint, run};
+    use std::path::{Path, PathBuf};
+
+    /// A scratch directory under the system temp dir, removed on drop.
+    struct Scratch(PathBuf);
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    fn scratch(name: &str) -> Scratch {
+        let dir =
+            std::env::temp_dir().join(format!("xtask-inventory-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create scratch dir");
+        Scratch(dir)
+    }
+    fn copy_dir(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).expect("mkdir");
+        for entry in std::fs::read_dir(from).expect("read dir") {
+            let entry = entry.expect("entry");
+            let target = to.join(entry.file_name());
+            if entry.path().is_dir() {
+                copy_dir(&entry.path(), &target);
+            } else {
+                std::fs::copy(entry.path(), &target).expect("copy");
+            }
+        }
+    }
+
+    #[test]
+    fn write_applies_the_edit_once_and_bad_input_fails_without_writing() {
+        let sample =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/kubespray/samples/v2.27.1");
+        if !sample.is_dir() {
+            eprintln!("SKIP: {} is missing", sample.display());
+            return;
+        }
+        let dir = scratch("write");
+        copy_dir(&sample, &dir.0);
+        let file = dir.0.join("group_vars/k8s_cluster/k8s-cluster.yml");
+        let text = std::fs::read_to_string(&file).expect("read");
+        std::fs::write(
+            &file,
+            text.replace(
+                "\nkube_network_plugin: calico\n",
+                "\nkube_network_plugin: cilium\n",
+            ),
+        )
+        .expect("write");
+        let args = |write| Args {
+            inventory: dir.0.clone(),
+            write,
+            kube_proxy_remove: true,
+        };
+
+        run(args(false)).expect("dry run");
+        assert!(
+            std::fs::read_to_string(&file)
+                .expect("read")
+                .contains("\nkube_network_plugin: cilium\n"),
+            "dry run wrote"
+        );
+        run(args(true)).expect("write");
+        let after = std::fs::read_to_string(&file).expect("read");
+        for line in [
+            "\nkube_network_plugin: cni\n",
+            "\nkube_owner: root\n",
+            "\nkube_proxy_remove: true\n",
+        ] {
+            assert!(after.contains(line), "{line:?} missing");
+        }
+        run(args(true)).expect("second run is a no-op");
+        assert_eq!(std::fs::read_to_string(&file).expect("read"), after);
+
+        let cilium = dir.0.join("group_vars/k8s_cluster/k8s-net-cilium.yml");
+        std::fs::write(&cilium, "cilium_enable_hubble: maybe\n").expect("write");
+        std::fs::write(
+            &file,
+            text.replace(
+                "\nkube_network_plugin: calico\n",
+                "\nkube_network_plugin: cilium\n",
+            ),
+        )
+        .expect("write");
+        let err = format!("{:#}", run(args(true)).expect_err("wrong type"));
+        assert!(
+            err.contains("k8s-net-cilium.yml") && err.contains("cilium_enable_hubble"),
+            "{err}"
+        );
+        assert!(
+            std::fs::read_to_string(&file)
+                .expect("read")
+                .contains("\nkube_network_plugin: cilium\n"),
+            "wrote on error"
+        );
+    }
+
+    #[test]
+    fn diff_is_coloured_only_when_asked() {
+        let diff =
+            "--- a/x\n+++ b/x\n@@ -1 +1 @@\n-kube_owner: kube\n+kube_owner: root\n context\n";
+        assert_eq!(paint(diff, false), diff);
+        let painted = paint(diff, true);
+        assert!(painted.contains("\x1b[31m-kube_owner: kube\x1b[0m\n"));
+        assert!(painted.contains("\x1b[32m+kube_owner: root\x1b[0m\n"));
+        assert!(painted.ends_with(" context\n"));
+    }
 }

@@ -8,15 +8,14 @@ use std::path::PathBuf;
 #[non_exhaustive]
 pub enum Error {
     /// A file or directory could not be read or written.
-    #[error("{}: {action}: {source}", path.display())]
+    #[error("{}: cannot {action}: {reason}", path.display())]
     Io {
         /// The file or directory.
         path: PathBuf,
         /// What was being done ("read", "write", "list").
         action: &'static str,
-        /// The underlying error.
-        #[source]
-        source: std::io::Error,
+        /// The underlying error (shown in the message, so not repeated as a source).
+        reason: std::io::Error,
     },
 
     /// The path holds no Ansible inventory file.
@@ -207,7 +206,7 @@ impl Error {
         Self::Io {
             path: path.into(),
             action,
-            source,
+            reason: source,
         }
     }
 

@@ -40,7 +40,9 @@ pub struct FileEdit {
 impl FileEdit {
     /// A unified diff of the edit (`a/<path>` → `b/<path>`), without colours.
     pub fn unified_diff(&self) -> String {
-        let name = self.path.display().to_string();
+        // `a//abs/path` reads badly; git shows `a/abs/path`.
+        let shown = self.path.display().to_string();
+        let name = shown.trim_start_matches('/');
         similar::TextDiff::from_lines(&self.before, &self.after)
             .unified_diff()
             .context_radius(3)
