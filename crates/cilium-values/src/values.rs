@@ -339,6 +339,12 @@ pub struct Hubble {
 }
 
 /// The Helm values this tool writes, in the chart's layout. Unset fields are left to the chart.
+///
+/// Never written, because a later chart fails on them or they are gone: `tunnel` (removed in 1.15,
+/// written as `routingMode`/`tunnelProtocol`), `containerRuntime.integration`, the legacy
+/// `encryption.keyFile`/`mountPath`/`secretName`/`interface` (`encryption.ipsec.*` instead),
+/// `proxy.prometheus`, `endpointStatus`, `etcd.managed` (1.16's validate.yaml fails on all of them).
+/// `remoteNodeIdentity` and `enableCnpStatusUpdates` are written for 1.15 only.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ChartValues {
