@@ -136,8 +136,9 @@ impl Inventory {
         let definitions = self.definitions();
         // (file, keys) in the order first touched.
         let mut plan: Vec<(PathBuf, Vec<(&'static str, Target)>)> = Vec::new();
+        self.require_cilium(&definitions)?;
         for (key, target) in handover_keys(options) {
-            self.refuse_overrides(key)?;
+            self.refuse_overrides(key, target)?;
             let winner: Option<&Defined> = definitions.iter().rev().find(|d| d.name == key);
             if winner.is_some_and(|w| target.is_met_by(&w.value)) {
                 continue;
@@ -171,9 +172,11 @@ impl Inventory {
     }
 
     /// Host variables and deeper groups win over `k8s_cluster`: an edit there would not take effect.
-    fn refuse_overrides(&self, key: &str) -> Result<(), Error> {
+    fn refuse_overrides(&self, key: &str, target: Target) -> Result<(), Error> {
         for host in &self.hosts {
-            if let Some(var) = host.vars.get(key) {
+            if let Some(var) = host.vars.get(key)
+                && !target.is_met_by(&var.value)
+            {
                 return Err(Error::CannotEdit {
                     path: var.file.clone(),
                     key: key.to_owned(),
@@ -188,7 +191,7 @@ impl Inventory {
             }
         }
         for file in &self.vars_files {
-            if !file.values.contains_key(key) {
+            if file.values.get(key).is_none_or(|v| target.is_met_by(v)) {
                 continue;
             }
             let what = match &file.scope {
@@ -210,6 +213,42 @@ impl Inventory {
             });
         }
         Ok(())
+    }
+
+    /// The hand-over is for a Kubespray-installed Cilium: refuse any other network plugin.
+    fn require_cilium(&self, definitions: &[Defined]) -> Result<(), Error> {
+        let winner = definitions
+            .iter()
+            .rev()
+            .find(|d| d.name == "kube_network_plugin");
+        let (value, path) = match winner {
+            Some(d) => (d.value.clone(), d.origin.file()),
+            None => (Value::from("calico"), self.dir.join("group_vars")),
+        };
+        if matches!(value.as_str(), Some("cilium" | "cni")) {
+            return Ok(());
+        }
+        let shown = value
+            .as_str()
+            .map_or_else(|| value.to_string(), str::to_owned);
+        let (what, fix) = if winner.is_some() {
+            (
+                format!("is {shown:?}: this inventory does not install Cilium, so there is nothing to hand over"),
+                "if Kubespray installed Cilium on this cluster, set kube_network_plugin: cilium first".to_owned(),
+            )
+        } else {
+            (
+                "is set nowhere, so Kubespray's default \"calico\" applies: this inventory does not install Cilium"
+                    .to_owned(),
+                "point --inventory at the inventory that installed Cilium (it sets kube_network_plugin: cilium)".to_owned(),
+            )
+        };
+        Err(Error::CannotEdit {
+            path,
+            key: "kube_network_plugin".to_owned(),
+            what,
+            fix,
+        })
     }
 
     fn network_settings_file(&self, key: &str) -> Result<PathBuf, Error> {

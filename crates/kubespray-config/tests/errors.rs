@@ -222,13 +222,39 @@ fn bad_inventories_fail_clearly_and_write_nothing() {
         ),
         (
             "nowhere to add a key",
-            vec![("inventory.ini", INI), ("group_vars/all/all.yml", "a: 1\n")],
+            vec![
+                ("inventory.ini", INI),
+                ("group_vars/all/all.yml", "kube_network_plugin: cilium\n"),
+            ],
+            &["k8s-cluster.yml", "kube_owner", "does not exist", "fix:"],
+        ),
+        (
+            "not a Cilium inventory",
+            vec![
+                ("inventory.ini", INI),
+                (
+                    "group_vars/k8s_cluster/k8s-cluster.yml",
+                    "kube_network_plugin: calico\n",
+                ),
+            ],
             &[
                 "k8s-cluster.yml",
                 "kube_network_plugin",
-                "does not exist",
+                "\"calico\"",
+                "does not install Cilium",
                 "fix:",
             ],
+        ),
+        (
+            "network plugin set nowhere",
+            vec![
+                ("inventory.ini", INI),
+                (
+                    "group_vars/k8s_cluster/k8s-cluster.yml",
+                    "kube_owner: kube\n",
+                ),
+            ],
+            &["group_vars", "kube_network_plugin", "set nowhere", "fix:"],
         ),
         (
             "anchor shared with an edited key",
