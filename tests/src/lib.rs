@@ -1,1 +1,132 @@
-//! End-to-end test support.
+//! End-to-end test support: the shared testbed that `cargo xtask e2e` started, a client for it,
+//! its tools, per-test namespaces and condition waits.
+//!
+//! `cargo xtask e2e` starts one testbed and runs `cargo test -p tests -- --test-threads=1` with
+//! `KUBECONFIG`, `CILIUM_MIGRATE_TOOLS`, `TESTBED_STATE_DIR` and `TESTBED_NODES` set. Tests on the
+//! shared cluster work in their own namespace ([`create_namespace`]); a test that needs a
+//! pristine cluster starts its own with [`testbed::Testbed::up`] in a temporary directory.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{Api, DeleteParams, PostParams};
+use testbed::Tools;
+
+/// What to run when the environment is missing.
+pub const HOW_TO_RUN: &str = "run the end-to-end tests with `cargo xtask e2e` (it builds the tools, starts a testbed and sets KUBECONFIG, CILIUM_MIGRATE_TOOLS, TESTBED_STATE_DIR and TESTBED_NODES)";
+
+/// The shared cluster, as `cargo xtask e2e` describes it in the environment.
+#[derive(Debug, Clone)]
+pub struct SharedCluster {
+    /// The admin kubeconfig (`$KUBECONFIG`).
+    pub kubeconfig: PathBuf,
+    /// The testbed's state directory (`$TESTBED_STATE_DIR`).
+    pub state_dir: PathBuf,
+    /// The number of nodes (`$TESTBED_NODES`).
+    pub nodes: usize,
+    /// kubectl, helm3, helm4, ... (`$CILIUM_MIGRATE_TOOLS`).
+    pub tools: Tools,
+}
+
+impl SharedCluster {
+    /// Reads the environment; the error says which variable is missing and how to run the tests.
+    pub fn from_env() -> Result<SharedCluster, String> {
+        let var = |name: &str| {
+            std::env::var(name)
+                .ok()
+                .filter(|value| !value.is_empty())
+                .ok_or_else(|| format!("${name} is not set: {HOW_TO_RUN}"))
+        };
+        let kubeconfig = PathBuf::from(var(testbed::KUBECONFIG_ENV)?);
+        let state_dir = PathBuf::from(var(testbed::STATE_DIR_ENV)?);
+        let nodes = var(testbed::NODES_ENV)?
+            .parse()
+            .map_err(|error| format!("${}: {error}: {HOW_TO_RUN}", testbed::NODES_ENV))?;
+        let tools = Tools::locate_in(PathBuf::from(var(testbed::tools::TOOLS_DIR_ENV)?))
+            .map_err(|error| error.to_string())?;
+        if !kubeconfig.is_file() {
+            return Err(format!(
+                "{} does not exist (is the testbed still up?): {HOW_TO_RUN}",
+                kubeconfig.display()
+            ));
+        }
+        Ok(SharedCluster {
+            kubeconfig,
+            state_dir,
+            nodes,
+            tools,
+        })
+    }
+
+    /// The shared cluster; panics with the way to run the tests when the environment lacks it.
+    pub fn require() -> SharedCluster {
+        match SharedCluster::from_env() {
+            Ok(cluster) => cluster,
+            Err(message) => panic!("{message}"),
+        }
+    }
+
+    /// A client with the admin kubeconfig.
+    pub async fn client(&self) -> kube::Client {
+        match testbed::client_for(&self.kubeconfig).await {
+            Ok(client) => client,
+            Err(error) => panic!("{error}: {HOW_TO_RUN}"),
+        }
+    }
+
+    /// The testbed behind the cluster (to read its processes and nodes; dropping it stops
+    /// nothing).
+    pub fn testbed(&self) -> testbed::Testbed {
+        match testbed::Testbed::from_state(&self.state_dir) {
+            Ok(testbed) => testbed,
+            Err(error) => panic!("{error}: {HOW_TO_RUN}"),
+        }
+    }
+}
+
+/// Creates a namespace named `<prefix>-<unique suffix>` and returns its name.
+pub async fn create_namespace(client: &kube::Client, prefix: &str) -> String {
+    let suffix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_millis() % 1_000_000)
+        .unwrap_or_default();
+    let name = format!("{prefix}-{}-{suffix}", std::process::id());
+    let namespace: Namespace = serde_json::from_value(serde_json::json!({
+        "metadata": { "name": name, "labels": { "e2e.cilium-migrate/test": prefix } }
+    }))
+    .unwrap_or_default();
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    if let Err(error) = namespaces.create(&PostParams::default(), &namespace).await {
+        panic!("creating namespace {name}: {error}");
+    }
+    name
+}
+
+/// Deletes a namespace (the controller-manager then removes what it held).
+pub async fn delete_namespace(client: &kube::Client, name: &str) {
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    if let Err(error) = namespaces.delete(name, &DeleteParams::default()).await {
+        panic!("deleting namespace {name}: {error}");
+    }
+}
+
+/// Re-checks `condition` every 200 ms until it yields a value; panics after `timeout` with
+/// `what` and the last observation `condition` reported.
+pub async fn wait_for<T>(
+    what: &str,
+    timeout: Duration,
+    mut condition: impl AsyncFnMut() -> Result<T, String>,
+) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let last = match condition().await {
+            Ok(value) => return value,
+            Err(last) => last,
+        };
+        if Instant::now() >= deadline {
+            panic!("timed out after {timeout:?} waiting for {what}; last seen: {last}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
