@@ -10,6 +10,7 @@ mod inventory;
 mod nodes;
 mod plan;
 mod testbed;
+mod ui;
 mod values;
 mod verify;
 

@@ -1,0 +1,111 @@
+//! Output for people: headings, tables and coloured diffs (colour only on a terminal).
+
+/// How a command prints its result.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Output {
+    /// Tables and text for people.
+    Text,
+    /// One JSON document for machines.
+    Json,
+}
+
+/// A section heading, bold on a terminal.
+pub(crate) fn heading(text: &str, colour: bool) -> String {
+    if colour {
+        format!("\x1b[1m== {text}\x1b[0m")
+    } else {
+        format!("== {text}")
+    }
+}
+
+/// A table with left-aligned columns as wide as their widest cell.
+pub(crate) fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            if let Some(w) = widths.get_mut(i) {
+                *w = (*w).max(cell.chars().count());
+            }
+        }
+    }
+    let line = |cells: Vec<&str>| -> String {
+        let last = cells.len().saturating_sub(1);
+        let mut out = String::new();
+        for (i, cell) in cells.into_iter().enumerate() {
+            out.push_str(cell);
+            if i < last {
+                let pad = widths[i] - cell.chars().count() + 2;
+                out.extend(std::iter::repeat_n(' ', pad));
+            }
+        }
+        out.push('\n');
+        out
+    };
+    let mut out = line(header.to_vec());
+    for row in rows {
+        out.push_str(&line(row.iter().map(String::as_str).collect()));
+    }
+    out
+}
+
+/// Colour a unified diff for a terminal (red removals, green additions, cyan hunk headers).
+pub(crate) fn paint_diff(diff: &str, colour: bool) -> String {
+    if !colour {
+        return diff.to_owned();
+    }
+    let mut out = String::with_capacity(diff.len() + 64);
+    for line in diff.split_inclusive('\n') {
+        let code = if line.starts_with("+++") || line.starts_with("---") {
+            "\x1b[1m"
+        } else if line.starts_with('+') {
+            "\x1b[32m"
+        } else if line.starts_with('-') {
+            "\x1b[31m"
+        } else if line.starts_with("@@") {
+            "\x1b[36m"
+        } else {
+            ""
+        };
+        if code.is_empty() {
+            out.push_str(line);
+        } else {
+            let (text, eol) = match line.strip_suffix('\n') {
+                Some(t) => (t, "\n"),
+                None => (line, ""),
+            };
+            out.push_str(code);
+            out.push_str(text);
+            out.push_str("\x1b[0m");
+            out.push_str(eol);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_aligns_columns_to_the_widest_cell() {
+        let rows = vec![
+            vec!["node-1".to_owned(), "10.0.0.1".to_owned()],
+            vec!["n2".to_owned(), "x".to_owned()],
+        ];
+        assert_eq!(
+            table(&["NODE", "ADDRESS"], &rows),
+            "NODE    ADDRESS\nnode-1  10.0.0.1\nn2      x\n"
+        );
+    }
+
+    #[test]
+    fn diff_is_coloured_only_when_asked() {
+        let diff =
+            "--- a/x\n+++ b/x\n@@ -1 +1 @@\n-kube_owner: kube\n+kube_owner: root\n context\n";
+        assert_eq!(paint_diff(diff, false), diff);
+        let painted = paint_diff(diff, true);
+        assert!(painted.contains("\x1b[31m-kube_owner: kube\x1b[0m\n"));
+        assert!(painted.contains("\x1b[32m+kube_owner: root\x1b[0m\n"));
+        assert!(painted.ends_with(" context\n"));
+    }
+}
