@@ -41,7 +41,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     }
     let colour = std::io::stdout().is_terminal();
     for edit in &edits {
-        print!("{}", paint(&edit.unified_diff(), colour));
+        print!("{}", crate::ui::paint_diff(&edit.unified_diff(), colour));
     }
     if !args.write {
         eprintln!("(dry run: pass --write to apply)");
@@ -75,43 +75,9 @@ fn validate(inventory: &Inventory) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Colour a unified diff for a terminal (red removals, green additions, cyan hunk headers).
-fn paint(diff: &str, colour: bool) -> String {
-    if !colour {
-        return diff.to_owned();
-    }
-    let mut out = String::with_capacity(diff.len() + 64);
-    for line in diff.split_inclusive('\n') {
-        let code = if line.starts_with("+++") || line.starts_with("---") {
-            "\x1b[1m"
-        } else if line.starts_with('+') {
-            "\x1b[32m"
-        } else if line.starts_with('-') {
-            "\x1b[31m"
-        } else if line.starts_with("@@") {
-            "\x1b[36m"
-        } else {
-            ""
-        };
-        if code.is_empty() {
-            out.push_str(line);
-        } else {
-            let (text, eol) = match line.strip_suffix('\n') {
-                Some(t) => (t, "\n"),
-                None => (line, ""),
-            };
-            out.push_str(code);
-            out.push_str(text);
-            out.push_str("\x1b[0m");
-            out.push_str(eol);
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
-    use super::{Args, paint, run};
+    use super::{Args, run};
     use std::path::{Path, PathBuf};
 
     /// A scratch directory under the system temp dir, removed on drop.
@@ -207,16 +173,5 @@ mod tests {
                 .contains("\nkube_network_plugin: cilium\n"),
             "wrote on error"
         );
-    }
-
-    #[test]
-    fn diff_is_coloured_only_when_asked() {
-        let diff =
-            "--- a/x\n+++ b/x\n@@ -1 +1 @@\n-kube_owner: kube\n+kube_owner: root\n context\n";
-        assert_eq!(paint(diff, false), diff);
-        let painted = paint(diff, true);
-        assert!(painted.contains("\x1b[31m-kube_owner: kube\x1b[0m\n"));
-        assert!(painted.contains("\x1b[32m+kube_owner: root\x1b[0m\n"));
-        assert!(painted.ends_with(" context\n"));
     }
 }
