@@ -1,0 +1,1 @@
+//! After the hand-over: check and enable Cilium's Gateway API safely.
