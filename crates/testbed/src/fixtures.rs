@@ -302,6 +302,9 @@ pub enum FixtureError {
         /// The parser's message.
         message: String,
     },
+    /// The Hubble certificates could not be generated.
+    #[error("cannot generate the Hubble certificates: {0}")]
+    Certificate(String),
     /// The look-alike chart is not where it should be.
     #[error("the look-alike chart is missing at {0} (it lives in tests/charts/cilium)")]
     ChartMissing(PathBuf),
@@ -315,20 +318,20 @@ pub enum FixtureError {
 pub fn kubespray_v2_27(options: &FixtureOptions) -> Result<Vec<Value>, FixtureError> {
     let pod_cidrs = options.validate()?;
     let mut objects = crds::cilium_crds();
-    objects.extend(kubespray_workloads(options));
+    objects.extend(kubespray_workloads(options)?);
     objects.extend(resources::custom_resources(options, &pod_cidrs));
     Ok(objects)
 }
 
 /// The objects Kubespray's Cilium role applies itself (no CRDs, no custom resources).
-fn kubespray_workloads(options: &FixtureOptions) -> Vec<Value> {
+fn kubespray_workloads(options: &FixtureOptions) -> Result<Vec<Value>, FixtureError> {
     let mut objects = vec![config::cilium_config(options)];
     objects.extend(agent::objects(options));
     objects.extend(operator::objects(options));
     if options.hubble {
-        objects.extend(hubble::objects(options));
+        objects.extend(hubble::objects(options)?);
     }
-    objects
+    Ok(objects)
 }
 
 /// The Cilium CRDs and custom resources shared by both eras (never part of a Helm release).

@@ -1,0 +1,289 @@
+//! End-to-end: the cluster fixtures of both Kubespray eras, seeded into a real control plane.
+//!
+//! The fixtures own `kube-system` and cluster-scoped objects (CRDs), so each test starts a
+//! testbed of its own in a temporary directory instead of sharing the one `cargo xtask e2e`
+//! started; the tools come from `$CILIUM_MIGRATE_TOOLS` (or `target/tools/bin`).
+
+use std::path::Path;
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::DaemonSet;
+use kube::Api;
+use kube::runtime::wait::await_condition;
+use serde_json::Value;
+use testbed::fixtures::{
+    self, CHART_RELEASE, CHART_RELEASE_NAMESPACE, FixtureOptions, IdentityAllocation,
+};
+use testbed::{Options, Testbed, Tools};
+
+/// Nodes of each test's cluster.
+const NODES: usize = 3;
+/// How long a rollout may take on fake nodes.
+const ROLLOUT_TIMEOUT: Duration = Duration::from_secs(180);
+
+async fn start_testbed(state: &Path) -> Testbed {
+    let options = Options {
+        nodes: NODES,
+        state_dir: state.to_path_buf(),
+        tools: Tools::default(),
+        ..Options::default()
+    };
+    match Testbed::up(&options).await {
+        Ok(testbed) => testbed,
+        Err(error) => panic!("the testbed does not start: {error}"),
+    }
+}
+
+fn options_for(testbed: &Testbed) -> FixtureOptions {
+    FixtureOptions {
+        nodes: FixtureOptions::nodes_named(testbed.nodes().iter().cloned()),
+        ..FixtureOptions::default()
+    }
+}
+
+/// Waits until DaemonSet kube-system/cilium has rolled out its current generation to `nodes`
+/// nodes, every pod ready and available; returns it.
+async fn wait_for_agent_rollout(testbed: &Testbed, nodes: usize) -> DaemonSet {
+    let client = match testbed.client().await {
+        Ok(client) => client,
+        Err(error) => panic!("no client for the testbed: {error}"),
+    };
+    let api: Api<DaemonSet> = Api::namespaced(client, "kube-system");
+    let expected = i32::try_from(nodes).unwrap_or(i32::MAX);
+    let rolled_out = move |daemon_set: Option<&DaemonSet>| {
+        let Some(daemon_set) = daemon_set else {
+            return false;
+        };
+        let generation = daemon_set.metadata.generation;
+        daemon_set.status.as_ref().is_some_and(|status| {
+            status.observed_generation == generation
+                && status.desired_number_scheduled == expected
+                && status.number_ready == expected
+                && status.number_available == Some(expected)
+                && status.updated_number_scheduled == Some(expected)
+        })
+    };
+    let waited = tokio::time::timeout(
+        ROLLOUT_TIMEOUT,
+        await_condition(api.clone(), "cilium", rolled_out),
+    )
+    .await;
+    match waited {
+        Ok(Ok(Some(daemon_set))) => daemon_set,
+        Ok(Ok(None)) => panic!("DaemonSet kube-system/cilium is gone"),
+        Ok(Err(error)) => panic!("watching DaemonSet kube-system/cilium failed: {error}"),
+        Err(_) => {
+            let status = api.get_status("cilium").await.ok().and_then(|ds| ds.status);
+            panic!(
+                "DaemonSet kube-system/cilium did not reach desired = ready = {nodes} within \
+                 {ROLLOUT_TIMEOUT:?}; status: {status:?}"
+            )
+        }
+    }
+}
+
+/// `helm list` in kube-system (every state), as JSON.
+fn helm_releases(helm: &Path, kubeconfig: &Path) -> Vec<Value> {
+    let output = std::process::Command::new(helm)
+        .arg(format!("--kubeconfig={}", kubeconfig.display()))
+        .args(["list", "--all", "--output=json"])
+        .arg(format!("--namespace={CHART_RELEASE_NAMESPACE}"))
+        .output()
+        .unwrap_or_else(|error| panic!("cannot run {}: {error}", helm.display()));
+    assert!(
+        output.status.success(),
+        "{} list failed: {}",
+        helm.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    match serde_json::from_slice::<Value>(&output.stdout) {
+        Ok(Value::Array(releases)) => releases,
+        Ok(other) => panic!("{} list printed {other}", helm.display()),
+        Err(error) => panic!("{} list printed no JSON: {error}", helm.display()),
+    }
+}
+
+fn field_managers(object: &Value) -> Vec<(String, String)> {
+    object
+        .pointer("/metadata/managedFields")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|entry| {
+            let text = |key: &str| entry[key].as_str().unwrap_or_default().to_owned();
+            (text("manager"), text("operation"))
+        })
+        .collect()
+}
+
+fn kubectl_get_json(tools: &Tools, kubeconfig: &Path, args: &[&str]) -> Value {
+    let output = std::process::Command::new(&tools.kubectl)
+        .arg(format!("--kubeconfig={}", kubeconfig.display()))
+        .arg("get")
+        .args(args)
+        .arg("--output=json")
+        .output()
+        .unwrap_or_else(|error| panic!("cannot run kubectl: {error}"));
+    assert!(
+        output.status.success(),
+        "kubectl get {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|error| panic!("kubectl get {args:?} printed no JSON: {error}"))
+}
+
+/// The template era: Kubespray's objects applied client-side, the agent rolled out on every
+/// node, every object present, no Helm release, and nothing left running after `down`.
+#[tokio::test(flavor = "multi_thread")]
+async fn template_era_fixture_rolls_out_without_a_helm_release() {
+    let state = tempfile::tempdir().unwrap_or_else(|error| panic!("no temp dir: {error}"));
+    let testbed = start_testbed(state.path()).await;
+    let tools = testbed.tools();
+    let kubeconfig = testbed.kubeconfig().to_path_buf();
+    let options = FixtureOptions {
+        identity_allocation: IdentityAllocation::Crd,
+        ..options_for(&testbed)
+    };
+    let objects = fixtures::kubespray_v2_27(&options)
+        .unwrap_or_else(|error| panic!("the fixture options are valid, yet: {error}"));
+
+    if let Err(error) = fixtures::apply(&tools.kubectl, &kubeconfig, &objects) {
+        panic!("seeding the v2.27 fixtures failed: {error}");
+    }
+
+    let daemon_set = wait_for_agent_rollout(&testbed, NODES).await;
+    assert_eq!(
+        daemon_set
+            .spec
+            .as_ref()
+            .and_then(|spec| spec.selector.match_labels.clone())
+            .and_then(|labels| labels.get("k8s-app").cloned())
+            .as_deref(),
+        Some("cilium")
+    );
+
+    let missing = fixtures::missing_objects(&tools.kubectl, &kubeconfig, &objects)
+        .unwrap_or_else(|error| panic!("cannot list the fixture objects: {error}"));
+    assert!(
+        missing.is_empty(),
+        "objects missing after seeding: {missing:?}"
+    );
+
+    // Kubespray's objects carry client-side apply's traces; Cilium's run-time ones do not.
+    let live = kubectl_get_json(
+        &tools,
+        &kubeconfig,
+        &["--namespace=kube-system", "daemonset/cilium"],
+    );
+    assert!(
+        live.pointer("/metadata/annotations/kubectl.kubernetes.io~1last-applied-configuration")
+            .is_some(),
+        "DaemonSet cilium has kubectl's last-applied-configuration"
+    );
+    assert!(
+        field_managers(&live)
+            .contains(&("kubectl-client-side-apply".to_owned(), "Update".to_owned())),
+        "DaemonSet cilium is managed by kubectl-client-side-apply: {:?}",
+        field_managers(&live)
+    );
+    let node = kubectl_get_json(&tools, &kubeconfig, &["ciliumnode/node1"]);
+    assert!(
+        field_managers(&node).contains(&("cilium-agent".to_owned(), "Apply".to_owned())),
+        "CiliumNode node1 is written by the agent: {:?}",
+        field_managers(&node)
+    );
+    assert!(
+        node.pointer("/metadata/annotations/kubectl.kubernetes.io~1last-applied-configuration")
+            .is_none()
+    );
+
+    for helm in [&tools.helm3, &tools.helm4] {
+        let releases = helm_releases(helm, &kubeconfig);
+        assert!(
+            releases.is_empty(),
+            "{} lists releases: {releases:?}",
+            helm.display()
+        );
+    }
+
+    let processes = testbed.processes().to_vec();
+    assert!(!processes.is_empty());
+    if let Err(error) = testbed.down() {
+        panic!("testbed down failed: {error}");
+    }
+    let running: Vec<String> = processes
+        .iter()
+        .filter(|process| process.is_alive())
+        .map(|process| format!("{} (pid {})", process.name, process.pid))
+        .collect();
+    assert!(running.is_empty(), "still running after down: {running:?}");
+}
+
+/// The cilium-cli era: a deployed Helm release `cilium` in kube-system from the look-alike chart,
+/// its agent rolled out, and the CRDs and custom resources beside it.
+#[tokio::test(flavor = "multi_thread")]
+async fn cilium_cli_era_fixture_is_a_deployed_release() {
+    let state = tempfile::tempdir().unwrap_or_else(|error| panic!("no temp dir: {error}"));
+    let testbed = start_testbed(state.path()).await;
+    let tools = testbed.tools();
+    let kubeconfig = testbed.kubeconfig().to_path_buf();
+    let options = FixtureOptions {
+        // Kubespray v2.28.0's default, with the chart's `v` tag prefix.
+        cilium_version: "v1.17.3".to_owned(),
+        identity_allocation: IdentityAllocation::Crd,
+        ..options_for(&testbed)
+    };
+
+    // cilium-cli 0.18 drives the Helm 3 SDK.
+    if let Err(error) =
+        fixtures::kubespray_v2_28(&tools.helm3, &tools.kubectl, &kubeconfig, &options)
+    {
+        panic!("seeding the v2.28 fixture failed: {error}");
+    }
+
+    for helm in [&tools.helm3, &tools.helm4] {
+        let releases = helm_releases(helm, &kubeconfig);
+        let statuses: Vec<(&str, &str)> = releases
+            .iter()
+            .map(|release| {
+                (
+                    release["name"].as_str().unwrap_or_default(),
+                    release["status"].as_str().unwrap_or_default(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            statuses,
+            [(CHART_RELEASE, "deployed")],
+            "{} list",
+            helm.display()
+        );
+    }
+
+    let daemon_set = wait_for_agent_rollout(&testbed, NODES).await;
+    let labels = daemon_set.metadata.labels.unwrap_or_default();
+    assert_eq!(
+        labels
+            .get("app.kubernetes.io/managed-by")
+            .map(String::as_str),
+        Some("Helm")
+    );
+    let annotations = daemon_set.metadata.annotations.unwrap_or_default();
+    assert_eq!(
+        annotations
+            .get("meta.helm.sh/release-name")
+            .map(String::as_str),
+        Some(CHART_RELEASE)
+    );
+
+    let custom_resources = fixtures::cilium_custom_resources(&options)
+        .unwrap_or_else(|error| panic!("the fixture options are valid, yet: {error}"));
+    let missing = fixtures::missing_objects(&tools.kubectl, &kubeconfig, &custom_resources)
+        .unwrap_or_else(|error| panic!("cannot list the custom resources: {error}"));
+    assert!(missing.is_empty(), "custom resources missing: {missing:?}");
+
+    if let Err(error) = testbed.down() {
+        panic!("testbed down failed: {error}");
+    }
+}
