@@ -31,7 +31,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::identity::ClusterIdentity;
-use crate::journal::{JOURNAL_FILE, now, sync_dir};
+use crate::journal::{JOURNAL_FILE, Journal, JournalError, Step, StepState, now, sync_dir};
 use crate::object::{self, ObjectRef, group_of, is_cilium_group};
 use crate::template_era::{self, NAMESPACE};
 
@@ -757,6 +757,26 @@ fn prepare_dir(dir: &Path) -> Result<(), BundleError> {
                 });
             }
         }
+        // A finished backup is the state before the hand-over: it is never overwritten. It is
+        // finished when the journal says so, or, without a journal, when its manifest exists.
+        let finished = match Journal::open(dir) {
+            Ok(journal) => journal.state_of(Step::Backup) == Some(StepState::Done),
+            Err(JournalError::Missing(_)) => dir.join(MANIFEST_FILE).exists(),
+            Err(e) => {
+                return Err(BundleError::Invalid {
+                    path: dir.join(JOURNAL_FILE),
+                    problem: e.to_string(),
+                    fix: "choose a new bundle directory",
+                });
+            }
+        };
+        if finished {
+            return Err(BundleError::Invalid {
+                path: dir.to_owned(),
+                problem: "holds a finished backup (the state before the hand-over)".into(),
+                fix: "it is never overwritten: resume with it, roll back with it, or choose a new bundle directory",
+            });
+        }
         // Only our own sub-directories and files of an earlier, unfinished backup are removed.
         for sub in [OBJECTS_DIR, INVENTORY_DIR] {
             let p = dir.join(sub);
@@ -1061,6 +1081,29 @@ mod tests {
             fs::read_to_string(inv.path().join("hosts.yaml")).unwrap(),
             "all: {}\n"
         );
+    }
+
+    #[test]
+    fn a_finished_backup_is_never_overwritten() {
+        let tmp = tempfile::tempdir().unwrap();
+        let inv = inventory_dir();
+        let dir = tmp.path().join("bundle");
+        let mut journal =
+            Journal::create(&dir, identity(), crate::journal::Strategy::Adopt).unwrap();
+        journal.start(Step::Backup).unwrap();
+        // Cut short after the manifest, before `done`: a re-run may rewrite it.
+        recorded_bundle(&dir, inv.path());
+        prepare_dir(&dir).unwrap();
+        assert!(!dir.join(MANIFEST_FILE).exists());
+        recorded_bundle(&dir, inv.path());
+        journal.done(Step::Backup).unwrap();
+        let err = prepare_dir(&dir).unwrap_err().to_string();
+        assert!(err.contains("never overwritten"), "{err}");
+        Bundle::open(&dir).unwrap().verify().unwrap();
+        // Without a journal, a manifest alone marks a finished backup.
+        let standalone = tmp.path().join("standalone");
+        recorded_bundle(&standalone, inv.path());
+        assert!(prepare_dir(&standalone).is_err());
     }
 
     #[test]

@@ -176,6 +176,29 @@ mod tests {
         }
     }
 
+    /// The raw delete is private and the only API delete in the crate: nothing bypasses the guard.
+    #[test]
+    fn no_delete_outside_the_guard() {
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        for entry in std::fs::read_dir(&src).unwrap() {
+            let path = entry.unwrap().path();
+            let text = std::fs::read_to_string(&path).unwrap();
+            // Only the code, not the tests (this one names what it looks for).
+            let text = text.split("#[cfg(test)]").next().unwrap_or_default();
+            let calls =
+                text.matches(".delete(").count() + text.matches("delete_collection").count();
+            if path.ends_with("guard.rs") {
+                assert_eq!(calls, 1, "guard.rs holds exactly the raw delete");
+                assert!(
+                    text.contains("\nasync fn raw_delete("),
+                    "raw_delete stays private"
+                );
+            } else {
+                assert_eq!(calls, 0, "{} deletes without the guard", path.display());
+            }
+        }
+    }
+
     #[test]
     fn template_objects_are_allowed() {
         for r in template_era::template_object_refs() {
