@@ -1,0 +1,138 @@
+//! Helpers shared by the `migration_*` end-to-end tests.
+
+// Each test binary uses a subset of the helpers.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
+use kube::{Api, Client};
+use migration::bundle::{Bundle, Section};
+use migration::object::{self, ObjectRef};
+use serde_json::Value;
+use testbed::fixtures::{self, FixtureOptions};
+use testbed::{Options, Testbed, Tools};
+
+pub(crate) async fn start_testbed(state: &Path) -> Testbed {
+    let options = Options {
+        nodes: 3,
+        state_dir: state.to_path_buf(),
+        tools: Tools::default(),
+        ..Options::default()
+    };
+    match Testbed::up(&options).await {
+        Ok(testbed) => testbed,
+        Err(error) => panic!("the testbed does not start: {error}"),
+    }
+}
+
+/// A copy of Kubespray v2.27.1's sample inventory (never the shared original: rollback writes).
+pub(crate) fn inventory_copy(into: &Path) -> PathBuf {
+    let sample =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/kubespray/samples/v2.27.1");
+    assert!(
+        sample.is_dir(),
+        "the Kubespray samples are missing at {}",
+        sample.display()
+    );
+    let target = into.join("inventory");
+    copy_tree(&sample, &target);
+    target
+}
+
+pub(crate) fn copy_tree(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for entry in fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else if entry.file_type().unwrap().is_file() {
+            fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+pub(crate) fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(path) = stack.pop() {
+        if path.is_dir() {
+            stack.extend(fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+pub(crate) fn resource_of(object: &ObjectRef, plural: &str) -> ApiResource {
+    let gvk = GroupVersionKind::gvk(object.group(), object.version(), &object.kind);
+    ApiResource::from_gvk_with_plural(&gvk, plural)
+}
+
+/// UIDs of every object of the bundle's section, by reference.
+pub(crate) fn bundle_uids(bundle: &Bundle, section: Section) -> BTreeMap<ObjectRef, String> {
+    let mut uids = BTreeMap::new();
+    for file in bundle.files(section) {
+        for object in bundle.read_objects(file).unwrap() {
+            let object = object.unwrap();
+            let uid = object::str_at(&object, &["metadata", "uid"])
+                .unwrap()
+                .to_owned();
+            uids.insert(ObjectRef::of(&object).unwrap(), uid);
+        }
+    }
+    uids
+}
+
+/// The live UID of every object of the bundle's section (`None` when gone).
+pub(crate) async fn live_uids(
+    client: &Client,
+    bundle: &Bundle,
+    section: Section,
+) -> BTreeMap<ObjectRef, Option<String>> {
+    let mut uids = BTreeMap::new();
+    for file in bundle.files(section) {
+        for object in bundle.read_objects(file).unwrap() {
+            let r = ObjectRef::of(&object.unwrap()).unwrap();
+            let resource = file.api_resource();
+            let api: Api<DynamicObject> = match &r.namespace {
+                Some(ns) if file.namespaced => Api::namespaced_with(client.clone(), ns, &resource),
+                _ => Api::all_with(client.clone(), &resource),
+            };
+            let live = api.get_opt(&r.name).await.unwrap();
+            uids.insert(r, live.and_then(|o| o.metadata.uid));
+        }
+    }
+    uids
+}
+
+pub(crate) async fn live_json(client: &Client, r: &ObjectRef, plural: &str) -> Option<Value> {
+    let resource = resource_of(r, plural);
+    let api: Api<DynamicObject> = match &r.namespace {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
+        None => Api::all_with(client.clone(), &resource),
+    };
+    api.get_opt(&r.name)
+        .await
+        .unwrap()
+        .map(|o| serde_json::to_value(o).unwrap())
+}
+
+/// The v2.27 fixture options for this testbed's nodes.
+pub(crate) fn options_for(testbed: &Testbed) -> FixtureOptions {
+    FixtureOptions {
+        nodes: FixtureOptions::nodes_named(testbed.nodes().iter().cloned()),
+        ..FixtureOptions::default()
+    }
+}
+
+/// Seeds the Kubespray v2.27 fixture; returns the objects seeded.
+pub(crate) fn seed_v2_27(testbed: &Testbed, options: &FixtureOptions) -> Vec<Value> {
+    let seeded = fixtures::kubespray_v2_27(options).unwrap();
+    fixtures::apply(&testbed.tools().kubectl, testbed.kubeconfig(), &seeded).unwrap();
+    seeded
+}

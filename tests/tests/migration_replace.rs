@@ -1,0 +1,150 @@
+//! End-to-end: the `replace` strategy's deletions through the guard, and rollback by
+//! re-creating the deleted objects from the bundle, compared object by object.
+//!
+//! Starts a testbed of its own (the fixture owns `kube-system`).
+
+// Helpers of a test panic on failure by design; clippy only exempts `#[test]` functions.
+#![allow(clippy::unwrap_used)]
+
+mod migration_common;
+
+use std::time::Duration;
+
+use kube::Api;
+use kube::api::DynamicObject;
+use kube::runtime::conditions;
+use kube::runtime::wait::await_condition;
+use migration::bundle::{BackupRequest, Bundle, Section};
+use migration::era;
+use migration::guard;
+use migration::identity::ClusterIdentity;
+use migration::journal::{Journal, Step, Strategy};
+use migration::object::ObjectRef;
+use migration::restore::{self, Difference};
+use migration::template_era::{self, KEPT_SECRETS};
+use migration_common::{
+    bundle_uids, live_uids, options_for, resource_of, seed_v2_27, start_testbed,
+};
+
+/// How long the garbage collector may take to finish a delete.
+const DELETE_TIMEOUT: Duration = Duration::from_secs(60);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replace_deletes_only_template_objects_and_rollback_recreates_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let testbed = start_testbed(&tmp.path().join("testbed")).await;
+    let options = options_for(&testbed);
+    seed_v2_27(&testbed, &options);
+    let client = testbed.client().await.unwrap();
+
+    let identity = ClusterIdentity::read(&client, testbed.api_server())
+        .await
+        .unwrap();
+    let bundle_dir = tmp.path().join("bundle");
+    let mut journal = Journal::create(&bundle_dir, identity.clone(), Strategy::Replace).unwrap();
+    journal.start(Step::Backup).unwrap();
+    let request = BackupRequest {
+        dir: bundle_dir.clone(),
+        cluster: identity,
+        extra_objects: Vec::new(),
+        inventory: Vec::new(),
+        page_size: 100,
+    };
+    let bundle = Bundle::create(&client, &request).await.unwrap();
+    bundle.verify().unwrap();
+    journal.done(Step::Backup).unwrap();
+
+    // Delete what `replace` deletes, through the guard, waiting until each is gone.
+    let state = era::collect_state(&client).await.unwrap();
+    let deletions = guard::replace_deletions(&state.objects);
+    assert!(deletions.iter().any(|(r, _)| r.kind == "DaemonSet"));
+    assert!(deletions.iter().all(|(r, _)| r.kind != "Secret"));
+    journal.start(Step::DeleteTemplateObjects).unwrap();
+    for (object, uid) in &deletions {
+        let kind = template_era::template_kind(object).unwrap();
+        let resource = resource_of(object, kind.plural);
+        // Workload pods are orphaned, so the replacement adopts them instead of a restart wave.
+        let orphan = matches!(object.kind.as_str(), "DaemonSet" | "Deployment");
+        guard::delete(&client, &resource, object, uid, orphan)
+            .await
+            .unwrap();
+        let api: Api<DynamicObject> = match &object.namespace {
+            Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
+            None => Api::all_with(client.clone(), &resource),
+        };
+        let gone = tokio::time::timeout(
+            DELETE_TIMEOUT,
+            await_condition(api, &object.name, conditions::is_deleted(uid)),
+        )
+        .await;
+        assert!(
+            matches!(gone, Ok(Ok(_))),
+            "{object} was not deleted within {DELETE_TIMEOUT:?}"
+        );
+    }
+    journal.done(Step::DeleteTemplateObjects).unwrap();
+
+    // Secrets, CRDs and custom resources are untouched: same UIDs as in the bundle.
+    for section in [Section::CustomResources, Section::Crds] {
+        let before = bundle_uids(&bundle, section);
+        let after = live_uids(&client, &bundle, section).await;
+        assert!(!before.is_empty(), "{section:?}");
+        for (r, uid) in &before {
+            assert_eq!(after.get(r), Some(&Some(uid.clone())), "{r}");
+        }
+    }
+    let handover_after = live_uids(&client, &bundle, Section::Handover).await;
+    let secrets: Vec<&ObjectRef> = handover_after
+        .keys()
+        .filter(|r| r.kind == "Secret")
+        .collect();
+    assert!(!secrets.is_empty(), "the fixture has hubble Secrets");
+    for r in secrets {
+        assert!(KEPT_SECRETS.contains(&r.name.as_str()));
+        assert!(handover_after[r].is_some(), "{r} was deleted");
+    }
+    // The deleted objects are really gone.
+    for (r, _) in &deletions {
+        let live = handover_after
+            .iter()
+            .find(|(x, _)| x.same_object(r))
+            .map(|(_, uid)| uid.clone());
+        assert_eq!(live, Some(None), "{r}");
+    }
+
+    // Rollback: re-create from the bundle and compare exactly.
+    let restored = restore::restore_handover(&client, &bundle).await.unwrap();
+    assert!(
+        restored
+            .created
+            .iter()
+            .any(|r| r.kind == "DaemonSet" && r.name == "cilium"),
+        "{restored:?}"
+    );
+    let differences = restore::compare_with_cluster(
+        &client,
+        &bundle,
+        &[Section::Handover, Section::CustomResources, Section::Crds],
+    )
+    .await
+    .unwrap();
+    assert_eq!(differences, Vec::<Difference>::new());
+    // Re-created objects are new objects (new UIDs); the comparison ignores that on purpose.
+    let recreated = live_uids(&client, &bundle, Section::Handover).await;
+    let ds = recreated
+        .iter()
+        .find(|(r, _)| r.kind == "DaemonSet")
+        .unwrap();
+    let old = bundle_uids(&bundle, Section::Handover);
+    assert_ne!(ds.1.as_ref(), old.get(ds.0));
+    // And the cluster is recognised as the template era again.
+    let state = era::collect_state(&client).await.unwrap();
+    assert!(matches!(
+        era::detect(
+            &state,
+            migration::journal::JournalStatus::Absent,
+            era::InventoryClaim::ManagesCilium
+        ),
+        Ok(era::Era::TemplateManifests { .. })
+    ));
+}
