@@ -249,7 +249,7 @@ impl Testbed {
                 "--service-account-issuer=https://kubernetes.default.svc.cluster.local".to_owned(),
                 format!(
                     "--service-account-key-file={}",
-                    path(&pki.service_account_key)
+                    path(&pki.service_account_public_key)
                 ),
                 format!(
                     "--service-account-signing-key-file={}",

@@ -24,6 +24,7 @@ pub(crate) struct Pki {
     pub(crate) admin_cert: PathBuf,
     pub(crate) admin_key: PathBuf,
     pub(crate) service_account_key: PathBuf,
+    pub(crate) service_account_public_key: PathBuf,
 }
 
 impl Pki {
@@ -37,6 +38,7 @@ impl Pki {
             admin_cert: dir.join("admin.crt"),
             admin_key: dir.join("admin.key"),
             service_account_key: dir.join("sa.key"),
+            service_account_public_key: dir.join("sa.pub"),
         }
     }
 
@@ -109,6 +111,11 @@ impl Pki {
         write_private(
             &pki.service_account_key,
             &service_account_key.serialize_pem(),
+        )?;
+        // The API server verifies with a public key file (it rejects a PKCS#8 private key there).
+        write_public(
+            &pki.service_account_public_key,
+            &service_account_key.public_key_pem(),
         )?;
         Ok(pki)
     }
@@ -183,6 +190,8 @@ mod tests {
             let pem = fs::read_to_string(key).unwrap_or_default();
             assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----"), "{pem}");
         }
+        let public = fs::read_to_string(&pki.service_account_public_key).unwrap_or_default();
+        assert!(public.starts_with("-----BEGIN PUBLIC KEY-----"), "{public}");
         for cert in [&pki.ca_cert, &pki.apiserver_cert, &pki.admin_cert] {
             let pem = fs::read_to_string(cert).unwrap_or_default();
             assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"), "{pem}");
