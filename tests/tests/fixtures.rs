@@ -82,11 +82,20 @@ async fn wait_for_agent_rollout(testbed: &Testbed, nodes: usize) -> DaemonSet {
     }
 }
 
-/// `helm list` in kube-system (every state), as JSON.
+/// `helm list` in kube-system, in every state, as JSON (Helm 4 dropped `--all`; both Helms
+/// take the state flags).
 fn helm_releases(helm: &Path, kubeconfig: &Path) -> Vec<Value> {
     let output = std::process::Command::new(helm)
         .arg(format!("--kubeconfig={}", kubeconfig.display()))
-        .args(["list", "--all", "--output=json"])
+        .args(["list", "--output=json"])
+        .args([
+            "--deployed",
+            "--failed",
+            "--pending",
+            "--superseded",
+            "--uninstalling",
+            "--uninstalled",
+        ])
         .arg(format!("--namespace={CHART_RELEASE_NAMESPACE}"))
         .output()
         .unwrap_or_else(|error| panic!("cannot run {}: {error}", helm.display()));
@@ -121,7 +130,7 @@ fn kubectl_get_json(tools: &Tools, kubeconfig: &Path, args: &[&str]) -> Value {
         .arg(format!("--kubeconfig={}", kubeconfig.display()))
         .arg("get")
         .args(args)
-        .arg("--output=json")
+        .args(["--output=json", "--show-managed-fields"])
         .output()
         .unwrap_or_else(|error| panic!("cannot run kubectl: {error}"));
     assert!(
