@@ -354,6 +354,7 @@ impl PodAccess {
             Api::namespaced(self.client.clone(), &self.namespace);
         let params = ListParams::default().fields(&format!("involvedObject.name={pod}"));
         match events.list(&params).await {
+            Ok(list) if list.items.is_empty() => "none".into(),
             Ok(list) => list
                 .items
                 .iter()
