@@ -114,7 +114,7 @@ async fn run_async(args: Args) -> anyhow::Result<()> {
             for node in &nodes {
                 match access.inspect(node, &paths).await {
                     Ok(report) => reports.push(report),
-                    Err(e) => failed.push(format!("{}: {e}", node.name)),
+                    Err(e) => failed.push(e.to_string()),
                 }
             }
             print_check(&reports, common.output)?;
@@ -125,7 +125,7 @@ async fn run_async(args: Args) -> anyhow::Result<()> {
             for node in &nodes {
                 match access.fix(node, &paths, apply).await {
                     Ok(fix) => fixes.push(fix),
-                    Err(e) => failed.push(format!("{}: {e}", node.name)),
+                    Err(e) => failed.push(e.to_string()),
                 }
             }
             print_fix(&fixes, common.output)?;
@@ -159,6 +159,7 @@ fn finish(reports: &[NodeReport], failed: &[String]) -> anyhow::Result<()> {
 
 fn print_check(reports: &[NodeReport], output: Output) -> anyhow::Result<()> {
     match output {
+        Output::Table if reports.is_empty() => {}
         Output::Table => print!("{}", cni_fs::render_check(reports)),
         Output::Json => println!("{}", serde_json::to_string_pretty(reports)?),
     }
@@ -167,6 +168,7 @@ fn print_check(reports: &[NodeReport], output: Output) -> anyhow::Result<()> {
 
 fn print_fix(fixes: &[NodeFix], output: Output) -> anyhow::Result<()> {
     match output {
+        Output::Table if fixes.is_empty() => {}
         Output::Table => {
             // After --apply the table shows the result, before it the current state.
             let state: Vec<NodeReport> = fixes
