@@ -178,6 +178,15 @@ async fn template_era_fixture_rolls_out_without_a_helm_release() {
         missing.is_empty(),
         "objects missing after seeding: {missing:?}"
     );
+    // The lookup does report what is not there.
+    let ghost = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": { "name": "never-seeded", "namespace": "kube-system" }
+    });
+    let missing = fixtures::missing_objects(&tools.kubectl, &kubeconfig, &[ghost.clone()])
+        .unwrap_or_else(|error| panic!("cannot look up a missing object: {error}"));
+    assert_eq!(missing, [fixtures::ObjectRef::of(&ghost)]);
 
     // Kubespray's objects carry client-side apply's traces; Cilium's run-time ones do not.
     let live = kubectl_get_json(
