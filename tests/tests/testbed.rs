@@ -136,6 +136,16 @@ async fn a_testbed_of_its_own_leaves_no_process_and_no_state_after_down() {
         "dropping a reattached handle stops nothing"
     );
 
+    // A second `up` on the same state directory refuses, naming the running pids.
+    let second = Testbed::up(&options).await.err().map(|e| e.to_string());
+    let second = second.expect("a second up on a running testbed fails");
+    assert!(second.contains("already running"), "{second}");
+    assert!(second.contains("testbed down"), "{second}");
+    assert!(
+        testbed.status().all_alive(),
+        "the refused up stopped nothing"
+    );
+
     let records = testbed.processes().to_vec();
     testbed.down().unwrap_or_else(|error| panic!("{error}"));
     for record in &records {
@@ -148,4 +158,54 @@ async fn a_testbed_of_its_own_leaves_no_process_and_no_state_after_down() {
     }
     assert!(!state_dir.join("testbed.json").exists(), "state removed");
     assert!(!state_dir.join("etcd").exists(), "etcd data removed");
+}
+
+#[tokio::test]
+async fn a_component_that_fails_to_start_is_named_with_its_log_and_nothing_is_left_running() {
+    let tools = Tools::locate().unwrap_or_else(|error| panic!("{error}"));
+    let dir = tempfile::tempdir().expect("temporary directory");
+    // The real tools, except a kube-apiserver that rejects its flags like a misconfigured one.
+    let broken = dir.path().join("tools");
+    std::fs::create_dir_all(&broken).expect("tools directory");
+    for name in testbed::tools::TOOL_NAMES {
+        let link = broken.join(name);
+        if name == "kube-apiserver" {
+            std::fs::write(
+                &link,
+                "#!/bin/sh\necho 'Error: unknown flag: --bogus' >&2\nexit 1\n",
+            )
+            .expect("script");
+            std::fs::set_permissions(&link, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+                .expect("chmod");
+        } else {
+            std::os::unix::fs::symlink(tools.dir.join(name), &link).expect("symlink");
+        }
+    }
+    let state_dir = dir.path().join("testbed");
+    let options = Options {
+        nodes: 1,
+        state_dir: state_dir.clone(),
+        tools: Tools::in_dir(&broken),
+        timeout: TIMEOUT,
+    };
+    let error = Testbed::up(&options).await.err().map(|e| e.to_string());
+    let error = error.expect("up fails when kube-apiserver exits");
+    assert!(error.contains("kube-apiserver"), "{error}");
+    assert!(
+        error.contains("unknown flag: --bogus"),
+        "the log's last lines: {error}"
+    );
+    assert!(
+        error.contains("kube-apiserver.log"),
+        "the log's path: {error}"
+    );
+
+    // etcd had started: it was stopped, and the state (with the logs) stays for reading.
+    let left = Testbed::from_state(&state_dir).unwrap_or_else(|error| panic!("{error}"));
+    let etcd = &left.processes()[0];
+    assert_eq!(etcd.name, "etcd");
+    assert!(!etcd.is_alive(), "etcd (pid {}) still runs", etcd.pid);
+    assert!(state_dir.join("logs/kube-apiserver.log").exists());
+    left.down().unwrap_or_else(|error| panic!("{error}"));
+    assert!(!state_dir.join("testbed.json").exists());
 }
