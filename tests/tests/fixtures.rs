@@ -184,8 +184,9 @@ async fn template_era_fixture_rolls_out_without_a_helm_release() {
         "kind": "ConfigMap",
         "metadata": { "name": "never-seeded", "namespace": "kube-system" }
     });
-    let missing = fixtures::missing_objects(&tools.kubectl, &kubeconfig, &[ghost.clone()])
-        .unwrap_or_else(|error| panic!("cannot look up a missing object: {error}"));
+    let missing =
+        fixtures::missing_objects(&tools.kubectl, &kubeconfig, std::slice::from_ref(&ghost))
+            .unwrap_or_else(|error| panic!("cannot look up a missing object: {error}"));
     assert_eq!(missing, [fixtures::ObjectRef::of(&ghost)]);
 
     // Kubespray's objects carry client-side apply's traces; Cilium's run-time ones do not.
