@@ -16,6 +16,25 @@ use testbed::Tools;
 /// What to run when the environment is missing.
 pub const HOW_TO_RUN: &str = "run the end-to-end tests with `cargo xtask e2e` (it builds the tools, starts a testbed and sets KUBECONFIG, CILIUM_MIGRATE_TOOLS, TESTBED_STATE_DIR and TESTBED_NODES)";
 
+/// Which cluster the tests run on (`testbed` or `kind`), set by `cargo xtask e2e`.
+pub const CLUSTER_ENV: &str = "E2E_CLUSTER";
+/// The Cilium chart to hand over to, set by `cargo xtask e2e --cluster kind` (the real chart).
+pub const CHART_ENV: &str = "CILIUM_MIGRATE_CHART";
+
+/// True on a kind cluster with real Cilium (`cargo xtask e2e --cluster kind`).
+pub fn on_kind() -> bool {
+    std::env::var(CLUSTER_ENV).is_ok_and(|kind| kind == "kind")
+}
+
+/// The chart to install or hand over to: the real Cilium chart on kind, the project's
+/// look-alike chart on the testbed.
+pub fn cilium_chart() -> PathBuf {
+    match std::env::var_os(CHART_ENV) {
+        Some(chart) if !chart.is_empty() => PathBuf::from(chart),
+        _ => testbed::fixtures::chart_dir(),
+    }
+}
+
 /// The shared cluster, as `cargo xtask e2e` describes it in the environment.
 #[derive(Debug, Clone)]
 pub struct SharedCluster {
