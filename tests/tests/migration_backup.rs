@@ -14,10 +14,11 @@ mod migration_common;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{ApiResource, DynamicObject, Patch, PatchParams};
 use kube::Api;
+use kube::api::{ApiResource, DynamicObject, Patch, PatchParams};
 use migration::adopt::{self, Phase, Release};
 use migration::bundle::{BackupRequest, Bundle, Section};
 use migration::era::{self, Era, InventoryClaim};
@@ -35,6 +36,21 @@ use testbed::fixtures;
 
 /// Objects per list request: small, so that every kind with more objects takes several pages.
 const PAGE_SIZE: u32 = 2;
+
+/// Runs helm with an argument vector; panics with its error output when it fails.
+fn helm(helm: &Path, kubeconfig: &Path, args: &[String]) {
+    let output = std::process::Command::new(helm)
+        .arg(format!("--kubeconfig={}", kubeconfig.display()))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{} {args:?} failed: {}",
+        helm.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn v2_27_backup_adopt_and_restore_exactly() {
@@ -117,7 +133,7 @@ async fn v2_27_backup_adopt_and_restore_exactly() {
     );
     assert_eq!(
         report.objects.get("helm-release"),
-        None,
+        Some(&0),
         "no release in the template era"
     );
     assert_eq!(report.inventory_files, files_under(&inventory).len());
@@ -241,12 +257,75 @@ async fn v2_27_backup_adopt_and_restore_exactly() {
         .await
         .unwrap();
     journal.done(Step::AdoptMetadata).unwrap();
+
+    // Mid-way, era detection refuses the half-adopted state without the journal, and resumes
+    // with it.
+    let state = era::collect_state(&client).await.unwrap();
+    assert!(matches!(
+        era::detect(&state, JournalStatus::Absent, InventoryClaim::Unknown),
+        Err(era::EraError::Mixed {
+            has_release: false,
+            ..
+        })
+    ));
+    assert_eq!(
+        era::detect(
+            &state,
+            Journal::status_in(&bundle_dir).unwrap(),
+            InventoryClaim::Unknown
+        )
+        .unwrap(),
+        Era::InProgress {
+            next_step: Step::HelmInstall
+        }
+    );
+
+    // The install (Helm 3 here; the real flow drives it through the helm crate).
+    journal.start(Step::HelmInstall).unwrap();
+    let values = tmp.path().join("values.json");
+    fs::write(&values, fixtures::helm_values(&options).to_string()).unwrap();
+    helm(
+        &tools.helm3,
+        testbed.kubeconfig(),
+        &[
+            "upgrade".into(),
+            "--install".into(),
+            "cilium".into(),
+            fixtures::chart_dir().display().to_string(),
+            "--namespace=kube-system".into(),
+            format!("--values={}", values.display()),
+        ],
+    );
+    journal.done(Step::HelmInstall).unwrap();
+
+    // Pruning, from a fresh plan: Kubespray's leftovers go, nothing else.
+    let live = adopt::fetch_live(&client, &rendered, &release)
+        .await
+        .unwrap();
+    let plan = adopt::plan_adoption(&live, &rendered, &release);
+    assert!(plan.can_adopt(), "{:?}", plan.blockers);
+    assert!(
+        plan.patches.iter().all(|p| p.metadata.is_none()),
+        "Helm owns them all now"
+    );
+    let ds_patch = plan
+        .patches
+        .iter()
+        .find(|p| p.object.kind == "DaemonSet")
+        .unwrap();
+    assert!(
+        ds_patch.prune.iter().any(|p| p
+            .path
+            .contains("scheduler.alpha.kubernetes.io~1tolerations")),
+        "{:?}",
+        ds_patch.prune
+    );
     journal.start(Step::PruneFields).unwrap();
     adopt::apply_adoption(&client, &plan, Phase::Prune)
         .await
         .unwrap();
     journal.done(Step::PruneFields).unwrap();
-    assert_eq!(journal.next_step(), Some(Step::HelmInstall));
+    assert_eq!(journal.next_step(), Some(Step::InventoryEdit));
 
     // Every adopted object carries the ownership metadata, has lost the kubectl record, and is
     // the same object (same UID) as in the bundle.
@@ -293,30 +372,22 @@ async fn v2_27_backup_adopt_and_restore_exactly() {
         .await
         .unwrap();
     assert!(adopt::plan_adoption(&live, &rendered, &release).is_empty());
-    // Era detection now refuses the half-adopted state without the journal, and resumes with it.
-    let state = era::collect_state(&client).await.unwrap();
-    assert!(matches!(
-        era::detect(&state, JournalStatus::Absent, InventoryClaim::Unknown),
-        Err(era::EraError::Mixed {
-            has_release: false,
-            ..
-        })
-    ));
-    assert_eq!(
-        era::detect(
-            &state,
-            Journal::status_in(&bundle_dir).unwrap(),
-            InventoryClaim::Unknown
-        )
-        .unwrap(),
-        Era::InProgress {
-            next_step: Step::HelmInstall
-        }
-    );
 
-    // Rollback: restore from the bundle, then compare object by object.
+    // Rollback: keep the adopted objects, uninstall the release, restore from the bundle, then
+    // compare object by object.
     let bundle = Bundle::open(&bundle_dir).unwrap();
     bundle.verify().unwrap();
+    let kept = restore::mark_keep(&client, &bundle).await.unwrap();
+    assert!(kept.iter().any(|r| r.kind == "DaemonSet"));
+    helm(
+        &tools.helm3,
+        testbed.kubeconfig(),
+        &[
+            "uninstall".into(),
+            "cilium".into(),
+            "--namespace=kube-system".into(),
+        ],
+    );
     let restored = restore::restore_handover(&client, &bundle).await.unwrap();
     assert!(!restored.replaced.is_empty(), "{restored:?}");
     let differences = restore::compare_with_cluster(

@@ -21,6 +21,13 @@
 //! [`apply_adoption`] sends the plan through the API: the metadata as a JSON merge patch, the
 //! pruning as a JSON patch that first `test`s every value it removes (and the UID), so a
 //! concurrent change makes the patch fail instead of removing something unplanned.
+//!
+//! Order (see [`Prune::phase`]): metadata and the pruning outside pod templates, then
+//! `helm upgrade --install`, then a fresh plan and the pruning of pod templates. The testbed
+//! showed both orders failing for some fields: pruning a pod template before Helm has set the
+//! rendered values leaves an object the API rejects (Kubespray's `privileged: true` gone while
+//! its Bidirectional mount remains), and letting Helm merge first leaves a Service with
+//! Kubespray's unnamed port next to the chart's (rejected: ports need names).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -61,6 +68,10 @@ pub struct Prune {
     pub path: String,
     /// The live value (tested before removal).
     pub live: Value,
+    /// Instead of removing, replace with the rendered value: used when removing every item of
+    /// a list would leave a required list empty (e.g. a Service whose only port the chart
+    /// renders differently).
+    pub replacement: Option<Value>,
 }
 
 /// What to do to one live object.
@@ -77,20 +88,56 @@ pub struct ObjectPatch {
 }
 
 impl ObjectPatch {
-    /// The pruning as a JSON patch: `test` the UID and every value, then remove them (array
-    /// elements from the highest index down, so earlier removals do not shift later ones).
+    /// The whole pruning as one JSON patch (both phases): `test` the UID and every value,
+    /// then remove them (array elements from the highest index down, so earlier removals do
+    /// not shift later ones).
     pub fn prune_json_patch(&self) -> Value {
-        let mut ops = vec![json!({"op": "test", "path": "/metadata/uid", "value": self.uid})];
-        for p in &self.prune {
-            ops.push(json!({"op": "test", "path": p.path, "value": p.live}));
-        }
-        let mut removals: Vec<&Prune> = self.prune.iter().collect();
-        removals.sort_by(|a, b| pointer_order(&b.path, &a.path));
-        for p in removals {
-            ops.push(json!({"op": "remove", "path": p.path}));
-        }
-        Value::Array(ops)
+        json_patch_of(&self.uid, self.prune.iter())
     }
+
+    /// The pruning of one phase as a JSON patch, `None` when that phase has nothing to do.
+    pub fn prune_json_patch_for(&self, phase: Phase) -> Option<Value> {
+        let mut selected = self.prune.iter().filter(|p| p.phase() == phase).peekable();
+        selected.peek()?;
+        Some(json_patch_of(&self.uid, selected))
+    }
+}
+
+impl Prune {
+    /// When this field is removed. Before the install: everything outside the pod template
+    /// (Service ports, config keys, object labels), which Helm's merge would otherwise combine
+    /// with the rendered values into something invalid (two unnamed Service ports). After the
+    /// install: the pod template, whose fields depend on each other (`privileged` and a
+    /// Bidirectional mount) and are only consistent once Helm has set the rendered ones; and the
+    /// `last-applied-configuration` annotation, which the pruning reads, last.
+    pub fn phase(&self) -> Phase {
+        let last_applied = pointer(&["metadata", "annotations", LAST_APPLIED_ANNOTATION]);
+        if self.path.starts_with("/spec/template/")
+            || self.path == "/spec/template"
+            || self.path == last_applied
+        {
+            Phase::Prune
+        } else {
+            Phase::Metadata
+        }
+    }
+}
+
+fn json_patch_of<'a>(uid: &str, prune: impl Iterator<Item = &'a Prune>) -> Value {
+    let prune: Vec<&Prune> = prune.collect();
+    let mut ops = vec![json!({"op": "test", "path": "/metadata/uid", "value": uid})];
+    for p in &prune {
+        ops.push(json!({"op": "test", "path": p.path, "value": p.live}));
+    }
+    let mut removals = prune;
+    removals.sort_by(|a, b| pointer_order(&b.path, &a.path));
+    for p in removals {
+        match &p.replacement {
+            None => ops.push(json!({"op": "remove", "path": p.path})),
+            Some(value) => ops.push(json!({"op": "replace", "path": p.path, "value": value})),
+        }
+    }
+    Value::Array(ops)
 }
 
 /// Orders JSON pointers segment by segment, numbers numerically.
@@ -351,6 +398,7 @@ pub fn prune_fields(live: &Value, rendered: &Value) -> Vec<Prune> {
     out.push(Prune {
         path: pointer(&["metadata", "annotations", LAST_APPLIED_ANNOTATION]),
         live: Value::String(applied_text.to_owned()),
+        replacement: None,
     });
     let Ok(applied) = serde_json::from_str::<Value>(applied_text) else {
         return out;
@@ -426,6 +474,7 @@ impl Walker<'_> {
                         None if !self.protected(path) => self.out.push(Prune {
                             path: pointer_of(path),
                             live: l_value.clone(),
+                            replacement: None,
                         }),
                         None => {}
                         Some(r) => self.walk(a_value, l_value, Some(r), path),
@@ -441,6 +490,8 @@ impl Walker<'_> {
                     // Lists without a merge key are replaced whole by Helm.
                     return;
                 };
+                let first = self.out.len();
+                let mut removed = 0;
                 for a_item in a {
                     let Some(k) = a_item.get(key) else { continue };
                     let Some(index) = l.iter().position(|x| x.get(key) == Some(k)) else {
@@ -448,13 +499,27 @@ impl Walker<'_> {
                     };
                     path.push(index.to_string());
                     match r.iter().find(|x| x.get(key) == Some(k)) {
-                        None => self.out.push(Prune {
-                            path: pointer_of(path),
-                            live: l[index].clone(),
-                        }),
+                        None => {
+                            removed += 1;
+                            self.out.push(Prune {
+                                path: pointer_of(path),
+                                live: l[index].clone(),
+                                replacement: None,
+                            })
+                        }
                         Some(r_item) => self.walk(a_item, &l[index], Some(r_item), path),
                     }
                     path.pop();
+                }
+                if removed == l.len() && !r.is_empty() {
+                    // Every live item goes: replace the list with the rendered one instead, so
+                    // that a list the API requires (Service ports) is never empty in between.
+                    self.out.truncate(first);
+                    self.out.push(Prune {
+                        path: pointer_of(path),
+                        live: Value::Array(l.clone()),
+                        replacement: Some(Value::Array(r.clone())),
+                    });
                 }
             }
             // Scalars, or a type change: Helm sets the rendered value.
@@ -534,12 +599,14 @@ pub enum ApplyError {
     Delete(#[from] guard::DeleteError),
 }
 
-/// Which half of the plan to apply (two journal steps).
+/// Which half of the plan to apply (two journal steps, before and after the Helm install).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
-    /// Ownership metadata, and the deletion of completed hook Jobs.
+    /// Before the install: ownership metadata, the pruning outside pod templates, and the
+    /// deletion of completed hook Jobs.
     Metadata,
-    /// Removal of Kubespray-only fields.
+    /// After the install, from a fresh plan: the pruning of pod templates and of the
+    /// `last-applied-configuration` annotation.
     Prune,
 }
 
@@ -652,74 +719,68 @@ pub async fn apply_adoption(
     }
     let mut resources = Resources::default();
     let mut changed = Vec::new();
-    match phase {
-        Phase::Metadata => {
-            for (object, uid) in &plan.hook_job_deletions {
-                let (resource, _) = resources.resolve(client, object).await.map_err(|source| {
-                    ApplyError::Discovery {
-                        kind: object.kind.clone(),
-                        source,
-                    }
-                })?;
-                guard::delete(client, &resource, object, uid, false).await?;
-                changed.push(object.clone());
-            }
-            for p in &plan.patches {
-                let Some(metadata) = &p.metadata else {
-                    continue;
-                };
-                let (api, _) = resources.api(client, &p.object).await.map_err(|source| {
-                    ApplyError::Discovery {
-                        kind: p.object.kind.clone(),
-                        source,
-                    }
-                })?;
-                api.patch(
-                    &p.object.name,
-                    &PatchParams::default(),
-                    &Patch::Merge(metadata),
-                )
-                .await
-                .map_err(|source| ApplyError::Patch {
-                    object: p.object.clone(),
-                    what: "metadata",
+    if phase == Phase::Metadata {
+        for (object, uid) in &plan.hook_job_deletions {
+            let (resource, _) = resources.resolve(client, object).await.map_err(|source| {
+                ApplyError::Discovery {
+                    kind: object.kind.clone(),
                     source,
-                })?;
-                changed.push(p.object.clone());
-            }
-        }
-        Phase::Prune => {
-            for p in &plan.patches {
-                if p.prune.is_empty() {
-                    continue;
                 }
-                let (api, _) = resources.api(client, &p.object).await.map_err(|source| {
-                    ApplyError::Discovery {
-                        kind: p.object.kind.clone(),
-                        source,
-                    }
-                })?;
-                let ops = serde_json::from_value(p.prune_json_patch()).map_err(|e| {
-                    ApplyError::Patch {
-                        object: p.object.clone(),
-                        what: "prune",
-                        source: kube::Error::SerdeError(e),
-                    }
-                })?;
-                api.patch(
-                    &p.object.name,
-                    &PatchParams::default(),
-                    &Patch::<()>::Json(ops),
-                )
+            })?;
+            guard::delete(client, &resource, object, uid, false).await?;
+            changed.push(object.clone());
+        }
+    }
+    for p in &plan.patches {
+        let prune = p.prune_json_patch_for(phase);
+        let metadata = if phase == Phase::Metadata {
+            p.metadata.as_ref()
+        } else {
+            None
+        };
+        if prune.is_none() && metadata.is_none() {
+            continue;
+        }
+        let (api, _) =
+            resources
+                .api(client, &p.object)
                 .await
-                .map_err(|source| ApplyError::Patch {
-                    object: p.object.clone(),
-                    what: "prune",
+                .map_err(|source| ApplyError::Discovery {
+                    kind: p.object.kind.clone(),
                     source,
                 })?;
-                changed.push(p.object.clone());
-            }
+        if let Some(ops) = prune {
+            let ops = serde_json::from_value(ops).map_err(|e| ApplyError::Patch {
+                object: p.object.clone(),
+                what: "prune",
+                source: kube::Error::SerdeError(e),
+            })?;
+            api.patch(
+                &p.object.name,
+                &PatchParams::default(),
+                &Patch::<()>::Json(ops),
+            )
+            .await
+            .map_err(|source| ApplyError::Patch {
+                object: p.object.clone(),
+                what: "prune",
+                source,
+            })?;
         }
+        if let Some(metadata) = metadata {
+            api.patch(
+                &p.object.name,
+                &PatchParams::default(),
+                &Patch::Merge(metadata),
+            )
+            .await
+            .map_err(|source| ApplyError::Patch {
+                object: p.object.clone(),
+                what: "metadata",
+                source,
+            })?;
+        }
+        changed.push(p.object.clone());
     }
     Ok(changed)
 }
@@ -868,6 +929,10 @@ mod tests {
                         _ => return Err(format!("bad parent {parent}")),
                     }
                 }
+                "replace" => {
+                    let target = doc.pointer_mut(path).ok_or(format!("no {path}"))?;
+                    *target = op["value"].clone();
+                }
                 other => return Err(format!("unexpected op {other}")),
             }
         }
@@ -1012,6 +1077,56 @@ mod tests {
     }
 
     #[test]
+    fn a_list_is_replaced_rather_than_emptied() {
+        let applied = json!({"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "hubble-relay", "namespace": "kube-system"},
+            "spec": {"selector": {"k8s-app": "hubble-relay"}, "ports": [{"port": 443, "targetPort": 4245}]}});
+        let mut live = applied.clone();
+        live["metadata"]["uid"] = json!("s1");
+        live["metadata"]["annotations"] = json!({LAST_APPLIED_ANNOTATION: applied.to_string()});
+        live["spec"]["ports"][0]["protocol"] = json!("TCP");
+        live["spec"]["clusterIP"] = json!("10.233.0.20");
+        let rendered = json!({"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "hubble-relay", "namespace": "kube-system"},
+            "spec": {"selector": {"k8s-app": "hubble-relay"}, "ports": [{"port": 80, "targetPort": 4245}]}});
+        let plan = plan_adoption(&[live.clone()], &[rendered], &Release::default());
+        let patch = &plan.patches[0];
+        assert_eq!(patch.prune[1].path, "/spec/ports");
+        apply_json_patch(&mut live, &patch.prune_json_patch()).unwrap();
+        assert_eq!(
+            live["spec"]["ports"],
+            json!([{"port": 80, "targetPort": 4245}])
+        );
+        assert_eq!(live["spec"]["clusterIP"], "10.233.0.20");
+    }
+
+    #[test]
+    fn pod_templates_are_pruned_after_the_install_everything_else_before() {
+        let plan = plan_adoption(
+            &[live_daemonset()],
+            &[rendered_daemonset()],
+            &Release::default(),
+        );
+        let patch = &plan.patches[0];
+        assert!(
+            patch.prune.iter().all(|p| p.phase() == Phase::Prune),
+            "{:?}",
+            patch.prune
+        );
+        assert_eq!(patch.prune_json_patch_for(Phase::Metadata), None);
+        assert_eq!(
+            patch.prune_json_patch_for(Phase::Prune),
+            Some(patch.prune_json_patch())
+        );
+        let config = Prune {
+            path: "/data/etcd-config".into(),
+            live: json!(""),
+            replacement: None,
+        };
+        assert_eq!(config.phase(), Phase::Metadata);
+    }
+
+    #[test]
     fn a_different_selector_blocks_and_suggests_replace() {
         let mut rendered = rendered_daemonset();
         rendered["spec"]["selector"]["matchLabels"]["kubernetes.io/cluster-service"] =
@@ -1125,6 +1240,7 @@ mod tests {
             .map(|p| Prune {
                 path: (*p).to_owned(),
                 live: Value::Null,
+                replacement: None,
             })
             .collect(),
         };

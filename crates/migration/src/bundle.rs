@@ -451,7 +451,11 @@ impl Bundle {
                     source,
                 })?;
             for group in found.groups() {
-                for (resource, caps) in group.recommended_resources() {
+                // Every kind at its most stable version: `recommended_resources` would only
+                // list the kinds of the group's preferred version (v2 hides v2alpha1 kinds).
+                let mut kinds = group.resources_by_stability();
+                kinds.sort_by(|a, b| a.0.kind.cmp(&b.0.kind));
+                for (resource, caps) in kinds {
                     if !caps.supports_operation(kube::discovery::verbs::LIST) {
                         continue;
                     }

@@ -38,11 +38,14 @@ impl Strategy {
     /// The fixed, ordered mutating steps of this strategy.
     pub fn steps(self) -> &'static [Step] {
         match self {
+            // Pruning comes after the install: Helm first sets the rendered values, so that
+            // removing Kubespray's leftovers never leaves an intermediate object the API
+            // rejects (e.g. `privileged: true` gone while a Bidirectional mount remains).
             Strategy::Adopt => &[
                 Step::Backup,
                 Step::AdoptMetadata,
-                Step::PruneFields,
                 Step::HelmInstall,
+                Step::PruneFields,
                 Step::InventoryEdit,
                 Step::Verify,
             ],
