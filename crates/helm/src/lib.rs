@@ -49,7 +49,10 @@
 //! **`--wait`.** Helm 3's `--wait` is a boolean that polls readiness (DaemonSets: updated and
 //! ready pods within `maxUnavailable`). Helm 4's `--wait` takes a strategy: `hookOnly` (its
 //! default: no waiting for resources), `watcher` (kstatus, what a bare `--wait` means) and
-//! `legacy` (Helm 3's polling). [`Wait`] names the intent and is mapped per major.
+//! `legacy` (Helm 3's polling). [`Wait`] names the intent and is mapped per major. The two
+//! readiness notions differ: on the testbed, Helm 4's watcher took a `LoadBalancer` Service with
+//! no address as ready while Helm 3's polling (and Helm 4 `legacy`) waited for the address;
+//! [`Wait::ReadyLegacy`] gives Helm 3's behaviour on both.
 //!
 //! **Uninstall and `helm.sh/resource-policy: keep`.** An uninstall (and an upgrade or rollback
 //! that drops an object) deletes every object of the release except those annotated
