@@ -105,7 +105,7 @@ impl Default for ChartSource {
 }
 
 impl ChartSource {
-    /// `cilium/cilium` from https://helm.cilium.io/.
+    /// `cilium/cilium` from <https://helm.cilium.io/>.
     pub fn cilium() -> ChartSource {
         ChartSource::Repository {
             repo: CILIUM_REPO_NAME.to_owned(),

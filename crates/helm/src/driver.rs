@@ -327,14 +327,15 @@ impl Helm {
             })
     }
 
-    /// `helm template`: the rendered manifest text (parse it with [`Manifest::parse`]).
+    /// `helm template`: the rendered manifest text (parse it with [`Manifest::parse`]). A
+    /// repository chart needs [`Helm::prepare`] first (it may reach the network).
     pub fn template(&self, request: &TemplateRequest) -> Result<String, HelmError> {
         check_values_files(&request.values_files)?;
         check_local_version(self, &request.chart, request.version.as_deref())?;
         self.run(request.args()?)
     }
 
-    /// `helm upgrade --install`. Refuses a release whose last revision is pending (an
+    /// `helm upgrade --install` (a repository chart needs [`Helm::prepare`] first). Refuses a release whose last revision is pending (an
     /// interrupted run) with [`HelmError::ReleaseStuck`]; a `failed` one is upgraded (a retry).
     pub fn upgrade_install(&self, request: &UpgradeInstall) -> Result<ReleaseInfo, HelmError> {
         let args = request.args(&self.version)?;

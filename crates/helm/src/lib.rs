@@ -18,7 +18,7 @@
 //! | [`Wait::ReadyLegacy`] | `--wait` | `--wait=legacy` |
 //! | [`ApplyMethod::Default`] when adopting | (nothing: client-side) | `--server-side=false` |
 //! | [`ApplyMethod::Default`] otherwise | (nothing) | (nothing: Helm's default) |
-//! | [`ApplyMethod::ServerSide`] | refused | `--server-side=true` [`--force-conflicts`] |
+//! | [`ApplyMethod::ServerSide`] | refused | `--server-side=true` (+ `--force-conflicts`) |
 //! | any [`UpgradeInstall`] | `--reset-values` | `--reset-values` |
 //!
 //! **Values are exactly the request's files.** `helm upgrade` given no values silently reuses
