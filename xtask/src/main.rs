@@ -6,6 +6,7 @@
 
 mod ci;
 mod e2e;
+mod gateway_api;
 mod inventory;
 mod nodes;
 mod plan;
@@ -35,6 +36,8 @@ enum Command {
     Nodes(nodes::Args),
     /// Check Cilium's health through the Kubernetes API, like `cilium status`.
     Verify(verify::Args),
+    /// After the hand-over: check and enable Cilium's Gateway API.
+    GatewayApi(gateway_api::Args),
     /// Build, start, stop or inspect the local test cluster.
     Testbed(testbed::Args),
     /// Run the end-to-end tests against a real cluster.
@@ -51,6 +54,7 @@ fn main() -> anyhow::Result<()> {
         Command::Plan(args) => plan::run(args),
         Command::Nodes(args) => nodes::run(args),
         Command::Verify(args) => verify::run(args),
+        Command::GatewayApi(args) => gateway_api::run(args),
         Command::Testbed(args) => testbed::run(args),
         Command::E2e(args) => e2e::run(args),
         Command::Ci(args) => ci::run(args),

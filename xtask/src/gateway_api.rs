@@ -1,0 +1,257 @@
+//! `cargo xtask gateway-api check|enable|rollback`: Cilium's Gateway API after the hand-over.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use gateway_api::{AcceptWait, EnableOptions, InventoryFacts, Target};
+use helm::{ChartSource, Helm};
+
+use crate::verify::parse_duration;
+
+#[derive(clap::Args)]
+pub(crate) struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Subcommand)]
+enum Command {
+    /// Read-only: are the CRDs, the datapath and the inventory ready for Gateway API?
+    Check(CheckArgs),
+    /// Turn Gateway API on through Helm (plan only without --apply).
+    Enable(EnableArgs),
+    /// Roll the release back to the revision an enable journal started from.
+    Rollback(RollbackArgs),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Output {
+    /// One line per item, the fix below each warn and fail.
+    Table,
+    /// The report as JSON.
+    Json,
+}
+
+#[derive(clap::Args)]
+struct Cluster {
+    /// Namespace Cilium and its release live in.
+    #[arg(long, default_value = "kube-system")]
+    namespace: String,
+    /// Helm release name.
+    #[arg(long, default_value = "cilium")]
+    release: String,
+    /// The Cilium version to judge (default: the release's chart version).
+    #[arg(long, value_name = "X.Y.Z")]
+    cilium_version: Option<String>,
+    /// Kubespray inventory directory: also check kube_network_plugin, kube_owner, kube_proxy_remove.
+    #[arg(long, value_name = "DIR")]
+    inventory: Option<PathBuf>,
+    /// Kubeconfig to use (default: $KUBECONFIG, ~/.kube/config or in-cluster).
+    #[arg(long, value_name = "FILE", env = "KUBECONFIG")]
+    kubeconfig: Option<PathBuf>,
+    /// The helm binary (default: helm on PATH).
+    #[arg(long, value_name = "PATH")]
+    helm: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct CheckArgs {
+    #[command(flatten)]
+    cluster: Cluster,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    output: Output,
+}
+
+#[derive(clap::Args)]
+struct EnableArgs {
+    #[command(flatten)]
+    cluster: Cluster,
+    /// Really change the cluster; without it, print the plan.
+    #[arg(long)]
+    apply: bool,
+    /// Gateway API CRD files to apply first (the bundle `check` names, downloaded).
+    #[arg(long, value_name = "FILE", num_args = 1..)]
+    install_crds: Vec<PathBuf>,
+    /// The chart to upgrade with, at the release's chart version: repo/chart, oci://, a .tgz or
+    /// a directory.
+    #[arg(long, default_value = "cilium/cilium")]
+    chart: String,
+    /// The journal (JSON) recording the revision to roll back to; the values file goes beside it.
+    #[arg(long, value_name = "FILE", default_value = "gateway-api-journal.json")]
+    journal: PathBuf,
+    /// How long GatewayClass cilium may take to be Accepted.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "3m")]
+    accept_timeout: Duration,
+    /// Do not wait for GatewayClass cilium (nothing accepts it where no operator runs, as on
+    /// the testbed); everything else is still verified.
+    #[arg(long)]
+    no_accept_wait: bool,
+    /// Helm's --timeout for the upgrade and a rollback.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "10m")]
+    helm_timeout: Duration,
+    /// How long the CRDs and the operator's rollout may take.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "5m")]
+    rollout_timeout: Duration,
+}
+
+#[derive(clap::Args)]
+struct RollbackArgs {
+    /// The journal of the enable run.
+    #[arg(long, value_name = "FILE", default_value = "gateway-api-journal.json")]
+    journal: PathBuf,
+    /// Kubeconfig to use.
+    #[arg(long, value_name = "FILE", env = "KUBECONFIG")]
+    kubeconfig: Option<PathBuf>,
+    /// The helm binary (default: helm on PATH).
+    #[arg(long, value_name = "PATH")]
+    helm: Option<PathBuf>,
+    /// Helm's --timeout.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "10m")]
+    helm_timeout: Duration,
+}
+
+pub(crate) fn run(args: Args) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    match args.command {
+        Command::Check(args) => runtime.block_on(check(args)),
+        Command::Enable(args) => runtime.block_on(enable(args)),
+        Command::Rollback(args) => {
+            let helm = locate_helm(args.helm.as_ref(), args.kubeconfig.as_ref())?;
+            let to = gateway_api::enable::roll_back_from_journal(
+                &helm,
+                &args.journal,
+                args.helm_timeout,
+            )?;
+            eprintln!("rolled back to revision {to} ({})", args.journal.display());
+            Ok(())
+        }
+    }
+}
+
+fn locate_helm(helm: Option<&PathBuf>, kubeconfig: Option<&PathBuf>) -> anyhow::Result<Helm> {
+    let mut helm = Helm::locate(helm.map(PathBuf::as_path))?;
+    if let Some(kubeconfig) = kubeconfig {
+        helm = helm.with_kubeconfig(kubeconfig);
+    }
+    Ok(helm)
+}
+
+async fn client(kubeconfig: Option<&PathBuf>) -> anyhow::Result<kube::Client> {
+    let config = match kubeconfig {
+        Some(path) => {
+            let file = kube::config::Kubeconfig::read_from(path)
+                .with_context(|| format!("reading kubeconfig {}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(file, &kube::config::KubeConfigOptions::default())
+                .await
+                .with_context(|| format!("using kubeconfig {}", path.display()))?
+        }
+        None => kube::Config::infer()
+            .await
+            .context("no kubeconfig found: pass --kubeconfig or set KUBECONFIG")?,
+    };
+    kube::Client::try_from(config).context("building the Kubernetes client")
+}
+
+impl Cluster {
+    fn target(&self) -> Target {
+        Target {
+            namespace: self.namespace.clone(),
+            release: self.release.clone(),
+            cilium_version: self.cilium_version.clone(),
+        }
+    }
+
+    fn inventory(&self) -> anyhow::Result<Option<InventoryFacts>> {
+        Ok(self
+            .inventory
+            .as_deref()
+            .map(InventoryFacts::load)
+            .transpose()?)
+    }
+}
+
+async fn check(args: CheckArgs) -> anyhow::Result<()> {
+    let inventory = args.cluster.inventory()?;
+    let client = client(args.cluster.kubeconfig.as_ref()).await?;
+    let helm = locate_helm(args.cluster.helm.as_ref(), args.cluster.kubeconfig.as_ref())?;
+    let state = gateway_api::collect(&client, Some(&helm), &args.cluster.target()).await?;
+    let report = gateway_api::check(&state, inventory.as_ref());
+    match args.output {
+        Output::Table => print!("{}", report.table()),
+        Output::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+    }
+    if report.failed() {
+        let names: Vec<&str> = report.failures().map(|i| i.name.as_str()).collect();
+        bail!("not ready for Gateway API: {}", names.join(", "));
+    }
+    Ok(())
+}
+
+async fn enable(args: EnableArgs) -> anyhow::Result<()> {
+    let inventory = args.cluster.inventory()?;
+    let client = client(args.cluster.kubeconfig.as_ref()).await?;
+    let helm = locate_helm(args.cluster.helm.as_ref(), args.cluster.kubeconfig.as_ref())?;
+    let target = args.cluster.target();
+    let chart = ChartSource::parse(&args.chart)?;
+
+    if !args.apply {
+        let state = gateway_api::collect(&client, Some(&helm), &target).await?;
+        let crds = gateway_api::enable::read_crd_files(&args.install_crds)?;
+        let plan = gateway_api::plan(&state, inventory.as_ref(), crds)?;
+        print!("{}", plan.report.table());
+        println!("\nenable would:");
+        for name in &plan.crd_names {
+            println!("  apply CRD {name}");
+        }
+        for change in &plan.changes {
+            let before = change
+                .before
+                .as_ref()
+                .map_or("(chart default)".to_owned(), ToString::to_string);
+            println!("  set {} = {} (was {before})", change.path, change.after);
+        }
+        println!(
+            "  helm upgrade {} in {} with the release's values plus these, restart the operator, wait for GatewayClass cilium, verify, and roll back on failure",
+            target.release, target.namespace
+        );
+        println!("run again with --apply to do it");
+        return Ok(());
+    }
+
+    if args.chart == "cilium/cilium" {
+        helm.prepare(&chart)?;
+    }
+    let options = EnableOptions {
+        target,
+        chart,
+        crd_files: args.install_crds,
+        journal: args.journal,
+        helm_timeout: args.helm_timeout,
+        rollout_timeout: args.rollout_timeout,
+        accept: if args.no_accept_wait {
+            AcceptWait::Skip
+        } else {
+            AcceptWait::Within(args.accept_timeout)
+        },
+        inventory,
+    };
+    let mut progress = |line: &str| eprintln!("gateway-api: {line}");
+    let enabled = gateway_api::enable(&client, &helm, &options, &mut progress).await?;
+    print!("{}", enabled.report.table());
+    println!(
+        "Gateway API enabled: revision {} -> {}{}; journal {}",
+        enabled.previous_revision,
+        enabled.enabled_revision,
+        enabled
+            .operator_restart
+            .map(|r| format!(", operator restarted ({r})"))
+            .unwrap_or_default(),
+        options.journal.display()
+    );
+    Ok(())
+}
