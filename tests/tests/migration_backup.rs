@@ -72,6 +72,14 @@ async fn v2_27_backup_adopt_and_restore_exactly() {
         }
     );
 
+    // What the chart renders (the backup also records which of those objects do not exist).
+    let rendered = fixtures::render_chart(
+        &tools.helm,
+        &fixtures::chart_dir(),
+        &fixtures::helm_values(&options),
+    )
+    .unwrap();
+
     // Journal and backup.
     let identity = ClusterIdentity::read(&client, testbed.api_server())
         .await
@@ -84,7 +92,7 @@ async fn v2_27_backup_adopt_and_restore_exactly() {
     let request = BackupRequest {
         dir: bundle_dir.clone(),
         cluster: identity.clone(),
-        extra_objects: Vec::new(),
+        extra_objects: rendered.iter().filter_map(ObjectRef::of).collect(),
         inventory: vec![inventory.clone()],
         page_size: PAGE_SIZE,
     };
@@ -199,12 +207,6 @@ async fn v2_27_backup_adopt_and_restore_exactly() {
     );
 
     // Adopt: plan from live objects and the rendered look-alike chart.
-    let rendered = fixtures::render_chart(
-        &tools.helm,
-        &fixtures::chart_dir(),
-        &fixtures::helm_values(&options),
-    )
-    .unwrap();
     let release = Release::default();
     let live = adopt::fetch_live(&client, &rendered, &release)
         .await
@@ -377,16 +379,17 @@ async fn v2_27_backup_adopt_and_restore_exactly() {
     // compare object by object.
     let bundle = Bundle::open(&bundle_dir).unwrap();
     bundle.verify().unwrap();
-    let kept = restore::mark_keep(&client, &bundle).await.unwrap();
-    assert!(kept.iter().any(|r| r.kind == "DaemonSet"));
-    helm(
-        &tools.helm3,
-        testbed.kubeconfig(),
-        &[
-            "uninstall".into(),
-            "cilium".into(),
-            "--namespace=kube-system".into(),
-        ],
+    // The release did not exist before: forget it (its uninstall would delete the adopted
+    // DaemonSet), then delete what it created.
+    assert_eq!(report.objects.get("helm-release"), Some(&0));
+    let forgotten = guard::forget_release(&client, &release).await.unwrap();
+    assert_eq!(forgotten.len(), 1, "{forgotten:?}");
+    let removed = restore::remove_created(&client, &bundle, &release)
+        .await
+        .unwrap();
+    assert!(
+        removed.iter().any(|r| r.kind == "Role"),
+        "the chart's Role goes: {removed:?}"
     );
     let restored = restore::restore_handover(&client, &bundle).await.unwrap();
     assert!(!restored.replaced.is_empty(), "{restored:?}");

@@ -353,7 +353,13 @@ impl Bundle {
                         what: format!("discovery of {}", r.kind),
                         source,
                     })?;
-            wanted.push((r.clone(), resource, caps.scope == Scope::Namespaced));
+            let namespaced = caps.scope == Scope::Namespaced;
+            let mut r = r.clone();
+            // Rendered objects often leave the namespace to the release: it is kube-system.
+            if namespaced && r.namespace.is_none() {
+                r.namespace = Some(NAMESPACE.to_owned());
+            }
+            wanted.push((r, resource, namespaced));
         }
         let mut by_kind: BTreeMap<(String, String), Vec<Wanted>> = BTreeMap::new();
         for w in wanted {

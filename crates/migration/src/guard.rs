@@ -65,6 +65,123 @@ pub fn check_deletable(object: &ObjectRef) -> Result<(), DeleteError> {
     Ok(())
 }
 
+/// Allows a rollback to delete an object the hand-over created: it must have been recorded
+/// absent when the bundle was taken, and carry the ownership metadata of `release` now (so an
+/// object someone else created since is left alone). CRDs and Cilium custom resources stay
+/// refused; a Secret passes (the chart's `cilium-ca`, say), since it did not exist before.
+pub fn check_created(
+    object: &ObjectRef,
+    live: &serde_json::Value,
+    absent_before: &[ObjectRef],
+    release: &crate::adopt::Release,
+) -> Result<(), DeleteError> {
+    let refuse = |reason| {
+        Err(DeleteError::Refused {
+            object: object.clone(),
+            reason,
+        })
+    };
+    if object.kind == "CustomResourceDefinition" {
+        return refuse(
+            "CustomResourceDefinitions are never deleted (it would delete every object of the kind)",
+        );
+    }
+    if is_cilium_group(object.group()) {
+        return refuse("Cilium custom resources (cilium.io) are never deleted");
+    }
+    if !absent_before.iter().any(|a| a.same_object(object)) {
+        return refuse("it existed before the hand-over (or was not looked up by the backup)");
+    }
+    let owner = crate::object::helm_owner(live);
+    if owner
+        != (crate::object::HelmOwner::Release {
+            name: release.name.clone(),
+            namespace: release.namespace.clone(),
+        })
+    {
+        return refuse(
+            "it does not carry the release's ownership metadata, so the hand-over did not create it",
+        );
+    }
+    Ok(())
+}
+
+/// Deletes an object the hand-over created (see [`check_created`]), only if its UID is `uid`.
+pub async fn delete_created(
+    client: &Client,
+    resource: &ApiResource,
+    object: &ObjectRef,
+    live: &serde_json::Value,
+    absent_before: &[ObjectRef],
+    release: &crate::adopt::Release,
+) -> Result<(), DeleteError> {
+    check_created(object, live, absent_before, release)?;
+    let uid = crate::object::str_at(live, &["metadata", "uid"])
+        .unwrap_or_default()
+        .to_owned();
+    raw_delete(client, resource, object, &uid, false).await
+}
+
+/// Whether a Secret is one of Helm's storage records of `release`
+/// (`sh.helm.release.v1.<name>.v<N>`, labels `owner=helm`, `name=<name>`).
+pub fn is_release_record(secret: &serde_json::Value, release: &crate::adopt::Release) -> bool {
+    let name = crate::object::str_at(secret, &["metadata", "name"]).unwrap_or_default();
+    let namespace = crate::object::str_at(secret, &["metadata", "namespace"]);
+    let prefix = format!("sh.helm.release.v1.{}.v", release.name);
+    secret.get("kind").and_then(serde_json::Value::as_str) == Some("Secret")
+        && namespace == Some(release.namespace.as_str())
+        && name
+            .strip_prefix(&prefix)
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        && crate::object::label(secret, "owner") == Some("helm")
+        && crate::object::label(secret, "name") == Some(release.name.as_str())
+}
+
+/// Deletes Helm's storage records of `release`, so that the release no longer exists while
+/// every object it managed stays (Helm's uninstall would delete them, the adopted DaemonSet
+/// included: `helm.sh/resource-policy` is read from the release manifest, not from the live
+/// objects). For a rollback of a release that did not exist before the hand-over.
+pub async fn forget_release(
+    client: &Client,
+    release: &crate::adopt::Release,
+) -> Result<Vec<ObjectRef>, DeleteError> {
+    let secrets = ApiResource::from_gvk_with_plural(
+        &kube::api::GroupVersionKind::gvk("", "v1", "Secret"),
+        "secrets",
+    );
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), &release.namespace, &secrets);
+    let selector = format!("owner=helm,name={}", release.name);
+    let listed = api
+        .list(&kube::api::ListParams::default().labels(&selector))
+        .await
+        .map_err(|source| DeleteError::Api {
+            object: ObjectRef::new(
+                "v1",
+                "Secret",
+                Some(&release.namespace),
+                &format!("sh.helm.release.v1.{}.*", release.name),
+            ),
+            source: Box::new(source),
+        })?;
+    let mut forgotten = Vec::new();
+    for item in listed.items {
+        let mut json = serde_json::to_value(&item).unwrap_or_default();
+        json["kind"] = serde_json::json!("Secret");
+        json["apiVersion"] = serde_json::json!("v1");
+        let Some(r) = ObjectRef::of(&json) else {
+            continue;
+        };
+        if !is_release_record(&json, release) {
+            continue;
+        }
+        let uid = item.metadata.uid.clone().unwrap_or_default();
+        raw_delete(client, &secrets, &r, &uid, false).await?;
+        forgotten.push(r);
+    }
+    Ok(forgotten)
+}
+
 /// The objects the `replace` strategy deletes: the template-era objects that exist, never a
 /// Secret, CRD or custom resource (those are not in the template-era list, and the guard
 /// refuses them anyway).
@@ -189,6 +306,11 @@ mod tests {
                 text.matches(".delete(").count() + text.matches("delete_collection").count();
             if path.ends_with("guard.rs") {
                 assert_eq!(calls, 1, "guard.rs holds exactly the raw delete");
+                let callers = text.matches("raw_delete(client").count();
+                assert_eq!(
+                    callers, 3,
+                    "raw_delete is called after a check: delete, delete_created, forget_release"
+                );
                 assert!(
                     text.contains("\nasync fn raw_delete("),
                     "raw_delete stays private"
@@ -197,6 +319,59 @@ mod tests {
                 assert_eq!(calls, 0, "{} deletes without the guard", path.display());
             }
         }
+    }
+
+    #[test]
+    fn rollback_deletes_only_what_the_hand_over_created() {
+        let release = crate::adopt::Release::default();
+        let owned = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "cilium-ca", "namespace": "kube-system",
+            "labels": {"app.kubernetes.io/managed-by": "Helm"},
+            "annotations": {"meta.helm.sh/release-name": "cilium", "meta.helm.sh/release-namespace": "kube-system"}}});
+        let ca = ObjectRef::of(&owned).unwrap();
+        check_created(&ca, &owned, std::slice::from_ref(&ca), &release).unwrap();
+        // Existed before the hand-over.
+        assert!(check_created(&ca, &owned, &[], &release).is_err());
+        // Not the release's: someone else made it since.
+        let mut foreign = owned.clone();
+        foreign["metadata"]["annotations"]["meta.helm.sh/release-name"] = json!("other");
+        assert!(check_created(&ca, &foreign, std::slice::from_ref(&ca), &release).is_err());
+        // Never a CRD or a Cilium custom resource.
+        let pool = ObjectRef::new(
+            "cilium.io/v2alpha1",
+            "CiliumLoadBalancerIPPool",
+            None,
+            "pool",
+        );
+        assert!(check_created(&pool, &owned, std::slice::from_ref(&pool), &release).is_err());
+    }
+
+    #[test]
+    fn release_records_are_recognised_exactly() {
+        let release = crate::adopt::Release::default();
+        let record = |name: &str, owner: &str| {
+            json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": name, "namespace": "kube-system", "labels": {"owner": owner, "name": "cilium"}}})
+        };
+        assert!(is_release_record(
+            &record("sh.helm.release.v1.cilium.v3", "helm"),
+            &release
+        ));
+        assert!(!is_release_record(
+            &record("sh.helm.release.v1.cilium.v3", "someone"),
+            &release
+        ));
+        assert!(!is_release_record(
+            &record("sh.helm.release.v1.cilium-extra.v3", "helm"),
+            &release
+        ));
+        assert!(!is_release_record(
+            &record("hubble-ca-secret", "helm"),
+            &release
+        ));
+        assert!(!is_release_record(
+            &record("sh.helm.release.v1.cilium.v", "helm"),
+            &release
+        ));
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! Rollback building blocks: put the hand-over objects back as the bundle recorded them, and
 //! compare the cluster with the bundle object by object.
 //!
-//! Rollback, composed by the caller: [`mark_keep`] (so that uninstalling the release keeps the
-//! adopted objects), undo the release with Helm, [`restore_handover`], restore the inventory
+//! Rollback, composed by the caller: undo the release without deleting what it adopted
+//! ([`crate::guard::forget_release`] when the bundle has no release records, i.e. the release
+//! did not exist before; `helm rollback` to the recorded revision otherwise), delete what the
+//! hand-over created ([`remove_created`]), [`restore_handover`], restore the inventory
 //! ([`crate::bundle::Bundle::restore_inventory`]), then [`compare_with_cluster`].
 //!
 //! Restoring an object that exists replaces it (PUT) with the backed-up object: that removes
@@ -19,7 +21,7 @@
 
 use std::fmt;
 
-use kube::api::{DynamicObject, Patch, PatchParams, PostParams};
+use kube::api::{DynamicObject, PostParams};
 use kube::{Api, Client};
 use serde_json::{Value, json};
 
@@ -51,9 +53,6 @@ const JOB_GENERATED_LABELS: &[&str] = &[
     "job-name",
     "batch.kubernetes.io/job-name",
 ];
-
-/// Annotation that makes `helm uninstall` keep an object.
-pub const RESOURCE_POLICY_ANNOTATION: &str = "helm.sh/resource-policy";
 
 /// The object without server-managed fields, as compared and as created.
 pub fn normalize(object: &Value) -> Value {
@@ -218,6 +217,9 @@ pub enum RestoreError {
     /// An object in the bundle lacks its name or kind.
     #[error("bundle object without apiVersion/kind/name in {0}")]
     BadObject(String),
+    /// A delete was refused or failed.
+    #[error(transparent)]
+    Delete(#[from] crate::guard::DeleteError),
 }
 
 /// What [`restore_handover`] did.
@@ -333,35 +335,55 @@ pub async fn restore_handover(
     Ok(report)
 }
 
-/// Annotates every live hand-over object of the bundle with `helm.sh/resource-policy: keep`,
-/// so that undoing the release (uninstall) keeps what was adopted. [`restore_handover`]
-/// removes the annotation again (the backups do not have it).
-pub async fn mark_keep(client: &Client, bundle: &Bundle) -> Result<Vec<ObjectRef>, RestoreError> {
-    let patch = json!({"metadata": {"annotations": {RESOURCE_POLICY_ANNOTATION: "keep"}}});
-    let mut marked = Vec::new();
-    for file in bundle.files(Section::Handover) {
-        for backup in bundle.read_objects(file)? {
-            let backup = backup?;
-            let r =
-                ObjectRef::of(&backup).ok_or_else(|| RestoreError::BadObject(file.path.clone()))?;
-            let api = api_for(client, file, &r);
-            match api
-                .patch(&r.name, &PatchParams::default(), &Patch::Merge(&patch))
+/// Deletes the objects the hand-over created: those the bundle recorded as absent that now
+/// exist and carry the release's ownership metadata (through [`crate::guard::delete_created`]).
+/// Run it after [`crate::guard::forget_release`], before [`restore_handover`].
+pub async fn remove_created(
+    client: &Client,
+    bundle: &Bundle,
+    release: &crate::adopt::Release,
+) -> Result<Vec<ObjectRef>, RestoreError> {
+    let mut resources = crate::adopt::Resources::default();
+    let mut removed = Vec::new();
+    for r in &bundle.manifest().absent {
+        let (api, resource) =
+            resources
+                .api(client, r)
                 .await
-            {
-                Ok(_) => marked.push(r),
-                Err(kube::Error::Api(s)) if s.code == 404 => {}
-                Err(source) => {
-                    return Err(RestoreError::Api {
-                        action: "annotating",
-                        object: r,
-                        source,
-                    });
-                }
-            }
+                .map_err(|source| RestoreError::Api {
+                    action: "finding the resource of",
+                    object: r.clone(),
+                    source,
+                })?;
+        let Some(live) = api
+            .get_opt(&r.name)
+            .await
+            .map_err(|source| RestoreError::Api {
+                action: "reading",
+                object: r.clone(),
+                source,
+            })?
+        else {
+            continue;
+        };
+        let mut live = serde_json::to_value(&live).unwrap_or(Value::Null);
+        live["apiVersion"] = json!(r.api_version);
+        live["kind"] = json!(r.kind);
+        if crate::guard::check_created(r, &live, &bundle.manifest().absent, release).is_err() {
+            continue;
         }
+        crate::guard::delete_created(
+            client,
+            &resource,
+            r,
+            &live,
+            &bundle.manifest().absent,
+            release,
+        )
+        .await?;
+        removed.push(r.clone());
     }
-    Ok(marked)
+    Ok(removed)
 }
 
 /// Compares the cluster with the bundle, object by object, for the given sections (and the
