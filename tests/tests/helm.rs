@@ -411,27 +411,7 @@ fn hand_over(major: u32) {
     let args = never_ready
         .args(helm.version())
         .unwrap_or_else(|e| panic!("{e}"));
-    let mut child = helm
-        .command(args)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start helm{major}: {e}"));
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    let pending = loop {
-        let status = helm.status(RELEASE, ns).unwrap_or_else(|e| panic!("{e}"));
-        if let Some(status) = status.filter(|s| s.info.status == ReleaseStatus::PendingUpgrade) {
-            break status;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "helm{major} never reached pending-upgrade"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    };
-    // Interrupt helm while it waits, as an operator's Ctrl-C or a lost session would.
-    child.kill().unwrap_or_else(|e| panic!("kill: {e}"));
-    let _ = child.wait();
+    let pending = interrupt_when(&helm, args, ns, ReleaseStatus::PendingUpgrade);
     let stuck = helm
         .check_release(RELEASE, ns)
         .expect_err("the release is pending");
@@ -532,7 +512,90 @@ fn hand_over(major: u32) {
             .is_empty()
     );
 
+    // 8. An interrupted first install leaves pending-install with nothing to roll back to; the
+    //    hint's repair (delete only the release Secret) works, and adoption then succeeds.
+    let mut first = request(ns, &chart, vec![lb_values]);
+    first.ownership = Ownership::Fresh {
+        on_failure: OnFailure::Keep,
+    };
+    first.wait = Wait::ReadyLegacy;
+    let args = first.args(helm.version()).unwrap_or_else(|e| panic!("{e}"));
+    interrupt_when(&helm, args, ns, ReleaseStatus::PendingInstall);
+    let stuck = helm
+        .check_release(RELEASE, ns)
+        .expect_err("pending install");
+    assert!(
+        matches!(
+            stuck,
+            HelmError::ReleaseStuck {
+                status: ReleaseStatus::PendingInstall,
+                revision: 1,
+                last_deployed: None,
+                ..
+            }
+        ),
+        "{stuck}"
+    );
+    let secret = format!("sh.helm.release.v1.{RELEASE}.v1");
+    let message = stuck.to_string();
+    assert!(
+        message.contains(&format!("delete only the release Secret {secret} in {ns}")),
+        "{message}"
+    );
+    assert!(message.contains("Do not `helm uninstall`"), "{message}");
+    kubectl.must(&["delete", "secret", &secret, "-n", ns]);
+    assert!(
+        helm.check_release(RELEASE, ns)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .is_none()
+    );
+    let again = helm
+        .upgrade_install(&request(ns, &chart, vec![]))
+        .unwrap_or_else(|e| panic!("adopt after the repair: {e}"));
+    assert_eq!(
+        (again.revision, again.info.status),
+        (1, ReleaseStatus::Deployed)
+    );
+
     let _ = kubectl.run(&["delete", "namespace", ns, "--wait=false"]);
+    let _ = kubectl.run(&[
+        "delete",
+        "clusterrole",
+        &format!("cilium-{ns}"),
+        "--ignore-not-found",
+    ]);
+}
+
+/// Runs helm with `args` and kills it (as Ctrl-C or a lost session would) once the release
+/// reaches `status`; returns that status.
+fn interrupt_when(
+    helm: &Helm,
+    args: Vec<std::ffi::OsString>,
+    ns: &str,
+    status: ReleaseStatus,
+) -> helm::ReleaseInfo {
+    let mut child = helm
+        .command(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", helm.program().display()));
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let reached = loop {
+        let current = helm.status(RELEASE, ns).unwrap_or_else(|e| panic!("{e}"));
+        if let Some(current) = current.filter(|s| s.info.status == status) {
+            break current;
+        }
+        if std::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("helm {} never reached {status}", helm.version());
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    child.kill().unwrap_or_else(|e| panic!("kill: {e}"));
+    let _ = child.wait();
+    reached
 }
 
 #[test]
