@@ -322,6 +322,45 @@ async fn v2_27_backup_adopt_and_restore_exactly() {
         "{:?}",
         ds_patch.prune
     );
+    // A concurrent change to a field the plan removes makes the JSON patch's `test` fail on the
+    // server: nothing of that object is removed, the step fails, and a re-plan succeeds.
+    let ds_api: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        "kube-system",
+        &resource_of(&ds_patch.object, "daemonsets"),
+    );
+    let concurrent = json!({"spec": {"template": {"metadata": {"annotations": {
+        "scheduler.alpha.kubernetes.io/tolerations": "[]"}}}}});
+    ds_api
+        .patch(
+            "cilium",
+            &PatchParams::default(),
+            &Patch::Merge(&concurrent),
+        )
+        .await
+        .unwrap();
+    journal.start(Step::PruneFields).unwrap();
+    let failed = adopt::apply_adoption(&client, &plan, Phase::Prune).await;
+    assert!(
+        matches!(failed, Err(adopt::ApplyError::Patch { ref object, what: "prune", .. }) if object.kind == "DaemonSet"),
+        "{failed:?}"
+    );
+    journal
+        .failed(Step::PruneFields, "concurrent change")
+        .unwrap();
+    let ds = live_json(&client, &ds_patch.object, "daemonsets")
+        .await
+        .unwrap();
+    assert!(
+        object::annotation(&ds, LAST_APPLIED_ANNOTATION).is_some(),
+        "nothing was removed"
+    );
+    let mut journal = Journal::open(&bundle_dir).unwrap();
+    assert_eq!(journal.next_step(), Some(Step::PruneFields));
+    let live = adopt::fetch_live(&client, &rendered, &release)
+        .await
+        .unwrap();
+    let plan = adopt::plan_adoption(&live, &rendered, &release);
     journal.start(Step::PruneFields).unwrap();
     adopt::apply_adoption(&client, &plan, Phase::Prune)
         .await

@@ -649,6 +649,16 @@ impl Resources {
     }
 }
 
+/// Whether a discovery error says the API server does not serve the kind (its group, or the
+/// kind in its group): then no object of it can exist.
+pub fn is_not_served(error: &kube::Error) -> bool {
+    match error {
+        kube::Error::Api(s) => s.code == 404,
+        kube::Error::Discovery(kube::error::DiscoveryError::MissingKind(_)) => true,
+        _ => false,
+    }
+}
+
 /// Reads the live counterparts of rendered objects (those that exist), plus the
 /// template-era objects, as JSON: the `live` input of [`plan_adoption`].
 pub async fn fetch_live(
@@ -668,7 +678,7 @@ pub async fn fetch_live(
         let (_, namespaced) = match resources.resolve(client, &r).await {
             Ok(found) => found,
             // A kind the server does not serve (e.g. GatewayClass without Gateway API): nothing live.
-            Err(kube::Error::Api(s)) if s.code == 404 => continue,
+            Err(e) if is_not_served(&e) => continue,
             Err(source) => {
                 return Err(ApplyError::Discovery {
                     kind: r.kind.clone(),

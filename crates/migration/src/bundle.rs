@@ -346,13 +346,20 @@ impl Bundle {
                 continue;
             }
             let gvk = GroupVersionKind::gvk(r.group(), r.version(), &r.kind);
-            let (resource, caps) =
-                discovery::pinned_kind(client, &gvk)
-                    .await
-                    .map_err(|source| BundleError::Api {
+            let (resource, caps) = match discovery::pinned_kind(client, &gvk).await {
+                Ok(found) => found,
+                // A kind the server does not serve has no objects to back up.
+                Err(e) if crate::adopt::is_not_served(&e) => {
+                    manifest.absent.push(r.clone());
+                    continue;
+                }
+                Err(source) => {
+                    return Err(BundleError::Api {
                         what: format!("discovery of {}", r.kind),
                         source,
-                    })?;
+                    });
+                }
+            };
             let namespaced = caps.scope == Scope::Namespaced;
             let mut r = r.clone();
             // Rendered objects often leave the namespace to the release: it is kube-system.

@@ -346,15 +346,17 @@ pub async fn remove_created(
     let mut resources = crate::adopt::Resources::default();
     let mut removed = Vec::new();
     for r in &bundle.manifest().absent {
-        let (api, resource) =
-            resources
-                .api(client, r)
-                .await
-                .map_err(|source| RestoreError::Api {
+        let (api, resource) = match resources.api(client, r).await {
+            Ok(found) => found,
+            Err(e) if crate::adopt::is_not_served(&e) => continue,
+            Err(source) => {
+                return Err(RestoreError::Api {
                     action: "finding the resource of",
                     object: r.clone(),
                     source,
-                })?;
+                });
+            }
+        };
         let Some(live) = api
             .get_opt(&r.name)
             .await
