@@ -423,6 +423,8 @@ pub fn minimal_crd(plural: &str, version: &BundleVersion, channel: Channel) -> O
         "metadata": {
             "name": crd_name(plural),
             "annotations": {
+                // The API server refuses CRDs of *.k8s.io groups without it.
+                "api-approved.kubernetes.io": api_approval(version.minor),
                 BUNDLE_VERSION_ANNOTATION: version.to_string(),
                 CHANNEL_ANNOTATION: channel.as_str(),
             }
@@ -439,6 +441,16 @@ pub fn minimal_crd(plural: &str, version: &BundleVersion, channel: Channel) -> O
             "versions": versions,
         }
     }))
+}
+
+/// The approval upstream's CRDs of release `v1.<minor>` carry.
+fn api_approval(minor: u32) -> &'static str {
+    match minor {
+        0 => "https://github.com/kubernetes-sigs/gateway-api/pull/2466",
+        1 => "https://github.com/kubernetes-sigs/gateway-api/pull/2997",
+        2..=4 => "https://github.com/kubernetes-sigs/gateway-api/pull/3328",
+        _ => "https://github.com/kubernetes-sigs/gateway-api/pull/4530",
+    }
 }
 
 /// Every CRD of [`KINDS`] that bundle `version` ships on `channel`, as [`minimal_crd`] writes it

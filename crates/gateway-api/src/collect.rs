@@ -137,18 +137,46 @@ async fn release_facts(helm: &Helm, target: &Target) -> Result<Option<ReleaseFac
             return Ok(None);
         };
         let values = helm.get_values(&release, &namespace, ValuesScope::User, None)?;
+        // `helm status -o json` leaves the chart out; `helm get metadata` has its version.
+        let chart_version = match status.chart {
+            Some(chart) => Some(chart.version),
+            None => chart_version(&helm, &release, &namespace)?,
+        };
         Ok(Some(ReleaseFacts {
             name: status.name,
             namespace: status.namespace,
             revision: status.revision,
             status: status.info.status.to_string(),
-            chart_version: status.chart.map(|c| c.version),
+            chart_version,
             values,
         }))
     })
     .await
     .map_err(|e| Error::Task(e.to_string()))?;
     Ok(joined?)
+}
+
+/// The chart version of the release's current revision (`helm get metadata -o json`).
+fn chart_version(
+    helm: &Helm,
+    release: &str,
+    namespace: &str,
+) -> Result<Option<String>, helm::HelmError> {
+    let text = helm.run([
+        "get",
+        "metadata",
+        release,
+        "--namespace",
+        namespace,
+        "--output",
+        "json",
+    ])?;
+    let metadata: Value = serde_json::from_str(&text).map_err(|e| helm::HelmError::Output {
+        command: format!("helm get metadata {release} --namespace {namespace} --output json"),
+        expected: "JSON release metadata",
+        detail: e.to_string(),
+    })?;
+    Ok(metadata["version"].as_str().map(str::to_owned))
 }
 
 fn crd_facts(crd: &CustomResourceDefinition) -> CrdFacts {

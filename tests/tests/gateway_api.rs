@@ -1,0 +1,506 @@
+//! End-to-end: `gateway-api check` and `enable` against a real API server and the real `helm`.
+//!
+//! Each test owns `kube-system` and cluster-scoped objects (the Gateway API CRDs), so it starts a
+//! testbed of its own. The cilium-cli era fixture is a Helm release of the look-alike chart
+//! (chart 1.15.9, so the v1.0.0 bundle with the experimental GRPCRoute and TLSRoute applies).
+//! The CRDs are the minimal ones of `gateway_api::bundle` (upstream names, scopes and served
+//! versions, no schema).
+//!
+//! What this cannot prove: nothing runs the Cilium operator on the testbed, so the test plays it
+//! (it marks GatewayClass `cilium` Accepted), or leaves it unaccepted to force the failure.
+//! Whether Envoy then serves a Gateway needs a real cluster.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use gateway_api::bundle::{BundleVersion, Channel, minimal_bundle};
+use gateway_api::{AcceptWait, EnableOptions, Error, Journal, Outcome, Status, Target};
+use helm::{ChartSource, Helm, OnFailure, Ownership, UpgradeInstall, ValuesScope, Wait};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
+use kube::core::GroupVersionKind;
+use serde_json::{Value, json};
+use testbed::fixtures::{self, FixtureOptions};
+use testbed::{Options, Testbed, Tools};
+
+const NAMESPACE: &str = "kube-system";
+const RELEASE: &str = "cilium";
+/// Rollouts on fake nodes take seconds; this bounds a stuck one.
+const TIMEOUT: Duration = Duration::from_secs(180);
+
+/// The six CRDs Cilium 1.15 needs.
+const CRDS_1_15: [&str; 6] = [
+    "CRD gatewayclasses.gateway.networking.k8s.io",
+    "CRD gateways.gateway.networking.k8s.io",
+    "CRD httproutes.gateway.networking.k8s.io",
+    "CRD referencegrants.gateway.networking.k8s.io",
+    "CRD grpcroutes.gateway.networking.k8s.io",
+    "CRD tlsroutes.gateway.networking.k8s.io",
+];
+
+struct Cluster {
+    testbed: Testbed,
+    client: kube::Client,
+    helm: Helm,
+    tools: Tools,
+    dir: tempfile::TempDir,
+}
+
+/// A testbed with the cilium-cli era release installed by `helm` with `extra` values, and the
+/// Cilium CRDs and custom resources (an LB pool and an L2 announcement policy among them).
+async fn cluster(helm_of: fn(&Tools) -> PathBuf, extra: Value) -> Cluster {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("no temp dir: {e}"));
+    let options = Options {
+        nodes: 2,
+        state_dir: dir.path().join("testbed"),
+        tools: Tools::default(),
+        ..Options::default()
+    };
+    let testbed = Testbed::up(&options)
+        .await
+        .unwrap_or_else(|e| panic!("the testbed does not start: {e}"));
+    let tools = testbed.tools();
+    let kubeconfig = testbed.kubeconfig().to_path_buf();
+    let client = testbed
+        .client()
+        .await
+        .unwrap_or_else(|e| panic!("no client: {e}"));
+    let helm = Helm::locate(Some(&helm_of(&tools)))
+        .unwrap_or_else(|e| panic!("{e}"))
+        .with_kubeconfig(&kubeconfig)
+        .with_home(&dir.path().join("helm-home"));
+
+    let fixture = FixtureOptions {
+        nodes: FixtureOptions::nodes_named(testbed.nodes().iter().cloned()),
+        l2_announcements: true,
+        ..FixtureOptions::default()
+    };
+    let mut values = fixtures::helm_values(&fixture);
+    merge(&mut values, &extra);
+    let values_file = dir.path().join("install-values.yaml");
+    std::fs::write(
+        &values_file,
+        serde_saphyr::to_string(&values).unwrap_or_else(|e| panic!("{e}")),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let chart = ChartSource::from_path(&fixtures::chart_dir()).unwrap_or_else(|e| panic!("{e}"));
+    let install = UpgradeInstall {
+        values_files: vec![values_file],
+        ownership: Ownership::Fresh {
+            on_failure: OnFailure::Keep,
+        },
+        wait: Wait::Ready,
+        timeout: TIMEOUT,
+        ..UpgradeInstall::adopt(RELEASE, NAMESPACE, chart)
+    };
+    let installed = helm
+        .upgrade_install(&install)
+        .unwrap_or_else(|e| panic!("installing the fixture release: {e}"));
+    assert_eq!(installed.revision, 1);
+    let custom = fixtures::cilium_custom_resources(&fixture).unwrap_or_else(|e| panic!("{e}"));
+    fixtures::apply(&tools.kubectl, &kubeconfig, &custom)
+        .unwrap_or_else(|e| panic!("seeding the custom resources: {e}"));
+    Cluster {
+        testbed,
+        client,
+        helm,
+        tools,
+        dir,
+    }
+}
+
+fn merge(target: &mut Value, patch: &Value) {
+    match (target, patch) {
+        (Value::Object(target), Value::Object(patch)) => {
+            for (key, value) in patch {
+                merge(target.entry(key.clone()).or_insert(Value::Null), value);
+            }
+        }
+        (target, patch) => *target = patch.clone(),
+    }
+}
+
+impl Cluster {
+    fn target(&self) -> Target {
+        Target::kubespray()
+    }
+
+    async fn check(&self) -> gateway_api::Report {
+        let state = gateway_api::collect(&self.client, Some(&self.helm), &self.target())
+            .await
+            .unwrap_or_else(|e| panic!("collect: {e}"));
+        gateway_api::check(&state, None)
+    }
+
+    /// Writes the v1.0.0 experimental bundle (minimal CRDs) and returns the file.
+    fn bundle_file(&self) -> PathBuf {
+        let mut text = String::new();
+        for crd in minimal_bundle(&BundleVersion::new(1, 0, 0), Channel::Experimental) {
+            text.push_str("---\n");
+            text.push_str(&serde_saphyr::to_string(&crd).unwrap_or_else(|e| panic!("{e}")));
+        }
+        let path = self.dir.path().join("experimental-install.yaml");
+        std::fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
+        path
+    }
+
+    fn kubectl(&self, args: &[&str]) -> String {
+        let output = Command::new(&self.tools.kubectl)
+            .arg(format!(
+                "--kubeconfig={}",
+                self.testbed.kubeconfig().display()
+            ))
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("kubectl: {e}"));
+        assert!(
+            output.status.success(),
+            "kubectl {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    fn history(&self) -> Vec<(u32, String, String)> {
+        self.helm
+            .history(RELEASE, NAMESPACE)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .into_iter()
+            .map(|r| (r.revision, r.status.to_string(), r.description))
+            .collect()
+    }
+
+    async fn config(&self) -> std::collections::BTreeMap<String, String> {
+        let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), NAMESPACE);
+        api.get("cilium-config")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .data
+            .unwrap_or_default()
+    }
+
+    fn options(&self, crd_files: Vec<PathBuf>, accept: AcceptWait) -> EnableOptions {
+        EnableOptions {
+            target: self.target(),
+            chart: ChartSource::from_path(&fixtures::chart_dir()).unwrap_or_else(|e| panic!("{e}")),
+            crd_files,
+            journal: self.dir.path().join("state/gateway-api-journal.json"),
+            helm_timeout: TIMEOUT,
+            rollout_timeout: TIMEOUT,
+            accept,
+            inventory: None,
+        }
+    }
+
+    fn gateway_classes(&self) -> Api<DynamicObject> {
+        let resource = ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", "GatewayClass"),
+            "gatewayclasses",
+        );
+        Api::all_with(self.client.clone(), &resource)
+    }
+}
+
+fn failing(report: &gateway_api::Report) -> Vec<&str> {
+    report.failures().map(|i| i.name.as_str()).collect()
+}
+
+/// Plays the Cilium operator's part: once GatewayClass `cilium` exists, marks it Accepted.
+async fn stand_in_operator(classes: Api<DynamicObject>) {
+    let condition = |now: String| {
+        json!({ "status": { "conditions": [{
+            "type": "Accepted", "status": "True", "reason": "Accepted",
+            "message": "accepted by the test's stand-in operator",
+            "lastTransitionTime": now, "observedGeneration": 1
+        }] } })
+    };
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    while std::time::Instant::now() < deadline {
+        if let Ok(Some(_)) = classes.get_opt("cilium").await {
+            let now = k8s_openapi::jiff::Timestamp::now().to_string();
+            let patched = classes
+                .patch_status(
+                    "cilium",
+                    &PatchParams::default(),
+                    &Patch::Merge(condition(now)),
+                )
+                .await;
+            if patched.is_ok() {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Check fails with exactly the missing CRDs on a fresh cluster and passes once the bundle is
+/// applied; `enable --apply` (Helm 3) flips the value through Helm in a new revision, restarts
+/// the operator because the CRDs came after it, waits for GatewayClass `cilium`, and journals.
+#[tokio::test(flavor = "multi_thread")]
+async fn check_then_enable_with_helm3() {
+    let cluster = cluster(
+        |t| t.helm3.clone(),
+        json!({ "kubeProxyReplacement": "true", "l2announcements": { "enabled": true } }),
+    )
+    .await;
+
+    let fresh = cluster.check().await;
+    assert_eq!(failing(&fresh), CRDS_1_15, "{}", fresh.table());
+    for crd in CRDS_1_15 {
+        let fix = fresh
+            .item(crd)
+            .and_then(|i| i.fix.clone())
+            .unwrap_or_default();
+        assert!(
+            fix.contains("releases/download/v1.0.0/experimental-install.yaml"),
+            "{crd}: {fix}"
+        );
+    }
+    assert_eq!(
+        fresh.item("load-balancer provider").map(|i| i.status),
+        Some(Status::Pass),
+        "{}",
+        fresh.table()
+    );
+
+    // The operator applies the bundle check names, the way the fix says.
+    let bundle = cluster.bundle_file();
+    cluster.kubectl(&[
+        "apply",
+        "--server-side",
+        "-f",
+        &bundle.display().to_string(),
+    ]);
+    cluster.kubectl(&[
+        "wait",
+        "--for=condition=Established",
+        "--timeout=60s",
+        "crd/gatewayclasses.gateway.networking.k8s.io",
+        "crd/tlsroutes.gateway.networking.k8s.io",
+    ]);
+    let ready = cluster.check().await;
+    assert!(!ready.failed(), "{}", ready.table());
+    assert_eq!(
+        ready.item("operator start").map(|i| i.status),
+        Some(Status::Warn),
+        "the CRDs came after the operator started: {}",
+        ready.table()
+    );
+
+    let accepted = tokio::spawn(stand_in_operator(cluster.gateway_classes()));
+    let options = cluster.options(Vec::new(), AcceptWait::Within(TIMEOUT));
+    let mut lines = Vec::new();
+    let mut progress = |line: &str| lines.push(line.to_owned());
+    let enabled = gateway_api::enable(&cluster.client, &cluster.helm, &options, &mut progress)
+        .await
+        .unwrap_or_else(|e| panic!("enable failed: {e}\nprogress: {lines:#?}"));
+    accepted.await.unwrap_or_else(|e| panic!("{e}"));
+
+    assert_eq!(
+        (enabled.previous_revision, enabled.enabled_revision),
+        (1, 2)
+    );
+    assert!(
+        enabled
+            .operator_restart
+            .as_deref()
+            .is_some_and(|r| r.contains("CRDs appeared after it started")),
+        "{:?}",
+        enabled.operator_restart
+    );
+    let history: Vec<(u32, String)> = cluster
+        .history()
+        .into_iter()
+        .map(|(r, s, _)| (r, s))
+        .collect();
+    assert_eq!(
+        history,
+        [(1, "superseded".to_owned()), (2, "deployed".to_owned())]
+    );
+    let values = cluster
+        .helm
+        .get_values(RELEASE, NAMESPACE, ValuesScope::User, None)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(values["gatewayAPI"]["enabled"], true);
+    assert_eq!(
+        values["kubeProxyReplacement"], "true",
+        "the release's values stay"
+    );
+    let config = cluster.config().await;
+    assert_eq!(
+        config.get("enable-gateway-api").map(String::as_str),
+        Some("true")
+    );
+
+    let deployments: Api<Deployment> = Api::namespaced(cluster.client.clone(), NAMESPACE);
+    let operator = deployments
+        .get("cilium-operator")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let annotations = operator
+        .spec
+        .and_then(|s| s.template.metadata)
+        .and_then(|m| m.annotations)
+        .unwrap_or_default();
+    assert!(
+        annotations.contains_key("kubectl.kubernetes.io/restartedAt"),
+        "{annotations:?}"
+    );
+    assert_eq!(
+        enabled.report.item("operator start").map(|i| i.status),
+        Some(Status::Pass),
+        "the restarted operator started after the CRDs: {}",
+        enabled.report.table()
+    );
+    assert_eq!(
+        enabled.report.item("gatewayAPI.enabled").map(|i| i.status),
+        Some(Status::Pass),
+        "{}",
+        enabled.report.table()
+    );
+
+    let journal = Journal::load(&options.journal)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|| panic!("no journal"));
+    assert_eq!(journal.outcome, Outcome::Enabled);
+    assert_eq!(
+        (journal.previous_revision, journal.enabled_revision),
+        (1, Some(2))
+    );
+    assert_private(&journal.values_file);
+    assert_private(&options.journal);
+
+    cluster.testbed.down().unwrap_or_else(|e| panic!("{e}"));
+}
+
+fn assert_private(path: &Path) {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "{}", path.display());
+}
+
+/// `enable --apply --install-crds` (Helm 4) on a cluster without kube-proxy replacement: the CRDs
+/// are applied, NodePort and Gateway API are switched on in revision 2, nothing accepts the
+/// GatewayClass, so it rolls back to revision 1: values, cilium-config and the GatewayClass are
+/// back as before, and the journal says so. An unfinished journal blocks a new run.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_forced_failure_rolls_back_with_helm4() {
+    let cluster = cluster(
+        |t| t.helm4.clone(),
+        json!({ "kubeProxyReplacement": "false" }),
+    )
+    .await;
+    let fresh = cluster.check().await;
+    let mut expected: Vec<&str> = CRDS_1_15.to_vec();
+    expected.push("kube-proxy replacement / NodePort");
+    assert_eq!(failing(&fresh), expected, "{}", fresh.table());
+
+    let bundle = cluster.bundle_file();
+    let options = cluster.options(vec![bundle], AcceptWait::Within(Duration::from_secs(5)));
+
+    // An interrupted earlier run: refused, nothing changed.
+    let interrupted = Journal {
+        release: RELEASE.to_owned(),
+        namespace: NAMESPACE.to_owned(),
+        previous_revision: 1,
+        enabled_revision: None,
+        crds_applied: Vec::new(),
+        values_file: gateway_api::enable::values_file_for(&options.journal),
+        operator_restart: None,
+        outcome: Outcome::InProgress,
+        events: Vec::new(),
+    };
+    interrupted
+        .save(&options.journal)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut ignore = |_: &str| {};
+    let refused = gateway_api::enable(&cluster.client, &cluster.helm, &options, &mut ignore).await;
+    assert!(
+        matches!(
+            refused,
+            Err(Error::Interrupted {
+                previous_revision: 1,
+                ..
+            })
+        ),
+        "{refused:?}"
+    );
+    assert_eq!(cluster.history().len(), 1);
+    std::fs::remove_file(&options.journal).unwrap_or_else(|e| panic!("{e}"));
+
+    let mut lines = Vec::new();
+    let mut progress = |line: &str| lines.push(line.to_owned());
+    let failed = gateway_api::enable(&cluster.client, &cluster.helm, &options, &mut progress).await;
+    match &failed {
+        Err(Error::EnableFailed {
+            reason,
+            rolled_back_to: Some(1),
+            ..
+        }) => assert!(reason.contains("not Accepted"), "{reason}"),
+        other => panic!("expected a rollback to revision 1, got {other:?}\nprogress: {lines:#?}"),
+    }
+
+    let history = cluster.history();
+    let statuses: Vec<(u32, &str)> = history.iter().map(|(r, s, _)| (*r, s.as_str())).collect();
+    assert_eq!(
+        statuses,
+        [(1, "superseded"), (2, "superseded"), (3, "deployed")]
+    );
+    assert!(history[2].2.contains("Rollback to 1"), "{history:?}");
+
+    let values = cluster
+        .helm
+        .get_values(RELEASE, NAMESPACE, ValuesScope::User, None)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(values.get("gatewayAPI"), None, "{values}");
+    assert_eq!(values.pointer("/nodePort/enabled"), None, "{values}");
+    let upgraded = cluster
+        .helm
+        .get_values(RELEASE, NAMESPACE, ValuesScope::User, Some(2))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(upgraded["gatewayAPI"]["enabled"], true);
+    assert_eq!(upgraded["nodePort"]["enabled"], true);
+
+    let config = cluster.config().await;
+    assert_eq!(config.get("enable-gateway-api"), None);
+    assert_eq!(
+        config.get("enable-node-port").map(String::as_str),
+        Some("false")
+    );
+    let class = cluster
+        .gateway_classes()
+        .get_opt("cilium")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        class.is_none(),
+        "the rollback removes the chart's GatewayClass"
+    );
+
+    let journal = Journal::load(&options.journal)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|| panic!("no journal"));
+    assert!(
+        matches!(&journal.outcome, Outcome::RolledBack { to: 1, reason } if reason.contains("not Accepted")),
+        "{:?}",
+        journal.outcome
+    );
+    assert_eq!(journal.enabled_revision, Some(2));
+    assert_eq!(journal.crds_applied.len(), 6);
+
+    // The CRDs stay (Helm never owned them): check now only misses NodePort.
+    let after = cluster.check().await;
+    assert_eq!(
+        failing(&after),
+        ["kube-proxy replacement / NodePort"],
+        "{}",
+        after.table()
+    );
+
+    cluster.testbed.down().unwrap_or_else(|e| panic!("{e}"));
+}
