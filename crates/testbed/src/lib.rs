@@ -15,6 +15,7 @@
 mod cluster;
 mod error;
 pub mod fixtures;
+pub mod monitor;
 mod pki;
 mod process;
 mod stages;
