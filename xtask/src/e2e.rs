@@ -2,7 +2,8 @@
 //! tests in `tests/` against a real cluster.
 //!
 //! **testbed** (default, runs anywhere with Go): builds the tools (skipped when stamped), starts
-//! one testbed in `target/e2e/testbed`, runs `cargo test -p tests -- --test-threads=1` with
+//! one testbed in `target/e2e/testbed`, runs
+//! `cargo test -p tests --no-fail-fast -- --test-threads=1` with
 //! `KUBECONFIG`, `CILIUM_MIGRATE_TOOLS`, `TESTBED_STATE_DIR`, `TESTBED_NODES` and
 //! `E2E_CLUSTER=testbed` set (tools first on PATH), then stops the testbed: also when the tests
 //! fail and on Ctrl-C or SIGTERM. Tests share that cluster one at a time, each in its own
@@ -171,14 +172,22 @@ async fn run_tests(
     let mut command = tokio::process::Command::new(cargo);
     command
         .current_dir(project_root())
-        .args(["test", "-p", "tests", "--", "--test-threads=1"])
+        // Every test binary runs even when an earlier one fails: one report lists all failures.
+        .args([
+            "test",
+            "-p",
+            "tests",
+            "--no-fail-fast",
+            "--",
+            "--test-threads=1",
+        ])
         .args(test_args)
         .envs(env.iter().map(|(name, value)| (*name, value)))
         .env("PATH", path)
         .process_group(0)
         .kill_on_drop(true);
     eprintln!(
-        "e2e: cargo test -p tests -- --test-threads=1 {}",
+        "e2e: cargo test -p tests --no-fail-fast -- --test-threads=1 {}",
         test_args.join(" ")
     );
     let started = Instant::now();

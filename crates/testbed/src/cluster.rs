@@ -258,6 +258,15 @@ impl Testbed {
                 format!("--service-cluster-ip-range={SERVICE_CIDR}"),
                 // RBAC like a real cluster, so tests can check what a restricted identity may do.
                 "--authorization-mode=Node,RBAC".to_owned(),
+                // The aggregation layer's front proxy, as kubeadm sets it up (one CA here): without
+                // it every component logs a missing request-header CA bundle.
+                format!("--requestheader-client-ca-file={}", path(&pki.ca_cert)),
+                "--requestheader-username-headers=X-Remote-User".to_owned(),
+                "--requestheader-group-headers=X-Remote-Group".to_owned(),
+                "--requestheader-extra-headers-prefix=X-Remote-Extra-".to_owned(),
+                "--requestheader-allowed-names=front-proxy-client".to_owned(),
+                format!("--proxy-client-cert-file={}", path(&pki.front_proxy_cert)),
+                format!("--proxy-client-key-file={}", path(&pki.front_proxy_key)),
                 // Kubespray's Cilium agent runs privileged containers.
                 "--allow-privileged=true".to_owned(),
                 "--profiling=false".to_owned(),

@@ -23,6 +23,8 @@ pub(crate) struct Pki {
     pub(crate) apiserver_key: PathBuf,
     pub(crate) admin_cert: PathBuf,
     pub(crate) admin_key: PathBuf,
+    pub(crate) front_proxy_cert: PathBuf,
+    pub(crate) front_proxy_key: PathBuf,
     pub(crate) service_account_key: PathBuf,
     pub(crate) service_account_public_key: PathBuf,
 }
@@ -37,6 +39,8 @@ impl Pki {
             apiserver_key: dir.join("apiserver.key"),
             admin_cert: dir.join("admin.crt"),
             admin_key: dir.join("admin.key"),
+            front_proxy_cert: dir.join("front-proxy-client.crt"),
+            front_proxy_key: dir.join("front-proxy-client.key"),
             service_account_key: dir.join("sa.key"),
             service_account_public_key: dir.join("sa.pub"),
         }
@@ -105,6 +109,21 @@ impl Pki {
         let admin_cert = admin.signed_by(&admin_key, &ca)?;
         write_public(&pki.admin_cert, &admin_cert.pem())?;
         write_private(&pki.admin_key, &admin_key.serialize_pem())?;
+
+        // The aggregation layer's client identity (allowed by name in --requestheader-allowed-names).
+        let front_proxy_key = KeyPair::generate()?;
+        let mut front_proxy = CertificateParams::new(Vec::<String>::new())?;
+        front_proxy
+            .distinguished_name
+            .push(DnType::CommonName, "front-proxy-client");
+        front_proxy.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ];
+        front_proxy.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        let front_proxy_cert = front_proxy.signed_by(&front_proxy_key, &ca)?;
+        write_public(&pki.front_proxy_cert, &front_proxy_cert.pem())?;
+        write_private(&pki.front_proxy_key, &front_proxy_key.serialize_pem())?;
 
         // ES256 service-account tokens: the API server signs and verifies with this one key file.
         let service_account_key = KeyPair::generate()?;
@@ -181,6 +200,7 @@ mod tests {
             &pki.ca_key,
             &pki.apiserver_key,
             &pki.admin_key,
+            &pki.front_proxy_key,
             &pki.service_account_key,
         ] {
             let mode = fs::metadata(key)
