@@ -372,6 +372,47 @@ async fn check_then_enable_with_helm3() {
     assert_private(&journal.values_file);
     assert_private(&options.journal);
 
+    // Later, the operator changes their mind: `gateway-api rollback` reads the journal.
+    let restarted_before = annotations
+        .get("kubectl.kubernetes.io/restartedAt")
+        .cloned();
+    let to = gateway_api::enable::roll_back_from_journal(
+        &cluster.client,
+        &cluster.helm,
+        &options.journal,
+        TIMEOUT,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("rollback: {e}"));
+    assert_eq!(to, 1);
+    let history = cluster.history();
+    assert_eq!(history.len(), 3, "{history:?}");
+    assert!(history[2].2.contains("Rollback to 1"), "{history:?}");
+    let config = cluster.config().await;
+    assert_eq!(config.get("enable-gateway-api"), None);
+    let operator = deployments
+        .get("cilium-operator")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let restarted_after = operator
+        .spec
+        .and_then(|s| s.template.metadata)
+        .and_then(|m| m.annotations)
+        .and_then(|a| a.get("kubectl.kubernetes.io/restartedAt").cloned());
+    assert!(
+        restarted_after.is_some(),
+        "the operator restarts after the rollback"
+    );
+    assert_ne!(restarted_after, restarted_before, "a second restart");
+    let journal = Journal::load(&options.journal)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|| panic!("no journal"));
+    assert!(
+        matches!(journal.outcome, Outcome::RolledBack { to: 1, .. }),
+        "{:?}",
+        journal.outcome
+    );
+
     cluster.testbed.down().unwrap_or_else(|e| panic!("{e}"));
 }
 

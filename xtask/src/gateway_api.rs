@@ -120,17 +120,22 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     match args.command {
         Command::Check(args) => runtime.block_on(check(args)),
         Command::Enable(args) => runtime.block_on(enable(args)),
-        Command::Rollback(args) => {
-            let helm = locate_helm(args.helm.as_ref(), args.kubeconfig.as_ref())?;
-            let to = gateway_api::enable::roll_back_from_journal(
-                &helm,
-                &args.journal,
-                args.helm_timeout,
-            )?;
-            eprintln!("rolled back to revision {to} ({})", args.journal.display());
-            Ok(())
-        }
+        Command::Rollback(args) => runtime.block_on(rollback(args)),
     }
+}
+
+async fn rollback(args: RollbackArgs) -> anyhow::Result<()> {
+    let client = client(args.kubeconfig.as_ref()).await?;
+    let helm = locate_helm(args.helm.as_ref(), args.kubeconfig.as_ref())?;
+    let to = gateway_api::enable::roll_back_from_journal(
+        &client,
+        &helm,
+        &args.journal,
+        args.helm_timeout,
+    )
+    .await?;
+    eprintln!("rolled back to revision {to} ({})", args.journal.display());
+    Ok(())
 }
 
 fn locate_helm(helm: Option<&PathBuf>, kubeconfig: Option<&PathBuf>) -> anyhow::Result<Helm> {

@@ -15,7 +15,7 @@ use crate::Error;
 use crate::checks::{Remedy, Report, Status, check};
 use crate::collect::{Target, collect, crd_facts_from_manifest};
 use crate::inventory::InventoryFacts;
-use crate::journal::{Journal, Outcome, now_unix, write_private};
+use crate::journal::{Journal, Outcome, write_private};
 use crate::state::{ClusterState, CrdFacts};
 
 /// The field manager of everything `enable` writes itself (CRDs, the restart annotation).
@@ -651,8 +651,11 @@ pub async fn wait_accepted(client: &kube::Client, timeout: Duration) -> Result<(
     }
 }
 
-/// Rolls the release back to the journal's previous revision (for `gateway-api rollback`).
-pub fn roll_back_from_journal(
+/// Rolls the release back to the journal's previous revision (for `gateway-api rollback`), and
+/// restarts the operator again when the enable run had restarted it (a running operator keeps
+/// Gateway API on until it restarts).
+pub async fn roll_back_from_journal(
+    client: &kube::Client,
     helm: &Helm,
     journal_path: &Path,
     timeout: Duration,
@@ -664,14 +667,21 @@ pub fn roll_back_from_journal(
     let to = journal.previous_revision;
     let mut request = RollbackRequest::new(&journal.release, &journal.namespace, Some(to));
     request.timeout = timeout;
-    helm.rollback(&request)?;
+    {
+        let helm = helm.clone();
+        tokio::task::spawn_blocking(move || helm.rollback(&request))
+            .await
+            .map_err(|e| Error::Task(e.to_string()))??;
+    }
+    journal.note(format!("rolled back to revision {to} by hand"));
+    if journal.operator_restart.is_some() {
+        restart_operator(client, &journal.namespace, timeout).await?;
+        journal.note("operator restarted after the rollback");
+    }
     journal.outcome = Outcome::RolledBack {
         to,
         reason: "rolled back by hand (gateway-api rollback)".to_owned(),
     };
-    journal
-        .events
-        .push((now_unix(), format!("rolled back to revision {to}")));
     journal.save(journal_path)?;
     Ok(to)
 }
