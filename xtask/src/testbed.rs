@@ -144,9 +144,21 @@ pub(crate) fn export_lines(testbed: &Testbed) -> String {
     for (name, value) in testbed.env() {
         lines.push_str(&format!("export {name}={}\n", shell_quote(&value)));
     }
+    let tools = testbed.tools();
+    for (name, path) in [
+        ("CILIUM_MIGRATE_KUBECTL", &tools.kubectl),
+        ("CILIUM_MIGRATE_HELM3", &tools.helm3),
+        ("CILIUM_MIGRATE_HELM4", &tools.helm4),
+    ] {
+        lines.push_str(&format!(
+            "export {name}={}\n",
+            shell_quote(&path.display().to_string())
+        ));
+    }
+    // `helm` is Helm 4 and `kubectl` is 1.35 for anything run from this shell.
     lines.push_str(&format!(
         "export PATH={}:\"$PATH\"\n",
-        shell_quote(&testbed.tools().dir.display().to_string())
+        shell_quote(&tools.dir.display().to_string())
     ));
     lines
 }
