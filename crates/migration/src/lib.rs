@@ -32,6 +32,7 @@
 pub mod adopt;
 pub mod bundle;
 pub mod era;
+pub mod flow;
 pub mod guard;
 pub mod identity;
 pub mod journal;
