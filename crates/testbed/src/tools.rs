@@ -544,6 +544,26 @@ mod tests {
     }
 
     #[test]
+    fn the_stamp_changes_with_go_sum_version_and_go() {
+        let dir = tempfile::tempdir().unwrap_or_else(|error| panic!("{error}"));
+        let write = |name: &str, text: &str| {
+            fs::write(dir.path().join(name), text).unwrap_or_else(|error| panic!("{error}"))
+        };
+        write("go.mod", "module x\n");
+        write("go.sum", "a v1 h1:x\n");
+        let family = &FAMILIES[0];
+        let stamp = |version: &str, go: &str| {
+            family_stamp(family, dir.path(), version, go).unwrap_or_else(|error| panic!("{error}"))
+        };
+        let first = stamp("v3.22.0", "go1.26.8");
+        assert_eq!(first, stamp("v3.22.0", "go1.26.8"), "stable");
+        assert_ne!(first, stamp("v3.22.1", "go1.26.8"));
+        assert_ne!(first, stamp("v3.22.0", "go1.26.9"));
+        write("go.sum", "a v1 h1:y\n");
+        assert_ne!(first, stamp("v3.22.0", "go1.26.8"), "go.sum is hashed");
+    }
+
+    #[test]
     fn outputs_name_every_binary_the_testbed_needs() {
         let mut outputs: Vec<&str> = FAMILIES.iter().flat_map(Family::outputs).collect();
         outputs.push("helm");
