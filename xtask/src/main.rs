@@ -4,12 +4,16 @@
 //! Each subcommand lives in its own module with its own `Args`; this file only dispatches.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod backup;
+mod bench;
 mod ci;
 mod e2e;
 mod gateway_api;
 mod inventory;
+mod migrate;
 mod nodes;
 mod plan;
+mod rollback;
 mod testbed;
 mod ui;
 mod values;
@@ -32,6 +36,10 @@ enum Command {
     Inventory(inventory::Args),
     /// Print the whole migration plan for an inventory, without a cluster.
     Plan(plan::Args),
+    /// Hand the cluster's Cilium over to Helm: plan and gate, or with --apply back up, adopt, install, verify.
+    Migrate(migrate::Args),
+    /// Return the cluster and inventory to a migration's backup bundle.
+    Rollback(rollback::Args),
     /// Check or fix the node directories the unprivileged agent must write.
     Nodes(nodes::Args),
     /// Check Cilium's health through the Kubernetes API, like `cilium status`.
@@ -44,6 +52,11 @@ enum Command {
     E2e(e2e::Args),
     /// Run everything CI runs: formatting, lints, unit tests, end-to-end tests.
     Ci(ci::Args),
+    /// Measure adopt against replace on a 20-node testbed, and the backup against kubectl.
+    Bench(bench::Args),
+    /// Back up what the hand-over touches and every cilium.io object into a bundle directory.
+    #[command(hide = true)]
+    Backup(backup::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -52,11 +65,15 @@ fn main() -> anyhow::Result<()> {
         Command::Values(args) => values::run(args),
         Command::Inventory(args) => inventory::run(args),
         Command::Plan(args) => plan::run(args),
+        Command::Migrate(args) => migrate::run(args),
+        Command::Rollback(args) => rollback::run(args),
         Command::Nodes(args) => nodes::run(args),
         Command::Verify(args) => verify::run(args),
         Command::GatewayApi(args) => gateway_api::run(args),
         Command::Testbed(args) => testbed::run(args),
         Command::E2e(args) => e2e::run(args),
         Command::Ci(args) => ci::run(args),
+        Command::Bench(args) => bench::run(args),
+        Command::Backup(args) => backup::run(args),
     }
 }
