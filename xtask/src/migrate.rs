@@ -1,0 +1,445 @@
+//! `cargo xtask migrate`: hand the cluster's Cilium over to Helm (the library flow
+//! `migration::flow::run`, with a terminal around it).
+//!
+//! Read-only by default: it prints the plan and the gate. `--apply` runs the journaled steps;
+//! `--yes` skips the confirmation, and is required when stdin is not a terminal. Progress goes
+//! to stderr, one line when a step starts and one when it ends, with the time since the start.
+//!
+//! Test hook: `CILIUM_MIGRATE_FAIL_AT=<step>` (`backup`, `adopt-metadata`, `helm-install`, ...)
+//! makes the run fail right after that step's work, before the journal records it done.
+
+use std::io::{BufRead as _, IsTerminal as _, Write as _};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use cni_fs::{Access, Node, PodAccess, Ssh};
+use helm::ChartSource;
+use migration::flow::{self, MigrateOptions, NodeCheck, Outcome, Plan, Progress, Step};
+use migration::journal::Strategy;
+
+use crate::ui;
+
+/// The environment variable of the failure-injection test hook.
+pub(crate) const FAIL_AT_ENV: &str = "CILIUM_MIGRATE_FAIL_AT";
+
+#[derive(clap::Args)]
+pub(crate) struct Args {
+    /// The Kubespray inventory directory (the one holding group_vars/), or its inventory file.
+    #[arg(long, value_name = "DIR")]
+    inventory: PathBuf,
+    /// Kubeconfig of the cluster (default: $KUBECONFIG, ~/.kube/config).
+    #[arg(long, value_name = "FILE")]
+    kubeconfig: Option<PathBuf>,
+    /// The backup bundle directory [default: resume ./cilium-migrate-<host>-* of this cluster, or a new one].
+    #[arg(long, value_name = "DIR")]
+    bundle: Option<PathBuf>,
+    /// The chart: repo/chart, oci://..., a .tgz or a chart directory.
+    #[arg(long, value_name = "REF|TGZ|DIR", default_value = "cilium/cilium")]
+    chart: String,
+    /// The chart version [default: the Cilium version that runs: the hand-over does not upgrade].
+    #[arg(long, value_name = "X.Y.Z")]
+    cilium_version: Option<String>,
+    /// How the template-era objects pass to Helm [default: adopt].
+    #[arg(long, value_enum)]
+    strategy: Option<StrategyArg>,
+    /// Accept the behaviour change of this cilium-config key (repeatable).
+    #[arg(long = "accept-config-change", value_name = "KEY")]
+    accept_config_changes: Vec<String>,
+    /// How the node directories are checked before anything restarts.
+    #[arg(long, value_enum, default_value = "ssh")]
+    via: Via,
+    /// The directories to check (default: /opt/cni/bin /etc/cni/net.d).
+    #[arg(long = "path", value_name = "DIR")]
+    paths: Vec<PathBuf>,
+    /// The inventory group whose hosts are the nodes (--via ssh).
+    #[arg(long, default_value = "k8s_cluster")]
+    group: String,
+    /// Run the remote checks through `sudo -n` (--via ssh).
+    #[arg(long)]
+    become_root: bool,
+    /// Do not check the node directories (you vouch that they are root-owned).
+    #[arg(long)]
+    skip_node_check: bool,
+    /// The helm binary [default: helm on PATH].
+    #[arg(long, value_name = "PATH")]
+    helm: Option<PathBuf>,
+    /// Change the cluster (without it, only the plan and the gate are shown).
+    #[arg(long)]
+    apply: bool,
+    /// Do not ask for confirmation (required with --apply when stdin is not a terminal).
+    #[arg(long)]
+    yes: bool,
+    /// A verify check that does not block the end (repeatable; reported anyway).
+    #[arg(long = "ignore-check", value_name = "NAME")]
+    ignore_checks: Vec<String>,
+    /// How long verification may take to pass.
+    #[arg(long, value_name = "DURATION", value_parser = crate::verify::parse_duration, default_value = "5m")]
+    verify_timeout: Duration,
+    /// Helm's --timeout for the install.
+    #[arg(long, value_name = "DURATION", value_parser = crate::verify::parse_duration, default_value = "10m")]
+    helm_timeout: Duration,
+    /// `text` for people, `json` for machines.
+    #[arg(long, value_enum, default_value_t = ui::Output::Text)]
+    output: ui::Output,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum StrategyArg {
+    /// Give the live objects to Helm in place; the DaemonSet rolls, never deleted.
+    Adopt,
+    /// Delete the template-era objects (never CRDs, custom resources or Secrets), then install.
+    Replace,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Via {
+    /// The system `ssh` to each inventory host.
+    Ssh,
+    /// A short-lived privileged pod per node.
+    Pod,
+    /// This machine (the tool runs on the node).
+    Local,
+}
+
+pub(crate) fn run(args: Args) -> anyhow::Result<()> {
+    if args.apply && !args.yes && !std::io::stdin().is_terminal() {
+        bail!("--apply without --yes needs a terminal to confirm on; pass --yes to go ahead");
+    }
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(run_async(args))
+}
+
+async fn run_async(args: Args) -> anyhow::Result<()> {
+    let options = options(&args).await?;
+    let mut progress = Stderr {
+        colour: std::io::stderr().is_terminal(),
+        output: args.output,
+    };
+    let outcome = flow::run(&options, &mut progress).await;
+    let outcome = match outcome {
+        Ok(outcome) => outcome,
+        Err(flow::FlowError::NotConfirmed) => {
+            eprintln!("not confirmed: nothing was changed");
+            return Ok(());
+        }
+        Err(e) => return Err(e).context("migrate stopped"),
+    };
+    match args.output {
+        ui::Output::Json => println!("{}", serde_json::to_string_pretty(&outcome)?),
+        ui::Output::Text => print_text(&outcome),
+    }
+    if let Outcome::Planned { plan } = &outcome
+        && !plan.blockers.is_empty()
+    {
+        bail!(
+            "the gate blocks the hand-over ({} blockers above)",
+            plan.blockers.len()
+        );
+    }
+    Ok(())
+}
+
+async fn options(args: &Args) -> anyhow::Result<MigrateOptions> {
+    let mut options = MigrateOptions::new(&args.inventory);
+    options.kubeconfig = args.kubeconfig.clone();
+    options.bundle = args.bundle.clone();
+    options.chart = ChartSource::parse(&args.chart)?;
+    options.cilium_version = args.cilium_version.clone();
+    options.strategy = args.strategy.map(|s| match s {
+        StrategyArg::Adopt => Strategy::Adopt,
+        StrategyArg::Replace => Strategy::Replace,
+    });
+    options.accept_config_changes = args.accept_config_changes.clone();
+    options.helm = args.helm.clone();
+    options.apply = args.apply;
+    options.yes = args.yes;
+    options.ignore_checks = args.ignore_checks.clone();
+    options.verify_timeout = args.verify_timeout;
+    options.helm_timeout = args.helm_timeout;
+    options.nodes = node_check(args).await?;
+    options.fail_after = match std::env::var(FAIL_AT_ENV) {
+        Ok(step) if !step.is_empty() => Some(
+            serde_json::from_value::<Step>(serde_json::Value::String(step.clone())).map_err(
+                |_| {
+                    anyhow::anyhow!(
+                        "{FAIL_AT_ENV}={step}: not a step; use backup, adopt-metadata, delete-template-objects, helm-install, prune-fields, inventory-edit or verify"
+                    )
+                },
+            )?,
+        ),
+        _ => None,
+    };
+    Ok(options)
+}
+
+async fn node_check(args: &Args) -> anyhow::Result<NodeCheck> {
+    if args.skip_node_check {
+        eprintln!(
+            "WARNING: --skip-node-check: the node directories are not checked; a kube-owned /opt/cni/bin makes the new agent crash-loop"
+        );
+        return Ok(NodeCheck::Skip);
+    }
+    let paths = if args.paths.is_empty() {
+        cni_fs::DEFAULT_PATHS.iter().map(PathBuf::from).collect()
+    } else {
+        args.paths.clone()
+    };
+    let (access, nodes) = match args.via {
+        Via::Local => {
+            let name = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_owned())
+                .unwrap_or_else(|_| "localhost".into());
+            (Access::Local, vec![Node::named(name)])
+        }
+        Via::Ssh => {
+            let inventory = kubespray_config::Inventory::load(&args.inventory)
+                .with_context(|| format!("reading the inventory {}", args.inventory.display()))?;
+            let nodes: Vec<Node> = inventory
+                .hosts
+                .iter()
+                .filter(|h| h.in_group(&args.group))
+                .map(|h| Node {
+                    name: h.name.clone(),
+                    address: h.connect_address().to_owned(),
+                    user: h.ansible_user.clone(),
+                    port: h.ansible_port,
+                })
+                .collect();
+            if nodes.is_empty() {
+                bail!(
+                    "{}: no hosts in group {}; pass --group with the group of your Kubernetes nodes",
+                    args.inventory.display(),
+                    args.group
+                );
+            }
+            let ssh = Ssh {
+                program: None,
+                config: None,
+                options: Vec::new(),
+                become_root: args.become_root,
+            };
+            (Access::Ssh(ssh), nodes)
+        }
+        Via::Pod => {
+            let (client, _) = flow::connect(args.kubeconfig.as_deref()).await?;
+            let image = cni_fs::cilium_agent_image(&client, "kube-system").await?;
+            let list = kube::Api::<k8s_openapi::api::core::v1::Node>::all(client.clone())
+                .list(&Default::default())
+                .await
+                .context("listing the cluster's nodes")?;
+            let nodes = list
+                .items
+                .into_iter()
+                .filter_map(|n| n.metadata.name)
+                .map(Node::named)
+                .collect();
+            let access = Access::Pod(PodAccess {
+                client,
+                namespace: "kube-system".into(),
+                image,
+                timeout: Duration::from_secs(120),
+            });
+            (access, nodes)
+        }
+    };
+    Ok(NodeCheck::Check {
+        access: Box::new(access),
+        nodes,
+        paths,
+    })
+}
+
+/// Progress on stderr: a line when a step starts and one when it ends.
+struct Stderr {
+    colour: bool,
+    output: ui::Output,
+}
+
+impl Progress for Stderr {
+    fn started(&mut self, name: &str, elapsed: Duration) {
+        eprintln!("[{:>7.1}s] {name} ...", elapsed.as_secs_f64());
+    }
+
+    fn finished(&mut self, name: &str, took: Duration, error: Option<&str>) {
+        match error {
+            None => eprintln!("{:>11} {name} ok ({:.1}s)", "", took.as_secs_f64()),
+            Some(e) => eprintln!(
+                "{:>11} {name} FAILED ({:.1}s): {}",
+                "",
+                took.as_secs_f64(),
+                e.lines().next().unwrap_or_default()
+            ),
+        }
+    }
+
+    fn note(&mut self, message: &str) {
+        eprintln!("{:>11} {message}", "");
+    }
+
+    fn confirm(&mut self, plan: &Plan) -> bool {
+        if self.output == ui::Output::Text {
+            print_plan(plan, self.colour);
+        }
+        eprint!(
+            "Hand Cilium over to Helm on {} with strategy {}, starting at {}? [y/N] ",
+            plan.cluster.api_server,
+            plan.strategy,
+            plan.next_step
+                .map_or("the end".to_owned(), |s| s.to_string())
+        );
+        let _ = std::io::stderr().flush();
+        let mut answer = String::new();
+        if std::io::stdin().lock().read_line(&mut answer).is_err() {
+            return false;
+        }
+        matches!(answer.trim(), "y" | "Y" | "yes")
+    }
+}
+
+fn print_text(outcome: &Outcome) {
+    let colour = std::io::stdout().is_terminal();
+    match outcome {
+        Outcome::AlreadyHandedOver { era, bundle } => {
+            println!("nothing to do: {era}");
+            if let Some(bundle) = bundle {
+                println!("bundle of that migration: {}", bundle.display());
+            }
+        }
+        Outcome::Planned { plan } => {
+            print_plan(plan, colour);
+            println!(
+                "\nNothing was changed. Run again with --apply to hand over{}.",
+                if plan.blockers.is_empty() {
+                    ""
+                } else {
+                    " once the gate passes"
+                }
+            );
+        }
+        Outcome::Migrated {
+            plan,
+            steps,
+            checks,
+        } => {
+            println!("{}", ui::heading("Steps run", colour));
+            let rows: Vec<Vec<String>> = steps
+                .iter()
+                .map(|s| vec![s.step.to_string(), format!("{:.1}s", s.seconds)])
+                .collect();
+            print!("{}", ui::table(&["STEP", "TIME"], &rows));
+            println!("\n{}", ui::heading("Verification", colour));
+            let rows: Vec<Vec<String>> = checks
+                .iter()
+                .map(|c| {
+                    vec![
+                        c.name.clone(),
+                        if c.ignored {
+                            format!("{} (ignored)", c.state)
+                        } else {
+                            c.state.clone()
+                        },
+                        c.detail.clone(),
+                    ]
+                })
+                .collect();
+            print!("{}", ui::table(&["CHECK", "STATE", "DETAIL"], &rows));
+            println!(
+                "\nCilium is now the Helm release cilium in kube-system (chart {} {}); the backup is {}.",
+                plan.chart,
+                plan.chart_version,
+                plan.bundle.display()
+            );
+            println!(
+                "Undo with: cargo xtask rollback --bundle {} --apply",
+                plan.bundle.display()
+            );
+        }
+    }
+}
+
+fn print_plan(plan: &Plan, colour: bool) {
+    println!("{}", ui::heading("Migration plan", colour));
+    println!(
+        "cluster:        {} (kube-system {})",
+        plan.cluster.api_server, plan.cluster.kube_system_uid
+    );
+    println!("era:            {}", plan.era);
+    println!("strategy:       {}", plan.strategy);
+    println!("chart:          {} {}", plan.chart, plan.chart_version);
+    println!("bundle:         {}", plan.bundle.display());
+    let steps: Vec<String> = plan
+        .steps
+        .iter()
+        .map(|s| {
+            if Some(*s) == plan.next_step {
+                format!("[{s}]")
+            } else {
+                s.to_string()
+            }
+        })
+        .collect();
+    println!("steps:          {} (next in brackets)", steps.join(" -> "));
+
+    println!("\n{}", ui::heading("Helm values", colour));
+    print!("{}", plan.values_yaml);
+    if !plan.values_yaml.ends_with('\n') {
+        println!();
+    }
+
+    println!(
+        "\n{}",
+        ui::heading("Gate: rendered vs live cilium-config", colour)
+    );
+    if plan.config_differences.is_empty() {
+        println!("identical");
+    }
+    for d in &plan.config_differences {
+        println!("- {d}");
+    }
+
+    if let Some(adoption) = &plan.adoption {
+        println!("\n{}", ui::heading("Adoption", colour));
+        for (what, list) in [
+            ("ownership metadata", &adoption.adopted),
+            ("prune Kubespray-only fields", &adoption.pruned),
+            ("Helm creates", &adoption.created),
+            ("completed certgen Job deleted", &adoption.deleted_jobs),
+            ("left alone (not in the chart)", &adoption.left_alone),
+        ] {
+            if !list.is_empty() {
+                println!("{what}: {}", list.join(", "));
+            }
+        }
+    }
+
+    println!("\n{}", ui::heading("Inventory edit", colour));
+    if plan.inventory_diff.is_empty() {
+        println!("(nothing to change)");
+    } else {
+        print!("{}", ui::paint_diff(&plan.inventory_diff, colour));
+    }
+
+    if !plan.nodes.is_empty() {
+        println!("\n{}", ui::heading("Node directories", colour));
+        for line in &plan.nodes {
+            println!("{line}");
+        }
+    }
+    println!(
+        "\n{}",
+        ui::heading(&format!("Warnings ({})", plan.warnings.len()), colour)
+    );
+    for w in &plan.warnings {
+        println!("- {w}");
+    }
+    if !plan.blockers.is_empty() {
+        println!(
+            "\n{}",
+            ui::heading(&format!("BLOCKED ({})", plan.blockers.len()), colour)
+        );
+        for b in &plan.blockers {
+            println!("- {b}");
+        }
+    }
+}

@@ -1,0 +1,121 @@
+//! `cargo xtask rollback`: return the cluster and the inventory to a migration's backup
+//! (`migration::flow::rollback`). Without `--apply` it says what it would do.
+
+use std::io::IsTerminal as _;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use migration::flow::{self, Plan, Progress, RollbackOptions, RollbackOutcome};
+
+use crate::ui;
+
+#[derive(clap::Args)]
+pub(crate) struct Args {
+    /// The bundle directory of the migration to undo.
+    #[arg(long, value_name = "DIR")]
+    bundle: PathBuf,
+    /// Kubeconfig of the cluster (default: $KUBECONFIG, ~/.kube/config).
+    #[arg(long, value_name = "FILE")]
+    kubeconfig: Option<PathBuf>,
+    /// The helm binary [default: helm on PATH].
+    #[arg(long, value_name = "PATH")]
+    helm: Option<PathBuf>,
+    /// Change the cluster (without it, only say what would be done).
+    #[arg(long)]
+    apply: bool,
+    /// `text` for people, `json` for machines.
+    #[arg(long, value_enum, default_value_t = ui::Output::Text)]
+    output: ui::Output,
+}
+
+pub(crate) fn run(args: Args) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let options = RollbackOptions {
+        bundle: args.bundle.clone(),
+        kubeconfig: args.kubeconfig.clone(),
+        helm: args.helm.clone(),
+        apply: args.apply,
+    };
+    let outcome = runtime
+        .block_on(flow::rollback(&options, &mut Stderr))
+        .context("rollback stopped")?;
+    match args.output {
+        ui::Output::Json => println!("{}", serde_json::to_string_pretty(&outcome)?),
+        ui::Output::Text => print_text(&outcome),
+    }
+    if outcome.applied && !outcome.differences.is_empty() {
+        bail!(
+            "the cluster still differs from the backup in {} places (listed above)",
+            outcome.differences.len()
+        );
+    }
+    Ok(())
+}
+
+struct Stderr;
+
+impl Progress for Stderr {
+    fn started(&mut self, name: &str, elapsed: Duration) {
+        eprintln!("[{:>7.1}s] {name} ...", elapsed.as_secs_f64());
+    }
+
+    fn finished(&mut self, name: &str, took: Duration, error: Option<&str>) {
+        match error {
+            None => eprintln!("{:>11} {name} ok ({:.1}s)", "", took.as_secs_f64()),
+            Some(e) => eprintln!("{:>11} {name} FAILED ({:.1}s): {e}", "", took.as_secs_f64()),
+        }
+    }
+
+    fn note(&mut self, message: &str) {
+        eprintln!("{:>11} {message}", "");
+    }
+
+    fn confirm(&mut self, _: &Plan) -> bool {
+        false
+    }
+}
+
+fn print_text(outcome: &RollbackOutcome) {
+    let colour = std::io::stdout().is_terminal();
+    println!(
+        "{}",
+        ui::heading(
+            if outcome.applied {
+                "Rollback"
+            } else {
+                "Rollback plan (nothing changed; run with --apply)"
+            },
+            colour
+        )
+    );
+    println!("release:   {}", outcome.release);
+    if !outcome.applied {
+        println!(
+            "objects:   the hand-over objects are put back as backed up; objects the hand-over created are deleted"
+        );
+        println!("inventory: the backed-up files are written back");
+        return;
+    }
+    let rows: Vec<Vec<String>> = [
+        ("deleted (created by the hand-over)", &outcome.removed),
+        ("put back as backed up", &outcome.replaced),
+        ("re-created", &outcome.recreated),
+    ]
+    .iter()
+    .flat_map(|(action, list)| list.iter().map(|o| vec![(*action).to_owned(), o.clone()]))
+    .collect();
+    print!("{}", ui::table(&["ACTION", "OBJECT"], &rows));
+    println!("already as backed up: {} objects", outcome.unchanged);
+    for path in &outcome.inventory {
+        println!("inventory restored: {}", path.display());
+    }
+    if outcome.differences.is_empty() {
+        println!("the cluster matches the backup object by object");
+    } else {
+        println!("\n{}", ui::heading("Still different", colour));
+        for d in &outcome.differences {
+            println!("- {d}");
+        }
+    }
+}
