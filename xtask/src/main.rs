@@ -11,10 +11,8 @@ mod e2e;
 mod gateway_api;
 mod inventory;
 mod migrate;
-mod migrate;
 mod nodes;
 mod plan;
-mod rollback;
 mod rollback;
 mod testbed;
 mod ui;
@@ -38,10 +36,6 @@ enum Command {
     Inventory(inventory::Args),
     /// Print the whole migration plan for an inventory, without a cluster.
     Plan(plan::Args),
-    /// Hand the cluster's Cilium over to Helm: plan and gate, or with --apply back up, adopt, install, verify.
-    Migrate(migrate::Args),
-    /// Return the cluster and inventory to a migration's backup bundle.
-    Rollback(rollback::Args),
     /// Hand the cluster's Cilium over to Helm: plan and gate, or with --apply back up, adopt, install, verify.
     Migrate(migrate::Args),
     /// Return the cluster and inventory to a migration's backup bundle.
@@ -71,8 +65,6 @@ fn main() -> anyhow::Result<()> {
         Command::Values(args) => values::run(args),
         Command::Inventory(args) => inventory::run(args),
         Command::Plan(args) => plan::run(args),
-        Command::Migrate(args) => migrate::run(args),
-        Command::Rollback(args) => rollback::run(args),
         Command::Migrate(args) => migrate::run(args),
         Command::Rollback(args) => rollback::run(args),
         Command::Nodes(args) => nodes::run(args),
