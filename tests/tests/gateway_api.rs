@@ -413,7 +413,78 @@ async fn check_then_enable_with_helm3() {
         journal.outcome
     );
 
+    convert_reads_the_cluster(&cluster).await;
     cluster.testbed.down().unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// `convert` reads Ingresses and Services through the API (a named port is resolved from the
+/// Service), and the API server serves and stores what it prints.
+async fn convert_reads_the_cluster(cluster: &Cluster) {
+    let manifest = cluster.dir.path().join("ingress.yaml");
+    std::fs::write(
+        &manifest,
+        r#"apiVersion: v1
+kind: Service
+metadata: { name: shop, namespace: demo }
+spec:
+  ports: [{ name: web, port: 8080, targetPort: 8080 }]
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: shop
+  namespace: demo
+  annotations: { nginx.ingress.kubernetes.io/proxy-read-timeout: "120" }
+spec:
+  ingressClassName: nginx
+  rules:
+    - host: shop.example.com
+      http:
+        paths:
+          - { path: /, pathType: Prefix, backend: { service: { name: shop, port: { name: web } } } }
+"#,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    cluster.kubectl(&["apply", "-f", &manifest.display().to_string()]);
+    let (ingresses, services) = gateway_api::convert::read_ingresses(&cluster.client, Some("demo"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let conversion = gateway_api::convert::convert(
+        &ingresses,
+        &services,
+        &gateway_api::convert::ConvertOptions::default(),
+    );
+    let warned: Vec<Option<&str>> = conversion
+        .warnings
+        .iter()
+        .map(|w| w.annotation.as_deref())
+        .collect();
+    assert_eq!(
+        warned,
+        [Some("nginx.ingress.kubernetes.io/proxy-read-timeout")]
+    );
+    let route = conversion
+        .objects
+        .iter()
+        .find(|o| o["kind"] == "HTTPRoute")
+        .unwrap_or_else(|| panic!("no HTTPRoute: {:?}", conversion.objects));
+    assert_eq!(
+        route.pointer("/spec/rules/0/backendRefs/0"),
+        Some(&json!({ "name": "shop", "port": 8080 }))
+    );
+    let output = cluster.dir.path().join("gateway.yaml");
+    std::fs::write(
+        &output,
+        conversion.to_yaml().unwrap_or_else(|e| panic!("{e}")),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let applied = cluster.kubectl(&["apply", "-f", &output.display().to_string()]);
+    assert!(
+        applied.contains("gateway.gateway.networking.k8s.io/cilium created")
+            && applied
+                .contains("httproute.gateway.networking.k8s.io/shop-shop-example-com created"),
+        "{applied}"
+    );
 }
 
 fn assert_private(path: &Path) {

@@ -23,6 +23,9 @@ enum Command {
     Enable(EnableArgs),
     /// Roll the release back to the revision an enable journal started from.
     Rollback(RollbackArgs),
+    /// Print Gateway and HTTPRoute YAML for the cluster's ingress-nginx Ingresses (warnings to
+    /// stderr for every annotation that does not carry over); applies nothing.
+    Convert(ConvertArgs),
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -112,6 +115,26 @@ struct RollbackArgs {
     helm_timeout: Duration,
 }
 
+#[derive(clap::Args)]
+struct ConvertArgs {
+    /// Only this namespace's Ingresses (default: all namespaces).
+    #[arg(long)]
+    namespace: Option<String>,
+    /// Read Ingresses (and Services, for named ports) from this file instead of the cluster:
+    /// `kubectl get ingresses,services -A -o yaml` output.
+    #[arg(long, value_name = "FILE")]
+    from: Option<PathBuf>,
+    /// The IngressClass to convert.
+    #[arg(long, default_value = "nginx")]
+    ingress_class: String,
+    /// The GatewayClass (and Gateway name) to use.
+    #[arg(long, default_value = "cilium")]
+    gateway_class: String,
+    /// Kubeconfig to use.
+    #[arg(long, value_name = "FILE", env = "KUBECONFIG")]
+    kubeconfig: Option<PathBuf>,
+}
+
 pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -121,6 +144,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         Command::Check(args) => runtime.block_on(check(args)),
         Command::Enable(args) => runtime.block_on(enable(args)),
         Command::Rollback(args) => runtime.block_on(rollback(args)),
+        Command::Convert(args) => runtime.block_on(convert(args)),
     }
 }
 
@@ -259,4 +283,79 @@ async fn enable(args: EnableArgs) -> anyhow::Result<()> {
         options.journal.display()
     );
     Ok(())
+}
+
+async fn convert(args: ConvertArgs) -> anyhow::Result<()> {
+    use gateway_api::convert::{ConvertOptions, read_ingresses};
+    let (ingresses, services) = match &args.from {
+        Some(path) => read_list(path)?,
+        None => {
+            let client = client(args.kubeconfig.as_ref()).await?;
+            read_ingresses(&client, args.namespace.as_deref()).await?
+        }
+    };
+    let options = ConvertOptions {
+        ingress_class: args.ingress_class,
+        gateway_class: args.gateway_class,
+    };
+    let conversion = gateway_api::convert::convert(&ingresses, &services, &options);
+    print!("{}", conversion.to_yaml()?);
+    for warning in &conversion.warnings {
+        match &warning.annotation {
+            Some(annotation) => eprintln!(
+                "warning: {}: {annotation}: {}",
+                warning.ingress, warning.message
+            ),
+            None => eprintln!("warning: {}: {}", warning.ingress, warning.message),
+        }
+    }
+    if !conversion.skipped.is_empty() {
+        eprintln!(
+            "left alone (other ingress classes): {}",
+            conversion.skipped.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// Ingresses and Services from `kubectl get ... -o yaml|json` output (a List or single objects).
+fn read_list(
+    path: &std::path::Path,
+) -> anyhow::Result<(
+    Vec<k8s_openapi::api::networking::v1::Ingress>,
+    Vec<k8s_openapi::api::core::v1::Service>,
+)> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let documents: Vec<serde_json::Value> = serde_saphyr::from_multiple(&text)
+        .with_context(|| format!("{} is not YAML or JSON", path.display()))?;
+    let mut objects = Vec::new();
+    for document in documents {
+        match document["items"].as_array() {
+            Some(items) => objects.extend(items.iter().cloned()),
+            None => objects.push(document),
+        }
+    }
+    let (mut ingresses, mut services) = (Vec::new(), Vec::new());
+    for object in objects {
+        let kind = object["kind"].as_str().unwrap_or_default().to_owned();
+        match kind.as_str() {
+            "Ingress" => ingresses.push(
+                serde_json::from_value(object)
+                    .with_context(|| format!("{}: an Ingress is malformed", path.display()))?,
+            ),
+            "Service" => services.push(
+                serde_json::from_value(object)
+                    .with_context(|| format!("{}: a Service is malformed", path.display()))?,
+            ),
+            _ => {}
+        }
+    }
+    if ingresses.is_empty() {
+        bail!(
+            "{} holds no Ingress; pass the output of `kubectl get ingresses,services -A -o yaml`",
+            path.display()
+        );
+    }
+    Ok((ingresses, services))
 }

@@ -18,6 +18,9 @@
 //!   (never downloaded, never without `--apply`), `helm upgrade` with the release's values plus
 //!   `gatewayAPI.enabled: true`, operator restart, wait for GatewayClass `cilium`, verification,
 //!   and `helm rollback` to the journal's revision when it does not become healthy.
+//! - [`journal`]: the JSON record of an `enable` run (the revision to roll back to).
+//! - [`convert`]: ingress-nginx Ingresses → Gateway and HTTPRoute YAML for GatewayClass `cilium`,
+//!   with a warning for every annotation that does not carry over.
 //!
 //! What a test cluster without a datapath can and cannot prove: the API server, Helm, the CRDs,
 //! the chart's GatewayClass, the operator's rollout and the rollback are real. Nothing runs the
@@ -28,6 +31,7 @@
 pub mod bundle;
 pub mod checks;
 pub mod collect;
+pub mod convert;
 pub mod enable;
 pub mod inventory;
 pub mod journal;
