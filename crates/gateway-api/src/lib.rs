@@ -9,12 +9,12 @@
 //! - [`bundle`]: the Gateway API CRD bundles (`v1.0` … `v1.5`, standard and experimental
 //!   channels: names, scopes and served versions as upstream ships them) and what each Cilium
 //!   minor needs (1.15: v1.0, 1.16: v1.1, 1.17: v1.2, 1.18: v1.3, 1.19: up to v1.4.x).
-//! - [`state`]: the facts judged, as plain data ([`ClusterState`]); [`collect`] reads them
+//! - [`state`]: the facts judged, as plain data ([`ClusterState`]); [`mod@collect`] reads them
 //!   through the Kubernetes API and Helm.
 //! - [`checks`]: `check`, pure functions over a [`ClusterState`] and optionally the Kubespray
 //!   inventory's guards ([`InventoryFacts`]), giving a [`Report`] with pass/warn/fail and a fix
 //!   per item.
-//! - [`enable`]: the plan (pure: values to change, what refuses) and the run: CRDs from files
+//! - [`mod@enable`]: the plan (pure: values to change, what refuses) and the run: CRDs from files
 //!   (never downloaded, never without `--apply`), `helm upgrade` with the release's values plus
 //!   `gatewayAPI.enabled: true`, operator restart, wait for GatewayClass `cilium`, verification,
 //!   and `helm rollback` to the journal's revision when it does not become healthy.

@@ -1,5 +1,5 @@
 //! The facts `check` judges, as plain data: collected from the cluster by
-//! [`crate::collect`], or read from a recorded JSON file in tests.
+//! [`mod@crate::collect`], or read from a recorded JSON file in tests.
 
 use std::collections::BTreeMap;
 
