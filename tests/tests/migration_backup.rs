@@ -28,8 +28,8 @@ use migration::journal::{Journal, JournalStatus, Step, Strategy};
 use migration::object::{self, HelmOwner, LAST_APPLIED_ANNOTATION, ObjectRef, is_cilium_group};
 use migration::restore::{self, Difference};
 use migration_common::{
-    bundle_uids, files_under, inventory_copy, live_json, live_uids, options_for, resource_of,
-    seed_v2_27, start_testbed,
+    bundle_uids, files_under, inventory_copy, live_json, live_uids, options_for, render,
+    resource_of, seed_v2_27, start_testbed,
 };
 use serde_json::json;
 use testbed::fixtures;
@@ -52,8 +52,27 @@ fn helm(helm: &Path, kubeconfig: &Path, args: &[String]) {
     );
 }
 
+/// Which Helm installs the chart over the adopted objects.
+#[derive(Clone, Copy, Debug)]
+enum HelmMajor {
+    /// Client-side three-way merge.
+    Three,
+    /// Server-side apply; Kubespray's fields belong to `kubectl-client-side-apply`, so the
+    /// install must force the conflicts on the fields the chart sets differently.
+    Four,
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn v2_27_backup_adopt_and_restore_exactly() {
+async fn v2_27_backup_adopt_with_helm3_and_restore_exactly() {
+    backup_adopt_and_restore(HelmMajor::Three).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v2_27_backup_adopt_with_helm4_and_restore_exactly() {
+    backup_adopt_and_restore(HelmMajor::Four).await;
+}
+
+async fn backup_adopt_and_restore(helm_major: HelmMajor) {
     let tmp = tempfile::tempdir().unwrap();
     let testbed = start_testbed(&tmp.path().join("testbed")).await;
     let tools = testbed.tools();
@@ -73,12 +92,7 @@ async fn v2_27_backup_adopt_and_restore_exactly() {
     );
 
     // What the chart renders (the backup also records which of those objects do not exist).
-    let rendered = fixtures::render_chart(
-        &tools.helm,
-        &fixtures::chart_dir(),
-        &fixtures::helm_values(&options),
-    )
-    .unwrap();
+    let rendered = render(&tools.helm, &options, tmp.path());
 
     // Journal and backup.
     let identity = ClusterIdentity::read(&client, testbed.api_server())
@@ -219,12 +233,21 @@ async fn v2_27_backup_adopt_and_restore_exactly() {
         .iter()
         .find(|p| p.object.kind == "DaemonSet")
         .expect("the DaemonSet is adopted");
+    // The pod template has Kubespray-only fields: it is replaced whole by the rendered one.
+    let template = ds_patch
+        .prune
+        .iter()
+        .find(|p| p.path == "/spec/template")
+        .expect("the DaemonSet's pod template is replaced");
+    let tolerations = "/metadata/annotations/scheduler.alpha.kubernetes.io~1tolerations";
+    assert!(template.live.pointer(tolerations).is_some());
     assert!(
-        ds_patch.prune.iter().any(|p| p
-            .path
-            .contains("scheduler.alpha.kubernetes.io~1tolerations")),
-        "the Kubespray-only pod annotation is pruned: {:?}",
-        ds_patch.prune
+        template
+            .replacement
+            .as_ref()
+            .unwrap()
+            .pointer(tolerations)
+            .is_none()
     );
 
     // A merge patch carrying another UID is refused by the API server: the precondition holds.
@@ -259,6 +282,9 @@ async fn v2_27_backup_adopt_and_restore_exactly() {
         .await
         .unwrap();
     journal.done(Step::AdoptMetadata).unwrap();
+    let ds_ref = ObjectRef::new("apps/v1", "DaemonSet", Some("kube-system"), "cilium");
+    let generation = |ds: &serde_json::Value| ds["metadata"]["generation"].as_i64();
+    let adopted_generation = generation(&live_json(&client, &ds_ref, "daemonsets").await.unwrap());
 
     // Mid-way, era detection refuses the half-adopted state without the journal, and resumes
     // with it.
@@ -282,23 +308,33 @@ async fn v2_27_backup_adopt_and_restore_exactly() {
         }
     );
 
-    // The install (Helm 3 here; the real flow drives it through the helm crate).
+    // The install (the real flow drives it through the helm crate).
     journal.start(Step::HelmInstall).unwrap();
     let values = tmp.path().join("values.json");
     fs::write(&values, fixtures::helm_values(&options).to_string()).unwrap();
-    helm(
-        &tools.helm3,
-        testbed.kubeconfig(),
-        &[
-            "upgrade".into(),
-            "--install".into(),
-            "cilium".into(),
-            fixtures::chart_dir().display().to_string(),
-            "--namespace=kube-system".into(),
-            format!("--values={}", values.display()),
-        ],
-    );
+    let mut install: Vec<String> = vec![
+        "upgrade".into(),
+        "--install".into(),
+        "cilium".into(),
+        fixtures::chart_dir().display().to_string(),
+        "--namespace=kube-system".into(),
+        format!("--values={}", values.display()),
+    ];
+    let helm_binary = match helm_major {
+        HelmMajor::Three => &tools.helm3,
+        HelmMajor::Four => {
+            install.extend(["--server-side=true".into(), "--force-conflicts".into()]);
+            &tools.helm4
+        }
+    };
+    helm(helm_binary, testbed.kubeconfig(), &install);
     journal.done(Step::HelmInstall).unwrap();
+    // The template was already the rendered one: the install does not roll the agents again.
+    assert_eq!(
+        generation(&live_json(&client, &ds_ref, "daemonsets").await.unwrap()),
+        adopted_generation,
+        "the install changed the DaemonSet's spec"
+    );
 
     // Pruning, from a fresh plan: Kubespray's leftovers go, nothing else.
     let live = adopt::fetch_live(&client, &rendered, &release)
@@ -315,12 +351,16 @@ async fn v2_27_backup_adopt_and_restore_exactly() {
         .iter()
         .find(|p| p.object.kind == "DaemonSet")
         .unwrap();
-    assert!(
-        ds_patch.prune.iter().any(|p| p
-            .path
-            .contains("scheduler.alpha.kubernetes.io~1tolerations")),
-        "{:?}",
-        ds_patch.prune
+    let after_install: Vec<&str> = ds_patch
+        .prune
+        .iter()
+        .filter(|p| p.phase() == Phase::Prune)
+        .map(|p| p.path.as_str())
+        .collect();
+    assert_eq!(
+        after_install,
+        ["/metadata/annotations/kubectl.kubernetes.io~1last-applied-configuration"],
+        "after the install only kubectl's record is left to remove"
     );
     // A concurrent change to a field the plan removes makes the JSON patch's `test` fail on the
     // server: nothing of that object is removed, the step fails, and a re-plan succeeds.
@@ -329,8 +369,8 @@ async fn v2_27_backup_adopt_and_restore_exactly() {
         "kube-system",
         &resource_of(&ds_patch.object, "daemonsets"),
     );
-    let concurrent = json!({"spec": {"template": {"metadata": {"annotations": {
-        "scheduler.alpha.kubernetes.io/tolerations": "[]"}}}}});
+    // Someone runs `kubectl apply` meanwhile: the record changes.
+    let concurrent = json!({"metadata": {"annotations": {LAST_APPLIED_ANNOTATION: "{}"}}});
     ds_api
         .patch(
             "cilium",

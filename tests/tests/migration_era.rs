@@ -13,7 +13,7 @@ use migration::bundle::{BackupRequest, Bundle};
 use migration::era::{self, Era, HandoverEvidence, InventoryClaim};
 use migration::identity::ClusterIdentity;
 use migration::journal::JournalStatus;
-use migration_common::{options_for, start_testbed};
+use migration_common::{options_for, render, start_testbed};
 use testbed::fixtures;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -63,12 +63,7 @@ async fn cilium_cli_release_is_detected_backed_up_and_needs_no_adoption() {
     assert_eq!(report.objects.get("helm-release"), Some(&1), "{report:?}");
 
     // Every rendered object that exists is already the release's: nothing to patch or prune.
-    let rendered = fixtures::render_chart(
-        &tools.helm,
-        &fixtures::chart_dir(),
-        &fixtures::helm_values(&options),
-    )
-    .unwrap();
+    let rendered = render(&tools.helm, &options, tmp.path());
     let release = Release::default();
     let live = adopt::fetch_live(&client, &rendered, &release)
         .await

@@ -22,12 +22,14 @@
 //! pruning as a JSON patch that first `test`s every value it removes (and the UID), so a
 //! concurrent change makes the patch fail instead of removing something unplanned.
 //!
-//! Order (see [`Prune::phase`]): metadata and the pruning outside pod templates, then
-//! `helm upgrade --install`, then a fresh plan and the pruning of pod templates. The testbed
-//! showed both orders failing for some fields: pruning a pod template before Helm has set the
-//! rendered values leaves an object the API rejects (Kubespray's `privileged: true` gone while
-//! its Bidirectional mount remains), and letting Helm merge first leaves a Service with
-//! Kubespray's unnamed port next to the chart's (rejected: ports need names).
+//! Order (see [`Prune::phase`]): metadata and the pruning before `helm upgrade --install`, the
+//! `last-applied-configuration` annotation after it (from a fresh plan). The testbed showed
+//! why the pruning cannot wait for Helm: Helm's merge leaves Kubespray's unnamed Service port
+//! next to the chart's (rejected: ports need names), and Helm 4's server-side apply keeps
+//! Kubespray's `secret` volume source next to the chart's `projected` one. Within a pod
+//! template, field-by-field removal can be rejected too (Kubespray's `privileged: true` gone
+//! while its Bidirectional mount remains), so a template with Kubespray-only fields is replaced
+//! whole by the rendered one: the workload rolls once, and Helm finds nothing left to change.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -104,23 +106,43 @@ impl ObjectPatch {
 }
 
 impl Prune {
-    /// When this field is removed. Before the install: everything outside the pod template
-    /// (Service ports, config keys, object labels), which Helm's merge would otherwise combine
-    /// with the rendered values into something invalid (two unnamed Service ports). After the
-    /// install: the pod template, whose fields depend on each other (`privileged` and a
-    /// Bidirectional mount) and are only consistent once Helm has set the rendered ones; and the
-    /// `last-applied-configuration` annotation, which the pruning reads, last.
+    /// When this change is made. Before the install: everything but the
+    /// `last-applied-configuration` annotation, which the pruning reads and which therefore
+    /// goes last, after the install.
     pub fn phase(&self) -> Phase {
-        let last_applied = pointer(&["metadata", "annotations", LAST_APPLIED_ANNOTATION]);
-        if self.path.starts_with("/spec/template/")
-            || self.path == "/spec/template"
-            || self.path == last_applied
-        {
+        if self.path == pointer(&["metadata", "annotations", LAST_APPLIED_ANNOTATION]) {
             Phase::Prune
         } else {
             Phase::Metadata
         }
     }
+}
+
+/// Turns the field-by-field pruning of a pod template into one replacement of the template by
+/// the rendered one (tested against the live template). Removing fields one by one can leave
+/// a template the API rejects (Kubespray's `privileged: true` gone while its Bidirectional
+/// mount remains), and letting Helm merge first can too (Helm 4's server-side apply keeps
+/// Kubespray's `secret` source next to the chart's `projected` one in the same volume). The
+/// rendered template is valid as a whole, the workload rolls once, and Helm then finds
+/// nothing to change in it.
+fn collapse_template(prune: Vec<Prune>, live: &Value, rendered: &Value) -> Vec<Prune> {
+    let in_template = |p: &Prune| p.path.starts_with("/spec/template/");
+    let (Some(live_template), Some(rendered_template)) = (
+        live.pointer("/spec/template"),
+        rendered.pointer("/spec/template"),
+    ) else {
+        return prune;
+    };
+    if !prune.iter().any(in_template) {
+        return prune;
+    }
+    let mut out: Vec<Prune> = prune.into_iter().filter(|p| !in_template(p)).collect();
+    out.push(Prune {
+        path: "/spec/template".to_owned(),
+        live: live_template.clone(),
+        replacement: Some(rendered_template.clone()),
+    });
+    out
 }
 
 fn json_patch_of<'a>(uid: &str, prune: impl Iterator<Item = &'a Prune>) -> Value {
@@ -318,7 +340,7 @@ pub fn plan_adoption(live: &[Value], rendered: &[Value], release: &Release) -> A
 
         plan.patches.push(ObjectPatch {
             metadata: metadata_patch(l, release, &uid),
-            prune: prune_fields(l, r),
+            prune: collapse_template(prune_fields(l, r), l, r),
             object: lref,
             uid,
         });
@@ -602,11 +624,10 @@ pub enum ApplyError {
 /// Which half of the plan to apply (two journal steps, before and after the Helm install).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
-    /// Before the install: ownership metadata, the pruning outside pod templates, and the
-    /// deletion of completed hook Jobs.
+    /// Before the install: ownership metadata, the pruning (pod templates replaced by the
+    /// rendered ones), and the deletion of completed hook Jobs.
     Metadata,
-    /// After the install, from a fresh plan: the pruning of pod templates and of the
-    /// `last-applied-configuration` annotation.
+    /// After the install, from a fresh plan: the `last-applied-configuration` annotation.
     Prune,
 }
 
@@ -951,13 +972,13 @@ mod tests {
 
     #[test]
     fn kubespray_only_fields_are_pruned_and_nothing_else() {
-        let plan = plan_adoption(
-            &[live_daemonset()],
-            &[rendered_daemonset()],
-            &Release::default(),
-        );
-        assert!(plan.can_adopt(), "{:?}", plan.blockers);
-        let patch = &plan.patches[0];
+        // Field by field (the plan then replaces the template whole, see below).
+        let patch = &ObjectPatch {
+            object: ObjectRef::new("apps/v1", "DaemonSet", Some("kube-system"), "cilium"),
+            uid: "9b1c2d3e-0000-4000-8000-000000000001".into(),
+            metadata: None,
+            prune: prune_fields(&live_daemonset(), &rendered_daemonset()),
+        };
         let paths: Vec<&str> = patch.prune.iter().map(|p| p.path.as_str()).collect();
         assert_eq!(
             paths,
@@ -1111,23 +1132,64 @@ mod tests {
     }
 
     #[test]
-    fn pod_templates_are_pruned_after_the_install_everything_else_before() {
+    fn a_template_with_kubespray_fields_is_replaced_whole_before_the_install() {
         let plan = plan_adoption(
             &[live_daemonset()],
             &[rendered_daemonset()],
             &Release::default(),
         );
         let patch = &plan.patches[0];
-        assert!(
-            patch.prune.iter().all(|p| p.phase() == Phase::Prune),
-            "{:?}",
-            patch.prune
-        );
-        assert_eq!(patch.prune_json_patch_for(Phase::Metadata), None);
+        let phases: Vec<(&str, Phase)> = patch
+            .prune
+            .iter()
+            .map(|p| (p.path.as_str(), p.phase()))
+            .collect();
         assert_eq!(
-            patch.prune_json_patch_for(Phase::Prune),
-            Some(patch.prune_json_patch())
+            phases,
+            [
+                (
+                    "/metadata/annotations/kubectl.kubernetes.io~1last-applied-configuration",
+                    Phase::Prune
+                ),
+                ("/spec/template", Phase::Metadata),
+            ]
         );
+        let mut live = live_daemonset();
+        apply_json_patch(
+            &mut live,
+            &patch.prune_json_patch_for(Phase::Metadata).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            live["spec"]["template"],
+            rendered_daemonset()["spec"]["template"]
+        );
+        assert_eq!(
+            live["spec"]["selector"],
+            json!({"matchLabels": {"k8s-app": "cilium"}})
+        );
+        // The record stays for the fresh plan after the install, which finds only it.
+        assert!(object::annotation(&live, LAST_APPLIED_ANNOTATION).is_some());
+        let after = plan_adoption(
+            &[live.clone()],
+            &[rendered_daemonset()],
+            &Release::default(),
+        );
+        let paths: Vec<&str> = after.patches[0]
+            .prune
+            .iter()
+            .map(|p| p.path.as_str())
+            .collect();
+        assert_eq!(
+            paths,
+            ["/metadata/annotations/kubectl.kubernetes.io~1last-applied-configuration"]
+        );
+        apply_json_patch(
+            &mut live,
+            &after.patches[0].prune_json_patch_for(Phase::Prune).unwrap(),
+        )
+        .unwrap();
+        assert!(object::annotation(&live, LAST_APPLIED_ANNOTATION).is_none());
         let config = Prune {
             path: "/data/etcd-config".into(),
             live: json!(""),

@@ -468,6 +468,14 @@ pub async fn run(
     options: &MigrateOptions,
     progress: &mut dyn Progress,
 ) -> Result<Outcome, FlowError> {
+    // On the heap: the flow's future is large, and a caller's thread stack may be small.
+    Box::pin(run_boxed(options, progress)).await
+}
+
+async fn run_boxed(
+    options: &MigrateOptions,
+    progress: &mut dyn Progress,
+) -> Result<Outcome, FlowError> {
     let started = Instant::now();
     let (client, url) = phase(
         progress,
@@ -634,7 +642,7 @@ pub async fn run(
     // Gate.
     let t = Instant::now();
     progress.started("gate", started.elapsed());
-    let gate = session.gate(&live_config, install_done, progress).await;
+    let gate = Box::pin(session.gate(&live_config, install_done, progress)).await;
     progress.finished(
         "gate",
         t.elapsed(),
@@ -707,7 +715,7 @@ pub async fn run(
         let name = step.to_string();
         progress.started(&name, started.elapsed());
         journal.start(step)?;
-        let mut result = session.run_step(step, progress).await;
+        let mut result = Box::pin(session.run_step(step, progress)).await;
         if result.is_ok() && options.fail_after == Some(step) {
             result = Err(FlowError::Injected(step));
         }
@@ -1531,6 +1539,13 @@ pub struct RollbackOutcome {
 
 /// Returns the cluster and the inventory to the backed-up state (see the module documentation).
 pub async fn rollback(
+    options: &RollbackOptions,
+    progress: &mut dyn Progress,
+) -> Result<RollbackOutcome, FlowError> {
+    Box::pin(rollback_boxed(options, progress)).await
+}
+
+async fn rollback_boxed(
     options: &RollbackOptions,
     progress: &mut dyn Progress,
 ) -> Result<RollbackOutcome, FlowError> {

@@ -147,17 +147,59 @@ pub fn helm_owner(object: &Value) -> HelmOwner {
             namespace: namespace.to_owned(),
         },
         // `managed-by` set by another tool (not Helm) without release annotations is not Helm's.
-        (Some(_), None, None) => HelmOwner::None,
+        (Some(tool), None, None) if tool != "Helm" => HelmOwner::None,
         _ => HelmOwner::Partial,
     }
 }
 
 /// Parses a multi-document YAML stream (e.g. `helm template` output) into JSON objects,
-/// skipping empty documents.
+/// skipping empty documents. Numbers are read the way Helm and the API server read them
+/// (YAML 1.1): `defaultMode: 0400` is octal, 256.
 pub fn parse_manifest(yaml: &str) -> Result<Vec<Value>, serde_saphyr::Error> {
-    let docs: Vec<Value> = serde_saphyr::from_multiple(yaml)?;
+    let mut options = serde_saphyr::Options::default();
+    options.legacy_octal_numbers = true;
+    let docs: Vec<Value> = serde_saphyr::from_multiple_with_options(yaml, options)?;
     Ok(docs
         .into_iter()
         .filter(|d| d.is_object() && d.get("kind").is_some())
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn manifests_parse_like_helm_reads_them() {
+        let yaml = "# Source: x\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n---\n# empty\n---\n\
+                    apiVersion: apps/v1\nkind: DaemonSet\nmetadata:\n  name: b\nspec:\n  mode: 0400\n  port: 4244\n";
+        let objects = parse_manifest(yaml).unwrap();
+        assert_eq!(objects.len(), 2);
+        assert_eq!(objects[1]["spec"], json!({"mode": 256, "port": 4244}));
+        assert!(objects[1]["spec"]["mode"].is_u64());
+    }
+
+    #[test]
+    fn helm_ownership_is_read_from_label_and_annotations() {
+        let owned = json!({"metadata": {"labels": {MANAGED_BY_LABEL: "Helm"},
+            "annotations": {RELEASE_NAME_ANNOTATION: "cilium", RELEASE_NAMESPACE_ANNOTATION: "kube-system"}}});
+        assert_eq!(
+            helm_owner(&owned),
+            HelmOwner::Release {
+                name: "cilium".into(),
+                namespace: "kube-system".into()
+            }
+        );
+        assert_eq!(helm_owner(&json!({"metadata": {}})), HelmOwner::None);
+        assert_eq!(
+            helm_owner(&json!({"metadata": {"labels": {MANAGED_BY_LABEL: "kustomize"}}})),
+            HelmOwner::None
+        );
+        assert_eq!(
+            helm_owner(&json!({"metadata": {"labels": {MANAGED_BY_LABEL: "Helm"}}})),
+            HelmOwner::Partial
+        );
+    }
 }

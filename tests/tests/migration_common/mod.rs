@@ -136,3 +136,24 @@ pub(crate) fn seed_v2_27(testbed: &Testbed, options: &FixtureOptions) -> Vec<Val
     fixtures::apply(&testbed.tools().kubectl, testbed.kubeconfig(), &seeded).unwrap();
     seeded
 }
+
+/// `helm template` of the look-alike chart with the fixture's values, parsed the way Helm reads
+/// YAML (`migration::object::parse_manifest`: `0400` is octal).
+pub(crate) fn render(helm: &Path, options: &FixtureOptions, scratch: &Path) -> Vec<Value> {
+    let values = scratch.join("render-values.json");
+    fs::write(&values, fixtures::helm_values(options).to_string()).unwrap();
+    let output = std::process::Command::new(helm)
+        .arg("template")
+        .arg("cilium")
+        .arg(fixtures::chart_dir())
+        .arg("--namespace=kube-system")
+        .arg(format!("--values={}", values.display()))
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "helm template failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    object::parse_manifest(&String::from_utf8(output.stdout).unwrap()).unwrap()
+}
