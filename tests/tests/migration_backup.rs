@@ -14,7 +14,6 @@ mod migration_common;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::Api;
@@ -28,7 +27,7 @@ use migration::journal::{Journal, JournalStatus, Step, Strategy};
 use migration::object::{self, HelmOwner, LAST_APPLIED_ANNOTATION, ObjectRef, is_cilium_group};
 use migration::restore::{self, Difference};
 use migration_common::{
-    bundle_uids, files_under, inventory_copy, live_json, live_uids, options_for, render,
+    bundle_uids, files_under, helm, inventory_copy, live_json, live_uids, options_for, render,
     resource_of, seed_v2_27, start_testbed,
 };
 use serde_json::json;
@@ -36,21 +35,6 @@ use testbed::fixtures;
 
 /// Objects per list request: small, so that every kind with more objects takes several pages.
 const PAGE_SIZE: u32 = 2;
-
-/// Runs helm with an argument vector; panics with its error output when it fails.
-fn helm(helm: &Path, kubeconfig: &Path, args: &[String]) {
-    let output = std::process::Command::new(helm)
-        .arg(format!("--kubeconfig={}", kubeconfig.display()))
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{} {args:?} failed: {}",
-        helm.display(),
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
 
 /// Which Helm installs the chart over the adopted objects.
 #[derive(Clone, Copy, Debug)]

@@ -1,5 +1,6 @@
-//! End-to-end: the `replace` strategy's deletions through the guard, and rollback by
-//! re-creating the deleted objects from the bundle, compared object by object.
+//! End-to-end: the `replace` strategy's deletions through the guard, adoption of the kept
+//! Secrets, the Helm install, and rollback (forget the release, delete what it created,
+//! re-create and restore from the bundle), compared object by object.
 //!
 //! Starts a testbed of its own (the fixture owns `kube-system`).
 
@@ -14,6 +15,7 @@ use kube::Api;
 use kube::api::DynamicObject;
 use kube::runtime::conditions;
 use kube::runtime::wait::await_condition;
+use migration::adopt::{self, Phase, Release};
 use migration::bundle::{BackupRequest, Bundle, Section};
 use migration::era;
 use migration::guard;
@@ -23,7 +25,7 @@ use migration::object::ObjectRef;
 use migration::restore::{self, Difference};
 use migration::template_era::{self, KEPT_SECRETS};
 use migration_common::{
-    bundle_uids, live_uids, options_for, resource_of, seed_v2_27, start_testbed,
+    bundle_uids, helm, live_uids, options_for, render, resource_of, seed_v2_27, start_testbed,
 };
 
 /// How long the garbage collector may take to finish a delete.
@@ -40,13 +42,16 @@ async fn replace_deletes_only_template_objects_and_rollback_recreates_them() {
     let identity = ClusterIdentity::read(&client, testbed.api_server())
         .await
         .unwrap();
+    let tools = testbed.tools();
+    let rendered = render(&tools.helm, &options, tmp.path());
+    let release = Release::default();
     let bundle_dir = tmp.path().join("bundle");
     let mut journal = Journal::create(&bundle_dir, identity.clone(), Strategy::Replace).unwrap();
     journal.start(Step::Backup).unwrap();
     let request = BackupRequest {
         dir: bundle_dir.clone(),
         cluster: identity,
-        extra_objects: Vec::new(),
+        extra_objects: rendered.iter().filter_map(ObjectRef::of).collect(),
         inventory: Vec::new(),
         page_size: 100,
     };
@@ -112,15 +117,68 @@ async fn replace_deletes_only_template_objects_and_rollback_recreates_them() {
         assert_eq!(live, Some(None), "{r}");
     }
 
-    // Rollback: re-create from the bundle and compare exactly.
+    // The rendered objects that remain (the kept hubble Secrets) are adopted, then Helm
+    // installs the chart, which creates the workloads anew.
+    let live = adopt::fetch_live(&client, &rendered, &release)
+        .await
+        .unwrap();
+    let plan = adopt::plan_adoption(&live, &rendered, &release);
+    assert!(plan.can_adopt(), "{:?}", plan.blockers);
+    let kinds: Vec<&str> = plan
+        .patches
+        .iter()
+        .map(|p| p.object.kind.as_str())
+        .collect();
+    assert!(
+        !kinds.is_empty() && kinds.iter().all(|k| *k == "Secret"),
+        "{kinds:?}"
+    );
+    adopt::apply_adoption(&client, &plan, Phase::Metadata)
+        .await
+        .unwrap();
+    journal.start(Step::HelmInstall).unwrap();
+    let values = tmp.path().join("values.json");
+    std::fs::write(
+        &values,
+        testbed::fixtures::helm_values(&options).to_string(),
+    )
+    .unwrap();
+    helm(
+        &tools.helm3,
+        testbed.kubeconfig(),
+        &[
+            "upgrade".into(),
+            "--install".into(),
+            "cilium".into(),
+            testbed::fixtures::chart_dir().display().to_string(),
+            "--namespace=kube-system".into(),
+            format!("--values={}", values.display()),
+        ],
+    );
+    journal.done(Step::HelmInstall).unwrap();
+    let after_install = live_uids(&client, &bundle, Section::Handover).await;
+    let ds_after = after_install
+        .iter()
+        .find(|(r, _)| r.kind == "DaemonSet")
+        .unwrap();
+    assert!(ds_after.1.is_some(), "Helm created the DaemonSet");
+
+    // Rollback: forget the release, delete what it created, put the bundle back, compare.
+    guard::forget_release(&client, &release).await.unwrap();
+    let removed = restore::remove_created(&client, &bundle, &release)
+        .await
+        .unwrap();
+    assert!(removed.iter().any(|r| r.kind == "Role"), "{removed:?}");
     let restored = restore::restore_handover(&client, &bundle).await.unwrap();
     assert!(
         restored
-            .created
+            .replaced
             .iter()
             .any(|r| r.kind == "DaemonSet" && r.name == "cilium"),
         "{restored:?}"
     );
+    // Objects the chart does not render come back from the bundle.
+    assert!(!restored.created.is_empty(), "{restored:?}");
     let differences = restore::compare_with_cluster(
         &client,
         &bundle,

@@ -30,6 +30,11 @@
 //! template, field-by-field removal can be rejected too (Kubespray's `privileged: true` gone
 //! while its Bidirectional mount remains), so a template with Kubespray-only fields is replaced
 //! whole by the rendered one: the workload rolls once, and Helm finds nothing left to change.
+//! The cost: hand edits to such a pod template are dropped too (the bundle keeps them; after
+//! the hand-over the chart's values are the place for them).
+//!
+//! Parse `helm template` output with [`crate::object::parse_manifest`]: it reads numbers as
+//! Helm does (`defaultMode: 0400` is octal 256; a YAML 1.2 reader gives 400).
 
 use std::collections::HashMap;
 use std::fmt;

@@ -16,7 +16,9 @@
 //! 3. `backup`: [`bundle::Bundle::create`] with the rendered objects as `extra_objects`, then
 //!    [`bundle::Bundle::verify`] before any write.
 //! 4. `adopt-metadata`: [`adopt::apply_adoption`] with [`adopt::Phase::Metadata`]; or
-//!    `delete-template-objects`: [`guard::replace_deletions`] through [`guard::delete`].
+//!    `delete-template-objects`: [`guard::replace_deletions`] through [`guard::delete`], then a
+//!    fresh plan applied with [`adopt::Phase::Metadata`] for the rendered objects that remain
+//!    (the kept Secrets, e.g. `hubble-server-certs`), which Helm would otherwise refuse.
 //! 5. `helm-install` (the helm crate), then `prune-fields`: a fresh plan, applied with
 //!    [`adopt::Phase::Prune`].
 //! 6. `inventory-edit`, `verify` (other crates), then [`era::write_handover_marker`].

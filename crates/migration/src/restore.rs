@@ -9,7 +9,9 @@
 //!
 //! Restoring an object that exists replaces it (PUT) with the backed-up object: that removes
 //! Helm's ownership metadata and brings back the backed-up labels, annotations (including
-//! `last-applied-configuration`), spec and data, keeping the UID. An object that is gone is
+//! `last-applied-configuration`), spec and data, keeping the UID. An object created since the
+//! backup (another UID) whose immutable fields differ, such as a Service Helm re-created with
+//! another clusterIP, is deleted and created from the backup, so the clusterIP comes back. An object that is gone is
 //! created from the backup without its server-managed fields. Completed Jobs are not
 //! re-created: they are finished one-shot runs (Kubespray's certgen Job would issue new hubble
 //! certificates), not state.
@@ -22,6 +24,8 @@
 use std::fmt;
 
 use kube::api::{DynamicObject, PostParams};
+use kube::runtime::conditions;
+use kube::runtime::wait::await_condition;
 use kube::{Api, Client};
 use serde_json::{Value, json};
 
@@ -220,7 +224,20 @@ pub enum RestoreError {
     /// A delete was refused or failed.
     #[error(transparent)]
     Delete(#[from] crate::guard::DeleteError),
+    /// An object to re-create did not go away in time.
+    #[error(
+        "{object} was deleted to be re-created from the bundle but still exists after {timeout:?}; check its finalizers, then run again"
+    )]
+    NotDeleted {
+        /// The object.
+        object: ObjectRef,
+        /// How long we waited.
+        timeout: std::time::Duration,
+    },
 }
+
+/// How long a delete before a re-creation may take.
+const DELETE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// What [`restore_handover`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -308,14 +325,60 @@ pub async fn restore_handover(
                     }
                     let body: DynamicObject = serde_json::from_value(body)
                         .map_err(|_| RestoreError::BadObject(file.path.clone()))?;
-                    api.replace(&r.name, &PostParams::default(), &body)
-                        .await
-                        .map_err(|source| RestoreError::Api {
-                            action: "replacing",
-                            object: r.clone(),
-                            source,
-                        })?;
-                    report.replaced.push(r);
+                    let live_uid = live.metadata.uid.clone().unwrap_or_default();
+                    let backup_uid =
+                        object::str_at(&backup, &["metadata", "uid"]).unwrap_or_default();
+                    match api.replace(&r.name, &PostParams::default(), &body).await {
+                        Ok(_) => report.replaced.push(r),
+                        // Another object of that name was created since the backup, and its
+                        // immutable fields differ (a Service with another clusterIP): delete it
+                        // and create the backed-up one.
+                        Err(kube::Error::Api(status))
+                            if status.code == 422 && live_uid != backup_uid =>
+                        {
+                            crate::guard::delete(
+                                client,
+                                &file.api_resource(),
+                                &r,
+                                &live_uid,
+                                false,
+                            )
+                            .await?;
+                            let gone = tokio::time::timeout(
+                                DELETE_TIMEOUT,
+                                await_condition(
+                                    api.clone(),
+                                    &r.name,
+                                    conditions::is_deleted(&live_uid),
+                                ),
+                            )
+                            .await;
+                            if !matches!(gone, Ok(Ok(_))) {
+                                return Err(RestoreError::NotDeleted {
+                                    object: r,
+                                    timeout: DELETE_TIMEOUT,
+                                });
+                            }
+                            let body: DynamicObject =
+                                serde_json::from_value(creation_body(&backup))
+                                    .map_err(|_| RestoreError::BadObject(file.path.clone()))?;
+                            api.create(&PostParams::default(), &body)
+                                .await
+                                .map_err(|source| RestoreError::Api {
+                                    action: "re-creating",
+                                    object: r.clone(),
+                                    source,
+                                })?;
+                            report.created.push(r);
+                        }
+                        Err(source) => {
+                            return Err(RestoreError::Api {
+                                action: "replacing",
+                                object: r,
+                                source,
+                            });
+                        }
+                    }
                 }
                 None => {
                     let body: DynamicObject = serde_json::from_value(creation_body(&backup))

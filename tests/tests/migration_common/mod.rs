@@ -157,3 +157,18 @@ pub(crate) fn render(helm: &Path, options: &FixtureOptions, scratch: &Path) -> V
     );
     object::parse_manifest(&String::from_utf8(output.stdout).unwrap()).unwrap()
 }
+
+/// Runs helm with an argument vector; panics with its error output when it fails.
+pub(crate) fn helm(helm: &Path, kubeconfig: &Path, args: &[String]) {
+    let output = std::process::Command::new(helm)
+        .arg(format!("--kubeconfig={}", kubeconfig.display()))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{} {args:?} failed: {}",
+        helm.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
