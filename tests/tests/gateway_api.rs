@@ -17,7 +17,7 @@ use std::time::Duration;
 use gateway_api::bundle::{BundleVersion, Channel, minimal_bundle};
 use gateway_api::{AcceptWait, EnableOptions, Error, Journal, Outcome, Status, Target};
 use helm::{ChartSource, Helm, OnFailure, Ownership, UpgradeInstall, ValuesScope, Wait};
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
 use kube::core::GroupVersionKind;
@@ -191,6 +191,7 @@ impl Cluster {
             rollout_timeout: TIMEOUT,
             accept,
             inventory: None,
+            restart_agents: true,
         }
     }
 
@@ -201,6 +202,18 @@ impl Cluster {
         );
         Api::all_with(self.client.clone(), &resource)
     }
+}
+
+/// The `kubectl.kubernetes.io/restartedAt` annotation of DaemonSet kube-system/cilium's template.
+async fn agents_restarted_at(client: &kube::Client) -> Option<String> {
+    let api: Api<DaemonSet> = Api::namespaced(client.clone(), NAMESPACE);
+    api.get("cilium")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .spec
+        .and_then(|s| s.template.metadata)
+        .and_then(|m| m.annotations)
+        .and_then(|a| a.get("kubectl.kubernetes.io/restartedAt").cloned())
 }
 
 fn failing(report: &gateway_api::Report) -> Vec<&str> {
@@ -372,6 +385,11 @@ async fn check_then_enable_with_helm3() {
     assert_private(&journal.values_file);
     assert_private(&options.journal);
 
+    assert!(enabled.agents_restarted);
+    let agents_before = agents_restarted_at(&cluster.client).await;
+    assert!(agents_before.is_some(), "the agents were restarted");
+    assert!(journal.agents_restarted);
+
     // Later, the operator changes their mind: `gateway-api rollback` reads the journal.
     let restarted_before = annotations
         .get("kubectl.kubernetes.io/restartedAt")
@@ -404,6 +422,11 @@ async fn check_then_enable_with_helm3() {
         "the operator restarts after the rollback"
     );
     assert_ne!(restarted_after, restarted_before, "a second restart");
+    let agents_after = agents_restarted_at(&cluster.client).await;
+    assert!(
+        agents_after.is_some() && agents_after != agents_before,
+        "the agents restart after the rollback too"
+    );
     let journal = Journal::load(&options.journal)
         .unwrap_or_else(|e| panic!("{e}"))
         .unwrap_or_else(|| panic!("no journal"));
@@ -524,6 +547,7 @@ async fn a_forced_failure_rolls_back_with_helm4() {
         crds_applied: Vec::new(),
         values_file: gateway_api::enable::values_file_for(&options.journal),
         operator_restart: None,
+        agents_restarted: false,
         outcome: Outcome::InProgress,
         events: Vec::new(),
     };
@@ -592,6 +616,11 @@ async fn a_forced_failure_rolls_back_with_helm4() {
     assert!(
         class.is_none(),
         "the rollback removes the chart's GatewayClass"
+    );
+    assert_eq!(
+        agents_restarted_at(&cluster.client).await,
+        None,
+        "a failure before the acceptance never restarts the agents"
     );
 
     let journal = Journal::load(&options.journal)

@@ -91,6 +91,10 @@ struct EnableArgs {
     /// the testbed); everything else is still verified.
     #[arg(long)]
     no_accept_wait: bool,
+    /// Do not restart the agents (DaemonSet cilium) after the GatewayClass is accepted; they
+    /// then serve Gateways only after their next restart.
+    #[arg(long)]
+    no_agent_restart: bool,
     /// Helm's --timeout for the upgrade and a rollback.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "10m")]
     helm_timeout: Duration,
@@ -245,7 +249,7 @@ async fn enable(args: EnableArgs) -> anyhow::Result<()> {
             println!("  set {} = {} (was {before})", change.path, change.after);
         }
         println!(
-            "  helm upgrade {} in {} with the release's values plus these, restart the operator, wait for GatewayClass cilium, verify, and roll back on failure",
+            "  helm upgrade {} in {} with the release's values plus these, restart the operator, wait for GatewayClass cilium, restart the agents, verify, and roll back on failure",
             target.release, target.namespace
         );
         println!("run again with --apply to do it");
@@ -268,14 +272,20 @@ async fn enable(args: EnableArgs) -> anyhow::Result<()> {
             AcceptWait::Within(args.accept_timeout)
         },
         inventory,
+        restart_agents: !args.no_agent_restart,
     };
     let mut progress = |line: &str| eprintln!("gateway-api: {line}");
     let enabled = gateway_api::enable(&client, &helm, &options, &mut progress).await?;
     print!("{}", enabled.report.table());
     println!(
-        "Gateway API enabled: revision {} -> {}{}; journal {}",
+        "Gateway API enabled: revision {} -> {}{}{}; journal {}",
         enabled.previous_revision,
         enabled.enabled_revision,
+        if enabled.agents_restarted {
+            ", agents restarted"
+        } else {
+            ""
+        },
         enabled
             .operator_restart
             .map(|r| format!(", operator restarted ({r})"))

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use helm::{ChartSource, Helm, OnFailure, Ownership, RollbackRequest, UpgradeInstall, Wait};
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, Patch, PatchParams};
 use serde::Serialize;
@@ -24,6 +24,8 @@ pub const FIELD_MANAGER: &str = "cilium-migrate-gateway-api";
 pub const RESTARTED_AT: &str = "kubectl.kubernetes.io/restartedAt";
 /// The operator's Deployment.
 pub const OPERATOR_DEPLOYMENT: &str = "cilium-operator";
+/// The agents' DaemonSet.
+pub const AGENT_DAEMON_SET: &str = "cilium";
 
 /// One value `enable` changes.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -223,6 +225,9 @@ pub struct EnableOptions {
     pub accept: AcceptWait,
     /// The inventory's guards, when given.
     pub inventory: Option<InventoryFacts>,
+    /// Restart the agents (DaemonSet `cilium`) once the GatewayClass is accepted: they read
+    /// `enable-envoy-config` only at start (Cilium's documented procedure restarts them).
+    pub restart_agents: bool,
 }
 
 /// What a successful `enable` did.
@@ -234,6 +239,8 @@ pub struct Enabled {
     pub enabled_revision: u32,
     /// Why the operator was restarted (`None`: it was not).
     pub operator_restart: Option<String>,
+    /// Whether the agents were restarted.
+    pub agents_restarted: bool,
     /// `check` on the cluster afterwards.
     pub report: Report,
 }
@@ -276,6 +283,7 @@ pub async fn enable(
         crds_applied: Vec::new(),
         values_file: values_file.clone(),
         operator_restart: None,
+        agents_restarted: false,
         outcome: Outcome::InProgress,
         events: Vec::new(),
     };
@@ -376,6 +384,31 @@ pub async fn enable(
         journal.note("GatewayClass cilium Accepted");
     }
 
+    // After the acceptance, so that a failed enable never restarted the agents.
+    if options.restart_agents {
+        progress(
+            "restarting the agents (DaemonSet cilium): they read enable-envoy-config only at start",
+        );
+        journal.agents_restarted = true;
+        if let Err(error) =
+            restart_agents(client, &options.target.namespace, options.rollout_timeout).await
+        {
+            let reason = format!("agent restart: {error}");
+            return Err(roll_back(
+                client,
+                helm,
+                options,
+                &mut journal,
+                reason,
+                restart.is_some(),
+                progress,
+            )
+            .await);
+        }
+        journal.note("agents restarted and rolled out");
+        journal.save(&options.journal)?;
+    }
+
     let after = collect(client, Some(helm), &options.target).await?;
     let report = check(&after, options.inventory.as_ref());
     if let Some(problem) = unhealthy(&after, &report) {
@@ -397,6 +430,7 @@ pub async fn enable(
         previous_revision: release.revision,
         enabled_revision: upgraded,
         operator_restart: restart,
+        agents_restarted: options.restart_agents,
         report,
     })
 }
@@ -464,7 +498,7 @@ async fn roll_back(
             .map_err(|e| Error::Task(e.to_string()))
             .and_then(|r| r.map_err(Error::from))
     };
-    let restarted = match (&rollback, restart_again) {
+    let mut restarted = match (&rollback, restart_again) {
         // The restarted operator runs with Gateway API on until it restarts again.
         (Ok(()), true) => {
             restart_operator(client, &options.target.namespace, options.rollout_timeout)
@@ -474,6 +508,16 @@ async fn roll_back(
         }
         _ => None,
     };
+    if rollback.is_ok() && journal.agents_restarted {
+        let again =
+            restart_agents(client, &options.target.namespace, options.rollout_timeout).await;
+        if let Err(e) = again {
+            restarted = Some(format!(
+                "{}; the agent restart after the rollback failed: {e}",
+                restarted.unwrap_or_default()
+            ));
+        }
+    }
     journal.outcome = match &rollback {
         Ok(()) => Outcome::RolledBack {
             to,
@@ -593,6 +637,73 @@ pub async fn restart_operator(
     }
 }
 
+/// `kubectl rollout restart daemonset/cilium`, then waits until every node runs the new template.
+pub async fn restart_agents(
+    client: &kube::Client,
+    namespace: &str,
+    timeout: Duration,
+) -> Result<(), Error> {
+    let api: Api<DaemonSet> = Api::namespaced(client.clone(), namespace);
+    let now = k8s_openapi::jiff::Timestamp::now().to_string();
+    let patch = json!({
+        "spec": { "template": { "metadata": { "annotations": { RESTARTED_AT: now } } } }
+    });
+    let what = format!("DaemonSet {namespace}/{AGENT_DAEMON_SET}");
+    api.patch(
+        AGENT_DAEMON_SET,
+        &PatchParams::default(),
+        &Patch::Strategic(&patch),
+    )
+    .await
+    .map_err(|source| Error::Kube {
+        what: format!("restarting {what}"),
+        source: Box::new(source),
+    })?;
+    let deadline = Instant::now() + timeout;
+    loop {
+        let daemon_set = api
+            .get(AGENT_DAEMON_SET)
+            .await
+            .map_err(|source| Error::Kube {
+                what: what.clone(),
+                source: Box::new(source),
+            })?;
+        let (done, seen) = daemon_set_rolled_out(&daemon_set);
+        if done {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(Error::Wait {
+                what: format!("{what} to roll out within {timeout:?}"),
+                last: seen,
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Whether a DaemonSet runs its current template, ready, on every node it should.
+pub fn daemon_set_rolled_out(daemon_set: &DaemonSet) -> (bool, String) {
+    let generation = daemon_set.metadata.generation;
+    let Some(status) = &daemon_set.status else {
+        return (false, "no status yet".to_owned());
+    };
+    let desired = status.desired_number_scheduled;
+    let updated = status.updated_number_scheduled.unwrap_or(0);
+    let available = status.number_available.unwrap_or(0);
+    let done = status.observed_generation == generation
+        && updated == desired
+        && available == desired
+        && status.number_ready == desired;
+    (
+        done,
+        format!(
+            "observed generation {:?} of {generation:?}, {updated} updated, {available} available, {} ready, {desired} desired",
+            status.observed_generation, status.number_ready
+        ),
+    )
+}
+
 /// Whether a Deployment has rolled out its current template everywhere, and what was seen.
 pub fn rolled_out(deployment: &Deployment) -> (bool, String) {
     let wanted = deployment
@@ -652,8 +763,8 @@ pub async fn wait_accepted(client: &kube::Client, timeout: Duration) -> Result<(
 }
 
 /// Rolls the release back to the journal's previous revision (for `gateway-api rollback`), and
-/// restarts the operator again when the enable run had restarted it (a running operator keeps
-/// Gateway API on until it restarts).
+/// restarts the operator (and the agents) again when the enable run had restarted them: running
+/// ones keep Gateway API on until they restart.
 pub async fn roll_back_from_journal(
     client: &kube::Client,
     helm: &Helm,
@@ -677,6 +788,10 @@ pub async fn roll_back_from_journal(
     if journal.operator_restart.is_some() {
         restart_operator(client, &journal.namespace, timeout).await?;
         journal.note("operator restarted after the rollback");
+    }
+    if journal.agents_restarted {
+        restart_agents(client, &journal.namespace, timeout).await?;
+        journal.note("agents restarted after the rollback");
     }
     journal.outcome = Outcome::RolledBack {
         to,

@@ -51,6 +51,9 @@ pub struct Journal {
     /// Whether the operator was restarted, and why.
     #[serde(default)]
     pub operator_restart: Option<String>,
+    /// Whether the agents (DaemonSet `cilium`) were restarted.
+    #[serde(default)]
+    pub agents_restarted: bool,
     /// How far it got.
     pub outcome: Outcome,
     /// What happened, in order (Unix seconds, text).
@@ -150,6 +153,7 @@ mod tests {
             crds_applied: vec!["gateways.gateway.networking.k8s.io".into()],
             values_file: dir.path().join("values.yaml"),
             operator_restart: None,
+            agents_restarted: false,
             outcome: Outcome::RolledBack {
                 to: 3,
                 reason: "GatewayClass cilium not Accepted".into(),
