@@ -804,6 +804,93 @@ pub async fn roll_back_from_journal(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::state::ReleaseFacts;
+
+    fn state(operator_started: Option<i64>, crd_created: i64, enabled: bool) -> ClusterState {
+        let mut config = std::collections::BTreeMap::new();
+        if enabled {
+            config.insert("enable-gateway-api".to_owned(), "true".to_owned());
+        }
+        ClusterState {
+            config: Some(config),
+            crds: vec![CrdFacts {
+                plural: "gateways".to_owned(),
+                created_unix: Some(crd_created),
+                ..CrdFacts::default()
+            }],
+            operator_started_unix: operator_started,
+            release: Some(ReleaseFacts {
+                status: "deployed".to_owned(),
+                ..ReleaseFacts::default()
+            }),
+            ..ClusterState::default()
+        }
+    }
+
+    #[test]
+    fn the_operator_restarts_when_it_cannot_know() {
+        let crds_later = restart_reason(&state(Some(100), 200, true), &[]);
+        assert!(crds_later.is_some_and(|r| r.contains("appeared after")));
+        let applied = restart_reason(&state(Some(300), 200, true), &[json!({})]);
+        assert!(applied.is_some_and(|r| r.contains("appeared after")));
+        let flag = restart_reason(&state(Some(300), 200, false), &[]);
+        assert!(flag.is_some_and(|r| r.contains("enable-gateway-api")));
+        assert_eq!(restart_reason(&state(Some(300), 200, true), &[]), None);
+        assert_eq!(restart_reason(&state(None, 200, false), &[]), None);
+    }
+
+    #[test]
+    fn health_needs_the_flag_and_a_deployed_release() {
+        let report = Report {
+            cilium_version: None,
+            bundle: None,
+            items: Vec::new(),
+        };
+        let off = state(Some(1), 1, false);
+        assert!(unhealthy(&off, &report).is_some_and(|p| p.contains("enable-gateway-api")));
+        let mut failed = state(Some(1), 1, true);
+        if let Some(release) = &mut failed.release {
+            release.status = "failed".to_owned();
+        }
+        assert_eq!(
+            unhealthy(&failed, &report).as_deref(),
+            Some("release is failed")
+        );
+        assert_eq!(unhealthy(&state(Some(1), 1, true), &report), None);
+    }
+
+    #[test]
+    fn rollouts_wait_for_the_new_generation_everywhere() -> Result<(), serde_json::Error> {
+        let deployment: Deployment = serde_json::from_value(json!({
+            "metadata": { "generation": 3 },
+            "spec": { "replicas": 2, "selector": {}, "template": {} },
+            "status": { "observedGeneration": 2, "replicas": 2, "updatedReplicas": 2, "availableReplicas": 2 }
+        }))?;
+        assert!(!rolled_out(&deployment).0, "generation 3 not observed yet");
+        let deployment: Deployment = serde_json::from_value(json!({
+            "metadata": { "generation": 3 },
+            "spec": { "replicas": 2, "selector": {}, "template": {} },
+            "status": { "observedGeneration": 3, "replicas": 3, "updatedReplicas": 2, "availableReplicas": 2 }
+        }))?;
+        assert!(!rolled_out(&deployment).0, "an old pod is still there");
+        let daemon_set: DaemonSet = serde_json::from_value(json!({
+            "metadata": { "generation": 5 },
+            "spec": { "selector": {}, "template": {} },
+            "status": { "observedGeneration": 5, "desiredNumberScheduled": 3, "currentNumberScheduled": 3,
+                        "numberMisscheduled": 0, "numberReady": 3, "updatedNumberScheduled": 3, "numberAvailable": 3 }
+        }))?;
+        assert!(daemon_set_rolled_out(&daemon_set).0);
+        let daemon_set: DaemonSet = serde_json::from_value(json!({
+            "metadata": { "generation": 5 },
+            "spec": { "selector": {}, "template": {} },
+            "status": { "observedGeneration": 5, "desiredNumberScheduled": 3, "currentNumberScheduled": 3,
+                        "numberMisscheduled": 0, "numberReady": 3, "updatedNumberScheduled": 2, "numberAvailable": 3 }
+        }))?;
+        let (done, seen) = daemon_set_rolled_out(&daemon_set);
+        assert!(!done, "{seen}");
+        assert!(seen.contains("2 updated"), "{seen}");
+        Ok(())
+    }
 
     #[test]
     fn merge_records_only_real_changes() {
