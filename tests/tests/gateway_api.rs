@@ -385,6 +385,14 @@ async fn check_then_enable_with_helm3() {
     assert_private(&journal.values_file);
     assert_private(&options.journal);
 
+    // A second run changes nothing.
+    let mut ignore = |_: &str| {};
+    let again = gateway_api::enable(&cluster.client, &cluster.helm, &options, &mut ignore)
+        .await
+        .unwrap_or_else(|e| panic!("second enable: {e}"));
+    assert_eq!((again.previous_revision, again.enabled_revision), (2, 2));
+    assert_eq!(cluster.history().len(), 2);
+
     assert!(enabled.agents_restarted);
     let agents_before = agents_restarted_at(&cluster.client).await;
     assert!(agents_before.is_some(), "the agents were restarted");

@@ -273,6 +273,20 @@ pub async fn enable(
     let release = state.release.clone().ok_or_else(|| Error::Refused {
         items: vec!["Helm release: none".to_owned()],
     })?;
+    if plan.changes.is_empty() && plan.crds.is_empty() {
+        // A second run: no new revision, no restarts.
+        progress(&format!(
+            "Gateway API is already on at revision {}; nothing to change",
+            release.revision
+        ));
+        return Ok(Enabled {
+            previous_revision: release.revision,
+            enabled_revision: release.revision,
+            operator_restart: None,
+            agents_restarted: false,
+            report: plan.report,
+        });
+    }
 
     let values_file = values_file_for(&options.journal);
     let mut journal = Journal {
