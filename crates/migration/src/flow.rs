@@ -252,6 +252,8 @@ pub struct CheckLine {
     pub state: String,
     /// What it saw.
     pub detail: String,
+    /// Passed (or not installed, for an optional part).
+    pub green: bool,
     /// Whether the run ignored it (`ignore_checks`).
     pub ignored: bool,
 }
@@ -1145,12 +1147,10 @@ impl Session<'_> {
         let deadline = Instant::now() + self.options.verify_timeout;
         loop {
             let checks = self.checks().await?;
-            let failing: Vec<&CheckLine> = checks
-                .iter()
-                .filter(|c| !c.ignored && !matches!(c.state.as_str(), "ok" | "skipped" | "info"))
-                .collect();
+            let failing: Vec<&CheckLine> =
+                checks.iter().filter(|c| !c.ignored && !c.green).collect();
             if failing.is_empty() {
-                for c in checks.iter().filter(|c| c.ignored && c.state != "ok") {
+                for c in checks.iter().filter(|c| c.ignored && !c.green) {
                     progress.note(&format!(
                         "ignored check {}: {} {}",
                         c.name, c.state, c.detail
@@ -1188,6 +1188,7 @@ impl Session<'_> {
                 name: c.name.clone(),
                 state: c.state.label().to_owned(),
                 detail: c.detail.clone(),
+                green: c.state.is_green(),
                 ignored: self.options.ignore_checks.contains(&c.name),
             })
             .collect())

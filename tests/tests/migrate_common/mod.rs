@@ -1,0 +1,304 @@
+//! Helpers shared by the `migrate_*` end-to-end tests: a testbed of their own, a Kubespray
+//! inventory that installs Cilium, the options of `migration::flow`, and cluster snapshots.
+
+// Each test binary uses a subset of the helpers.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
+use kube::api::{ApiResource, DynamicObject, ListParams};
+use kube::{Api, Client, ResourceExt as _};
+use migration::bundle::{Bundle, Section};
+use migration::flow::{MigrateOptions, NodeCheck, Plan, Progress};
+use migration::object::{self, ObjectRef};
+use testbed::fixtures::FixtureOptions;
+use testbed::{Options, Testbed, Tools};
+
+/// Verify checks a kwok testbed cannot pass: nothing runs Cilium there, so no CiliumEndpoint
+/// appears for the pods the hand-over restarts (hubble-relay, hubble-ui).
+pub(crate) const KWOK_IGNORED_CHECKS: &[&str] = &["pods managed by Cilium"];
+
+/// A testbed of the test's own (the fixtures own `kube-system` and cluster-scoped objects).
+pub(crate) async fn start_testbed(state: &Path) -> Testbed {
+    let options = Options {
+        nodes: 3,
+        state_dir: state.to_path_buf(),
+        tools: Tools::default(),
+        ..Options::default()
+    };
+    match Testbed::up(&options).await {
+        Ok(testbed) => testbed,
+        Err(error) => panic!("the testbed does not start: {error}"),
+    }
+}
+
+/// The fixture options for this testbed's nodes.
+pub(crate) fn fixture_options(testbed: &Testbed) -> FixtureOptions {
+    FixtureOptions {
+        nodes: FixtureOptions::nodes_named(testbed.nodes().iter().cloned()),
+        ..FixtureOptions::default()
+    }
+}
+
+/// A copy of Kubespray's sample inventory of `version` (`v2.27.1`, `v2.28.0`) under `into`,
+/// set to install Cilium (the sample installs Calico), never the shared original.
+pub(crate) fn inventory_copy(version: &str, into: &Path) -> PathBuf {
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/kubespray/samples")
+        .join(version);
+    assert!(
+        sample.is_dir(),
+        "the Kubespray samples are missing at {}",
+        sample.display()
+    );
+    let target = into.join("inventory");
+    copy_tree(&sample, &target);
+    let cluster = target.join("group_vars/k8s_cluster/k8s-cluster.yml");
+    let text =
+        fs::read_to_string(&cluster).unwrap_or_else(|e| panic!("{}: {e}", cluster.display()));
+    assert!(
+        text.contains("kube_network_plugin: calico"),
+        "{}",
+        cluster.display()
+    );
+    fs::write(
+        &cluster,
+        text.replace("kube_network_plugin: calico", "kube_network_plugin: cilium"),
+    )
+    .unwrap_or_else(|e| panic!("{}: {e}", cluster.display()));
+    target
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap_or_else(|e| panic!("{}: {e}", to.display()));
+    for entry in fs::read_dir(from).unwrap_or_else(|e| panic!("{}: {e}", from.display())) {
+        let entry = entry.unwrap_or_else(|e| panic!("{e}"));
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            fs::copy(entry.path(), &target).unwrap_or_else(|e| panic!("{}: {e}", target.display()));
+        }
+    }
+}
+
+/// Every file under `dir` with its bytes.
+pub(crate) fn files_under(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(path) = stack.pop() {
+        if path.is_dir() {
+            for entry in fs::read_dir(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())) {
+                stack.push(entry.unwrap_or_else(|e| panic!("{e}")).path());
+            }
+        } else {
+            let bytes = fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            out.insert(path, bytes);
+        }
+    }
+    out
+}
+
+/// Node directories on this machine, as `/opt/cni/bin` and `/etc/cni/net.d` look after
+/// `kube_owner: root` (created by this process, which runs as root in the e2e environment).
+pub(crate) fn node_check(scratch: &Path) -> NodeCheck {
+    let paths = vec![scratch.join("opt/cni/bin"), scratch.join("etc/cni/net.d")];
+    for p in &paths {
+        fs::create_dir_all(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    }
+    NodeCheck::Check {
+        access: Box::new(cni_fs::Access::Local),
+        nodes: vec![cni_fs::Node::named("node1")],
+        paths,
+    }
+}
+
+/// The options a test run uses: the look-alike chart, the testbed's kubeconfig, `--yes`.
+pub(crate) fn migrate_options(
+    testbed: &Testbed,
+    inventory: &Path,
+    bundle: &Path,
+    helm: &Path,
+    scratch: &Path,
+) -> MigrateOptions {
+    let mut options = MigrateOptions::new(inventory);
+    options.kubeconfig = Some(testbed.kubeconfig().to_path_buf());
+    options.bundle = Some(bundle.to_path_buf());
+    options.chart = helm::ChartSource::Directory(tests::cilium_chart());
+    options.helm = Some(helm.to_path_buf());
+    options.nodes = node_check(scratch);
+    options.apply = true;
+    options.yes = true;
+    options.helm_timeout = Duration::from_secs(300);
+    options.verify_timeout = Duration::from_secs(180);
+    options.ignore_checks = KWOK_IGNORED_CHECKS
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+    options
+}
+
+/// A callback run when a phase or step starts.
+pub(crate) type StartHook = Box<dyn FnMut(&str) + Send>;
+
+/// Records the flow's progress; optionally runs a callback when a step starts (fault injection).
+#[derive(Default)]
+pub(crate) struct Recorder {
+    /// `started NAME`, `finished NAME`, `failed NAME: ...`, `note ...` lines.
+    pub(crate) lines: Vec<String>,
+    /// Called with the name of every phase or step that starts.
+    pub(crate) on_start: Option<StartHook>,
+}
+
+impl Progress for Recorder {
+    fn started(&mut self, name: &str, _elapsed: Duration) {
+        self.lines.push(format!("started {name}"));
+        if let Some(hook) = self.on_start.as_mut() {
+            hook(name);
+        }
+    }
+
+    fn finished(&mut self, name: &str, _took: Duration, error: Option<&str>) {
+        self.lines.push(match error {
+            None => format!("finished {name}"),
+            Some(e) => format!("failed {name}: {e}"),
+        });
+    }
+
+    fn note(&mut self, message: &str) {
+        self.lines.push(format!("note {message}"));
+    }
+
+    fn confirm(&mut self, _plan: &Plan) -> bool {
+        panic!("the tests pass --yes: no confirmation may be asked")
+    }
+}
+
+/// UID of every `cilium.io` object and CRD, by reference (from the API, via the bundle's kinds).
+pub(crate) async fn live_uids(
+    client: &Client,
+    bundle: &Bundle,
+    section: Section,
+) -> BTreeMap<ObjectRef, Option<String>> {
+    let mut uids = BTreeMap::new();
+    for file in bundle.files(section) {
+        let objects = bundle.read_objects(file).unwrap_or_else(|e| panic!("{e}"));
+        for o in objects {
+            let r = ObjectRef::of(&o.unwrap_or_else(|e| panic!("{e}")))
+                .unwrap_or_else(|| panic!("no ref"));
+            let resource = file.api_resource();
+            let api: Api<DynamicObject> = match &r.namespace {
+                Some(ns) if file.namespaced => Api::namespaced_with(client.clone(), ns, &resource),
+                _ => Api::all_with(client.clone(), &resource),
+            };
+            let live = api
+                .get_opt(&r.name)
+                .await
+                .unwrap_or_else(|e| panic!("{r}: {e}"));
+            uids.insert(r, live.and_then(|o| o.metadata.uid));
+        }
+    }
+    uids
+}
+
+/// UID of every object of the section as the bundle recorded it.
+pub(crate) fn bundle_uids(
+    bundle: &Bundle,
+    section: Section,
+) -> BTreeMap<ObjectRef, Option<String>> {
+    let mut uids = BTreeMap::new();
+    for file in bundle.files(section) {
+        for o in bundle.read_objects(file).unwrap_or_else(|e| panic!("{e}")) {
+            let o = o.unwrap_or_else(|e| panic!("{e}"));
+            let uid = object::str_at(&o, &["metadata", "uid"]).map(str::to_owned);
+            uids.insert(ObjectRef::of(&o).unwrap_or_else(|| panic!("no ref")), uid);
+        }
+    }
+    uids
+}
+
+/// Every pod of the cluster: `namespace/name` to UID.
+pub(crate) async fn pod_uids(client: &Client) -> BTreeMap<String, String> {
+    let pods: Api<Pod> = Api::all(client.clone());
+    pods.list(&ListParams::default())
+        .await
+        .unwrap_or_else(|e| panic!("listing pods: {e}"))
+        .items
+        .iter()
+        .map(|p| {
+            (
+                format!("{}/{}", p.namespace().unwrap_or_default(), p.name_any()),
+                p.uid().unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+/// `data` of ConfigMap kube-system/cilium-config.
+pub(crate) async fn live_cilium_config(client: &Client) -> BTreeMap<String, String> {
+    let maps: Api<ConfigMap> = Api::namespaced(client.clone(), "kube-system");
+    maps.get("cilium-config")
+        .await
+        .unwrap_or_else(|e| panic!("cilium-config: {e}"))
+        .data
+        .unwrap_or_default()
+}
+
+/// A key of a Secret in kube-system, decoded.
+pub(crate) async fn secret_key(client: &Client, name: &str, key: &str) -> Option<Vec<u8>> {
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), "kube-system");
+    secrets
+        .get_opt(name)
+        .await
+        .unwrap_or_else(|e| panic!("Secret {name}: {e}"))
+        .and_then(|s| s.data)
+        .and_then(|mut d| d.remove(key))
+        .map(|b| b.0)
+}
+
+/// `helm status cilium -n kube-system` with this helm.
+pub(crate) fn release_status(helm: &Path, kubeconfig: &Path) -> Option<helm::ReleaseInfo> {
+    helm::Helm::locate(Some(helm))
+        .unwrap_or_else(|e| panic!("{e}"))
+        .with_kubeconfig(kubeconfig)
+        .status("cilium", "kube-system")
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The `cilium-config` the release's manifest renders.
+pub(crate) fn release_cilium_config(helm: &Path, kubeconfig: &Path) -> BTreeMap<String, String> {
+    let manifest = helm::Helm::locate(Some(helm))
+        .unwrap_or_else(|e| panic!("{e}"))
+        .with_kubeconfig(kubeconfig)
+        .get_manifest("cilium", "kube-system")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let objects = object::parse_manifest(&manifest).unwrap_or_else(|e| panic!("{e}"));
+    let cm = objects
+        .iter()
+        .find(|o| o["kind"] == "ConfigMap" && o["metadata"]["name"] == "cilium-config")
+        .unwrap_or_else(|| panic!("the release renders no cilium-config"));
+    cm["data"]
+        .as_object()
+        .unwrap_or_else(|| panic!("cilium-config without data"))
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                v.as_str().map_or_else(|| v.to_string(), str::to_owned),
+            )
+        })
+        .collect()
+}
+
+/// The resource of a kind, for raw reads.
+pub(crate) fn resource(api_version: &str, kind: &str, plural: &str) -> ApiResource {
+    let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+    ApiResource::from_gvk_with_plural(
+        &kube::api::GroupVersionKind::gvk(group, version, kind),
+        plural,
+    )
+}
