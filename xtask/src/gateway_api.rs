@@ -153,7 +153,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
 }
 
 async fn rollback(args: RollbackArgs) -> anyhow::Result<()> {
-    let client = client(args.kubeconfig.as_ref()).await?;
+    let client = crate::cluster::client(args.kubeconfig.as_deref()).await?;
     let helm = locate_helm(args.helm.as_ref(), args.kubeconfig.as_ref())?;
     let to = gateway_api::enable::roll_back_from_journal(
         &client,
@@ -172,22 +172,6 @@ fn locate_helm(helm: Option<&PathBuf>, kubeconfig: Option<&PathBuf>) -> anyhow::
         helm = helm.with_kubeconfig(kubeconfig);
     }
     Ok(helm)
-}
-
-async fn client(kubeconfig: Option<&PathBuf>) -> anyhow::Result<kube::Client> {
-    let config = match kubeconfig {
-        Some(path) => {
-            let file = kube::config::Kubeconfig::read_from(path)
-                .with_context(|| format!("reading kubeconfig {}", path.display()))?;
-            kube::Config::from_custom_kubeconfig(file, &kube::config::KubeConfigOptions::default())
-                .await
-                .with_context(|| format!("using kubeconfig {}", path.display()))?
-        }
-        None => kube::Config::infer()
-            .await
-            .context("no kubeconfig found: pass --kubeconfig or set KUBECONFIG")?,
-    };
-    kube::Client::try_from(config).context("building the Kubernetes client")
 }
 
 impl Cluster {
@@ -210,7 +194,7 @@ impl Cluster {
 
 async fn check(args: CheckArgs) -> anyhow::Result<()> {
     let inventory = args.cluster.inventory()?;
-    let client = client(args.cluster.kubeconfig.as_ref()).await?;
+    let client = crate::cluster::client(args.cluster.kubeconfig.as_deref()).await?;
     let helm = locate_helm(args.cluster.helm.as_ref(), args.cluster.kubeconfig.as_ref())?;
     let state = gateway_api::collect(&client, Some(&helm), &args.cluster.target()).await?;
     let report = gateway_api::check(&state, inventory.as_ref());
@@ -227,7 +211,7 @@ async fn check(args: CheckArgs) -> anyhow::Result<()> {
 
 async fn enable(args: EnableArgs) -> anyhow::Result<()> {
     let inventory = args.cluster.inventory()?;
-    let client = client(args.cluster.kubeconfig.as_ref()).await?;
+    let client = crate::cluster::client(args.cluster.kubeconfig.as_deref()).await?;
     let helm = locate_helm(args.cluster.helm.as_ref(), args.cluster.kubeconfig.as_ref())?;
     let target = args.cluster.target();
     let chart = ChartSource::parse(&args.chart)?;
@@ -300,7 +284,7 @@ async fn convert(args: ConvertArgs) -> anyhow::Result<()> {
     let (ingresses, services) = match &args.from {
         Some(path) => read_list(path)?,
         None => {
-            let client = client(args.kubeconfig.as_ref()).await?;
+            let client = crate::cluster::client(args.kubeconfig.as_deref()).await?;
             read_ingresses(&client, args.namespace.as_deref()).await?
         }
     };

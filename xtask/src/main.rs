@@ -7,6 +7,7 @@
 mod backup;
 mod bench;
 mod ci;
+mod cluster;
 mod e2e;
 mod gateway_api;
 mod inventory;

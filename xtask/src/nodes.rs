@@ -200,7 +200,7 @@ async fn connect(common: &Common) -> anyhow::Result<(Access, Vec<Node>)> {
             become_root: common.become_root,
         }),
         Via::Pod => {
-            let client = client(common.kubeconfig.as_ref()).await?;
+            let client = crate::cluster::client(common.kubeconfig.as_deref()).await?;
             let image = match &common.image {
                 Some(image) => image.clone(),
                 None => cni_fs::cilium_agent_image(&client, &common.namespace).await?,
@@ -229,27 +229,7 @@ fn inventory_nodes(common: &Common) -> anyhow::Result<Vec<Node>> {
             "--via ssh needs --inventory DIR (the Kubespray inventory), or use --via local on the node"
         );
     };
-    let inventory = kubespray_config::Inventory::load(dir)
-        .with_context(|| format!("reading the inventory {}", dir.display()))?;
-    let nodes: Vec<Node> = inventory
-        .hosts
-        .iter()
-        .filter(|h| h.in_group(&common.group))
-        .map(|h| Node {
-            name: h.name.clone(),
-            address: h.connect_address().to_string(),
-            user: h.ansible_user.clone(),
-            port: h.ansible_port,
-        })
-        .collect();
-    if nodes.is_empty() {
-        bail!(
-            "{}: no hosts in group {}; pass --group with the group of your Kubernetes nodes",
-            dir.display(),
-            common.group
-        );
-    }
-    Ok(nodes)
+    crate::cluster::inventory_nodes(dir, &common.group)
 }
 
 async fn cluster_nodes(client: &kube::Client) -> anyhow::Result<Vec<Node>> {
@@ -281,22 +261,6 @@ fn filter(nodes: Vec<Node>, only: &[String]) -> anyhow::Result<Vec<Node>> {
         .into_iter()
         .filter(|n| only.contains(&n.name))
         .collect())
-}
-
-async fn client(kubeconfig: Option<&PathBuf>) -> anyhow::Result<kube::Client> {
-    let config = match kubeconfig {
-        Some(path) => {
-            let file = kube::config::Kubeconfig::read_from(path)
-                .with_context(|| format!("reading kubeconfig {}", path.display()))?;
-            kube::Config::from_custom_kubeconfig(file, &kube::config::KubeConfigOptions::default())
-                .await
-                .with_context(|| format!("using kubeconfig {}", path.display()))?
-        }
-        None => kube::Config::infer()
-            .await
-            .context("no kubeconfig found: pass --kubeconfig or set KUBECONFIG")?,
-    };
-    kube::Client::try_from(config).context("building the Kubernetes client")
 }
 
 #[cfg(test)]

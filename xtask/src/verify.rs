@@ -87,24 +87,8 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs(total))
 }
 
-async fn client(kubeconfig: Option<&PathBuf>) -> anyhow::Result<kube::Client> {
-    let config = match kubeconfig {
-        Some(path) => {
-            let file = kube::config::Kubeconfig::read_from(path)
-                .with_context(|| format!("reading kubeconfig {}", path.display()))?;
-            kube::Config::from_custom_kubeconfig(file, &kube::config::KubeConfigOptions::default())
-                .await
-                .with_context(|| format!("using kubeconfig {}", path.display()))?
-        }
-        None => kube::Config::infer()
-            .await
-            .context("no kubeconfig found: pass --kubeconfig or set KUBECONFIG")?,
-    };
-    kube::Client::try_from(config).context("building the Kubernetes client")
-}
-
 async fn run_async(args: Args) -> anyhow::Result<Report> {
-    let client = client(args.kubeconfig.as_ref()).await?;
+    let client = crate::cluster::client(args.kubeconfig.as_deref()).await?;
     let mut options = Options::new(&args.namespace, &args.release);
     options.chart_version = args.chart_version.clone();
     options.urls = args.url.clone();

@@ -1,0 +1,47 @@
+//! What several commands share to reach a cluster and its nodes.
+
+use std::path::Path;
+
+use anyhow::{Context as _, bail};
+use cni_fs::Node;
+
+/// A Kubernetes client from `--kubeconfig`, else `KUBECONFIG`/`~/.kube/config`/in-cluster.
+pub(crate) async fn client(kubeconfig: Option<&Path>) -> anyhow::Result<kube::Client> {
+    let config = match kubeconfig {
+        Some(path) => {
+            let file = kube::config::Kubeconfig::read_from(path)
+                .with_context(|| format!("reading kubeconfig {}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(file, &kube::config::KubeConfigOptions::default())
+                .await
+                .with_context(|| format!("using kubeconfig {}", path.display()))?
+        }
+        None => kube::Config::infer()
+            .await
+            .context("no kubeconfig found: pass --kubeconfig or set KUBECONFIG")?,
+    };
+    kube::Client::try_from(config).context("building the Kubernetes client")
+}
+
+/// The Kubespray inventory's hosts in `group`, as nodes to reach over SSH.
+pub(crate) fn inventory_nodes(dir: &Path, group: &str) -> anyhow::Result<Vec<Node>> {
+    let inventory = kubespray_config::Inventory::load(dir)
+        .with_context(|| format!("reading the inventory {}", dir.display()))?;
+    let nodes: Vec<Node> = inventory
+        .hosts
+        .iter()
+        .filter(|h| h.in_group(group))
+        .map(|h| Node {
+            name: h.name.clone(),
+            address: h.connect_address().to_owned(),
+            user: h.ansible_user.clone(),
+            port: h.ansible_port,
+        })
+        .collect();
+    if nodes.is_empty() {
+        bail!(
+            "{}: no hosts in group {group}; pass --group with the group of your Kubernetes nodes",
+            dir.display(),
+        );
+    }
+    Ok(nodes)
+}
