@@ -1306,14 +1306,23 @@ fn release_values(
             FlowError::Refused("release cilium disappeared while planning; run again".into())
         })?;
     let values = helm.get_values(&release.name, &release.namespace, ValuesScope::User, None)?;
-    let version = match (version, status.chart) {
+    // `helm status` leaves the chart out in some versions; the history names it `name-version`.
+    let from_history = || -> Result<Option<String>, FlowError> {
+        let history = helm.history(&release.name, &release.namespace)?;
+        Ok(history
+            .iter()
+            .filter(|r| r.revision == status.revision)
+            .find_map(|r| chart_version_of(&r.chart)))
+    };
+    let version = match (version, status.chart.clone()) {
         (Some(v), _) => v.trim_start_matches('v').to_owned(),
         (None, Some(chart)) => chart.version,
-        (None, None) => {
-            return Err(FlowError::Refused(
-                "helm status does not say which chart version release cilium runs; pass --cilium-version".into(),
-            ));
-        }
+        (None, None) => from_history()?.ok_or_else(|| {
+            FlowError::Refused(
+                "helm does not say which chart version release cilium runs; pass --cilium-version"
+                    .into(),
+            )
+        })?,
     };
     let yaml = format!(
         "# The values of release cilium revision {} (set by cilium-cli), handed over unchanged.\n{}",
@@ -1326,6 +1335,14 @@ fn release_values(
         yaml,
         version,
     })
+}
+
+/// The version in Helm's `name-version` chart label (`cilium-1.17.3` gives `1.17.3`).
+fn chart_version_of(label: &str) -> Option<String> {
+    let bytes = label.as_bytes();
+    (1..bytes.len())
+        .find(|&i| bytes[i - 1] == b'-' && bytes[i].is_ascii_digit())
+        .map(|i| label[i..].to_owned())
 }
 
 fn write_temp_values(values: &Value) -> Result<tempfile::NamedTempFile, FlowError> {
@@ -1743,6 +1760,16 @@ impl fmt::Display for GateDifference {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn chart_versions_come_from_helm_chart_labels() {
+        assert_eq!(chart_version_of("cilium-1.17.3").as_deref(), Some("1.17.3"));
+        assert_eq!(
+            chart_version_of("my-cilium-1.18.0-rc.1").as_deref(),
+            Some("1.18.0-rc.1")
+        );
+        assert_eq!(chart_version_of("cilium"), None);
+    }
 
     #[test]
     fn utc_stamps_are_civil_dates() {
