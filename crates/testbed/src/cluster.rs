@@ -43,6 +43,8 @@ const SERVICE_IP: &str = "10.233.0.1";
 const STATE_FORMAT: u32 = 1;
 /// How long a process gets to exit after SIGTERM before SIGKILL.
 const STOP_GRACE: Duration = Duration::from_secs(10);
+/// Where [`Testbed::stop_apiserver`] keeps the API server's arguments.
+const APISERVER_ARGS: &str = "kube-apiserver.args.json";
 /// How often a condition is re-checked while waiting on it.
 const POLL: Duration = Duration::from_millis(200);
 
@@ -507,6 +509,93 @@ impl Testbed {
         } else {
             Err(Error::StillRunning(left))
         }
+    }
+
+    /// Stops kube-apiserver (SIGTERM, then SIGKILL) and keeps its command line in the state
+    /// directory for [`Testbed::start_apiserver`]: for tests of what a client does while the API
+    /// server is away. Everything else keeps running.
+    pub fn stop_apiserver(&mut self) -> Result<()> {
+        let record = self.apiserver()?.clone();
+        let cmdline_path = PathBuf::from(format!("/proc/{}/cmdline", record.pid));
+        let cmdline = fs::read(&cmdline_path).at(&cmdline_path)?;
+        let args: Vec<String> = cmdline
+            .split(|byte| *byte == 0)
+            .skip(1)
+            .filter(|arg| !arg.is_empty())
+            .map(|arg| String::from_utf8_lossy(arg).into_owned())
+            .collect();
+        let saved = self.dir.join(APISERVER_ARGS);
+        let json = serde_json::to_string(&args).map_err(|error| Error::BadState {
+            path: saved.clone(),
+            reason: error.to_string(),
+        })?;
+        fs::write(&saved, json).at(&saved)?;
+        let left = stop_all(
+            std::slice::from_ref(&record),
+            &mut self.children,
+            STOP_GRACE,
+        );
+        if left.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::StillRunning(left))
+        }
+    }
+
+    /// Starts kube-apiserver again with the command line [`Testbed::stop_apiserver`] kept, and
+    /// waits until it serves `/readyz`.
+    pub async fn start_apiserver(&mut self, timeout: Duration) -> Result<()> {
+        let record = self.apiserver()?.clone();
+        let saved = self.dir.join(APISERVER_ARGS);
+        let text = fs::read_to_string(&saved).at(&saved)?;
+        let args: Vec<String> = serde_json::from_str(&text).map_err(|error| Error::BadState {
+            path: saved.clone(),
+            reason: error.to_string(),
+        })?;
+        let (child, new) = spawn(&record.name, &record.binary, &args, &record.log)?;
+        self.children.push(child);
+        if let Some(slot) = self
+            .state
+            .processes
+            .iter_mut()
+            .find(|p| p.pid == record.pid)
+        {
+            *slot = new;
+        }
+        self.save()?;
+        let client = self.client().await?;
+        let deadline = Instant::now() + timeout;
+        loop {
+            let ready = match http::Request::get("/readyz").body(Vec::new()) {
+                Ok(request) => client
+                    .request_text(request)
+                    .await
+                    .is_ok_and(|body| body.trim() == "ok"),
+                Err(_) => false,
+            };
+            if ready {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::Timeout {
+                    what: "kube-apiserver /readyz after a restart".to_owned(),
+                    timeout,
+                    hint: self.apiserver()?.log_tail(20),
+                });
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    fn apiserver(&self) -> Result<&ProcessRecord> {
+        self.state
+            .processes
+            .iter()
+            .find(|p| p.name == "kube-apiserver")
+            .ok_or_else(|| Error::BadState {
+                path: self.dir.join("testbed.json"),
+                reason: "no kube-apiserver process recorded".to_owned(),
+            })
     }
 
     /// Which processes run.
