@@ -89,6 +89,14 @@ impl Strategies {
     }
 }
 
+/// How this binary was built: the children it measures are this binary too, so the numbers of a
+/// debug build (`cargo xtask`) are slower than an operator's release build would be.
+pub(crate) const BUILD_PROFILE: &str = if cfg!(debug_assertions) {
+    "debug"
+} else {
+    "release"
+};
+
 /// How long a testbed start-up condition may take (20 nodes, 2 cores, busy machine).
 const TESTBED_TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -134,6 +142,9 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         results.insert("backup".to_owned(), backup_json(&backup));
     }
     eprintln!("bench: done in {:.0?}", started.elapsed());
+    text.push_str(&format!(
+        "(measured with a {BUILD_PROFILE} build of xtask; for release numbers: cargo run --release -p xtask -- bench)\n"
+    ));
     match args.output {
         Output::Text => print!("{text}"),
         Output::Json => println!("{}", serde_json::to_string_pretty(&Value::Object(results))?),
@@ -352,6 +363,7 @@ fn backup_json(runs: &[BackupRun]) -> Value {
     };
     json!({
         "kinds": objects::KINDS,
+        "build_profile": BUILD_PROFILE,
         "memory": "peak resident set (ru_maxrss) of the child process, from getrusage(RUSAGE_CHILDREN) in a fresh intermediate process",
         "runs": runs.iter().map(|run| json!({
             "objects": run.objects,

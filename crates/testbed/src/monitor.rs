@@ -118,6 +118,10 @@ pub struct AvailabilityReport {
     pub nodes_without_agent_at_end: Vec<String>,
     /// The DaemonSet's history.
     pub daemonset: DaemonSetHistory,
+    /// Agent pods on the watched nodes at the baseline.
+    pub agents_at_start: usize,
+    /// How many of those were gone at the end (replaced by new pods, or not).
+    pub agents_replaced: usize,
 }
 
 impl AvailabilityReport {
@@ -138,6 +142,8 @@ pub struct AvailabilityLog {
     /// Agent pods by UID: (node, ready).
     pods: BTreeMap<String, (Option<String>, bool)>,
     baseline: Option<Duration>,
+    /// Agent pods on the watched nodes at the baseline.
+    initial_pods: BTreeSet<String>,
     /// Gaps still running, by node: their start.
     open: BTreeMap<String, Duration>,
     closed: Vec<Gap>,
@@ -156,6 +162,7 @@ impl AvailabilityLog {
             nodes: nodes.into_iter().map(Into::into).collect(),
             pods: BTreeMap::new(),
             baseline: None,
+            initial_pods: BTreeSet::new(),
             open: BTreeMap::new(),
             closed: Vec::new(),
             daemonset: DaemonSetHistory::default(),
@@ -195,6 +202,12 @@ impl AvailabilityLog {
             return;
         }
         self.baseline = Some(at);
+        self.initial_pods = self
+            .pods
+            .iter()
+            .filter(|(_, (node, _))| node.as_ref().is_some_and(|node| self.nodes.contains(node)))
+            .map(|(uid, _)| uid.clone())
+            .collect();
         for node in self.nodes_without_agent() {
             self.open.insert(node, at);
         }
@@ -324,6 +337,12 @@ impl AvailabilityLog {
             longest_gap,
             nodes_without_agent_at_end: self.open.keys().cloned().collect(),
             daemonset: self.daemonset.clone(),
+            agents_at_start: self.initial_pods.len(),
+            agents_replaced: self
+                .initial_pods
+                .iter()
+                .filter(|uid| !self.pods.contains_key(*uid))
+                .count(),
             gaps,
         }
     }
@@ -538,6 +557,19 @@ fn list_or_none(nodes: &[String]) -> String {
     }
 }
 
+/// Whether a DaemonSet's rollout is complete: the controller has seen its latest spec, and every
+/// node that should run it runs an up-to-date, available pod. A hand-over that returns earlier
+/// (e.g. right after a replacing install that adopted orphaned pods) still has a rollout to come.
+pub fn daemonset_rolled_out(daemonset: &DaemonSet) -> bool {
+    let generation = daemonset.metadata.generation.unwrap_or(0);
+    daemonset.status.as_ref().is_some_and(|status| {
+        status.observed_generation.unwrap_or(0) >= generation
+            && status.updated_number_scheduled.unwrap_or(0) == status.desired_number_scheduled
+            && status.number_available.unwrap_or(0) == status.desired_number_scheduled
+            && status.number_unavailable.unwrap_or(0) == 0
+    })
+}
+
 /// Whether a pod counts as a Ready agent: condition `Ready` is `True` and it is not terminating.
 pub fn is_ready_agent(pod: &Pod) -> bool {
     pod.metadata.deletion_timestamp.is_none()
@@ -706,6 +738,7 @@ mod tests {
         assert!(report.gaps.iter().all(|gap| !gap.open));
         assert!(report.nodes_without_agent_at_end.is_empty());
         assert_eq!(report.observed, s(9.5));
+        assert_eq!((report.agents_at_start, report.agents_replaced), (3, 3));
     }
 
     #[test]
@@ -748,6 +781,7 @@ mod tests {
         ]);
         let report = replay(&["node1", "node2", "node3"], 0.0, &events).report(s(3.0));
         assert_eq!(report.max_nodes_without_agent, 0);
+        assert_eq!((report.agents_at_start, report.agents_replaced), (3, 1));
         assert_eq!(report.longest_gap, None);
         assert_eq!(report.node_time_without_agent, Duration::ZERO);
     }
@@ -834,6 +868,34 @@ mod tests {
         let report = replay(&["node1", "node2", "node3"], 0.0, &events).report(s(2.0));
         assert_eq!(report.max_nodes_without_agent, 1);
         assert_eq!(report.node_time_without_agent, Duration::ZERO);
+    }
+
+    #[test]
+    fn a_rollout_is_complete_only_when_seen_updated_and_available() {
+        let daemonset =
+            |generation: i64, observed: i64, desired: i32, updated: i32, available: i32| {
+                serde_json::from_value::<DaemonSet>(serde_json::json!({
+                    "metadata": { "name": "cilium", "generation": generation },
+                    "status": {
+                        "observedGeneration": observed,
+                        "desiredNumberScheduled": desired,
+                        "currentNumberScheduled": desired,
+                        "numberMisscheduled": 0,
+                        "numberReady": available,
+                        "updatedNumberScheduled": updated,
+                        "numberAvailable": available,
+                        "numberUnavailable": desired - available,
+                    },
+                }))
+                .unwrap_or_else(|error| panic!("{error}"))
+            };
+        assert!(daemonset_rolled_out(&daemonset(2, 2, 5, 5, 5)));
+        // The controller has not seen the new spec yet: its counts are about the old one.
+        assert!(!daemonset_rolled_out(&daemonset(2, 1, 5, 5, 5)));
+        // Adopted pods of the old template still run on two nodes.
+        assert!(!daemonset_rolled_out(&daemonset(1, 1, 5, 3, 5)));
+        // One updated pod is not available yet.
+        assert!(!daemonset_rolled_out(&daemonset(1, 1, 5, 5, 4)));
     }
 
     #[test]

@@ -119,7 +119,11 @@ pub(crate) fn measure(
         command.arg("--stderr").arg(path);
     }
     command.arg("--").arg(program).args(args);
-    command.stdin(Stdio::null()).stderr(Stdio::inherit());
+    // A failing child's log is quoted: its error, not a backtrace.
+    command
+        .env("RUST_LIB_BACKTRACE", "0")
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit());
     let output = command
         .output()
         .with_context(|| format!("starting {} bench measure", me.display()))?;
