@@ -152,18 +152,32 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Creates the work directory, refusing one that holds a running testbed.
+/// What a bench leaves in its work directory: one directory per run.
+const WORK_ENTRIES: [&str; 3] = ["adopt", "replace", "backup"];
+
+/// Empties (or creates) the work directory. Refuses a directory holding anything a bench did not
+/// write, or a testbed of an earlier bench that still runs.
 fn prepare_work_dir(work: &Path) -> anyhow::Result<()> {
     if work.exists() {
         for entry in
             std::fs::read_dir(work).with_context(|| format!("reading {}", work.display()))?
         {
-            let dir = entry?.path().join("testbed");
+            let entry = entry?;
+            let name = entry.file_name();
+            anyhow::ensure!(
+                WORK_ENTRIES.iter().any(|known| name == *known),
+                "--work-dir {}: holds {:?}, which no bench wrote; the bench empties its work \
+                 directory, so pass a new or bench-only directory",
+                work.display(),
+                name
+            );
+            let dir = entry.path().join("testbed");
             if let Ok(old) = Testbed::from_state(&dir)
                 && old.status().processes.iter().any(|p| p.alive)
             {
                 anyhow::bail!(
-                    "a testbed of an earlier bench still runs in {}; stop it with `cargo xtask testbed down --state-dir {}`",
+                    "a testbed of an earlier bench still runs in {}; stop it with \
+                     `cargo xtask testbed down --state-dir {}`",
                     dir.display(),
                     dir.display()
                 );
@@ -371,4 +385,34 @@ fn backup_json(runs: &[BackupRun]) -> Value {
             "kubectl_get_yaml": one(&run.kubectl, run.yaml_bytes),
         })).collect::<Vec<_>>(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_work_dir_is_emptied_only_when_a_bench_wrote_it() {
+        let work = std::env::temp_dir().join(format!("xtask-bench-work-{}", std::process::id()));
+        std::fs::create_dir_all(work.join("adopt/bundle")).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(work.join("adopt/migrate.log"), "log").unwrap_or_else(|e| panic!("{e}"));
+        prepare_work_dir(&work).unwrap_or_else(|e| panic!("{e}"));
+        assert!(work.is_dir());
+        assert!(!work.join("adopt").exists(), "an earlier run's files go");
+
+        std::fs::write(work.join("notes.txt"), "mine").unwrap_or_else(|e| panic!("{e}"));
+        let error = prepare_work_dir(&work)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            error.contains("notes.txt") && error.contains("--work-dir"),
+            "{error}"
+        );
+        assert!(
+            work.join("notes.txt").exists(),
+            "nothing is removed on error"
+        );
+        std::fs::remove_dir_all(&work).unwrap_or_else(|e| panic!("{e}"));
+    }
 }
