@@ -23,7 +23,11 @@ mod verify;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "cargo xtask", about = "Hand a Kubespray-installed Cilium over to Helm", version)]
+#[command(
+    name = "cargo xtask",
+    about = "Hand a Kubespray-installed Cilium over to Helm",
+    version
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
