@@ -10,20 +10,25 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use k8s_openapi::api::apps::v1::DaemonSet;
+use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
+use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
+use kube::api::ListParams;
 use kube::runtime::wait::await_condition;
 use migration::flow::{self, MigrateOptions, NodeCheck, Outcome, Plan, Progress};
 use migration::journal::Strategy;
 use serde_json::{Value, json};
 use testbed::Tools;
 use testbed::monitor::{
-    AGENT_DAEMONSET, AGENT_NAMESPACE, AgentMonitor, AvailabilityReport, daemonset_rolled_out,
+    AGENT_DAEMONSET, AGENT_NAMESPACE, AGENT_SELECTOR, AgentMonitor, AvailabilityReport,
+    daemonset_rolled_out,
 };
 
 use super::measure::{self, Measurement};
 use crate::ui;
 
+/// The label the DaemonSet controller puts on its pods and ControllerRevisions.
+const REVISION_HASH_LABEL: &str = "controller-revision-hash";
 /// How long every node may take to get a Ready agent, before and after the migration.
 const AGENTS_TIMEOUT: Duration = Duration::from_secs(300);
 /// How often a progress line is printed while the migration runs.
@@ -64,6 +69,8 @@ pub(crate) struct StrategyResult {
     migrate: Measurement,
     /// `[(phase, seconds)]` as the flow reported them.
     phases: Vec<(String, f64)>,
+    /// Agent pods on the DaemonSet's current template at the end, and all agent pods.
+    template: (usize, usize),
 }
 
 impl StrategyResult {
@@ -100,6 +107,10 @@ impl StrategyResult {
             vec![
                 "agent pods replaced".to_owned(),
                 format!("{} of {}", report.agents_replaced, report.agents_at_start),
+            ],
+            vec![
+                "agent pods on the chart's pod template at the end".to_owned(),
+                format!("{} of {}", self.template.0, self.template.1),
             ],
             vec![
                 "DaemonSet deleted".to_owned(),
@@ -140,6 +151,14 @@ impl StrategyResult {
                 report.nodes_without_agent_at_end.join(", ")
             ));
         }
+        let (current, all) = self.template;
+        if current < all {
+            text.push_str(&format!(
+                "{} of {all} agent pods still run an older pod template: the DaemonSet took them over and counts \
+                 them as up to date (same pod-template-generation), so they change only when restarted\n",
+                all - current
+            ));
+        }
         text.push_str(
             "(kwok runs no datapath: a gap is the time from an agent pod's deletion to its replacement being Ready)\n\n",
         );
@@ -160,6 +179,8 @@ impl StrategyResult {
             "daemonset_uids": report.daemonset.uids,
             "agents_at_start": report.agents_at_start,
             "agents_replaced": report.agents_replaced,
+            "agents_on_current_template": self.template.0,
+            "agents_at_end": self.template.1,
             "nodes_without_agent_at_end": report.nodes_without_agent_at_end,
             "tool_seconds": self.migrate.cpu_seconds(),
             "tool_seconds_method": "CPU time (user + system) of the migration process and the helm processes it ran",
@@ -235,6 +256,7 @@ pub(crate) async fn bench(
     wait_for_rollout(&client, &monitor).await?;
     wait_for_agents(&monitor, "after the migration").await?;
     let availability = monitor.stop();
+    let template = agents_on_current_template(&client).await?;
     let phases = read_phases(&out)?;
     testbed.down()?;
     Ok(StrategyResult {
@@ -242,7 +264,52 @@ pub(crate) async fn bench(
         availability,
         migrate,
         phases,
+        template,
     })
+}
+
+/// How many agent pods run the DaemonSet's current pod template, of how many: a pod is current
+/// when its `controller-revision-hash` is the hash of the DaemonSet's newest ControllerRevision.
+async fn agents_on_current_template(client: &kube::Client) -> anyhow::Result<(usize, usize)> {
+    let daemonsets: Api<DaemonSet> = Api::namespaced(client.clone(), AGENT_NAMESPACE);
+    let daemonset = daemonsets
+        .get(AGENT_DAEMONSET)
+        .await
+        .context("reading the cilium DaemonSet")?;
+    let revisions: Api<ControllerRevision> = Api::namespaced(client.clone(), AGENT_NAMESPACE);
+    let selector = ListParams::default().labels(AGENT_SELECTOR);
+    let newest = revisions
+        .list(&selector)
+        .await
+        .context("listing the agent's ControllerRevisions")?
+        .items
+        .into_iter()
+        .filter(|revision| {
+            revision
+                .metadata
+                .owner_references
+                .iter()
+                .flatten()
+                .any(|owner| Some(&owner.uid) == daemonset.metadata.uid.as_ref())
+        })
+        .max_by_key(|revision| revision.revision);
+    let hash = |labels: &Option<std::collections::BTreeMap<String, String>>| {
+        labels
+            .as_ref()
+            .and_then(|labels| labels.get(REVISION_HASH_LABEL).cloned())
+    };
+    let current = newest.and_then(|revision| hash(&revision.metadata.labels));
+    let pods: Api<Pod> = Api::namespaced(client.clone(), AGENT_NAMESPACE);
+    let pods = pods
+        .list(&selector)
+        .await
+        .context("listing the agent pods")?
+        .items;
+    let on_current = pods
+        .iter()
+        .filter(|pod| current.is_some() && hash(&pod.metadata.labels) == current)
+        .count();
+    Ok((on_current, pods.len()))
 }
 
 async fn wait_for_rollout(client: &kube::Client, monitor: &AgentMonitor) -> anyhow::Result<()> {
