@@ -291,6 +291,12 @@ impl Testbed {
             format!("--authentication-kubeconfig={kubeconfig}"),
             format!("--authorization-kubeconfig={kubeconfig}"),
             "--bind-address=127.0.0.1".to_owned(),
+            // A leader that cannot renew its lease exits; long deadlines let the one instance
+            // of each ride out an API server restart (`stop_apiserver`), as a kubelet-restarted
+            // static pod would.
+            "--leader-elect-lease-duration=120s".to_owned(),
+            "--leader-elect-renew-deadline=100s".to_owned(),
+            "--leader-elect-retry-period=2s".to_owned(),
         ];
         let mut controller_manager = delegated.to_vec();
         controller_manager.extend([
