@@ -17,7 +17,8 @@ use std::time::Duration;
 
 use migrate_common::{
     Recorder, bundle_uids, files_under, fixture_options, inventory_copy, live_cilium_config,
-    live_uids, migrate_options, release_cilium_config, release_status, secret_key, start_testbed,
+    live_uids, migrate_args, migrate_options, release_cilium_config, release_status, run_xtask,
+    secret_key, start_testbed,
 };
 use migration::bundle::{Bundle, Section};
 use migration::era::{self, Era, InventoryClaim};
@@ -52,6 +53,26 @@ async fn adopt_and_roll_back(helm: &Path) {
     let inventory_before = files_under(&inventory);
     let bundle_dir = tmp.path().join("bundle");
     let mut migrate = migrate_options(&testbed, &inventory, &bundle_dir, helm, tmp.path());
+
+    // The command line: the plan as JSON, and a refusal of --apply without --yes off a terminal.
+    let args = migrate_args(&migrate, tmp.path());
+    let mut json = args.clone();
+    json.extend(["--output".into(), "json".into()]);
+    let (ok, stdout, stderr) = run_xtask(&json);
+    assert!(ok, "{stderr}");
+    let printed: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(printed["outcome"], "planned", "{stdout}");
+    assert_eq!(printed["plan"]["strategy"], "adopt", "{stdout}");
+    assert_eq!(
+        printed["plan"]["blockers"],
+        serde_json::json!([]),
+        "{stdout}"
+    );
+    assert!(stderr.contains("] gate ..."), "{stderr}");
+    let mut no_yes = args.clone();
+    no_yes.push("--apply".into());
+    let (ok, _, stderr) = run_xtask(&no_yes);
+    assert!(!ok && stderr.contains("--yes"), "{stderr}");
 
     // The plan alone changes nothing: no bundle, no journal, the same cluster.
     migrate.apply = false;
@@ -186,7 +207,20 @@ async fn adopt_and_roll_back(helm: &Path) {
     assert!(inventory.join(flow::VALUES_FILE).is_file());
     assert_eq!(plan.bundle, bundle_dir);
 
-    // A second run is a no-op, with or without the bundle.
+    // A second run is a no-op, with or without the bundle (and from the command line).
+    let mut apply = args.clone();
+    apply.extend([
+        "--apply".into(),
+        "--yes".into(),
+        "--output".into(),
+        "json".into(),
+    ]);
+    let (ok, stdout, stderr) = run_xtask(&apply);
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains("\"outcome\": \"already-handed-over\""),
+        "{stdout}"
+    );
     let again = flow::run(&migrate, &mut Recorder::default()).await.unwrap();
     assert!(
         matches!(again, Outcome::AlreadyHandedOver { .. }),

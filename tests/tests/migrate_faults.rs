@@ -26,9 +26,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use migrate_common::{
-    KWOK_IGNORED_CHECKS, Recorder, bundle_uids, files_under, fixture_options, inventory_copy,
-    live_cilium_config, live_uids, migrate_options, release_cilium_config, release_status,
-    start_testbed,
+    Recorder, bundle_uids, files_under, fixture_options, inventory_copy, live_cilium_config,
+    live_uids, migrate_options, release_cilium_config, release_status, start_testbed,
 };
 use migration::bundle::{Bundle, Section};
 use migration::era::{self, Era, InventoryClaim};
@@ -195,7 +194,7 @@ async fn faults_then_resume() {
     start_apiserver(&testbed).await;
 
     // 5. `cargo xtask migrate` is killed, helm and all, once a step has started.
-    let killed_at = kill_xtask_when_started(&migrate, &tools.helm3, "prune-fields", tmp.path());
+    let killed_at = kill_xtask_when_started(&migrate, "prune-fields", tmp.path());
     assert!(killed_at.contains("prune-fields"), "{killed_at}");
     let next = Journal::open(&bundle_dir).unwrap().next_step();
     assert!(
@@ -354,42 +353,13 @@ fn rollback_options(bundle: &Path, kubeconfig: &Path, helm: &Path) -> RollbackOp
 /// Runs `cargo xtask migrate --apply --yes` (the built binary) in its own process group and
 /// kills the whole group (xtask and any helm it runs) when stderr says `step` started. Returns
 /// the line it reacted to.
-fn kill_xtask_when_started(
-    migrate: &flow::MigrateOptions,
-    helm: &Path,
-    step: &str,
-    scratch: &Path,
-) -> String {
-    let binary = testbed::tools::workspace_root().join("target/debug/xtask");
-    assert!(
-        binary.is_file(),
-        "{} is missing: build it with `cargo build -p xtask` (cargo xtask e2e does)",
-        binary.display()
-    );
-    let mut command = Command::new(&binary);
+fn kill_xtask_when_started(migrate: &flow::MigrateOptions, step: &str, scratch: &Path) -> String {
+    let mut command = Command::new(migrate_common::xtask_binary());
     command
-        .arg("migrate")
-        .arg("--inventory")
-        .arg(&migrate.inventory)
-        .arg("--kubeconfig")
-        .arg(migrate.kubeconfig.as_ref().unwrap())
-        .arg("--bundle")
-        .arg(migrate.bundle.as_ref().unwrap())
-        .arg("--chart")
-        .arg(tests::cilium_chart())
-        .arg("--helm")
-        .arg(helm)
-        .args(["--via", "local"])
-        .arg("--path")
-        .arg(scratch.join("opt/cni/bin"))
-        .arg("--path")
-        .arg(scratch.join("etc/cni/net.d"))
+        .args(migrate_common::migrate_args(migrate, scratch))
         .args(["--apply", "--yes", "--verify-timeout", "3m"]);
-    for check in KWOK_IGNORED_CHECKS {
-        command.args(["--ignore-check", check]);
-    }
     let mut child = command
-        .env_remove(migration_fail_env())
+        .env_remove("CILIUM_MIGRATE_FAIL_AT")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -415,8 +385,4 @@ fn kill_xtask_when_started(
     let status = child.wait().unwrap();
     assert!(!status.success());
     trigger.unwrap_or_else(|| panic!("{step} never started; stderr:\n{}", seen.join("\n")))
-}
-
-fn migration_fail_env() -> &'static str {
-    "CILIUM_MIGRATE_FAIL_AT"
 }

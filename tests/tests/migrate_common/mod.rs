@@ -302,3 +302,53 @@ pub(crate) fn resource(api_version: &str, kind: &str, plural: &str) -> ApiResour
         plural,
     )
 }
+
+/// The built `cargo xtask` binary (`cargo xtask e2e` builds it: it is what runs the tests).
+pub(crate) fn xtask_binary() -> PathBuf {
+    let binary = testbed::tools::workspace_root().join("target/debug/xtask");
+    assert!(
+        binary.is_file(),
+        "{} is missing: build it with `cargo build -p xtask` (cargo xtask e2e does)",
+        binary.display()
+    );
+    binary
+}
+
+/// `xtask migrate` arguments for these options (without `--apply`/`--yes`).
+pub(crate) fn migrate_args(options: &MigrateOptions, scratch: &Path) -> Vec<std::ffi::OsString> {
+    let mut args: Vec<std::ffi::OsString> = vec!["migrate".into(), "--inventory".into()];
+    args.push(options.inventory.clone().into());
+    if let Some(kubeconfig) = &options.kubeconfig {
+        args.extend(["--kubeconfig".into(), kubeconfig.into()]);
+    }
+    if let Some(bundle) = &options.bundle {
+        args.extend(["--bundle".into(), bundle.into()]);
+    }
+    args.extend(["--chart".into(), tests::cilium_chart().into()]);
+    if let Some(helm) = &options.helm {
+        args.extend(["--helm".into(), helm.into()]);
+    }
+    args.extend(["--via".into(), "local".into()]);
+    for dir in ["opt/cni/bin", "etc/cni/net.d"] {
+        args.extend(["--path".into(), scratch.join(dir).into()]);
+    }
+    for check in KWOK_IGNORED_CHECKS {
+        args.extend(["--ignore-check".into(), (*check).into()]);
+    }
+    args
+}
+
+/// Runs `xtask` with `args`; returns (success, stdout, stderr).
+pub(crate) fn run_xtask(args: &[std::ffi::OsString]) -> (bool, String, String) {
+    let output = std::process::Command::new(xtask_binary())
+        .args(args)
+        .env_remove("CILIUM_MIGRATE_FAIL_AT")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("running xtask: {e}"));
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
