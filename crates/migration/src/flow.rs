@@ -570,10 +570,15 @@ async fn run_boxed(
         helm = helm.with_kubeconfig(kubeconfig);
     }
     let release = Release::default();
-    let live_config = if backup_done {
-        backed_up_config(&Bundle::open(&bundle_dir)?)?
+    // A resumed run reads what ran before it began: the backup, not a half-migrated cluster.
+    let (live_config, agent_version) = if backup_done {
+        let bundle = Bundle::open(&bundle_dir)?;
+        (
+            backed_up_config(&bundle)?,
+            backed_up_agent_version(&bundle)?,
+        )
     } else {
-        read_live_config(&client).await?
+        (read_live_config(&client).await?, agent_version_of(&state))
     };
     let mut warnings = Vec::new();
     let t = Instant::now();
@@ -594,7 +599,7 @@ async fn run_boxed(
                         cilium_version: Some(v),
                     },
                 ) => ChartVersion::parse(v)?,
-                _ => agent_version_of(&state).map_or_else(
+                _ => agent_version.map_or_else(
                     || default_version(&vars),
                     |v| ChartVersion::parse(&v).map_err(FlowError::from),
                 )?,
@@ -1292,6 +1297,22 @@ fn backed_up_config(bundle: &Bundle) -> Result<LiveConfig, FlowError> {
         "the bundle {} holds no cilium-config: it is not the backup of this migration",
         bundle.dir().display()
     )))
+}
+
+/// The agent version of the backed-up DaemonSet `cilium`.
+fn backed_up_agent_version(bundle: &Bundle) -> Result<Option<String>, FlowError> {
+    for file in bundle
+        .files(Section::Handover)
+        .filter(|f| f.kind == "DaemonSet")
+    {
+        for o in bundle.read_objects(file)? {
+            let o = o?;
+            if object::str_at(&o, &["metadata", "name"]) == Some("cilium") {
+                return Ok(era::agent_version(&o));
+            }
+        }
+    }
+    Ok(None)
 }
 
 /// Values of a cilium-cli release, for handing it over unchanged.
