@@ -1478,8 +1478,20 @@ fn open_journal(dir: &Path, identity: &ClusterIdentity) -> Result<Option<Journal
     }
 }
 
-/// `./cilium-migrate-<host>-*` with an unfinished journal of this cluster, else a new name.
+/// `./cilium-migrate-<host>-*` with a journal of this cluster, else a new name.
 fn default_bundle(identity: &ClusterIdentity) -> Result<PathBuf, FlowError> {
+    let cwd = std::env::current_dir().map_err(io(Path::new(".")))?;
+    let found = default_bundle_in(&cwd, identity)?;
+    // Relative, as the operator would type it.
+    Ok(found
+        .strip_prefix(&cwd)
+        .map(Path::to_path_buf)
+        .unwrap_or(found))
+}
+
+/// The newest `<dir>/cilium-migrate-<host>-*` whose journal belongs to this cluster (a finished
+/// one makes the run a no-op, an unfinished one resumes), else a new `<UTC time>` name in `dir`.
+fn default_bundle_in(dir: &Path, identity: &ClusterIdentity) -> Result<PathBuf, FlowError> {
     let host: String = identity
         .api_server
         .trim_start_matches("https://")
@@ -1494,9 +1506,8 @@ fn default_bundle(identity: &ClusterIdentity) -> Result<PathBuf, FlowError> {
         })
         .collect();
     let prefix = format!("{BUNDLE_PREFIX}{host}-");
-    let cwd = std::env::current_dir().map_err(io(Path::new(".")))?;
-    let mut candidates: Vec<PathBuf> = std::fs::read_dir(&cwd)
-        .map_err(io(&cwd))?
+    let mut candidates: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(io(dir))?
         .filter_map(Result::ok)
         .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
         .map(|e| e.path())
@@ -1510,7 +1521,7 @@ fn default_bundle(identity: &ClusterIdentity) -> Result<PathBuf, FlowError> {
             return Ok(dir);
         }
     }
-    Ok(PathBuf::from(format!("{prefix}{}", utc_stamp(now_secs()))))
+    Ok(dir.join(format!("{prefix}{}", utc_stamp(now_secs()))))
 }
 
 fn now_secs() -> u64 {
@@ -1790,6 +1801,44 @@ mod tests {
             Some("1.18.0-rc.1")
         );
         assert_eq!(chart_version_of("cilium"), None);
+    }
+
+    #[test]
+    fn the_default_bundle_is_this_clusters_newest_or_a_new_one() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let cluster = |uid: &str| ClusterIdentity {
+            api_server: "https://10.0.0.10:6443".into(),
+            kube_system_uid: uid.into(),
+        };
+        let fresh = default_bundle_in(dir.path(), &cluster("a")).unwrap_or_else(|e| panic!("{e}"));
+        let name = fresh.file_name().map(|n| n.to_string_lossy().into_owned());
+        assert!(
+            name.as_deref()
+                .is_some_and(|n| n.starts_with("cilium-migrate-10.0.0.10-6443-2")),
+            "{fresh:?}"
+        );
+        assert!(!fresh.exists(), "nothing is created");
+        let older = dir
+            .path()
+            .join("cilium-migrate-10.0.0.10-6443-20261126T100000Z");
+        let newer = dir
+            .path()
+            .join("cilium-migrate-10.0.0.10-6443-20261126T110000Z");
+        let other = dir
+            .path()
+            .join("cilium-migrate-10.0.0.10-6443-20261126T120000Z");
+        Journal::create(&older, cluster("a"), Strategy::Adopt).unwrap_or_else(|e| panic!("{e}"));
+        Journal::create(&newer, cluster("a"), Strategy::Adopt).unwrap_or_else(|e| panic!("{e}"));
+        // Another cluster behind the same address: never picked.
+        Journal::create(&other, cluster("b"), Strategy::Adopt).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            default_bundle_in(dir.path(), &cluster("a")).ok(),
+            Some(newer)
+        );
+        let for_b = default_bundle_in(dir.path(), &cluster("b")).ok();
+        assert_eq!(for_b, Some(other));
+        let for_c = default_bundle_in(dir.path(), &cluster("c")).unwrap_or_else(|e| panic!("{e}"));
+        assert!(!for_c.exists());
     }
 
     #[test]
