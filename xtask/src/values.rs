@@ -3,10 +3,8 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use cilium_values::{
-    ChartVersion, InventoryVar, InventoryVars, LiveConfig, Sources, Translation, translate,
-};
-use kubespray_config::{Era, Inventory, Origin, Variables};
+use cilium_values::{ChartVersion, InventoryVars, LiveConfig, Sources, Translation, translate};
+use kubespray_config::{Era, Inventory};
 
 #[derive(clap::Args)]
 pub(crate) struct Args {
@@ -79,7 +77,7 @@ pub(crate) fn values_for(
         None => inventory.detect_era().require(&inventory.dir)?,
     };
     let variables = inventory.variables(era)?;
-    let vars = inventory_vars(&inventory, &variables);
+    let vars = migration::flow::inventory_vars(&inventory, &variables);
     let version = match cilium_version {
         Some(text) => ChartVersion::parse(text)?,
         None => default_version(&vars)?,
@@ -114,53 +112,4 @@ fn default_version(vars: &InventoryVars) -> anyhow::Result<ChartVersion> {
             var.value
         ),
     }
-}
-
-/// The inventory's resolved variables as cilium-values reads them, with short origins
-/// (`group_vars/k8s_cluster/k8s-net-cilium.yml:45: cilium_enable_hubble`), plus
-/// `etcd_access_addresses` computed from the etcd hosts as Kubespray does.
-pub(crate) fn inventory_vars(inventory: &Inventory, variables: &Variables) -> InventoryVars {
-    let mut vars = InventoryVars::new();
-    for variable in variables.iter() {
-        let origin = match &variable.origin {
-            Origin::Inventory { file, key, line } => {
-                let file = inventory.display_path(file).display();
-                match line {
-                    Some(line) => format!("{file}:{line}: {key}"),
-                    None => format!("{file}: {key}"),
-                }
-            }
-            other => other.to_string(),
-        };
-        vars.insert(
-            variable.name.clone(),
-            InventoryVar::new(variable.value.clone(), origin),
-        );
-    }
-    // Kubespray's etcd_hosts falls back to the control plane when the etcd group is empty.
-    let mut etcd = inventory.group_hosts("etcd");
-    let mut group = "etcd";
-    if etcd.is_empty() {
-        etcd = inventory.group_hosts("kube_control_plane");
-        group = "kube_control_plane";
-    }
-    if !etcd.is_empty() && !vars.contains_key("etcd_access_addresses") {
-        let addresses: Vec<String> = etcd
-            .iter()
-            .map(|h| format!("https://{}:2379", h.access_address()))
-            .collect();
-        let files: Vec<String> = inventory
-            .inventory_files
-            .iter()
-            .map(|f| inventory.display_path(f).display().to_string())
-            .collect();
-        vars.insert(
-            "etcd_access_addresses".to_owned(),
-            InventoryVar::new(
-                serde_json::Value::String(addresses.join(",")),
-                format!("{}: hosts of group {group}", files.join(", ")),
-            ),
-        );
-    }
-    vars
 }
