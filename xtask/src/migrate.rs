@@ -193,26 +193,7 @@ async fn node_check(args: &Args) -> anyhow::Result<NodeCheck> {
             (Access::Local, vec![Node::named(name)])
         }
         Via::Ssh => {
-            let inventory = kubespray_config::Inventory::load(&args.inventory)
-                .with_context(|| format!("reading the inventory {}", args.inventory.display()))?;
-            let nodes: Vec<Node> = inventory
-                .hosts
-                .iter()
-                .filter(|h| h.in_group(&args.group))
-                .map(|h| Node {
-                    name: h.name.clone(),
-                    address: h.connect_address().to_owned(),
-                    user: h.ansible_user.clone(),
-                    port: h.ansible_port,
-                })
-                .collect();
-            if nodes.is_empty() {
-                bail!(
-                    "{}: no hosts in group {}; pass --group with the group of your Kubernetes nodes",
-                    args.inventory.display(),
-                    args.group
-                );
-            }
+            let nodes = crate::cluster::inventory_nodes(&args.inventory, &args.group)?;
             let ssh = Ssh {
                 program: None,
                 config: None,
