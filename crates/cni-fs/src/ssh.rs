@@ -22,10 +22,14 @@ pub struct Ssh {
 }
 
 /// What a remote command printed.
-struct Output {
-    status: i32,
-    stdout: Vec<u8>,
-    stderr: Vec<u8>,
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteOutput {
+    /// The remote exit status (never 255: that is ssh's own failure, an [`Error::Ssh`]).
+    pub status: i32,
+    /// Everything it wrote to stdout (a file streamed back with `cat` arrives here whole).
+    pub stdout: Vec<u8>,
+    /// Everything it wrote to stderr.
+    pub stderr: Vec<u8>,
 }
 
 impl Ssh {
@@ -68,7 +72,19 @@ impl Ssh {
         Ok(argv)
     }
 
-    async fn run(&self, node: &Node, remote_argvs: &[Vec<OsString>]) -> Result<Output, Error> {
+    /// Runs one argument vector on `node` (each word shell-quoted, through `sudo -n` with
+    /// [`Ssh::become_root`]). A non-zero remote status is returned, not an error: the caller
+    /// knows what it means.
+    pub async fn run(&self, node: &Node, argv: Vec<OsString>) -> Result<RemoteOutput, Error> {
+        self.run_all(node, &[argv]).await
+    }
+
+    /// Runs several argument vectors joined with `&&` in one ssh session.
+    async fn run_all(
+        &self,
+        node: &Node,
+        remote_argvs: &[Vec<OsString>],
+    ) -> Result<RemoteOutput, Error> {
         let argv = self.argv(node, remote_argvs)?;
         let program = self.program.clone().unwrap_or_else(|| "ssh".into());
         let out = tokio::process::Command::new(&program)
@@ -89,7 +105,7 @@ impl Ssh {
                 stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
             });
         }
-        Ok(Output {
+        Ok(RemoteOutput {
             status,
             stdout: out.stdout,
             stderr: out.stderr,
@@ -98,7 +114,7 @@ impl Ssh {
 
     /// Inspects `roots` on `node`.
     pub async fn inspect(&self, node: &Node, roots: &[PathBuf]) -> Result<NodeReport, Error> {
-        let out = self.run(node, &[remote::inspect_argv(roots)]).await?;
+        let out = self.run(node, remote::inspect_argv(roots)).await?;
         let report = remote::parse_inspection(
             &node.name,
             roots,
@@ -115,7 +131,7 @@ impl Ssh {
         if roots.is_empty() {
             return Ok(());
         }
-        let out = self.run(node, &remote::fix_argvs(roots)).await?;
+        let out = self.run_all(node, &remote::fix_argvs(roots)).await?;
         if out.status != 0 {
             return Err(self.hint_become(Error::Remote {
                 node: node.name.clone(),

@@ -5,125 +5,16 @@
 // Test helpers outside #[test] fns: a failed setup should panic with its cause.
 #![allow(clippy::unwrap_used)]
 
-use cni_fs::{Access, Node, Ssh, TreeState};
+use cni_fs::{Access, Node, TreeState};
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
 
-const SSHD: &str = "/usr/sbin/sshd";
-
-struct Sshd {
-    child: Child,
-    dir: tempfile::TempDir,
-    port: u16,
+mod support {
+    pub(crate) mod sshd;
 }
 
-impl Drop for Sshd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Sshd {
-    fn start() -> Sshd {
-        assert!(
-            Path::new(SSHD).exists(),
-            "{SSHD} is missing: apt-get install -y openssh-server"
-        );
-        let dir = tempfile::tempdir().unwrap();
-        let d = dir.path();
-        for (key, comment) in [("host_key", "host"), ("client_key", "client")] {
-            let ok = Command::new("ssh-keygen")
-                .args(["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f"])
-                .arg(d.join(key))
-                .status()
-                .unwrap()
-                .success();
-            assert!(ok, "ssh-keygen failed");
-        }
-        std::fs::copy(d.join("client_key.pub"), d.join("authorized_keys")).unwrap();
-        // sshd's privilege separation directory.
-        std::fs::create_dir_all("/run/sshd").unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let config = format!(
-            "Port {port}\nListenAddress 127.0.0.1\nHostKey {hk}\nAuthorizedKeysFile {ak}\n\
-             PubkeyAuthentication yes\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n\
-             PermitRootLogin prohibit-password\nStrictModes no\nUsePAM no\nPidFile none\n",
-            hk = d.join("host_key").display(),
-            ak = d.join("authorized_keys").display(),
-        );
-        std::fs::write(d.join("sshd_config"), config).unwrap();
-        let host_pub = std::fs::read_to_string(d.join("host_key.pub")).unwrap();
-        std::fs::write(
-            d.join("known_hosts"),
-            format!("[127.0.0.1]:{port} {host_pub}"),
-        )
-        .unwrap();
-        // A client config with an alias, as an operator's ~/.ssh/config would have.
-        let client = format!(
-            "Host cni-test-alias\n  HostName 127.0.0.1\n  Port {port}\n\
-             Host *\n  User root\n  IdentityFile {key}\n  IdentitiesOnly yes\n  IdentityAgent none\n\
-             UserKnownHostsFile {kh}\n  GlobalKnownHostsFile /dev/null\n  StrictHostKeyChecking yes\n",
-            key = d.join("client_key").display(),
-            kh = d.join("known_hosts").display(),
-        );
-        std::fs::write(d.join("ssh_config"), client).unwrap();
-        std::fs::set_permissions(d.join("ssh_config"), std::fs::Permissions::from_mode(0o600))
-            .unwrap();
-
-        let mut child = Command::new(SSHD)
-            .args(["-D", "-e", "-f"])
-            .arg(d.join("sshd_config"))
-            .stdin(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        // Ready when sshd says it listens (it logs to stderr with -e).
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                let _ = tx.send(line);
-            }
-        });
-        let mut log = Vec::new();
-        loop {
-            match rx.recv_timeout(Duration::from_secs(20)) {
-                Ok(line) if line.contains("Server listening on 127.0.0.1") => break,
-                Ok(line) => log.push(line),
-                Err(_) => panic!("sshd did not start listening within 20 s: {log:?}"),
-            }
-        }
-        Sshd { child, dir, port }
-    }
-
-    fn access(&self, become_root: bool) -> Access {
-        Access::Ssh(Ssh {
-            config: Some(self.dir.path().join("ssh_config")),
-            become_root,
-            ..Ssh::default()
-        })
-    }
-
-    fn node(&self) -> Node {
-        Node {
-            name: "node 'one' \"q\"".into(),
-            address: "127.0.0.1".into(),
-            user: Some("root".into()),
-            port: Some(self.port),
-        }
-    }
-}
+use support::sshd::Sshd;
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
@@ -303,5 +194,45 @@ fn unreachable_node_and_shell_words_in_host_fail_clearly_before_running_anything
     assert!(
         err.contains("ssh to 127.0.0.1 failed") && err.contains("refused"),
         "{err}"
+    );
+}
+
+#[test]
+fn run_returns_stdout_bytes_exactly_and_quotes_every_word() {
+    let sshd = Sshd::start();
+    let rt = runtime();
+    let work = tempfile::tempdir().unwrap();
+    let marker = work.path().join("INJECTED");
+    // A file with every byte value and a name a shell would run.
+    let file = work.path().join(format!(
+        "data $(touch {m}); touch {m} 'q\"",
+        m = marker.display()
+    ));
+    let content: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    std::fs::write(&file, &content).unwrap();
+    let ssh = sshd.ssh(false);
+    let out = rt
+        .block_on(ssh.run(&sshd.node(), vec!["cat".into(), file.clone().into()]))
+        .unwrap();
+    assert_eq!(out.status, 0, "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.stdout == content, "the bytes came back changed");
+
+    // A failing command is a status, not an error; through sudo with become.
+    let out = rt
+        .block_on(sshd.ssh(true).run(
+            &sshd.node(),
+            vec!["cat".into(), work.path().join("missing").into()],
+        ))
+        .unwrap();
+    assert_eq!(out.status, 1);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("No such file"),
+        "{out:?}"
+    );
+    assert!(
+        !marker.exists(),
+        "shell injection created {}",
+        marker.display()
     );
 }
