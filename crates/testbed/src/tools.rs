@@ -48,6 +48,8 @@ pub struct Tools {
     pub kubectl: PathBuf,
     /// etcd.
     pub etcd: PathBuf,
+    /// etcdctl, at etcd's version (snapshots, as on a Kubespray etcd host).
+    pub etcdctl: PathBuf,
     /// The kwok controller (fake nodes and pods).
     pub kwok: PathBuf,
     /// Helm 3.
@@ -59,12 +61,13 @@ pub struct Tools {
 }
 
 /// File names of every binary in the tools directory.
-pub const TOOL_NAMES: [&str; 9] = [
+pub const TOOL_NAMES: [&str; 10] = [
     "kube-apiserver",
     "kube-controller-manager",
     "kube-scheduler",
     "kubectl",
     "etcd",
+    "etcdctl",
     "kwok",
     "helm3",
     "helm4",
@@ -90,6 +93,7 @@ impl Tools {
             kube_scheduler: path("kube-scheduler"),
             kubectl: path("kubectl"),
             etcd: path("etcd"),
+            etcdctl: path("etcdctl"),
             kwok: path("kwok"),
             helm3: path("helm3"),
             helm4: path("helm4"),
@@ -335,6 +339,13 @@ const FAMILIES: &[Family] = &[
                 // etcd at the version k8s.io/kubernetes pins; its version is compiled in.
                 packages: &["go.etcd.io/etcd/server/v3"],
                 output: Some("etcd"),
+                tags: "grpcnotrace",
+                stamps: &[],
+            },
+            Step {
+                // etcdctl from the same etcd release, for snapshot tests.
+                packages: &["go.etcd.io/etcd/etcdctl/v3"],
+                output: Some("etcdctl"),
                 tags: "grpcnotrace",
                 stamps: &[],
             },
