@@ -18,6 +18,15 @@
 //!    (never `--atomic`), pruning, the inventory edit (plus the values file next to the
 //!    inventory), verification, and the hand-over marker.
 //!
+//! `replace` deletes the template-era DaemonSet and Deployments with *orphaning*, unlike the
+//! blog's manual procedure (a cascading delete), on purpose: the agents keep running while Helm
+//! creates the chart's DaemonSet, so no node is without an agent in between. The chart's
+//! DaemonSet adopts those pods and would count them as up to date (same
+//! `pod-template-generation`), so the install step of `replace` then rolls every agent that is
+//! not on the DaemonSet's current revision, as `kubectl rollout restart` does, and waits for the
+//! rollout. The Deployments need nothing: their new ReplicaSet (new `pod-template-hash`)
+//! replaces the adopted pods by itself.
+//!
 //! A re-run resumes at the first unfinished step; a finished migration is a no-op. Values on a
 //! resumed run come from the backed-up `cilium-config`, never from a half-migrated live one.
 //!
@@ -40,8 +49,9 @@ use helm::{
     ChartSource, Helm, HelmError, Ownership, ReleaseStatus, RollbackRequest, TemplateRequest,
     UpgradeInstall, ValuesScope, Wait,
 };
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
-use kube::api::{Patch, PatchParams, PostParams};
+use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Secret};
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use kubespray_config::{HandoverOptions, Inventory, Origin, Variables};
 use serde::Serialize;
@@ -1029,8 +1039,9 @@ impl Session<'_> {
             let gvk =
                 kube::api::GroupVersionKind::gvk(object.group(), object.version(), &object.kind);
             let resource = kube::api::ApiResource::from_gvk_with_plural(&gvk, kind.plural);
-            // Workload pods are orphaned: the chart's workload with the same selector takes
-            // them over instead of a cluster-wide restart.
+            // Workload pods are orphaned (the blog's manual procedure cascades): the chart's
+            // workload with the same selector takes them over instead of leaving every node
+            // without an agent; the install step then rolls the adopted agents.
             let orphan = matches!(object.kind.as_str(), "DaemonSet" | "Deployment");
             guard::delete(&self.client, &resource, object, uid, orphan).await?;
             let api_: Api<kube::api::DynamicObject> = match &object.namespace {
@@ -1123,6 +1134,151 @@ impl Session<'_> {
             "release {} revision {} {}",
             info.name, info.revision, info.info.status
         ));
+        if self.strategy == Strategy::Replace {
+            // Part of this step so that a resumed install rolls what an interrupted one left.
+            self.roll_adopted_agents(progress).await?;
+        }
+        Ok(())
+    }
+
+    /// `replace` orphans the template-era agent pods and the chart's DaemonSet adopts them, but
+    /// the DaemonSet controller treats a pod as up to date when its `pod-template-generation`
+    /// label equals the DaemonSet's generation, which is 1 for both: they would keep running
+    /// Kubespray's privileged pod spec. Agents whose `controller-revision-hash` is not the
+    /// DaemonSet's current revision are rolled the way `kubectl rollout restart` does (a new
+    /// pod template annotation), node by node within the chart's `maxUnavailable`, and the
+    /// rollout is awaited. Helm leaves that live-only annotation alone on later upgrades (its
+    /// three-way merge and server-side apply only touch fields it rendered before or renders now).
+    async fn roll_adopted_agents(&self, progress: &mut dyn Progress) -> Result<(), FlowError> {
+        let daemonsets: Api<DaemonSet> = Api::namespaced(self.client.clone(), NAMESPACE);
+        let deadline = Instant::now() + self.options.helm_timeout;
+        let mut restarted = false;
+        let mut stale: Vec<String>;
+        loop {
+            let daemonset = daemonsets
+                .get_opt(AGENT_DAEMONSET)
+                .await
+                .map_err(api("reading DaemonSet kube-system/cilium"))?;
+            let Some(daemonset) = daemonset else {
+                return Ok(());
+            };
+            stale = Vec::new();
+            if rollout_settled(&daemonset) {
+                match self.current_revision_hash(&daemonset).await? {
+                    // The controller has not written the revision yet.
+                    None => stale.push("(no ControllerRevision yet)".into()),
+                    Some(hash) => {
+                        stale = self.agents_not_on(&daemonset, &hash).await?;
+                        if stale.is_empty() {
+                            if restarted {
+                                progress.note("agent rollout finished: every agent pod runs the chart's pod template");
+                            }
+                            return Ok(());
+                        }
+                        if !restarted {
+                            self.restart_agents(&daemonsets).await?;
+                            restarted = true;
+                            progress.note(&format!(
+                                "{} adopted agent pods still run the template-era pod spec: rolling them ({RESTARTED_AT_ANNOTATION})",
+                                stale.len()
+                            ));
+                            continue;
+                        }
+                    }
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(FlowError::Refused(format!(
+                    "the agent DaemonSet kube-system/cilium did not roll out within {:?}; pods not on its current revision: {}; check `kubectl -n kube-system rollout status ds/cilium` and run again (the run resumes at helm-install)",
+                    self.options.helm_timeout,
+                    if stale.is_empty() {
+                        "(rollout still in progress)".to_owned()
+                    } else {
+                        stale.join(", ")
+                    }
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    /// The `controller-revision-hash` of the DaemonSet's newest ControllerRevision.
+    async fn current_revision_hash(
+        &self,
+        daemonset: &DaemonSet,
+    ) -> Result<Option<String>, FlowError> {
+        let uid = daemonset.metadata.uid.clone().unwrap_or_default();
+        let revisions: Api<ControllerRevision> = Api::namespaced(self.client.clone(), NAMESPACE);
+        let list = revisions
+            .list(&ListParams::default().labels(&selector_of(daemonset)))
+            .await
+            .map_err(api("listing the agent ControllerRevisions in kube-system"))?;
+        Ok(list
+            .items
+            .into_iter()
+            .filter(|r| {
+                r.metadata
+                    .owner_references
+                    .iter()
+                    .flatten()
+                    .any(|o| o.controller == Some(true) && o.uid == uid)
+            })
+            .max_by_key(|r| r.revision)
+            .and_then(|r| r.metadata.labels?.get(REVISION_HASH_LABEL).cloned()))
+    }
+
+    /// Names of the DaemonSet's pods whose revision is not `hash` (terminating ones included:
+    /// the rollout is not over while they exist).
+    async fn agents_not_on(
+        &self,
+        daemonset: &DaemonSet,
+        hash: &str,
+    ) -> Result<Vec<String>, FlowError> {
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), NAMESPACE);
+        let list = pods
+            .list(&ListParams::default().labels(&selector_of(daemonset)))
+            .await
+            .map_err(api("listing the agent pods in kube-system"))?;
+        Ok(list
+            .items
+            .into_iter()
+            .filter(|p| {
+                p.metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get(REVISION_HASH_LABEL))
+                    .map(String::as_str)
+                    != Some(hash)
+            })
+            .map(|p| p.metadata.name.unwrap_or_default())
+            .collect())
+    }
+
+    /// What `kubectl rollout restart` does: a new pod template annotation, hence a new revision.
+    async fn restart_agents(&self, daemonsets: &Api<DaemonSet>) -> Result<(), FlowError> {
+        let secs = now_secs();
+        let stamp = utc_stamp(secs);
+        // YYYYMMDDTHHMMSSZ -> RFC 3339, as kubectl writes it.
+        let at = format!(
+            "{}-{}-{}T{}:{}:{}Z",
+            &stamp[0..4],
+            &stamp[4..6],
+            &stamp[6..8],
+            &stamp[9..11],
+            &stamp[11..13],
+            &stamp[13..15]
+        );
+        let patch = json!({"spec": {"template": {"metadata": {"annotations": {
+            RESTARTED_AT_ANNOTATION: at
+        }}}}});
+        let params = PatchParams {
+            field_manager: Some(FIELD_MANAGER.into()),
+            ..PatchParams::default()
+        };
+        daemonsets
+            .patch(AGENT_DAEMONSET, &params, &Patch::Merge(&patch))
+            .await
+            .map_err(api("restarting DaemonSet kube-system/cilium"))?;
         Ok(())
     }
 
@@ -1198,6 +1354,43 @@ impl Session<'_> {
             })
             .collect())
     }
+}
+
+/// The agent DaemonSet, in both eras.
+const AGENT_DAEMONSET: &str = "cilium";
+/// The pod template annotation `kubectl rollout restart` sets.
+const RESTARTED_AT_ANNOTATION: &str = "kubectl.kubernetes.io/restartedAt";
+/// The label the DaemonSet controller puts on its pods and ControllerRevisions.
+const REVISION_HASH_LABEL: &str = "controller-revision-hash";
+/// Field manager of this tool's own writes.
+const FIELD_MANAGER: &str = "cilium-migrate";
+
+/// The DaemonSet's `matchLabels` as a label selector.
+fn selector_of(daemonset: &DaemonSet) -> String {
+    daemonset
+        .spec
+        .as_ref()
+        .and_then(|s| s.selector.match_labels.as_ref())
+        .map(|labels| {
+            labels
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default()
+}
+
+/// The controller has seen the latest spec and every scheduled pod counts as updated and
+/// available (by the controller's own rule, which is why pod revisions are checked as well).
+fn rollout_settled(daemonset: &DaemonSet) -> bool {
+    let generation = daemonset.metadata.generation.unwrap_or(0);
+    daemonset.status.as_ref().is_some_and(|status| {
+        status.observed_generation.unwrap_or(0) >= generation
+            && status.updated_number_scheduled.unwrap_or(0) == status.desired_number_scheduled
+            && status.number_ready == status.desired_number_scheduled
+            && status.number_available.unwrap_or(0) == status.desired_number_scheduled
+    })
 }
 
 async fn blocking<T: Send + 'static>(
@@ -1839,6 +2032,38 @@ mod tests {
         assert_eq!(for_b, Some(other));
         let for_c = default_bundle_in(dir.path(), &cluster("c")).unwrap_or_else(|e| panic!("{e}"));
         assert!(!for_c.exists());
+    }
+
+    #[test]
+    fn a_rollout_settles_when_every_pod_counts_as_updated_and_available() {
+        let daemonset = |generation: i64, observed: i64, updated: i32, ready: i32| -> DaemonSet {
+            serde_json::from_value(json!({
+                "metadata": {"name": "cilium", "generation": generation},
+                "spec": {
+                    "selector": {"matchLabels": {"k8s-app": "cilium", "tier": "agent"}},
+                    "template": {}
+                },
+                "status": {
+                    "observedGeneration": observed,
+                    "desiredNumberScheduled": 3,
+                    "currentNumberScheduled": 3,
+                    "numberMisscheduled": 0,
+                    "updatedNumberScheduled": updated,
+                    "numberReady": ready,
+                    "numberAvailable": ready,
+                }
+            }))
+            .unwrap_or_else(|e| panic!("{e}"))
+        };
+        assert!(rollout_settled(&daemonset(1, 1, 3, 3)));
+        // Just restarted: the controller has not seen generation 2.
+        assert!(!rollout_settled(&daemonset(2, 1, 3, 3)));
+        assert!(!rollout_settled(&daemonset(2, 2, 1, 3)));
+        assert!(!rollout_settled(&daemonset(2, 2, 3, 2)));
+        assert_eq!(
+            selector_of(&daemonset(1, 1, 3, 3)),
+            "k8s-app=cilium,tier=agent"
+        );
     }
 
     #[test]
