@@ -6,6 +6,7 @@
 //! <bundle>/journal.jsonl                      the journal (see `journal`), not in the manifest
 //! <bundle>/objects/<section>/<group>_<version>_<Kind>.jsonl   one object per line
 //! <bundle>/inventory/<n>/<relative path>      copies of the inventory files
+//! <bundle>/etcd/snapshot.db                    an etcd snapshot (only with `--etcd-snapshot`)
 //! ```
 //! Sections: `handover` (the template-era objects, the kept Secrets, and whatever else the
 //! caller names, e.g. rendered objects that exist live), `custom-resources` (every `cilium.io`
@@ -39,6 +40,9 @@ use crate::template_era::{self, NAMESPACE};
 pub const MANIFEST_FILE: &str = "manifest.json";
 const OBJECTS_DIR: &str = "objects";
 const INVENTORY_DIR: &str = "inventory";
+const ETCD_DIR: &str = "etcd";
+/// Path of the etcd snapshot relative to the bundle directory.
+pub const ETCD_SNAPSHOT_FILE: &str = "etcd/snapshot.db";
 
 /// A hand-over object to back up: reference, API resource, namespaced.
 type Wanted = (ObjectRef, ApiResource, bool);
@@ -131,6 +135,24 @@ pub struct Manifest {
     pub absent: Vec<ObjectRef>,
     /// Inventory copies.
     pub inventory: Vec<InventoryFile>,
+    /// The etcd snapshot, when one was taken.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etcd_snapshot: Option<EtcdSnapshotFile>,
+}
+
+/// An etcd snapshot in the bundle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EtcdSnapshotFile {
+    /// Path relative to the bundle directory ([`ETCD_SNAPSHOT_FILE`]).
+    pub path: String,
+    /// The inventory host it was taken on.
+    pub node: String,
+    /// The etcd endpoint etcdctl was given.
+    pub endpoint: String,
+    /// Size in bytes.
+    pub bytes: u64,
+    /// Hex SHA-256.
+    pub sha256: String,
 }
 
 /// Errors writing, reading or checking a bundle. Each names the path and the fix.
@@ -211,6 +233,8 @@ pub struct VerifyReport {
     pub objects: BTreeMap<String, u64>,
     /// Inventory files.
     pub inventory_files: usize,
+    /// Size of the etcd snapshot, when there is one.
+    pub etcd_snapshot_bytes: Option<u64>,
 }
 
 /// Hashes and counts what passes through.
@@ -319,6 +343,7 @@ impl Bundle {
             objects: Vec::new(),
             absent: Vec::new(),
             inventory: Vec::new(),
+            etcd_snapshot: None,
         };
 
         // 1. Hand-over objects, by name, one file per kind.
@@ -529,6 +554,50 @@ impl Bundle {
         &self.manifest
     }
 
+    /// Adds an etcd snapshot (`etcd/snapshot.db`, 0600) and records it in the manifest, which
+    /// is rewritten atomically. A bundle holds at most one snapshot.
+    pub fn add_etcd_snapshot(
+        &mut self,
+        content: &[u8],
+        node: &str,
+        endpoint: &str,
+    ) -> Result<EtcdSnapshotFile, BundleError> {
+        let path = self.dir.join(ETCD_SNAPSHOT_FILE);
+        if self.manifest.etcd_snapshot.is_some() || path.exists() {
+            return Err(BundleError::Invalid {
+                path,
+                problem: "already holds an etcd snapshot".into(),
+                fix: "a bundle is never overwritten; choose a new bundle directory",
+            });
+        }
+        make_private_dir(&self.dir.join(ETCD_DIR))?;
+        let write = |path: &Path| -> Result<(), BundleError> {
+            let mut file = create_private_file(path)?;
+            file.write_all(content).map_err(io_err(path))?;
+            file.sync_all().map_err(io_err(path))
+        };
+        if let Err(e) = write(&path) {
+            // A half-written snapshot must not stay behind unlisted.
+            let _ = fs::remove_file(&path);
+            return Err(e);
+        }
+        let file = EtcdSnapshotFile {
+            path: ETCD_SNAPSHOT_FILE.into(),
+            node: node.into(),
+            endpoint: endpoint.into(),
+            bytes: content.len() as u64,
+            sha256: hex(&Sha256::digest(content)),
+        };
+        let mut manifest = self.manifest.clone();
+        manifest.etcd_snapshot = Some(file.clone());
+        if let Err(e) = write_manifest(&self.dir, &manifest) {
+            let _ = fs::remove_file(&path);
+            return Err(e);
+        }
+        self.manifest = manifest;
+        Ok(file)
+    }
+
     /// Reads everything back: permissions (directories 0700, files 0600), the SHA-256 of each
     /// file, that every line parses as an object of the file's kind, the object counts, and that
     /// no unlisted file sits among the objects or the inventory copies.
@@ -605,7 +674,21 @@ impl Bundle {
             listed.push(self.dir.join(&f.path));
             report.inventory_files += 1;
         }
-        for sub in [OBJECTS_DIR, INVENTORY_DIR] {
+        if let Some(f) = &self.manifest.etcd_snapshot {
+            let path = self.dir.join(&f.path);
+            check_mode(&path, 0o600)?;
+            let sum = hex(&sha256_file(&path)?);
+            if sum != f.sha256 {
+                return Err(BundleError::Invalid {
+                    path,
+                    problem: format!("SHA-256 {sum} differs from the manifest's {}", f.sha256),
+                    fix: "the etcd snapshot changed after the backup; take a new backup",
+                });
+            }
+            listed.push(self.dir.join(&f.path));
+            report.etcd_snapshot_bytes = Some(f.bytes);
+        }
+        for sub in [OBJECTS_DIR, INVENTORY_DIR, ETCD_DIR] {
             check_tree(&self.dir.join(sub), &listed)?;
         }
         Ok(report)
@@ -765,7 +848,14 @@ fn prepare_dir(dir: &Path) -> Result<(), BundleError> {
         for entry in entries {
             let entry = entry.map_err(io_err(dir))?;
             let name = entry.file_name().to_string_lossy().into_owned();
-            if ![JOURNAL_FILE, MANIFEST_FILE, OBJECTS_DIR, INVENTORY_DIR].contains(&name.as_str())
+            if ![
+                JOURNAL_FILE,
+                MANIFEST_FILE,
+                OBJECTS_DIR,
+                INVENTORY_DIR,
+                ETCD_DIR,
+            ]
+            .contains(&name.as_str())
                 && !name.starts_with(".manifest")
             {
                 return Err(BundleError::NotABundle {
@@ -795,7 +885,7 @@ fn prepare_dir(dir: &Path) -> Result<(), BundleError> {
             });
         }
         // Only our own sub-directories and files of an earlier, unfinished backup are removed.
-        for sub in [OBJECTS_DIR, INVENTORY_DIR] {
+        for sub in [OBJECTS_DIR, INVENTORY_DIR, ETCD_DIR] {
             let p = dir.join(sub);
             if p.exists() {
                 fs::remove_dir_all(&p).map_err(io_err(&p))?;
@@ -963,6 +1053,7 @@ mod tests {
             objects: vec![file],
             absent: vec![],
             inventory: vec![],
+            etcd_snapshot: None,
         };
         copy_inventory(dir, 0, inventory, &mut manifest.inventory).unwrap();
         write_manifest(dir, &manifest).unwrap();
@@ -1008,6 +1099,46 @@ mod tests {
                 assert_eq!(mode, 0o600, "{}", p.display());
             }
         }
+    }
+
+    #[test]
+    fn an_etcd_snapshot_is_private_listed_checked_and_never_replaced() {
+        let tmp = tempfile::tempdir().unwrap();
+        let inv = inventory_dir();
+        let dir = tmp.path().join("bundle");
+        let mut bundle = recorded_bundle(&dir, inv.path());
+        let file = bundle
+            .add_etcd_snapshot(b"snapshot bytes", "node1", "https://10.0.0.1:2379")
+            .unwrap();
+        assert_eq!(file.bytes, 14);
+        let path = dir.join(ETCD_SNAPSHOT_FILE);
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        // Recorded in the manifest on disk, and checked by verify.
+        let reopened = Bundle::open(&dir).unwrap();
+        assert_eq!(reopened.manifest().etcd_snapshot.as_ref(), Some(&file));
+        assert_eq!(reopened.verify().unwrap().etcd_snapshot_bytes, Some(14));
+        let again = bundle
+            .add_etcd_snapshot(b"other", "node1", "https://10.0.0.1:2379")
+            .unwrap_err()
+            .to_string();
+        assert!(again.contains("already holds an etcd snapshot"), "{again}");
+        assert_eq!(fs::read(&path).unwrap(), b"snapshot bytes");
+        fs::write(&path, b"snapshot bytez").unwrap();
+        let err = reopened.verify().unwrap_err().to_string();
+        assert!(
+            err.contains("snapshot.db") && err.contains("SHA-256"),
+            "{err}"
+        );
+        fs::write(dir.join("etcd/stray.db"), b"").unwrap();
+        fs::write(&path, b"snapshot bytes").unwrap();
+        let err = reopened.verify().unwrap_err().to_string();
+        assert!(
+            err.contains("stray.db") && err.contains("not listed"),
+            "{err}"
+        );
     }
 
     #[test]

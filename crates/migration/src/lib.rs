@@ -34,6 +34,7 @@
 pub mod adopt;
 pub mod bundle;
 pub mod era;
+pub mod etcd;
 pub mod flow;
 pub mod guard;
 pub mod identity;

@@ -1,0 +1,517 @@
+//! `--etcd-snapshot`: an etcd snapshot in the backup bundle, taken on the first etcd host the way
+//! Kubespray's own tooling reaches etcd.
+//!
+//! Kubespray runs etcd on `groups['etcd'][0]` (the first control-plane host when the group is
+//! empty) with client certificates in `/etc/ssl/etcd/ssl`: `ca.pem`, and the admin pair
+//! `admin-<inventory_hostname>.pem` / `admin-<inventory_hostname>-key.pem` that its `etcdctl.sh`
+//! wrapper uses. The snapshot is saved to a temporary file on the node with
+//! `env ETCDCTL_API=3 etcdctl ... snapshot save`, hashed there with `sha256sum`, streamed back
+//! with `cat` over the same SSH runner, and removed. Every remote command is an argument vector
+//! quoted by `cni-fs` (the only crate that sends commands to nodes).
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use cni_fs::{Node, RemoteOutput, Ssh};
+use kubespray_config::{Host, Inventory};
+use sha2::{Digest, Sha256};
+
+use crate::bundle::{Bundle, BundleError, EtcdSnapshotFile};
+
+/// Kubespray's `etcd_cert_dir`.
+pub const KUBESPRAY_ETCD_CERT_DIR: &str = "/etc/ssl/etcd/ssl";
+/// etcd's client port in Kubespray's `etcd_access_addresses`.
+pub const ETCD_CLIENT_PORT: u16 = 2379;
+/// The bbolt magic number at offset 16 of an etcd snapshot (its first meta page).
+const BBOLT_MAGIC: u32 = 0xED0C_DAED;
+
+/// How to take the snapshot.
+#[derive(Debug, Clone)]
+pub struct EtcdSnapshotOptions {
+    /// How the etcd host is reached (the same runner as the node check).
+    pub ssh: Ssh,
+    /// The directory holding `ca.pem` and `admin-<host>[-key].pem` on the node.
+    pub cert_dir: PathBuf,
+    /// The etcdctl program on the node (Kubespray installs it in `/usr/local/bin`).
+    pub etcdctl: PathBuf,
+    /// The endpoint (default: the host's first `etcd_access_addresses` entry).
+    pub endpoint: Option<String>,
+    /// Where the temporary snapshot is written on the node.
+    pub remote_tmp_dir: PathBuf,
+}
+
+impl EtcdSnapshotOptions {
+    /// Kubespray's defaults: `/etc/ssl/etcd/ssl`, `etcdctl` from `PATH`, the temp file in `/tmp`.
+    pub fn new(ssh: Ssh) -> EtcdSnapshotOptions {
+        EtcdSnapshotOptions {
+            ssh,
+            cert_dir: KUBESPRAY_ETCD_CERT_DIR.into(),
+            etcdctl: "etcdctl".into(),
+            endpoint: None,
+            remote_tmp_dir: "/tmp".into(),
+        }
+    }
+}
+
+/// The etcd host and how etcdctl reaches etcd from it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotTarget {
+    /// The host as SSH reaches it (its name is the `inventory_hostname`).
+    pub node: Node,
+    /// The etcd endpoint given to etcdctl.
+    pub endpoint: String,
+}
+
+/// What can go wrong; each names the host, the step and the fix.
+#[derive(Debug, thiserror::Error)]
+pub enum EtcdError {
+    /// The inventory has no host to take the snapshot on.
+    #[error(
+        "{inventory}: no host in group etcd or kube_control_plane to take the etcd snapshot on; fix the inventory, or drop --etcd-snapshot"
+    )]
+    NoEtcdHost {
+        /// The inventory directory.
+        inventory: PathBuf,
+    },
+    /// The host name cannot be part of a certificate file name.
+    #[error(
+        "{inventory}: host {host:?} cannot name the etcd certificates admin-<host>.pem (it contains '/' or is empty); rename the host in the inventory"
+    )]
+    HostName {
+        /// The inventory directory.
+        inventory: PathBuf,
+        /// The host.
+        host: String,
+    },
+    /// SSH itself failed.
+    #[error("etcd snapshot on {node}: {source}")]
+    Ssh {
+        /// The host.
+        node: String,
+        /// The cause.
+        source: Box<cni_fs::Error>,
+    },
+    /// etcdctl is not installed where it was looked for.
+    #[error(
+        "etcdctl not found on {node} (looked for {etcdctl:?}): Kubespray installs it in /usr/local/bin; pass --etcdctl PATH"
+    )]
+    EtcdctlMissing {
+        /// The host.
+        node: String,
+        /// The program looked for.
+        etcdctl: PathBuf,
+    },
+    /// A remote step failed.
+    #[error("etcd snapshot on {node}: {step} failed with exit status {status}: {stderr}; {fix}")]
+    Step {
+        /// The host.
+        node: String,
+        /// What was run.
+        step: &'static str,
+        /// Its exit status.
+        status: i32,
+        /// What it printed on stderr.
+        stderr: String,
+        /// What to do.
+        fix: String,
+    },
+    /// The snapshot that arrived is not what was saved.
+    #[error("etcd snapshot on {node}: {problem}; take the backup again")]
+    Damaged {
+        /// The host.
+        node: String,
+        /// What is wrong.
+        problem: String,
+    },
+    /// Writing it into the bundle failed.
+    #[error(transparent)]
+    Bundle(#[from] BundleError),
+}
+
+/// The host to snapshot on: the first of group `etcd`, else the first control-plane host; the
+/// endpoint: `endpoint`, else `https://<access_ip|ip>:2379` of that host, else the loopback
+/// client URL every Kubespray etcd member listens on.
+pub fn target(inventory: &Inventory, endpoint: Option<&str>) -> Result<SnapshotTarget, EtcdError> {
+    let first = |group: &str| inventory.group_hosts(group).first().copied();
+    let host: &Host = first("etcd")
+        .or_else(|| first("kube_control_plane"))
+        .ok_or_else(|| EtcdError::NoEtcdHost {
+            inventory: inventory.dir.clone(),
+        })?;
+    if host.name.is_empty() || host.name.contains('/') {
+        return Err(EtcdError::HostName {
+            inventory: inventory.dir.clone(),
+            host: host.name.clone(),
+        });
+    }
+    let endpoint = match endpoint {
+        Some(endpoint) => endpoint.to_owned(),
+        None => {
+            let address = host
+                .access_ip
+                .as_deref()
+                .or(host.ip.as_deref())
+                .unwrap_or("127.0.0.1");
+            if address.contains(':') {
+                format!("https://[{address}]:{ETCD_CLIENT_PORT}")
+            } else {
+                format!("https://{address}:{ETCD_CLIENT_PORT}")
+            }
+        }
+    };
+    Ok(SnapshotTarget {
+        node: Node {
+            name: host.name.clone(),
+            address: host.connect_address().to_owned(),
+            user: host.ansible_user.clone(),
+            port: host.ansible_port,
+        },
+        endpoint,
+    })
+}
+
+/// `env ETCDCTL_API=3 etcdctl --endpoints ... --cacert ... --cert ... --key ... snapshot save
+/// <remote_path>` with Kubespray's admin certificates of `target`'s host.
+pub fn snapshot_save_argv(
+    target: &SnapshotTarget,
+    options: &EtcdSnapshotOptions,
+    remote_path: &Path,
+) -> Vec<OsString> {
+    let cert = |name: String| options.cert_dir.join(name).into_os_string();
+    let host = &target.node.name;
+    let mut argv: Vec<OsString> = vec![
+        "env".into(),
+        "ETCDCTL_API=3".into(),
+        options.etcdctl.clone().into_os_string(),
+        "--endpoints".into(),
+        target.endpoint.clone().into(),
+        "--cacert".into(),
+        cert("ca.pem".into()),
+        "--cert".into(),
+        cert(format!("admin-{host}.pem")),
+        "--key".into(),
+        cert(format!("admin-{host}-key.pem")),
+    ];
+    argv.extend(["snapshot", "save"].map(OsString::from));
+    argv.push(remote_path.as_os_str().to_owned());
+    argv
+}
+
+/// Takes the snapshot on the inventory's etcd host and adds it to `bundle` (`etcd/snapshot.db`,
+/// 0600, its SHA-256 in the manifest). On any error nothing is added to the bundle, and the
+/// temporary file on the node is removed.
+pub async fn snapshot_into(
+    bundle: &mut Bundle,
+    inventory: &Inventory,
+    options: &EtcdSnapshotOptions,
+) -> Result<EtcdSnapshotFile, EtcdError> {
+    let target = target(inventory, options.endpoint.as_deref())?;
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    let remote_path = options
+        .remote_tmp_dir
+        .join(format!("cilium-migrate-etcd-{nanos}.db"));
+    let result = fetch_snapshot(&target, options, &remote_path).await;
+    // etcdctl writes `<path>.part` first; neither may stay behind, whatever happened.
+    let mut part = remote_path.clone().into_os_string();
+    part.push(".part");
+    let cleanup = run(
+        &target,
+        options,
+        vec![
+            "rm".into(),
+            "-f".into(),
+            "--".into(),
+            remote_path.clone().into_os_string(),
+            part,
+        ],
+    )
+    .await;
+    let content = result?;
+    let cleanup = cleanup?;
+    if cleanup.status != 0 {
+        return Err(step_error(
+            &target,
+            "removing the temporary snapshot",
+            &cleanup,
+            format!(
+                "remove {} on {} by hand",
+                remote_path.display(),
+                target.node.name
+            ),
+        ));
+    }
+    Ok(bundle.add_etcd_snapshot(&content, &target.node.name, &target.endpoint)?)
+}
+
+/// Saves, hashes and copies back the snapshot; checks it arrived whole.
+async fn fetch_snapshot(
+    target: &SnapshotTarget,
+    options: &EtcdSnapshotOptions,
+    remote_path: &Path,
+) -> Result<Vec<u8>, EtcdError> {
+    let node = &target.node.name;
+    let save = run(
+        target,
+        options,
+        snapshot_save_argv(target, options, remote_path),
+    )
+    .await?;
+    // `env` exits 127 when it cannot find the program.
+    if save.status == 127 {
+        return Err(EtcdError::EtcdctlMissing {
+            node: node.clone(),
+            etcdctl: options.etcdctl.clone(),
+        });
+    }
+    if save.status != 0 {
+        let stderr = String::from_utf8_lossy(&save.stderr);
+        let fix = if stderr.contains("no such file") || stderr.contains("No such file") {
+            format!(
+                "the certificates ca.pem, admin-{node}.pem, admin-{node}-key.pem are not in {}; pass --etcd-cert-dir DIR (Kubespray: {KUBESPRAY_ETCD_CERT_DIR})",
+                options.cert_dir.display()
+            )
+        } else if stderr.contains("ermission denied") && !options.ssh.become_root {
+            format!(
+                "{} is readable by root only; add --become",
+                options.cert_dir.display()
+            )
+        } else if stderr.contains("password is required") {
+            "--become needs passwordless sudo for the SSH user".into()
+        } else {
+            format!(
+                "check that etcd answers on {} and that --etcd-cert-dir holds its client certificates",
+                target.endpoint
+            )
+        };
+        return Err(step_error(target, "etcdctl snapshot save", &save, fix));
+    }
+    let sum = run(
+        target,
+        options,
+        vec![
+            "sha256sum".into(),
+            "--".into(),
+            remote_path.as_os_str().to_owned(),
+        ],
+    )
+    .await?;
+    if sum.status != 0 {
+        return Err(step_error(
+            target,
+            "sha256sum of the snapshot",
+            &sum,
+            "the node needs coreutils' sha256sum".into(),
+        ));
+    }
+    let remote_sum = String::from_utf8_lossy(&sum.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let copy = run(
+        target,
+        options,
+        vec![
+            "cat".into(),
+            "--".into(),
+            remote_path.as_os_str().to_owned(),
+        ],
+    )
+    .await?;
+    if copy.status != 0 {
+        return Err(step_error(
+            target,
+            "copying the snapshot back (cat)",
+            &copy,
+            format!(
+                "check the space and permissions of {}",
+                remote_path.display()
+            ),
+        ));
+    }
+    check_snapshot(node, &copy.stdout, &remote_sum)?;
+    Ok(copy.stdout)
+}
+
+/// What `etcdctl snapshot status` would catch first: empty, not a bbolt file, or changed on the
+/// way (the node's `sha256sum` against ours).
+pub fn check_snapshot(node: &str, content: &[u8], remote_sha256: &str) -> Result<(), EtcdError> {
+    let damaged = |problem: String| EtcdError::Damaged {
+        node: node.to_owned(),
+        problem,
+    };
+    if content.is_empty() {
+        return Err(damaged("the snapshot is empty".into()));
+    }
+    let magic = content
+        .get(16..20)
+        .and_then(|b| <[u8; 4]>::try_from(b).ok())
+        .map(u32::from_le_bytes);
+    if magic != Some(BBOLT_MAGIC) {
+        return Err(damaged(format!(
+            "the snapshot ({} bytes) is not an etcd (bbolt) database",
+            content.len()
+        )));
+    }
+    let local: String = Sha256::digest(content)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    if local != remote_sha256 {
+        return Err(damaged(format!(
+            "SHA-256 {local} of the copy differs from {remote_sha256:?} on the node"
+        )));
+    }
+    Ok(())
+}
+
+async fn run(
+    target: &SnapshotTarget,
+    options: &EtcdSnapshotOptions,
+    argv: Vec<OsString>,
+) -> Result<RemoteOutput, EtcdError> {
+    options
+        .ssh
+        .run(&target.node, argv)
+        .await
+        .map_err(|source| EtcdError::Ssh {
+            node: target.node.name.clone(),
+            source: Box::new(source),
+        })
+}
+
+fn step_error(
+    target: &SnapshotTarget,
+    step: &'static str,
+    out: &RemoteOutput,
+    fix: String,
+) -> EtcdError {
+    EtcdError::Step {
+        node: target.node.name.clone(),
+        step,
+        status: out.status,
+        stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+        fix,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inventory(hosts_yaml: &str) -> (tempfile::TempDir, Inventory) {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        std::fs::create_dir(dir.path().join("group_vars")).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(dir.path().join("hosts.yaml"), hosts_yaml).unwrap_or_else(|e| panic!("{e}"));
+        let inventory = Inventory::load(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+        (dir, inventory)
+    }
+
+    #[test]
+    fn the_target_is_the_first_etcd_host_else_the_first_control_plane() {
+        let cases = [
+            (
+                "all:\n  hosts:\n    cp1: {ansible_host: 10.0.0.1, ip: 10.1.0.1}\n    e1: {ansible_host: 10.0.0.2, ansible_user: ops, ansible_port: 2222, access_ip: 10.2.0.2}\n    e2: {ansible_host: 10.0.0.3}\n  children:\n    kube_control_plane: {hosts: {cp1: }}\n    etcd: {hosts: {e1: , e2: }}\n",
+                (
+                    "e1",
+                    "10.0.0.2",
+                    Some("ops"),
+                    Some(2222),
+                    "https://10.2.0.2:2379",
+                ),
+            ),
+            (
+                "all:\n  hosts:\n    cp1: {ansible_host: 10.0.0.1, ip: 10.1.0.1}\n  children:\n    kube_control_plane: {hosts: {cp1: }}\n",
+                ("cp1", "10.0.0.1", None, None, "https://10.1.0.1:2379"),
+            ),
+            (
+                "all:\n  hosts:\n    node1: {ansible_host: 'fd00::1'}\n  children:\n    etcd: {hosts: {node1: }}\n",
+                ("node1", "fd00::1", None, None, "https://127.0.0.1:2379"),
+            ),
+            (
+                "all:\n  hosts:\n    node1: {ip: 'fd00::2'}\n  children:\n    etcd: {hosts: {node1: }}\n",
+                ("node1", "node1", None, None, "https://[fd00::2]:2379"),
+            ),
+        ];
+        for (yaml, (name, address, user, port, endpoint)) in cases {
+            let (_dir, inventory) = inventory(yaml);
+            let target = target(&inventory, None).unwrap_or_else(|e| panic!("{yaml}: {e}"));
+            assert_eq!(target.node.name, name, "{yaml}");
+            assert_eq!(target.node.address, address, "{yaml}");
+            assert_eq!(target.node.user.as_deref(), user, "{yaml}");
+            assert_eq!(target.node.port, port, "{yaml}");
+            assert_eq!(target.endpoint, endpoint, "{yaml}");
+        }
+        let (_dir, inventory) =
+            inventory("all:\n  hosts:\n    w1: {}\n  children:\n    kube_node: {hosts: {w1: }}\n");
+        let err = target(&inventory, None)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            err.contains("no host in group etcd or kube_control_plane")
+                && err.contains("fix the inventory"),
+            "{err}"
+        );
+        let overridden = target(
+            &self::inventory("all:\n  children:\n    etcd: {hosts: {n: }}\n").1,
+            Some("https://127.0.0.1:32379"),
+        )
+        .map(|t| t.endpoint)
+        .unwrap_or_default();
+        assert_eq!(overridden, "https://127.0.0.1:32379");
+    }
+
+    #[test]
+    fn the_save_command_uses_kubesprays_admin_certificates_of_the_host() {
+        let target = SnapshotTarget {
+            node: Node::named("node1"),
+            endpoint: "https://10.0.0.1:2379".into(),
+        };
+        let mut options = EtcdSnapshotOptions::new(Ssh::default());
+        let argv = |options: &EtcdSnapshotOptions| -> Vec<String> {
+            snapshot_save_argv(&target, options, Path::new("/tmp/s.db"))
+                .iter()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect()
+        };
+        assert_eq!(
+            argv(&options).join(" "),
+            "env ETCDCTL_API=3 etcdctl --endpoints https://10.0.0.1:2379 \
+             --cacert /etc/ssl/etcd/ssl/ca.pem --cert /etc/ssl/etcd/ssl/admin-node1.pem \
+             --key /etc/ssl/etcd/ssl/admin-node1-key.pem snapshot save /tmp/s.db"
+        );
+        options.cert_dir = "/etc/kubernetes/ssl/etcd".into();
+        options.etcdctl = "/usr/local/bin/etcdctl".into();
+        let text = argv(&options);
+        assert_eq!(text[2], "/usr/local/bin/etcdctl");
+        assert_eq!(text[6], "/etc/kubernetes/ssl/etcd/ca.pem");
+    }
+
+    #[test]
+    fn a_snapshot_must_be_non_empty_bbolt_and_match_the_nodes_hash() {
+        let mut db = vec![0u8; 64];
+        db[16..20].copy_from_slice(&BBOLT_MAGIC.to_le_bytes());
+        let sum: String = Sha256::digest(&db)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert!(check_snapshot("n", &db, &sum).is_ok());
+        let cases: [(&[u8], &str, &str); 3] = [
+            (b"", &sum, "empty"),
+            (&[0u8; 64], &sum, "not an etcd (bbolt) database"),
+            (&db, "00", "differs"),
+        ];
+        for (content, remote, want) in cases {
+            let err = check_snapshot("node1", content, remote)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(err.contains(want) && err.contains("node1"), "{err}");
+        }
+    }
+}
