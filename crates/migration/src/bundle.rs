@@ -570,15 +570,20 @@ impl Bundle {
                 fix: "a bundle is never overwritten; choose a new bundle directory",
             });
         }
-        make_private_dir(&self.dir.join(ETCD_DIR))?;
+        let etcd_dir = self.dir.join(ETCD_DIR);
+        make_private_dir(&etcd_dir)?;
+        // On error nothing stays behind: not the file, not the directory.
+        let undo = || {
+            let _ = fs::remove_file(&path);
+            let _ = fs::remove_dir(&etcd_dir);
+        };
         let write = |path: &Path| -> Result<(), BundleError> {
             let mut file = create_private_file(path)?;
             file.write_all(content).map_err(io_err(path))?;
             file.sync_all().map_err(io_err(path))
         };
         if let Err(e) = write(&path) {
-            // A half-written snapshot must not stay behind unlisted.
-            let _ = fs::remove_file(&path);
+            undo();
             return Err(e);
         }
         let file = EtcdSnapshotFile {
@@ -591,7 +596,7 @@ impl Bundle {
         let mut manifest = self.manifest.clone();
         manifest.etcd_snapshot = Some(file.clone());
         if let Err(e) = write_manifest(&self.dir, &manifest) {
-            let _ = fs::remove_file(&path);
+            undo();
             return Err(e);
         }
         self.manifest = manifest;

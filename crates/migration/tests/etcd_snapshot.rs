@@ -1,0 +1,404 @@
+//! `--etcd-snapshot` against real parts: a real `sshd` on 127.0.0.1 (the cni-fs test setup), a
+//! real etcd from the testbed tools serving TLS on free loopback ports with certificates laid
+//! out like Kubespray's `/etc/ssl/etcd/ssl` (in a temp dir passed as the cert dir), and the
+//! testbed's etcdctl run on the "node" through `sudo -n`. Needs root, `/usr/sbin/sshd`, `sudo`,
+//! and `cargo xtask testbed build` (etcd, etcdctl in target/tools/bin or $CILIUM_MIGRATE_TOOLS).
+
+// Test helpers outside #[test] fns: a failed setup should panic with its cause.
+#![allow(clippy::unwrap_used)]
+
+#[path = "../../cni-fs/tests/support/sshd.rs"]
+mod sshd;
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use migration::bundle::{Bundle, ETCD_SNAPSHOT_FILE, MANIFEST_FILE, Manifest};
+use migration::etcd::{EtcdSnapshotOptions, snapshot_into};
+use migration::identity::ClusterIdentity;
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair, KeyUsagePurpose,
+};
+use sshd::Sshd;
+
+/// The inventory host name: the admin certificates are named after it.
+const HOST: &str = "node1";
+const KEY: &str = "/cilium-migrate-test/written-before-the-snapshot";
+const VALUE: &str = "value-that-must-be-in-the-snapshot";
+
+fn tools_dir() -> PathBuf {
+    match std::env::var_os("CILIUM_MIGRATE_TOOLS") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/tools/bin"),
+    }
+}
+
+fn tool(name: &str) -> PathBuf {
+    let path = tools_dir().join(name);
+    assert!(
+        path.is_file(),
+        "{} is missing: run `cargo xtask testbed build`",
+        path.display()
+    );
+    std::fs::canonicalize(path).unwrap()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn write_private(path: &Path, text: &str) {
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+/// A CA, etcd's serving certificate (in `server/`) and Kubespray's client files in `ssl/`:
+/// `ca.pem`, `admin-<host>.pem`, `admin-<host>-key.pem`.
+fn certificates(base: &Path) -> (PathBuf, PathBuf) {
+    let ssl = base.join("ssl");
+    let server = base.join("server");
+    std::fs::create_dir_all(&ssl).unwrap();
+    std::fs::create_dir_all(&server).unwrap();
+    std::fs::set_permissions(&ssl, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name.push(DnType::CommonName, "etcd-ca");
+    ca.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
+    for dir in [&ssl, &server] {
+        std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
+    }
+    let leaf = |names: Vec<String>, cn: &str, usages: Vec<ExtendedKeyUsagePurpose>| {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(names).unwrap();
+        params.distinguished_name.push(DnType::CommonName, cn);
+        params.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ];
+        params.extended_key_usages = usages;
+        let cert = params.signed_by(&key, &ca).unwrap();
+        (cert.pem(), key.serialize_pem())
+    };
+    let (cert, key) = leaf(
+        vec!["127.0.0.1".into(), "localhost".into()],
+        "member-node1",
+        vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ],
+    );
+    std::fs::write(server.join("member.pem"), cert).unwrap();
+    write_private(&server.join("member-key.pem"), &key);
+    let (cert, key) = leaf(
+        Vec::new(),
+        &format!("admin-{HOST}"),
+        vec![ExtendedKeyUsagePurpose::ClientAuth],
+    );
+    std::fs::write(ssl.join(format!("admin-{HOST}.pem")), cert).unwrap();
+    write_private(&ssl.join(format!("admin-{HOST}-key.pem")), &key);
+    (ssl, server)
+}
+
+/// A single-member etcd serving TLS clients with client-certificate authentication.
+struct Etcd {
+    child: Child,
+    _dir: tempfile::TempDir,
+    endpoint: String,
+    cert_dir: PathBuf,
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Etcd {
+    fn start() -> Etcd {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert_dir, server) = certificates(dir.path());
+        let client = free_port();
+        let peer = free_port();
+        let endpoint = format!("https://127.0.0.1:{client}");
+        let peer_url = format!("http://127.0.0.1:{peer}");
+        let mut child = Command::new(tool("etcd"))
+            .arg("--name=t")
+            .arg(format!("--data-dir={}", dir.path().join("data").display()))
+            .arg(format!("--listen-client-urls={endpoint}"))
+            .arg(format!("--advertise-client-urls={endpoint}"))
+            .arg(format!("--listen-peer-urls={peer_url}"))
+            .arg(format!("--initial-advertise-peer-urls={peer_url}"))
+            .arg(format!("--initial-cluster=t={peer_url}"))
+            .arg(format!(
+                "--cert-file={}",
+                server.join("member.pem").display()
+            ))
+            .arg(format!(
+                "--key-file={}",
+                server.join("member-key.pem").display()
+            ))
+            .arg(format!(
+                "--trusted-ca-file={}",
+                server.join("ca.pem").display()
+            ))
+            .arg("--client-cert-auth")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                let _ = tx.send(line);
+            }
+        });
+        let mut log = Vec::new();
+        loop {
+            match rx.recv_timeout(Duration::from_secs(30)) {
+                Ok(line) if line.contains("serving client traffic securely") => break,
+                Ok(line) => log.push(line),
+                Err(_) => panic!("etcd did not serve clients within 30 s: {log:#?}"),
+            }
+        }
+        // Keep draining its log so that etcd never blocks on a full pipe.
+        std::thread::spawn(move || while rx.recv().is_ok() {});
+        Etcd {
+            child,
+            _dir: dir,
+            endpoint,
+            cert_dir,
+        }
+    }
+
+    /// Runs the testbed's etcdctl locally with the admin certificates.
+    fn etcdctl(&self, args: &[&str]) -> String {
+        let ssl = &self.cert_dir;
+        let out = Command::new(tool("etcdctl"))
+            .env("ETCDCTL_API", "3")
+            .arg(format!("--endpoints={}", self.endpoint))
+            .arg(format!("--cacert={}", ssl.join("ca.pem").display()))
+            .arg(format!(
+                "--cert={}",
+                ssl.join(format!("admin-{HOST}.pem")).display()
+            ))
+            .arg(format!(
+                "--key={}",
+                ssl.join(format!("admin-{HOST}-key.pem")).display()
+            ))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "etcdctl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+/// An inventory whose etcd group holds `node1` (this sshd) and whose first control-plane host
+/// is unreachable: picking it instead of `groups['etcd'][0]` would fail.
+fn inventory(sshd: &Sshd) -> (tempfile::TempDir, kubespray_config::Inventory) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("group_vars")).unwrap();
+    let yaml = format!(
+        "all:\n  hosts:\n    cp0: {{ansible_host: 127.0.0.1, ansible_port: {closed}, ansible_user: root}}\n    \
+         {HOST}: {{ansible_host: 127.0.0.1, ansible_port: {port}, ansible_user: root}}\n  children:\n    \
+         kube_control_plane: {{hosts: {{cp0: }}}}\n    etcd: {{hosts: {{{HOST}: }}}}\n",
+        closed = free_port(),
+        port = sshd.port,
+    );
+    std::fs::write(dir.path().join("hosts.yaml"), yaml).unwrap();
+    let inventory = kubespray_config::Inventory::load(dir.path()).unwrap();
+    (dir, inventory)
+}
+
+/// A finished bundle with no objects (what `Bundle::create` leaves, minus the cluster).
+fn empty_bundle(dir: &Path) -> Bundle {
+    for d in [
+        dir.to_path_buf(),
+        dir.join("objects"),
+        dir.join("inventory"),
+    ] {
+        std::fs::create_dir(&d).unwrap();
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700)).unwrap();
+    }
+    let manifest = Manifest {
+        format: 1,
+        created: 0,
+        cluster: ClusterIdentity {
+            api_server: "https://127.0.0.1:6443".into(),
+            kube_system_uid: "test".into(),
+        },
+        objects: Vec::new(),
+        absent: Vec::new(),
+        inventory: Vec::new(),
+        etcd_snapshot: None,
+    };
+    write_private(
+        &dir.join(MANIFEST_FILE),
+        &serde_json::to_string_pretty(&manifest).unwrap(),
+    );
+    Bundle::open(dir).unwrap()
+}
+
+/// Every path under `dir` with its content (directories empty), sorted.
+fn listing(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(p) = stack.pop() {
+        if p.is_dir() {
+            stack.extend(std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
+            out.push((p, Vec::new()));
+        } else {
+            out.push((p.clone(), std::fs::read(&p).unwrap()));
+        }
+    }
+    out.sort();
+    out
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn options(sshd: &Sshd, etcd: &Etcd, remote_tmp: &Path) -> EtcdSnapshotOptions {
+    let mut options = EtcdSnapshotOptions::new(sshd.ssh(true));
+    options.cert_dir = etcd.cert_dir.clone();
+    options.etcdctl = tool("etcdctl");
+    options.endpoint = Some(etcd.endpoint.clone());
+    options.remote_tmp_dir = remote_tmp.to_path_buf();
+    options
+}
+
+#[test]
+fn the_snapshot_holds_a_key_written_before_it_verifies_and_is_private() {
+    let sshd = Sshd::start();
+    let etcd = Etcd::start();
+    etcd.etcdctl(&["put", KEY, VALUE]);
+    let (_inv_dir, inventory) = inventory(&sshd);
+    let work = tempfile::tempdir().unwrap();
+    let remote_tmp = work.path().join("node tmp 'q'");
+    std::fs::create_dir(&remote_tmp).unwrap();
+    let dir = work.path().join("bundle");
+    let mut bundle = empty_bundle(&dir);
+
+    let file = runtime()
+        .block_on(snapshot_into(
+            &mut bundle,
+            &inventory,
+            &options(&sshd, &etcd, &remote_tmp),
+        ))
+        .unwrap();
+
+    assert_eq!(file.node, HOST, "groups['etcd'][0], not the control plane");
+    assert_eq!(file.endpoint, etcd.endpoint);
+    let path = dir.join(ETCD_SNAPSHOT_FILE);
+    let meta = std::fs::metadata(&path).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    assert_eq!(meta.len(), file.bytes);
+    // The bundle on disk lists it, and verify checks its hash.
+    let reopened = Bundle::open(&dir).unwrap();
+    assert_eq!(reopened.manifest().etcd_snapshot.as_ref(), Some(&file));
+    assert_eq!(
+        reopened.verify().unwrap().etcd_snapshot_bytes,
+        Some(file.bytes)
+    );
+    // The key written beforehand is inside (bbolt stores the key-value pair unencrypted).
+    let content = std::fs::read(&path).unwrap();
+    for needle in [KEY, VALUE] {
+        assert!(
+            content
+                .windows(needle.len())
+                .any(|w| w == needle.as_bytes()),
+            "{needle} is not in the snapshot"
+        );
+    }
+    // The temporary snapshot on the node is gone.
+    let left: Vec<_> = std::fs::read_dir(&remote_tmp).unwrap().collect();
+    assert!(left.is_empty(), "left on the node: {left:?}");
+    // A second snapshot never replaces the first.
+    let again = runtime()
+        .block_on(snapshot_into(
+            &mut bundle,
+            &inventory,
+            &options(&sshd, &etcd, &remote_tmp),
+        ))
+        .unwrap_err()
+        .to_string();
+    assert!(again.contains("already holds an etcd snapshot"), "{again}");
+    assert_eq!(std::fs::read(&path).unwrap(), content);
+}
+
+#[test]
+fn a_wrong_cert_dir_or_a_missing_etcdctl_fails_clearly_and_writes_nothing() {
+    let sshd = Sshd::start();
+    let etcd = Etcd::start();
+    let (_inv_dir, inventory) = inventory(&sshd);
+    let work = tempfile::tempdir().unwrap();
+    let remote_tmp = work.path().join("node-tmp");
+    std::fs::create_dir(&remote_tmp).unwrap();
+    let dir = work.path().join("bundle");
+    let mut bundle = empty_bundle(&dir);
+    let before = listing(&dir);
+
+    let mut wrong_dir = options(&sshd, &etcd, &remote_tmp);
+    wrong_dir.cert_dir = work.path().join("kubeadm-etcd-certs");
+    let mut no_etcdctl = options(&sshd, &etcd, &remote_tmp);
+    no_etcdctl.etcdctl = work.path().join("bin/etcdctl");
+    let cases = [
+        (
+            wrong_dir,
+            vec![
+                "etcd snapshot on node1",
+                "etcdctl snapshot save failed",
+                "admin-node1.pem",
+                "pass --etcd-cert-dir DIR",
+            ],
+        ),
+        (
+            no_etcdctl,
+            vec![
+                "etcdctl not found on node1",
+                "/usr/local/bin",
+                "pass --etcdctl PATH",
+            ],
+        ),
+    ];
+    for (options, wanted) in cases {
+        let err = runtime()
+            .block_on(snapshot_into(&mut bundle, &inventory, &options))
+            .unwrap_err()
+            .to_string();
+        for want in wanted {
+            assert!(err.contains(want), "{want:?} missing from: {err}");
+        }
+        assert_eq!(listing(&dir), before, "the bundle changed: {err}");
+        let left: Vec<_> = std::fs::read_dir(&remote_tmp).unwrap().collect();
+        assert!(left.is_empty(), "left on the node: {left:?}");
+    }
+    assert!(bundle.manifest().etcd_snapshot.is_none());
+    bundle.verify().unwrap();
+}
