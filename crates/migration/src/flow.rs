@@ -60,6 +60,7 @@ use serde_json::{Value, json};
 use crate::adopt::{self, AdoptPlan, Blocker, Phase, Release};
 use crate::bundle::{BackupRequest, Bundle, DEFAULT_PAGE_SIZE, MANIFEST_FILE, Section};
 use crate::era::{self, Era, InventoryClaim};
+use crate::etcd::{self, EtcdError, EtcdSnapshotOptions};
 use crate::guard;
 use crate::identity::ClusterIdentity;
 use crate::journal::{JOURNAL_FILE, Journal, JournalStatus, StepState, Strategy};
@@ -126,6 +127,8 @@ pub struct MigrateOptions {
     pub ignore_checks: Vec<String>,
     /// Test hook: fail right after this step's work, before it is recorded done.
     pub fail_after: Option<Step>,
+    /// Also save an etcd snapshot into the bundle during `backup` (`--etcd-snapshot`).
+    pub etcd_snapshot: Option<EtcdSnapshotOptions>,
 }
 
 impl MigrateOptions {
@@ -148,6 +151,7 @@ impl MigrateOptions {
             verify_timeout: Duration::from_secs(300),
             ignore_checks: Vec::new(),
             fail_after: None,
+            etcd_snapshot: None,
         }
     }
 }
@@ -351,6 +355,9 @@ pub enum FlowError {
     /// The node directories.
     #[error(transparent)]
     Nodes(Box<cni_fs::Error>),
+    /// The etcd snapshot.
+    #[error(transparent)]
+    Etcd(Box<EtcdError>),
     /// Verification could not run.
     #[error(transparent)]
     Verify(Box<verify::Error>),
@@ -406,6 +413,7 @@ boxed_from!(
     guard::DeleteError => Delete,
     restore::RestoreError => Restore,
     cni_fs::Error => Nodes,
+    EtcdError => Etcd,
     verify::Error => Verify,
 );
 
@@ -682,6 +690,21 @@ async fn run_boxed(
             String::new()
         }
     };
+    if let Some(etcd) = options.etcd_snapshot.as_ref().filter(|_| !backup_done) {
+        match etcd::target(&session.inventory, etcd.endpoint.as_deref()) {
+            Ok(target) => progress.note(&format!(
+                "the backup {} an etcd snapshot on {} ({}) into {}",
+                if options.apply { "saves" } else { "would save" },
+                target.node.name,
+                target.endpoint,
+                session
+                    .bundle_dir
+                    .join(crate::bundle::ETCD_SNAPSHOT_FILE)
+                    .display()
+            )),
+            Err(e) => blockers.push(e.to_string()),
+        }
+    }
     for warning in &warnings {
         progress.note(&format!("warning: {warning}"));
     }
@@ -952,7 +975,14 @@ impl Session<'_> {
             inventory: vec![inventory_dir],
             page_size: DEFAULT_PAGE_SIZE,
         };
-        let bundle = Bundle::create(&self.client, &request).await?;
+        let mut bundle = Bundle::create(&self.client, &request).await?;
+        if let Some(options) = &self.options.etcd_snapshot {
+            let file = etcd::snapshot_into(&mut bundle, &self.inventory, options).await?;
+            progress.note(&format!(
+                "etcd snapshot from {} ({} bytes, sha256 {})",
+                file.node, file.bytes, file.sha256
+            ));
+        }
         let report = bundle.verify()?;
         progress.note(&format!(
             "backup {} verified: {} ({} inventory files)",
