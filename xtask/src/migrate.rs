@@ -15,6 +15,7 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use cni_fs::{Access, Node, PodAccess, Ssh};
 use helm::ChartSource;
+use migration::etcd::EtcdSnapshotOptions;
 use migration::flow::{self, MigrateOptions, NodeCheck, Outcome, Plan, Progress, Step};
 use migration::journal::Strategy;
 
@@ -55,9 +56,32 @@ pub(crate) struct Args {
     /// The inventory group whose hosts are the nodes (--via ssh).
     #[arg(long, default_value = "k8s_cluster")]
     group: String,
-    /// Run the remote checks through `sudo -n` (--via ssh).
-    #[arg(long)]
+    /// ssh: run the remote commands (node check, etcd snapshot) through `sudo -n`.
+    #[arg(long = "become", alias = "become-root")]
     become_root: bool,
+    /// ssh: use this ssh config file (`ssh -F`).
+    #[arg(long, value_name = "FILE")]
+    ssh_config: Option<PathBuf>,
+    /// ssh: extra `-o KEY=VALUE` option (repeatable).
+    #[arg(long, value_name = "KEY=VALUE")]
+    ssh_option: Vec<String>,
+    /// Also save an etcd snapshot into the bundle (over ssh, on the first etcd host) during the backup.
+    #[arg(long)]
+    etcd_snapshot: bool,
+    /// --etcd-snapshot: the directory of ca.pem and admin-<host>[-key].pem on the etcd host.
+    #[arg(long, value_name = "DIR", default_value = migration::etcd::KUBESPRAY_ETCD_CERT_DIR, requires = "etcd_snapshot")]
+    etcd_cert_dir: PathBuf,
+    /// --etcd-snapshot: etcdctl on the etcd host.
+    #[arg(
+        long,
+        value_name = "PATH",
+        default_value = "etcdctl",
+        requires = "etcd_snapshot"
+    )]
+    etcdctl: PathBuf,
+    /// --etcd-snapshot: the etcd endpoint [default: https://<access_ip|ip of the host, else 127.0.0.1>:2379].
+    #[arg(long, value_name = "URL", requires = "etcd_snapshot")]
+    etcd_endpoint: Option<String>,
     /// Do not check the node directories (you vouch that they are root-owned).
     #[arg(long)]
     skip_node_check: bool,
@@ -158,6 +182,12 @@ async fn options(args: &Args) -> anyhow::Result<MigrateOptions> {
     options.verify_timeout = args.verify_timeout;
     options.helm_timeout = args.helm_timeout;
     options.nodes = node_check(args).await?;
+    options.etcd_snapshot = args.etcd_snapshot.then(|| EtcdSnapshotOptions {
+        cert_dir: args.etcd_cert_dir.clone(),
+        etcdctl: args.etcdctl.clone(),
+        endpoint: args.etcd_endpoint.clone(),
+        ..EtcdSnapshotOptions::new(ssh(args))
+    });
     options.fail_after = match std::env::var(FAIL_AT_ENV) {
         Ok(step) if !step.is_empty() => Some(
             serde_json::from_value::<Step>(serde_json::Value::String(step.clone())).map_err(
@@ -171,6 +201,16 @@ async fn options(args: &Args) -> anyhow::Result<MigrateOptions> {
         _ => None,
     };
     Ok(options)
+}
+
+/// The ssh client for the node check and the etcd snapshot.
+fn ssh(args: &Args) -> Ssh {
+    Ssh {
+        program: None,
+        config: args.ssh_config.clone(),
+        options: args.ssh_option.clone(),
+        become_root: args.become_root,
+    }
 }
 
 async fn node_check(args: &Args) -> anyhow::Result<NodeCheck> {
@@ -194,13 +234,7 @@ async fn node_check(args: &Args) -> anyhow::Result<NodeCheck> {
         }
         Via::Ssh => {
             let nodes = crate::cluster::inventory_nodes(&args.inventory, &args.group)?;
-            let ssh = Ssh {
-                program: None,
-                config: None,
-                options: Vec::new(),
-                become_root: args.become_root,
-            };
-            (Access::Ssh(ssh), nodes)
+            (Access::Ssh(ssh(args)), nodes)
         }
         Via::Pod => {
             let (client, _) = flow::connect(args.kubeconfig.as_deref()).await?;
@@ -422,5 +456,74 @@ fn print_plan(plan: &Plan, colour: bool) {
         for b in &plan.blockers {
             println!("- {b}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Args;
+    use clap::Parser as _;
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    fn options(argv: &[&str]) -> anyhow::Result<migration::flow::MigrateOptions> {
+        let cli = Cli::try_parse_from(
+            ["migrate", "--inventory", "inv", "--skip-node-check"]
+                .iter()
+                .chain(argv),
+        )?;
+        let runtime = tokio::runtime::Builder::new_current_thread().build()?;
+        runtime.block_on(super::options(&cli.args))
+    }
+
+    #[test]
+    fn etcd_snapshot_flags_reach_the_flow_with_the_ssh_settings() -> anyhow::Result<()> {
+        assert!(options(&[])?.etcd_snapshot.is_none());
+        let defaults = options(&["--etcd-snapshot"])?
+            .etcd_snapshot
+            .ok_or_else(|| anyhow::anyhow!("no etcd options"))?;
+        assert_eq!(defaults.cert_dir.to_str(), Some("/etc/ssl/etcd/ssl"));
+        assert_eq!(defaults.etcdctl.to_str(), Some("etcdctl"));
+        assert_eq!(defaults.endpoint, None);
+        assert!(!defaults.ssh.become_root);
+        let set = options(&[
+            "--etcd-snapshot",
+            "--etcd-cert-dir",
+            "/etc/kubernetes/ssl/etcd",
+            "--etcdctl",
+            "/usr/local/bin/etcdctl",
+            "--etcd-endpoint",
+            "https://10.0.0.1:2379",
+            "--become",
+            "--ssh-config",
+            "/tmp/ssh_config",
+            "--ssh-option",
+            "Port=2222",
+        ])?
+        .etcd_snapshot
+        .ok_or_else(|| anyhow::anyhow!("no etcd options"))?;
+        assert_eq!(set.cert_dir.to_str(), Some("/etc/kubernetes/ssl/etcd"));
+        assert_eq!(set.etcdctl.to_str(), Some("/usr/local/bin/etcdctl"));
+        assert_eq!(set.endpoint.as_deref(), Some("https://10.0.0.1:2379"));
+        assert!(set.ssh.become_root);
+        assert_eq!(set.ssh.config.as_deref(), Some("/tmp/ssh_config".as_ref()));
+        assert_eq!(set.ssh.options, ["Port=2222"]);
+        // The older spelling still works.
+        assert!(
+            options(&["--etcd-snapshot", "--become-root"])?
+                .etcd_snapshot
+                .is_some_and(|etcd| etcd.ssh.become_root)
+        );
+        // The etcd settings mean nothing without --etcd-snapshot.
+        let err = options(&["--etcd-cert-dir", "/x"])
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("--etcd-snapshot"), "{err}");
+        Ok(())
     }
 }
