@@ -285,6 +285,9 @@ pub fn creation_body(backup: &Value) -> Value {
     body
 }
 
+/// How often a replace that lost a race with a controller (409 Conflict) is retried.
+const CONFLICT_ATTEMPTS: u32 = 5;
+
 /// Puts every object of the `handover` section back as backed up.
 pub async fn restore_handover(
     client: &Client,
@@ -303,95 +306,105 @@ pub async fn restore_handover(
                 continue;
             }
             let api = api_for(client, file, &r);
-            let live = api
-                .get_opt(&r.name)
-                .await
-                .map_err(|source| RestoreError::Api {
-                    action: "reading",
-                    object: r.clone(),
-                    source,
-                })?;
-            match live {
-                Some(live) => {
-                    let live_json = serde_json::to_value(&live).unwrap_or(Value::Null);
-                    if compare_objects(&backup, &live_json, 1).is_empty() {
-                        report.unchanged.push(r);
-                        continue;
-                    }
-                    let mut body = creation_body(&backup);
-                    body["metadata"]["resourceVersion"] = json!(live.metadata.resource_version);
-                    if let Some(owners) = backup.pointer("/metadata/ownerReferences") {
-                        body["metadata"]["ownerReferences"] = owners.clone();
-                    }
-                    let body: DynamicObject = serde_json::from_value(body)
-                        .map_err(|_| RestoreError::BadObject(file.path.clone()))?;
-                    let live_uid = live.metadata.uid.clone().unwrap_or_default();
-                    let backup_uid =
-                        object::str_at(&backup, &["metadata", "uid"]).unwrap_or_default();
-                    match api.replace(&r.name, &PostParams::default(), &body).await {
-                        Ok(_) => report.replaced.push(r),
-                        // Another object of that name was created since the backup, and its
-                        // immutable fields differ (a Service with another clusterIP): delete it
-                        // and create the backed-up one.
-                        Err(kube::Error::Api(status))
-                            if status.code == 422 && live_uid != backup_uid =>
-                        {
-                            crate::guard::delete(
-                                client,
-                                &file.api_resource(),
-                                &r,
-                                &live_uid,
-                                false,
-                            )
-                            .await?;
-                            let gone = tokio::time::timeout(
-                                DELETE_TIMEOUT,
-                                await_condition(
-                                    api.clone(),
-                                    &r.name,
-                                    conditions::is_deleted(&live_uid),
-                                ),
-                            )
-                            .await;
-                            if !matches!(gone, Ok(Ok(_))) {
-                                return Err(RestoreError::NotDeleted {
-                                    object: r,
-                                    timeout: DELETE_TIMEOUT,
-                                });
+            'attempt: for attempt in 1..=CONFLICT_ATTEMPTS {
+                let live = api
+                    .get_opt(&r.name)
+                    .await
+                    .map_err(|source| RestoreError::Api {
+                        action: "reading",
+                        object: r.clone(),
+                        source,
+                    })?;
+                match live {
+                    Some(live) => {
+                        let live_json = serde_json::to_value(&live).unwrap_or(Value::Null);
+                        if compare_objects(&backup, &live_json, 1).is_empty() {
+                            report.unchanged.push(r.clone());
+                            break;
+                        }
+                        let mut body = creation_body(&backup);
+                        body["metadata"]["resourceVersion"] = json!(live.metadata.resource_version);
+                        if let Some(owners) = backup.pointer("/metadata/ownerReferences") {
+                            body["metadata"]["ownerReferences"] = owners.clone();
+                        }
+                        let body: DynamicObject = serde_json::from_value(body)
+                            .map_err(|_| RestoreError::BadObject(file.path.clone()))?;
+                        let live_uid = live.metadata.uid.clone().unwrap_or_default();
+                        let backup_uid =
+                            object::str_at(&backup, &["metadata", "uid"]).unwrap_or_default();
+                        match api.replace(&r.name, &PostParams::default(), &body).await {
+                            Ok(_) => report.replaced.push(r.clone()),
+                            // A controller wrote the object (status, annotations) between our
+                            // read and our replace: read it again and retry.
+                            Err(kube::Error::Api(status))
+                                if status.code == 409 && attempt < CONFLICT_ATTEMPTS =>
+                            {
+                                continue 'attempt;
                             }
-                            let body: DynamicObject =
-                                serde_json::from_value(creation_body(&backup))
-                                    .map_err(|_| RestoreError::BadObject(file.path.clone()))?;
-                            api.create(&PostParams::default(), &body)
-                                .await
-                                .map_err(|source| RestoreError::Api {
-                                    action: "re-creating",
+                            // Another object of that name was created since the backup, and its
+                            // immutable fields differ (a Service with another clusterIP): delete it
+                            // and create the backed-up one.
+                            Err(kube::Error::Api(status))
+                                if status.code == 422 && live_uid != backup_uid =>
+                            {
+                                crate::guard::delete(
+                                    client,
+                                    &file.api_resource(),
+                                    &r,
+                                    &live_uid,
+                                    false,
+                                )
+                                .await?;
+                                let gone = tokio::time::timeout(
+                                    DELETE_TIMEOUT,
+                                    await_condition(
+                                        api.clone(),
+                                        &r.name,
+                                        conditions::is_deleted(&live_uid),
+                                    ),
+                                )
+                                .await;
+                                if !matches!(gone, Ok(Ok(_))) {
+                                    return Err(RestoreError::NotDeleted {
+                                        object: r.clone(),
+                                        timeout: DELETE_TIMEOUT,
+                                    });
+                                }
+                                let body: DynamicObject =
+                                    serde_json::from_value(creation_body(&backup))
+                                        .map_err(|_| RestoreError::BadObject(file.path.clone()))?;
+                                api.create(&PostParams::default(), &body).await.map_err(
+                                    |source| RestoreError::Api {
+                                        action: "re-creating",
+                                        object: r.clone(),
+                                        source,
+                                    },
+                                )?;
+                                report.created.push(r.clone());
+                            }
+                            Err(source) => {
+                                return Err(RestoreError::Api {
+                                    action: "replacing",
                                     object: r.clone(),
                                     source,
-                                })?;
-                            report.created.push(r);
-                        }
-                        Err(source) => {
-                            return Err(RestoreError::Api {
-                                action: "replacing",
-                                object: r,
-                                source,
-                            });
+                                });
+                            }
                         }
                     }
+                    None => {
+                        let body: DynamicObject = serde_json::from_value(creation_body(&backup))
+                            .map_err(|_| RestoreError::BadObject(file.path.clone()))?;
+                        api.create(&PostParams::default(), &body)
+                            .await
+                            .map_err(|source| RestoreError::Api {
+                                action: "re-creating",
+                                object: r.clone(),
+                                source,
+                            })?;
+                        report.created.push(r.clone());
+                    }
                 }
-                None => {
-                    let body: DynamicObject = serde_json::from_value(creation_body(&backup))
-                        .map_err(|_| RestoreError::BadObject(file.path.clone()))?;
-                    api.create(&PostParams::default(), &body)
-                        .await
-                        .map_err(|source| RestoreError::Api {
-                            action: "re-creating",
-                            object: r.clone(),
-                            source,
-                        })?;
-                    report.created.push(r);
-                }
+                break;
             }
         }
     }
