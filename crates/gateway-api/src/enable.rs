@@ -612,43 +612,8 @@ pub async fn restart_operator(
     timeout: Duration,
 ) -> Result<(), Error> {
     let api: Api<Deployment> = Api::namespaced(client.clone(), namespace);
-    let now = k8s_openapi::jiff::Timestamp::now().to_string();
-    let patch = json!({
-        "spec": { "template": { "metadata": { "annotations": { RESTARTED_AT: now } } } }
-    });
-    api.patch(
-        OPERATOR_DEPLOYMENT,
-        &PatchParams::default(),
-        &Patch::Strategic(&patch),
-    )
-    .await
-    .map_err(|source| Error::Kube {
-        what: format!("restarting Deployment {namespace}/{OPERATOR_DEPLOYMENT}"),
-        source: Box::new(source),
-    })?;
-    let deadline = Instant::now() + timeout;
-    loop {
-        let deployment = api
-            .get(OPERATOR_DEPLOYMENT)
-            .await
-            .map_err(|source| Error::Kube {
-                what: format!("Deployment {namespace}/{OPERATOR_DEPLOYMENT}"),
-                source: Box::new(source),
-            })?;
-        let (done, seen) = rolled_out(&deployment);
-        if done {
-            return Ok(());
-        }
-        if Instant::now() >= deadline {
-            return Err(Error::Wait {
-                what: format!(
-                    "Deployment {namespace}/{OPERATOR_DEPLOYMENT} to roll out within {timeout:?}"
-                ),
-                last: seen,
-            });
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    let what = format!("Deployment {namespace}/{OPERATOR_DEPLOYMENT}");
+    rollout_restart(&api, OPERATOR_DEPLOYMENT, &what, rolled_out, timeout).await
 }
 
 /// `kubectl rollout restart daemonset/cilium`, then waits until every node runs the new template.
@@ -658,32 +623,47 @@ pub async fn restart_agents(
     timeout: Duration,
 ) -> Result<(), Error> {
     let api: Api<DaemonSet> = Api::namespaced(client.clone(), namespace);
+    let what = format!("DaemonSet {namespace}/{AGENT_DAEMON_SET}");
+    rollout_restart(
+        &api,
+        AGENT_DAEMON_SET,
+        &what,
+        daemon_set_rolled_out,
+        timeout,
+    )
+    .await
+}
+
+/// What `kubectl rollout restart` does (a new pod-template annotation), then polls `done` until
+/// the workload reports the rollout finished or `timeout` passes.
+async fn rollout_restart<K>(
+    api: &Api<K>,
+    name: &str,
+    what: &str,
+    done: fn(&K) -> (bool, String),
+    timeout: Duration,
+) -> Result<(), Error>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
     let now = k8s_openapi::jiff::Timestamp::now().to_string();
     let patch = json!({
         "spec": { "template": { "metadata": { "annotations": { RESTARTED_AT: now } } } }
     });
-    let what = format!("DaemonSet {namespace}/{AGENT_DAEMON_SET}");
-    api.patch(
-        AGENT_DAEMON_SET,
-        &PatchParams::default(),
-        &Patch::Strategic(&patch),
-    )
-    .await
-    .map_err(|source| Error::Kube {
-        what: format!("restarting {what}"),
-        source: Box::new(source),
-    })?;
+    api.patch(name, &PatchParams::default(), &Patch::Strategic(&patch))
+        .await
+        .map_err(|source| Error::Kube {
+            what: format!("restarting {what}"),
+            source: Box::new(source),
+        })?;
     let deadline = Instant::now() + timeout;
     loop {
-        let daemon_set = api
-            .get(AGENT_DAEMON_SET)
-            .await
-            .map_err(|source| Error::Kube {
-                what: what.clone(),
-                source: Box::new(source),
-            })?;
-        let (done, seen) = daemon_set_rolled_out(&daemon_set);
-        if done {
+        let object = api.get(name).await.map_err(|source| Error::Kube {
+            what: what.to_owned(),
+            source: Box::new(source),
+        })?;
+        let (finished, seen) = done(&object);
+        if finished {
             return Ok(());
         }
         if Instant::now() >= deadline {
