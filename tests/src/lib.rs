@@ -149,3 +149,52 @@ pub async fn wait_for<T>(
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// A pristine testbed of the test's own with `nodes` nodes under `state` (for tests that own
+/// `kube-system` and the cluster-scoped Cilium objects). Panics with the testbed's error.
+pub async fn start_own_testbed(state: &std::path::Path, nodes: usize) -> testbed::Testbed {
+    let options = testbed::Options {
+        nodes,
+        state_dir: state.to_path_buf(),
+        tools: Tools::default(),
+        ..testbed::Options::default()
+    };
+    match testbed::Testbed::up(&options).await {
+        Ok(testbed) => testbed,
+        Err(error) => panic!("the testbed does not start: {error}"),
+    }
+}
+
+/// A copy of Kubespray's sample inventory of `version` (`v2.27.1`, ...) at `into/inventory`:
+/// never the shared original, because rollback and the hand-over edit write to it.
+pub fn kubespray_sample_copy(version: &str, into: &std::path::Path) -> PathBuf {
+    let sample = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/kubespray/samples")
+        .join(version);
+    assert!(
+        sample.is_dir(),
+        "the Kubespray samples are missing at {}",
+        sample.display()
+    );
+    let target = into.join("inventory");
+    copy_tree(&sample, &target);
+    target
+}
+
+/// Copies the files and directories under `from` to `to` (symlinks are not followed).
+pub fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap_or_else(|e| panic!("{}: {e}", to.display()));
+    for entry in std::fs::read_dir(from).unwrap_or_else(|e| panic!("{}: {e}", from.display())) {
+        let entry = entry.unwrap_or_else(|e| panic!("{e}"));
+        let target = to.join(entry.file_name());
+        let kind = entry
+            .file_type()
+            .unwrap_or_else(|e| panic!("{}: {e}", entry.path().display()));
+        if kind.is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else if kind.is_file() {
+            std::fs::copy(entry.path(), &target)
+                .unwrap_or_else(|e| panic!("{}: {e}", target.display()));
+        }
+    }
+}

@@ -14,7 +14,7 @@ use serde_json::Value;
 use testbed::fixtures::{
     self, CHART_RELEASE, CHART_RELEASE_NAMESPACE, FixtureOptions, IdentityAllocation,
 };
-use testbed::{Options, Testbed, Tools};
+use testbed::{Testbed, Tools};
 
 /// Nodes of each test's cluster.
 const NODES: usize = 3;
@@ -22,16 +22,7 @@ const NODES: usize = 3;
 const ROLLOUT_TIMEOUT: Duration = Duration::from_secs(180);
 
 async fn start_testbed(state: &Path) -> Testbed {
-    let options = Options {
-        nodes: NODES,
-        state_dir: state.to_path_buf(),
-        tools: Tools::default(),
-        ..Options::default()
-    };
-    match Testbed::up(&options).await {
-        Ok(testbed) => testbed,
-        Err(error) => panic!("the testbed does not start: {error}"),
-    }
+    tests::start_own_testbed(state, NODES).await
 }
 
 fn options_for(testbed: &Testbed) -> FixtureOptions {

@@ -15,8 +15,8 @@ use kube::{Api, Client, ResourceExt as _};
 use migration::bundle::{Bundle, Section};
 use migration::flow::{MigrateOptions, NodeCheck, Plan, Progress};
 use migration::object::{self, ObjectRef};
+use testbed::Testbed;
 use testbed::fixtures::FixtureOptions;
-use testbed::{Options, Testbed, Tools};
 
 /// Verify checks a kwok testbed cannot pass: nothing runs Cilium there, so no CiliumEndpoint
 /// appears for the pods the hand-over restarts (hubble-relay, hubble-ui).
@@ -24,16 +24,7 @@ pub(crate) const KWOK_IGNORED_CHECKS: &[&str] = &["pods managed by Cilium"];
 
 /// A testbed of the test's own (the fixtures own `kube-system` and cluster-scoped objects).
 pub(crate) async fn start_testbed(state: &Path) -> Testbed {
-    let options = Options {
-        nodes: 3,
-        state_dir: state.to_path_buf(),
-        tools: Tools::default(),
-        ..Options::default()
-    };
-    match Testbed::up(&options).await {
-        Ok(testbed) => testbed,
-        Err(error) => panic!("the testbed does not start: {error}"),
-    }
+    tests::start_own_testbed(state, 3).await
 }
 
 /// The fixture options for this testbed's nodes.
@@ -47,16 +38,7 @@ pub(crate) fn fixture_options(testbed: &Testbed) -> FixtureOptions {
 /// A copy of Kubespray's sample inventory of `version` (`v2.27.1`, `v2.28.0`) under `into`,
 /// set to install Cilium (the sample installs Calico), never the shared original.
 pub(crate) fn inventory_copy(version: &str, into: &Path) -> PathBuf {
-    let sample = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/kubespray/samples")
-        .join(version);
-    assert!(
-        sample.is_dir(),
-        "the Kubespray samples are missing at {}",
-        sample.display()
-    );
-    let target = into.join("inventory");
-    copy_tree(&sample, &target);
+    let target = tests::kubespray_sample_copy(version, into);
     let cluster = target.join("group_vars/k8s_cluster/k8s-cluster.yml");
     let text =
         fs::read_to_string(&cluster).unwrap_or_else(|e| panic!("{}: {e}", cluster.display()));
@@ -71,19 +53,6 @@ pub(crate) fn inventory_copy(version: &str, into: &Path) -> PathBuf {
     )
     .unwrap_or_else(|e| panic!("{}: {e}", cluster.display()));
     target
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap_or_else(|e| panic!("{}: {e}", to.display()));
-    for entry in fs::read_dir(from).unwrap_or_else(|e| panic!("{}: {e}", from.display())) {
-        let entry = entry.unwrap_or_else(|e| panic!("{e}"));
-        let target = to.join(entry.file_name());
-        if entry.path().is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            fs::copy(entry.path(), &target).unwrap_or_else(|e| panic!("{}: {e}", target.display()));
-        }
-    }
 }
 
 /// Every file under `dir` with its bytes.

@@ -12,47 +12,17 @@ use kube::{Api, Client};
 use migration::bundle::{Bundle, Section};
 use migration::object::{self, ObjectRef};
 use serde_json::Value;
+use testbed::Testbed;
 use testbed::fixtures::{self, FixtureOptions};
-use testbed::{Options, Testbed, Tools};
 
+/// A testbed of the test's own with 3 nodes.
 pub(crate) async fn start_testbed(state: &Path) -> Testbed {
-    let options = Options {
-        nodes: 3,
-        state_dir: state.to_path_buf(),
-        tools: Tools::default(),
-        ..Options::default()
-    };
-    match Testbed::up(&options).await {
-        Ok(testbed) => testbed,
-        Err(error) => panic!("the testbed does not start: {error}"),
-    }
+    tests::start_own_testbed(state, 3).await
 }
 
-/// A copy of Kubespray v2.27.1's sample inventory (never the shared original: rollback writes).
+/// A copy of Kubespray v2.27.1's sample inventory as it is (it installs Calico).
 pub(crate) fn inventory_copy(into: &Path) -> PathBuf {
-    let sample =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/kubespray/samples/v2.27.1");
-    assert!(
-        sample.is_dir(),
-        "the Kubespray samples are missing at {}",
-        sample.display()
-    );
-    let target = into.join("inventory");
-    copy_tree(&sample, &target);
-    target
-}
-
-pub(crate) fn copy_tree(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for entry in fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else if entry.file_type().unwrap().is_file() {
-            fs::copy(entry.path(), &target).unwrap();
-        }
-    }
+    tests::kubespray_sample_copy("v2.27.1", into)
 }
 
 pub(crate) fn files_under(dir: &Path) -> Vec<PathBuf> {
