@@ -282,8 +282,46 @@ pub fn edit_vars_text(path: &Path, before: &str, keys: &[(&str, Target)]) -> Res
             what,
             fix: "make the change by hand".to_owned(),
         })?;
+    let edited = with_line_endings_of(before, edited);
     verify(path, before, &edited, &original, keys)?;
     Ok(edited)
+}
+
+/// yaml-edit writes `\n` for the lines it adds or rewrites; a file written with `\r\n`
+/// throughout keeps `\r\n` on every line. A file that mixes both is left as edited, and
+/// `verify` refuses any line whose ending changed.
+fn with_line_endings_of(before: &str, edited: String) -> String {
+    let crlf_only =
+        before.contains("\r\n") && before.matches('\n').count() == before.matches("\r\n").count();
+    if !crlf_only {
+        return edited;
+    }
+    let mut out = String::with_capacity(edited.len() + edited.len() / 16);
+    for line in edited.split_inclusive('\n') {
+        match line.strip_suffix('\n') {
+            Some(body) => {
+                out.push_str(body.strip_suffix('\r').unwrap_or(body));
+                out.push_str("\r\n");
+            }
+            None => out.push_str(line),
+        }
+    }
+    out
+}
+
+/// The text's lines with their endings; a last line without one gets the file's own ending,
+/// since appending keys after it must give it one.
+fn lines_with_endings(text: &str) -> Vec<String> {
+    let eol = if text.contains("\r\n") { "\r\n" } else { "\n" };
+    text.split_inclusive('\n')
+        .map(|line| {
+            if line.ends_with('\n') {
+                line.to_owned()
+            } else {
+                format!("{line}{eol}")
+            }
+        })
+        .collect()
 }
 
 fn cst_edit(before: &str, keys: &[(&str, Target)], no_values: bool) -> Result<String, String> {
@@ -387,8 +425,10 @@ fn verify(
             return Err(not_lossless(format!("{k} would be added")));
         }
     }
-    let old_lines: Vec<&str> = before.lines().collect();
-    let new_lines: Vec<&str> = after.lines().collect();
+    // Lines are compared with their endings, so a `\r\n` that became `\n` is a change too.
+    let (old_owned, new_owned) = (lines_with_endings(before), lines_with_endings(after));
+    let old_lines: Vec<&str> = old_owned.iter().map(String::as_str).collect();
+    let new_lines: Vec<&str> = new_owned.iter().map(String::as_str).collect();
     let allowed_old = editable_lines(&old_lines, keys);
     let diff = similar::TextDiff::configure().diff_slices(&old_lines, &new_lines);
     for change in diff.iter_all_changes() {

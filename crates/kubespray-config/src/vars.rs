@@ -51,7 +51,7 @@ pub(crate) fn top_level_key(line: &str) -> Option<&str> {
         return None;
     }
     let (key, rest) = line.split_once(':')?;
-    if !(rest.is_empty() || rest.starts_with([' ', '\t', '\r'])) {
+    if !(rest.is_empty() || rest.starts_with([' ', '\t', '\r', '\n'])) {
         return None;
     }
     let key = key.trim_end();

@@ -37,6 +37,11 @@ fn edits_keep_every_other_byte() {
             "kube_owner: kube\r\nkube_network_plugin: cilium\r\n",
             "kube_owner: root\r\nkube_network_plugin: cni\r\nkube_proxy_remove: true\r\n",
         ),
+        // a block value replaced in a CRLF file, and a last line without a line break
+        (
+            "kube_network_plugin:\r\n  - a\r\n  - b\r\n# ",
+            "kube_network_plugin: cni\r\n# \r\nkube_owner: root\r\nkube_proxy_remove: true",
+        ),
         // a nested key of the same name and a commented one stay alone
         (
             "x:\n  kube_owner: kube\n# kube_owner: kube\nkube_owner: kube\nkube_network_plugin: cilium\nkube_proxy_remove: \"false\"\n",
