@@ -1,0 +1,707 @@
+//! The whole hand-over as one library call: [`run`] (what `cargo xtask migrate` does) and
+//! [`rollback`] (what `cargo xtask rollback` does).
+//!
+//! [`run`] in order:
+//! 1. **Detect** the era from the live cluster ([`crate::era`]) and the cluster's identity; a
+//!    journal in the bundle written for another cluster is refused.
+//! 2. **Plan** (always, read-only): values for the chart (the live `cilium-config` and the
+//!    inventory through `cilium-values`; for a cilium-cli release its own values and chart
+//!    version), the inventory edit, the adoption plan, the steps.
+//! 3. **Gate**: `helm template` with those values; the rendered `cilium-config` is compared key
+//!    by key with the live one and every behaviour change blocks unless accepted by key; adoption
+//!    blockers (immutable selectors, another release's objects, hook collisions) block; node
+//!    directories that the unprivileged agent cannot write block (through `cni-fs`, unless the
+//!    caller skips that check, which it must say loudly).
+//! 4. Without `apply` the plan is the outcome. With it, the journaled steps of the strategy run
+//!    from the first unfinished one ([`crate::journal`]): backup (written and read back before any
+//!    write), adoption metadata or deletion of the template objects, `helm upgrade --install`
+//!    (never `--atomic`), pruning, the inventory edit (plus the values file next to the
+//!    inventory), verification, and the hand-over marker.
+//!
+//! `replace` deletes the template-era DaemonSet and Deployments with *orphaning*, unlike the
+//! blog's manual procedure (a cascading delete), on purpose: the agents keep running while Helm
+//! creates the chart's DaemonSet, so no node is without an agent in between. The chart's
+//! DaemonSet adopts those pods and would count them as up to date (same
+//! `pod-template-generation`), so the install step of `replace` then rolls every agent that is
+//! not on the DaemonSet's current revision, as `kubectl rollout restart` does, and waits for the
+//! rollout. The Deployments need nothing: their new ReplicaSet (new `pod-template-hash`)
+//! replaces the adopted pods by itself.
+//!
+//! A re-run resumes at the first unfinished step; a finished migration is a no-op. Values on a
+//! resumed run come from the backed-up `cilium-config`, never from a half-migrated live one.
+//!
+//! [`rollback`] undoes the release without deleting what it adopted (Helm's release records
+//! go through [`crate::guard::forget_release`] when the release did not exist before; otherwise
+//! `helm rollback` to the backed-up revision), deletes what the hand-over created, restores the
+//! backed-up objects and inventory files, and compares the cluster with the bundle.
+//!
+//! **Test hook:** [`MigrateOptions::fail_after`] makes the run fail right after the work of
+//! that step, before the journal records it done, as a crash there would (`cargo xtask migrate`
+//! sets it from `CILIUM_MIGRATE_FAIL_AT=<step>`).
+//!
+//! Layout: this file holds the options, the plan and outcome types and [`run`]'s orchestration;
+//! `plan` decides (values, gate), `steps` carries out the journaled steps, `rollback` undoes a
+//! hand-over, `inventory` is the glue between the inventory and `cilium-values`, `bundle_dir`
+//! finds and names the bundle directory, and `error` holds [`FlowError`].
+
+mod bundle_dir;
+mod error;
+mod inventory;
+mod plan;
+mod rollback;
+mod steps;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use cilium_values::ChartVersion;
+use helm::{ChartSource, Helm};
+use kube::Client;
+use kubespray_config::{HandoverOptions, Inventory};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::adopt::Release;
+use crate::bundle::{Bundle, MANIFEST_FILE};
+use crate::era::{self, Era};
+use crate::etcd::{self, EtcdSnapshotOptions};
+use crate::identity::ClusterIdentity;
+use crate::journal::{Journal, JournalStatus, StepState, Strategy};
+
+pub use bundle_dir::utc_stamp;
+use bundle_dir::{default_bundle, open_journal};
+pub use error::FlowError;
+use error::{api, io};
+pub use inventory::inventory_vars;
+use inventory::{default_version, inventory_claim};
+use plan::{
+    ValuesChoice, agent_version_of, backed_up_agent_version, backed_up_config, read_live_config,
+    release_values, write_temp_values,
+};
+pub use rollback::{RollbackOptions, RollbackOutcome, rollback};
+
+pub use crate::journal::Step;
+
+/// Name of the values file written next to the inventory.
+pub const VALUES_FILE: &str = "cilium-values.yaml";
+/// Name the journal gets after a rollback: the bundle is then no longer resumable.
+pub const ROLLED_BACK_JOURNAL: &str = "journal.rolled-back.jsonl";
+/// Prefix of the default bundle directories (`cilium-migrate-<host>-<time>`).
+pub const BUNDLE_PREFIX: &str = "cilium-migrate-";
+
+/// How the node directories are checked before anything restarts.
+#[derive(Clone)]
+pub enum NodeCheck {
+    /// Inspect these directories on these nodes through `access`.
+    Check {
+        /// Local, SSH or pod.
+        access: Box<cni_fs::Access>,
+        /// The nodes.
+        nodes: Vec<cni_fs::Node>,
+        /// The directories (`/opt/cni/bin`, `/etc/cni/net.d` unless told otherwise).
+        paths: Vec<PathBuf>,
+    },
+    /// Not checked: the operator vouches for the nodes (reported as a warning).
+    Skip,
+}
+
+/// What [`run`] does.
+#[derive(Clone)]
+pub struct MigrateOptions {
+    /// The Kubespray inventory (directory or inventory file).
+    pub inventory: PathBuf,
+    /// Kubeconfig for the API client and helm (`None`: `$KUBECONFIG`, `~/.kube/config`).
+    pub kubeconfig: Option<PathBuf>,
+    /// The bundle directory; `None` resumes an unfinished `./cilium-migrate-<host>-*` of this
+    /// cluster, or starts `./cilium-migrate-<host>-<UTC time>`.
+    pub bundle: Option<PathBuf>,
+    /// The chart to hand over to.
+    pub chart: ChartSource,
+    /// The chart version (default: the Cilium version that runs; a release's own chart version).
+    pub cilium_version: Option<String>,
+    /// `adopt` or `replace` for the template era (default: adopt).
+    pub strategy: Option<Strategy>,
+    /// `cilium-config` keys whose behaviour change the operator accepts.
+    pub accept_config_changes: Vec<String>,
+    /// Node directory check.
+    pub nodes: NodeCheck,
+    /// The helm binary (`None`: `helm` on `PATH`).
+    pub helm: Option<PathBuf>,
+    /// Change the cluster (without it: plan only).
+    pub apply: bool,
+    /// Skip the confirmation ([`Progress::confirm`]).
+    pub yes: bool,
+    /// Helm's `--timeout` for the install.
+    pub helm_timeout: Duration,
+    /// How long verification may take to turn green.
+    pub verify_timeout: Duration,
+    /// Names of `verify` checks that do not block (reported, not required).
+    pub ignore_checks: Vec<String>,
+    /// Test hook: fail right after this step's work, before it is recorded done.
+    pub fail_after: Option<Step>,
+    /// Also save an etcd snapshot into the bundle during `backup` (`--etcd-snapshot`).
+    pub etcd_snapshot: Option<EtcdSnapshotOptions>,
+}
+
+impl MigrateOptions {
+    /// Options with the defaults: chart `cilium/cilium`, check nodes over nothing (callers set
+    /// [`MigrateOptions::nodes`]), plan only.
+    pub fn new(inventory: impl Into<PathBuf>) -> MigrateOptions {
+        MigrateOptions {
+            inventory: inventory.into(),
+            kubeconfig: None,
+            bundle: None,
+            chart: ChartSource::cilium(),
+            cilium_version: None,
+            strategy: None,
+            accept_config_changes: Vec::new(),
+            nodes: NodeCheck::Skip,
+            helm: None,
+            apply: false,
+            yes: false,
+            helm_timeout: Duration::from_secs(600),
+            verify_timeout: Duration::from_secs(300),
+            ignore_checks: Vec::new(),
+            fail_after: None,
+            etcd_snapshot: None,
+        }
+    }
+}
+
+/// Where the flow reports what it does.
+pub trait Progress {
+    /// A phase or step begins; `elapsed` is the time since the run started.
+    fn started(&mut self, name: &str, elapsed: Duration);
+    /// It ended (`error` when it failed), after `took`.
+    fn finished(&mut self, name: &str, took: Duration, error: Option<&str>);
+    /// Something the operator should read (warnings, decisions).
+    fn note(&mut self, message: &str);
+    /// Asked once before the first change unless `yes`; `false` stops without changing anything.
+    fn confirm(&mut self, plan: &Plan) -> bool;
+}
+
+/// A [`Progress`] that records nothing and declines confirmation (for callers that pass `yes`).
+#[derive(Debug, Default)]
+pub struct Quiet;
+
+impl Progress for Quiet {
+    fn started(&mut self, _: &str, _: Duration) {}
+    fn finished(&mut self, _: &str, _: Duration, _: Option<&str>) {}
+    fn note(&mut self, _: &str) {}
+    fn confirm(&mut self, _: &Plan) -> bool {
+        false
+    }
+}
+
+/// One difference of the gate, as shown to the operator.
+#[derive(Debug, Clone, Serialize)]
+pub struct GateDifference {
+    /// The `cilium-config` key.
+    pub key: String,
+    /// The live value.
+    pub live: Option<String>,
+    /// The rendered value.
+    pub rendered: Option<String>,
+    /// Whether the agent would behave differently.
+    pub changes_behaviour: bool,
+    /// Accepted with `--accept-config-change`.
+    pub accepted: bool,
+    /// Why.
+    pub reason: String,
+}
+
+impl fmt::Display for GateDifference {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let show = |v: &Option<String>| {
+            v.as_deref()
+                .map_or("(absent)".to_owned(), |s| format!("{s:?}"))
+        };
+        write!(
+            f,
+            "{}: live {} vs rendered {} ({}{})",
+            self.key,
+            show(&self.live),
+            show(&self.rendered),
+            match (self.changes_behaviour, self.accepted) {
+                (false, _) => "same behaviour: ",
+                (true, true) => "accepted change: ",
+                (true, false) => "CHANGES BEHAVIOUR: ",
+            },
+            self.reason
+        )
+    }
+}
+
+/// Objects the adoption touches.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct AdoptionSummary {
+    /// Objects that get Helm's ownership metadata.
+    pub adopted: Vec<String>,
+    /// Objects with Kubespray-only fields to prune.
+    pub pruned: Vec<String>,
+    /// Objects Helm creates.
+    pub created: Vec<String>,
+    /// Template-era objects the chart does not render (they stay, unmanaged).
+    pub left_alone: Vec<String>,
+    /// Completed certgen Jobs deleted so that the chart's hook can run.
+    pub deleted_jobs: Vec<String>,
+}
+
+/// Everything the flow decided before changing anything.
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    /// The cluster.
+    pub cluster: ClusterIdentity,
+    /// The era, in words.
+    pub era: String,
+    /// The strategy.
+    pub strategy: Strategy,
+    /// The bundle directory.
+    pub bundle: PathBuf,
+    /// The step a run starts with (`None`: finished).
+    pub next_step: Option<Step>,
+    /// Every step of the strategy.
+    pub steps: Vec<Step>,
+    /// The chart, as helm is given it.
+    pub chart: String,
+    /// The chart version.
+    pub chart_version: String,
+    /// The values (YAML, with provenance comments when translated).
+    pub values_yaml: String,
+    /// The inventory edit as a unified diff (empty when already edited).
+    pub inventory_diff: String,
+    /// Every difference between the rendered and the live `cilium-config`.
+    pub config_differences: Vec<GateDifference>,
+    /// The adoption (adopt strategy).
+    pub adoption: Option<AdoptionSummary>,
+    /// Node directory verdicts, one line per node.
+    pub nodes: Vec<String>,
+    /// What blocks the hand-over (empty: the gate passes).
+    pub blockers: Vec<String>,
+    /// What the operator should know.
+    pub warnings: Vec<String>,
+}
+
+/// How long one step took.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepReport {
+    /// The step.
+    pub step: Step,
+    /// Seconds.
+    pub seconds: f64,
+}
+
+/// One verification check.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckLine {
+    /// The check.
+    pub name: String,
+    /// `ok`, `warning`, `error`...
+    pub state: String,
+    /// What it saw.
+    pub detail: String,
+    /// Passed (or not installed, for an optional part).
+    pub green: bool,
+    /// Whether the run ignored it (`ignore_checks`).
+    pub ignored: bool,
+}
+
+/// What [`run`] ended with.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "outcome", rename_all = "kebab-case")]
+pub enum Outcome {
+    /// Nothing to do: the cluster is handed over already.
+    AlreadyHandedOver {
+        /// The era, in words (with the evidence).
+        era: String,
+        /// The bundle of the finished run, when known.
+        bundle: Option<PathBuf>,
+    },
+    /// Plan only (no `apply`), or the operator declined.
+    Planned {
+        /// The plan.
+        plan: Box<Plan>,
+    },
+    /// The hand-over ran to the end.
+    Migrated {
+        /// The plan it followed.
+        plan: Box<Plan>,
+        /// The steps this run carried out (a resumed run starts later).
+        steps: Vec<StepReport>,
+        /// The last verification.
+        checks: Vec<CheckLine>,
+    },
+}
+
+/// A client for the kubeconfig (or the default one) and the API server URL it talks to.
+pub async fn connect(kubeconfig: Option<&Path>) -> Result<(Client, String), FlowError> {
+    let shown = kubeconfig.map_or_else(|| "default".to_owned(), |p| p.display().to_string());
+    let bad = |reason: String| FlowError::Kubeconfig {
+        path: shown.clone(),
+        reason,
+    };
+    let config = match kubeconfig {
+        Some(path) => {
+            let file = kube::config::Kubeconfig::read_from(path).map_err(|e| bad(e.to_string()))?;
+            kube::Config::from_custom_kubeconfig(file, &Default::default())
+                .await
+                .map_err(|e| bad(e.to_string()))?
+        }
+        None => kube::Config::infer()
+            .await
+            .map_err(|e| bad(e.to_string()))?,
+    };
+    let url = config
+        .cluster_url
+        .to_string()
+        .trim_end_matches('/')
+        .to_owned();
+    let client = Client::try_from(config).map_err(|e| bad(e.to_string()))?;
+    Ok((client, url))
+}
+
+/// The run's shared state.
+struct Session<'a> {
+    options: &'a MigrateOptions,
+    client: Client,
+    helm: Helm,
+    identity: ClusterIdentity,
+    release: Release,
+    bundle_dir: PathBuf,
+    inventory: Inventory,
+    strategy: Strategy,
+    chart_version: String,
+    /// The values file helm reads (kept alive for the run).
+    values_file: tempfile::NamedTempFile,
+    values_yaml: String,
+    kube_proxy_replaced: bool,
+    rendered: Vec<Value>,
+}
+
+/// Runs the migration (see the module documentation).
+pub async fn run(
+    options: &MigrateOptions,
+    progress: &mut dyn Progress,
+) -> Result<Outcome, FlowError> {
+    // On the heap: the flow's future is large, and a caller's thread stack may be small.
+    Box::pin(run_boxed(options, progress)).await
+}
+
+async fn run_boxed(
+    options: &MigrateOptions,
+    progress: &mut dyn Progress,
+) -> Result<Outcome, FlowError> {
+    let started = Instant::now();
+    let (client, url) = phase(
+        progress,
+        started,
+        "connect",
+        connect(options.kubeconfig.as_deref()),
+    )
+    .await?;
+    let identity = ClusterIdentity::read(&client, &url).await?;
+
+    // The bundle: given, or an unfinished one of this cluster in the working directory, or new.
+    let bundle_dir = match &options.bundle {
+        Some(dir) => dir.clone(),
+        None => default_bundle(&identity)?,
+    };
+    let journal = open_journal(&bundle_dir, &identity)?;
+    let journal_status = journal
+        .as_ref()
+        .map_or(JournalStatus::Absent, Journal::status);
+
+    // Inventory: whether it still installs Cilium decides between "cilium-cli era" and "done".
+    let inventory = Inventory::load(&options.inventory)?;
+    for warning in &inventory.warnings {
+        progress.note(&format!("inventory: {warning}"));
+    }
+    let inventory_era = inventory.detect_era().era;
+    let variables =
+        inventory.variables(inventory_era.unwrap_or(kubespray_config::Era::Template))?;
+    let claim = inventory_claim(&variables);
+
+    let t = Instant::now();
+    progress.started("detect", started.elapsed());
+    let state = era::collect_state(&client).await?;
+    let detected = era::detect(&state, journal_status, claim);
+    progress.finished(
+        "detect",
+        t.elapsed(),
+        detected.as_ref().err().map(ToString::to_string).as_deref(),
+    );
+    let detected = detected?;
+    progress.note(&format!("era: {detected}"));
+    let strategy = match (&detected, &journal) {
+        (Era::HandedOver { .. }, _) => {
+            return Ok(Outcome::AlreadyHandedOver {
+                era: detected.to_string(),
+                bundle: journal.map(|_| bundle_dir),
+            });
+        }
+        (Era::InProgress { .. }, Some(j)) => j.header().strategy,
+        (Era::InProgress { .. }, None) => {
+            return Err(FlowError::Refused(
+                "the era detection says a migration is in progress, but no journal was found"
+                    .into(),
+            ));
+        }
+        (Era::TemplateManifests { .. }, _) => match options.strategy {
+            None | Some(Strategy::Adopt) => Strategy::Adopt,
+            Some(Strategy::Replace) => Strategy::Replace,
+            Some(Strategy::TakeOverRelease) => {
+                return Err(FlowError::Refused(
+                    "--strategy take-over-release needs a release cilium (Kubespray >= v2.28); this cluster has none: use adopt or replace".into(),
+                ));
+            }
+        },
+        (Era::CiliumCliRelease { .. }, _) => {
+            if options.strategy == Some(Strategy::Replace) {
+                progress.note(
+                    "a release cilium exists already (Kubespray >= v2.28): its owner changes, nothing is replaced; --strategy replace is ignored",
+                );
+            }
+            Strategy::TakeOverRelease
+        }
+    };
+    if journal.is_none() && bundle_dir.join(MANIFEST_FILE).exists() {
+        return Err(FlowError::Refused(format!(
+            "{} holds a backup without a journal (a rolled-back or foreign bundle); it is never reused: pass a new --bundle directory",
+            bundle_dir.display()
+        )));
+    }
+    let backup_done = journal
+        .as_ref()
+        .is_some_and(|j| j.state_of(Step::Backup) == Some(StepState::Done));
+    let install_done = journal
+        .as_ref()
+        .is_some_and(|j| j.state_of(Step::HelmInstall) == Some(StepState::Done));
+
+    // Helm, the chart, the values.
+    let mut helm = Helm::locate(options.helm.as_deref())?;
+    if let Some(kubeconfig) = &options.kubeconfig {
+        helm = helm.with_kubeconfig(kubeconfig);
+    }
+    let release = Release::default();
+    // A resumed run reads what ran before it began: the backup, not a half-migrated cluster.
+    let (live_config, agent_version) = if backup_done {
+        let bundle = Bundle::open(&bundle_dir)?;
+        (
+            backed_up_config(&bundle)?,
+            backed_up_agent_version(&bundle)?,
+        )
+    } else {
+        (read_live_config(&client).await?, agent_version_of(&state))
+    };
+    let mut warnings = Vec::new();
+    let t = Instant::now();
+    progress.started("values", started.elapsed());
+    let values = match strategy {
+        Strategy::TakeOverRelease => {
+            release_values(&helm, &release, options.cilium_version.as_deref())?
+        }
+        Strategy::Adopt | Strategy::Replace => {
+            let kubespray_era = kubespray_config::Era::Template;
+            let variables = inventory.variables(kubespray_era)?;
+            let vars = inventory_vars(&inventory, &variables);
+            let version = match (&options.cilium_version, &detected) {
+                (Some(v), _) => ChartVersion::parse(v)?,
+                (
+                    None,
+                    Era::TemplateManifests {
+                        cilium_version: Some(v),
+                    },
+                ) => ChartVersion::parse(v)?,
+                _ => agent_version.map_or_else(
+                    || default_version(&vars),
+                    |v| ChartVersion::parse(&v).map_err(FlowError::from),
+                )?,
+            };
+            let translation = cilium_values::translate(&cilium_values::Sources {
+                live: Some(live_config.clone()),
+                inventory: vars,
+                version,
+            })?;
+            warnings.extend(translation.warnings.iter().map(ToString::to_string));
+            ValuesChoice {
+                json: translation.values.to_json()?,
+                yaml: translation.values.to_yaml_with_provenance()?,
+                version: translation.values.version.to_string(),
+            }
+        }
+    };
+    progress.finished("values", t.elapsed(), None);
+    let values_file = write_temp_values(&values.json)?;
+    let kube_proxy_replaced = matches!(
+        values.json.get("kubeProxyReplacement"),
+        Some(Value::Bool(true))
+    ) || matches!(
+        values
+            .json
+            .get("kubeProxyReplacement")
+            .and_then(Value::as_str),
+        Some("true" | "strict")
+    );
+
+    let mut session = Session {
+        options,
+        client,
+        helm,
+        identity,
+        release,
+        bundle_dir,
+        inventory,
+        strategy,
+        chart_version: values.version.clone(),
+        values_file,
+        values_yaml: values.yaml,
+        kube_proxy_replaced,
+        rendered: Vec::new(),
+    };
+
+    // Gate.
+    let t = Instant::now();
+    progress.started("gate", started.elapsed());
+    let gate = Box::pin(session.gate(&live_config, install_done, progress)).await;
+    progress.finished(
+        "gate",
+        t.elapsed(),
+        gate.as_ref().err().map(ToString::to_string).as_deref(),
+    );
+    let (config_differences, adoption, nodes, mut blockers) = gate?;
+    if matches!(options.nodes, NodeCheck::Skip) && !install_done {
+        warnings.push(
+            "node directories NOT checked (--skip-node-check): if /opt/cni/bin or /etc/cni/net.d is not root-owned on a node, \
+             the chart's agent fails there with `cp: cannot create regular file '/hostbin/cilium-mount': Permission denied`"
+                .to_owned(),
+        );
+    }
+    let inventory_diff = match session.inventory.handover_edits(&HandoverOptions {
+        kube_proxy_remove: session.kube_proxy_replaced,
+    }) {
+        Ok(edits) => edits.iter().map(|e| e.unified_diff()).collect(),
+        Err(e) => {
+            blockers.push(e.to_string());
+            String::new()
+        }
+    };
+    if let Some(etcd) = options.etcd_snapshot.as_ref().filter(|_| !backup_done) {
+        match etcd::target(&session.inventory, etcd.endpoint.as_deref()) {
+            Ok(target) => progress.note(&format!(
+                "the backup {} an etcd snapshot on {} ({}) into {}",
+                if options.apply { "saves" } else { "would save" },
+                target.node.name,
+                target.endpoint,
+                session
+                    .bundle_dir
+                    .join(crate::bundle::ETCD_SNAPSHOT_FILE)
+                    .display()
+            )),
+            Err(e) => blockers.push(e.to_string()),
+        }
+    }
+    for warning in &warnings {
+        progress.note(&format!("warning: {warning}"));
+    }
+    let plan = Plan {
+        cluster: session.identity.clone(),
+        era: detected.to_string(),
+        strategy,
+        bundle: session.bundle_dir.clone(),
+        next_step: journal
+            .as_ref()
+            .map_or(Some(Step::Backup), Journal::next_step),
+        steps: strategy.steps().to_vec(),
+        chart: session
+            .options
+            .chart
+            .reference()
+            .to_string_lossy()
+            .into_owned(),
+        chart_version: session.chart_version.clone(),
+        values_yaml: session.values_yaml.clone(),
+        inventory_diff,
+        config_differences,
+        adoption,
+        nodes,
+        blockers,
+        warnings,
+    };
+    if !options.apply {
+        return Ok(Outcome::Planned {
+            plan: Box::new(plan),
+        });
+    }
+    if !plan.blockers.is_empty() {
+        return Err(FlowError::Gate(plan.blockers.clone()));
+    }
+    if !options.yes && !progress.confirm(&plan) {
+        return Err(FlowError::NotConfirmed);
+    }
+
+    // The journaled steps.
+    let mut journal = match journal {
+        Some(j) => j,
+        None => Journal::create(&session.bundle_dir, session.identity.clone(), strategy)?,
+    };
+    let mut reports = Vec::new();
+    while let Some(step) = journal.next_step() {
+        let t = Instant::now();
+        let name = step.to_string();
+        progress.started(&name, started.elapsed());
+        journal.start(step)?;
+        let mut result = Box::pin(session.run_step(step, progress)).await;
+        if result.is_ok() && options.fail_after == Some(step) {
+            result = Err(FlowError::Injected(step));
+        }
+        match result {
+            Ok(()) => {
+                journal.done(step)?;
+                progress.finished(&name, t.elapsed(), None);
+                reports.push(StepReport {
+                    step,
+                    seconds: t.elapsed().as_secs_f64(),
+                });
+            }
+            Err(e) => {
+                let text = e.to_string();
+                progress.finished(&name, t.elapsed(), Some(&text));
+                // The step's own error matters more than a journal that cannot record it.
+                let _ = journal.failed(step, &text);
+                return Err(e);
+            }
+        }
+    }
+    let checks = session.checks().await?;
+    Ok(Outcome::Migrated {
+        plan: Box::new(plan),
+        steps: reports,
+        checks,
+    })
+}
+
+async fn phase<T>(
+    progress: &mut dyn Progress,
+    started: Instant,
+    name: &str,
+    work: impl std::future::Future<Output = Result<T, FlowError>>,
+) -> Result<T, FlowError> {
+    let t = Instant::now();
+    progress.started(name, started.elapsed());
+    let result = work.await;
+    progress.finished(
+        name,
+        t.elapsed(),
+        result.as_ref().err().map(ToString::to_string).as_deref(),
+    );
+    result
+}
+
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, FlowError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| FlowError::Refused(format!("a helm call did not finish: {e}")))
+}

@@ -1,0 +1,349 @@
+//! Deciding before changing anything: the chart values (translated for the template era, a
+//! release's own for the cilium-cli era) and the gate (render, `cilium-config` comparison,
+//! adoption plan, node directories). Read-only: nothing here writes to the cluster.
+
+use std::collections::BTreeMap;
+
+use cilium_values::{ChartVersion, ConfigDifference, LiveConfig};
+use helm::{Helm, TemplateRequest, ValuesScope};
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::{Api, Client};
+use serde_json::Value;
+
+use super::{AdoptionSummary, FlowError, GateDifference, NodeCheck, Progress, Session, api, io};
+use crate::adopt::{self, AdoptPlan, Blocker, Release};
+use crate::bundle::{Bundle, Section};
+use crate::era;
+use crate::journal::Strategy;
+use crate::object::{self, ObjectRef};
+use crate::template_era::NAMESPACE;
+
+pub(super) struct ValuesChoice {
+    pub(super) json: Value,
+    pub(super) yaml: String,
+    pub(super) version: String,
+}
+
+pub(super) type GateResult = (
+    Vec<GateDifference>,
+    Option<AdoptionSummary>,
+    Vec<String>,
+    Vec<String>,
+);
+
+impl Session<'_> {
+    fn chart_request(&self) -> TemplateRequest {
+        let mut request = TemplateRequest::new(
+            &self.release.name,
+            &self.release.namespace,
+            self.options.chart.clone(),
+        );
+        request.version = Some(self.chart_version.clone());
+        request.values_files = vec![self.values_file.path().to_owned()];
+        request
+    }
+
+    /// Renders the chart, compares `cilium-config`, plans the adoption, checks the nodes.
+    pub(super) async fn gate(
+        &mut self,
+        live_config: &LiveConfig,
+        install_done: bool,
+        progress: &mut dyn Progress,
+    ) -> Result<GateResult, FlowError> {
+        let helm = self.helm.clone();
+        let chart = self.options.chart.clone();
+        let request = self.chart_request();
+        let text = tokio::task::spawn_blocking(move || {
+            helm.prepare(&chart)?;
+            helm.template(&request)
+        })
+        .await
+        .map_err(|e| FlowError::Refused(format!("helm template did not finish: {e}")))??;
+        self.rendered = object::parse_manifest(&text).map_err(|e| {
+            FlowError::Refused(format!(
+                "helm template printed something that is not YAML: {e}"
+            ))
+        })?;
+        let mut blockers = Vec::new();
+
+        // cilium-config, key by key.
+        let rendered_config = self
+            .rendered
+            .iter()
+            .find(|o| {
+                o["kind"] == "ConfigMap" && object::str_at(o, &["metadata", "name"]) == Some("cilium-config")
+            })
+            .map(|o| string_map(&o["data"]))
+            .ok_or_else(|| {
+                FlowError::Refused(format!(
+                    "the chart {} renders no ConfigMap cilium-config with these values: it is not a Cilium chart, or the values disable the agent",
+                    self.options.chart.reference().to_string_lossy()
+                ))
+            })?;
+        let rendered_config = LiveConfig::from_map(rendered_config, "helm template");
+        let version = ChartVersion::parse(&self.chart_version)?;
+        let mut differences = Vec::new();
+        for d in cilium_values::compare_config(live_config, &rendered_config, version) {
+            let accepted = self.options.accept_config_changes.contains(&d.key);
+            if d.changes_behaviour && !accepted && !install_done {
+                blockers.push(format!(
+                    "cilium-config {}; keep it with the values, or accept it with --accept-config-change {}",
+                    d, d.key
+                ));
+            }
+            differences.push(gate_difference(&d, accepted));
+        }
+        for key in &self.options.accept_config_changes {
+            if !differences.iter().any(|d| &d.key == key) {
+                progress.note(&format!(
+                    "--accept-config-change {key}: cilium-config has no such difference; nothing to accept"
+                ));
+            }
+        }
+
+        // Adoption.
+        let live = adopt::fetch_live(&self.client, &self.rendered, &self.release).await?;
+        let plan = adopt::plan_adoption(&live, &self.rendered, &self.release);
+        let adoption = (self.strategy == Strategy::Adopt).then(|| summary(&plan));
+        if !install_done {
+            for b in &plan.blockers {
+                let replacing = self.strategy == Strategy::Replace;
+                if replacing
+                    && matches!(
+                        b,
+                        Blocker::SelectorDiffers { .. } | Blocker::HookCollision { .. }
+                    )
+                {
+                    continue;
+                }
+                blockers.push(b.to_string());
+            }
+        }
+
+        // Node directories, before anything restarts.
+        let mut nodes = Vec::new();
+        if !install_done
+            && let NodeCheck::Check {
+                access,
+                nodes: list,
+                paths,
+            } = &self.options.nodes
+        {
+            let reports = cni_fs::check_nodes(access, list, paths).await?;
+            let summary = cni_fs::failure_summary(&reports);
+            for report in &reports {
+                nodes.push(format!(
+                    "{}: {}",
+                    report.node,
+                    if report.agent_would_fail() {
+                        "agent would fail"
+                    } else {
+                        "ok"
+                    }
+                ));
+            }
+            if !summary.is_empty() {
+                blockers.push(format!(
+                    "node directories the unprivileged agent cannot write:\n{summary}\nfix them with `cargo xtask nodes fix --apply` and set kube_owner: root"
+                ));
+            }
+        }
+        Ok((differences, adoption, nodes, blockers))
+    }
+}
+
+fn summary(plan: &AdoptPlan) -> AdoptionSummary {
+    let show = |r: &ObjectRef| r.to_string();
+    AdoptionSummary {
+        adopted: plan
+            .patches
+            .iter()
+            .filter(|p| p.metadata.is_some())
+            .map(|p| show(&p.object))
+            .collect(),
+        pruned: plan
+            .patches
+            .iter()
+            .filter(|p| !p.prune.is_empty())
+            .map(|p| format!("{} ({} fields)", p.object, p.prune.len()))
+            .collect(),
+        created: plan.to_create.iter().map(show).collect(),
+        left_alone: plan.leftovers.iter().map(show).collect(),
+        deleted_jobs: plan
+            .hook_job_deletions
+            .iter()
+            .map(|(r, _)| show(r))
+            .collect(),
+    }
+}
+
+fn gate_difference(d: &ConfigDifference, accepted: bool) -> GateDifference {
+    GateDifference {
+        key: d.key.clone(),
+        live: d.live.clone(),
+        rendered: d.rendered.clone(),
+        changes_behaviour: d.changes_behaviour,
+        accepted,
+        reason: d.reason.clone(),
+    }
+}
+
+fn string_map(data: &Value) -> BTreeMap<String, String> {
+    data.as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| {
+                    let text = match v {
+                        Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    };
+                    (k.clone(), text)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+pub(super) async fn read_live_config(client: &Client) -> Result<LiveConfig, FlowError> {
+    let maps: Api<ConfigMap> = Api::namespaced(client.clone(), NAMESPACE);
+    let cm = maps
+        .get_opt("cilium-config")
+        .await
+        .map_err(api("reading ConfigMap kube-system/cilium-config"))?
+        .ok_or_else(|| {
+            FlowError::Refused(
+                "ConfigMap kube-system/cilium-config does not exist: there is no Cilium configuration to carry over".into(),
+            )
+        })?;
+    Ok(LiveConfig::from_map(
+        cm.data.unwrap_or_default().into_iter().collect(),
+        "live ConfigMap kube-system/cilium-config",
+    ))
+}
+
+/// The `cilium-config` of the backup (a resumed run compares with what ran before it began).
+pub(super) fn backed_up_config(bundle: &Bundle) -> Result<LiveConfig, FlowError> {
+    for file in bundle
+        .files(Section::Handover)
+        .filter(|f| f.kind == "ConfigMap")
+    {
+        for o in bundle.read_objects(file)? {
+            let o = o?;
+            if object::str_at(&o, &["metadata", "name"]) == Some("cilium-config") {
+                return Ok(LiveConfig::from_map(
+                    string_map(&o["data"]),
+                    format!("backed-up cilium-config in {}", bundle.dir().display()),
+                ));
+            }
+        }
+    }
+    Err(FlowError::Refused(format!(
+        "the bundle {} holds no cilium-config: it is not the backup of this migration",
+        bundle.dir().display()
+    )))
+}
+
+/// The agent version of the backed-up DaemonSet `cilium`.
+pub(super) fn backed_up_agent_version(bundle: &Bundle) -> Result<Option<String>, FlowError> {
+    for file in bundle
+        .files(Section::Handover)
+        .filter(|f| f.kind == "DaemonSet")
+    {
+        for o in bundle.read_objects(file)? {
+            let o = o?;
+            if object::str_at(&o, &["metadata", "name"]) == Some("cilium") {
+                return Ok(era::agent_version(&o));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// Values of a cilium-cli release, for handing it over unchanged.
+pub(super) fn release_values(
+    helm: &Helm,
+    release: &Release,
+    version: Option<&str>,
+) -> Result<ValuesChoice, FlowError> {
+    let status = helm
+        .status(&release.name, &release.namespace)?
+        .ok_or_else(|| {
+            FlowError::Refused("release cilium disappeared while planning; run again".into())
+        })?;
+    let values = helm.get_values(&release.name, &release.namespace, ValuesScope::User, None)?;
+    // `helm status` leaves the chart out in some versions; the history names it `name-version`.
+    let from_history = || -> Result<Option<String>, FlowError> {
+        let history = helm.history(&release.name, &release.namespace)?;
+        Ok(history
+            .iter()
+            .filter(|r| r.revision == status.revision)
+            .find_map(|r| chart_version_of(&r.chart)))
+    };
+    let version = match (version, status.chart.clone()) {
+        (Some(v), _) => v.trim_start_matches('v').to_owned(),
+        (None, Some(chart)) => chart.version,
+        (None, None) => from_history()?.ok_or_else(|| {
+            FlowError::Refused(
+                "helm does not say which chart version release cilium runs; pass --cilium-version"
+                    .into(),
+            )
+        })?,
+    };
+    let yaml = format!(
+        "# The values of release cilium revision {} (set by cilium-cli), handed over unchanged.\n{}",
+        status.revision,
+        serde_saphyr::to_string(&values)
+            .map_err(|e| FlowError::Refused(format!("writing the release values as YAML: {e}")))?
+    );
+    Ok(ValuesChoice {
+        json: values,
+        yaml,
+        version,
+    })
+}
+
+/// The version in Helm's `name-version` chart label (`cilium-1.17.3` gives `1.17.3`).
+fn chart_version_of(label: &str) -> Option<String> {
+    let bytes = label.as_bytes();
+    (1..bytes.len())
+        .find(|&i| bytes[i - 1] == b'-' && bytes[i].is_ascii_digit())
+        .map(|i| label[i..].to_owned())
+}
+
+pub(super) fn write_temp_values(values: &Value) -> Result<tempfile::NamedTempFile, FlowError> {
+    use std::io::Write as _;
+    let mut file = tempfile::Builder::new()
+        .prefix("cilium-values-")
+        .suffix(".json")
+        .tempfile()
+        .map_err(io(&std::env::temp_dir()))?;
+    let text = serde_json::to_string_pretty(values).unwrap_or_default();
+    file.write_all(text.as_bytes())
+        .map_err(io(&std::env::temp_dir()))?;
+    Ok(file)
+}
+
+pub(super) fn agent_version_of(state: &era::ClusterState) -> Option<String> {
+    state
+        .objects
+        .iter()
+        .find(|o| {
+            o["kind"] == "DaemonSet" && object::str_at(o, &["metadata", "name"]) == Some("cilium")
+        })
+        .and_then(era::agent_version)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chart_versions_come_from_helm_chart_labels() {
+        assert_eq!(chart_version_of("cilium-1.17.3").as_deref(), Some("1.17.3"));
+        assert_eq!(
+            chart_version_of("my-cilium-1.18.0-rc.1").as_deref(),
+            Some("1.18.0-rc.1")
+        );
+        assert_eq!(chart_version_of("cilium"), None);
+    }
+}

@@ -1,0 +1,240 @@
+//! Undoing a hand-over from its bundle: [`rollback`] and its helpers. Separate from the
+//! forward flow: it shares only the connection, the bundle and the progress reporting with it.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use helm::{Helm, ReleaseStatus, RollbackRequest, Wait};
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{Patch, PatchParams};
+use kube::{Api, Client};
+use serde::Serialize;
+use serde_json::json;
+
+use super::bundle_dir::open_journal;
+use super::{
+    FlowError, MANIFEST_FILE, Progress, ROLLED_BACK_JOURNAL, Step, VALUES_FILE, api, blocking,
+    connect, io, phase,
+};
+use crate::adopt::Release;
+use crate::bundle::{Bundle, Section};
+use crate::era;
+use crate::guard;
+use crate::identity::ClusterIdentity;
+use crate::journal::{JOURNAL_FILE, StepState};
+use crate::restore::{self, Difference, RestoreReport};
+use crate::template_era::NAMESPACE;
+
+/// What [`rollback`] does.
+#[derive(Debug, Clone)]
+pub struct RollbackOptions {
+    /// The bundle of the migration to undo.
+    pub bundle: PathBuf,
+    /// Kubeconfig (`None`: the default).
+    pub kubeconfig: Option<PathBuf>,
+    /// The helm binary (`None`: `helm` on `PATH`).
+    pub helm: Option<PathBuf>,
+    /// Change the cluster (without it: say what would be done).
+    pub apply: bool,
+}
+
+/// What [`rollback`] did (or would do).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RollbackOutcome {
+    /// What happens to the release.
+    pub release: String,
+    /// Objects the hand-over created, deleted.
+    pub removed: Vec<String>,
+    /// Objects put back as backed up.
+    pub replaced: Vec<String>,
+    /// Objects re-created from the backup.
+    pub recreated: Vec<String>,
+    /// Objects already as backed up.
+    pub unchanged: usize,
+    /// Inventory files written back.
+    pub inventory: Vec<PathBuf>,
+    /// Differences left between the bundle and the cluster (empty: restored exactly).
+    pub differences: Vec<String>,
+    /// Whether anything was changed.
+    pub applied: bool,
+}
+
+/// Returns the cluster and the inventory to the backed-up state (see the module documentation).
+pub async fn rollback(
+    options: &RollbackOptions,
+    progress: &mut dyn Progress,
+) -> Result<RollbackOutcome, FlowError> {
+    Box::pin(rollback_boxed(options, progress)).await
+}
+
+async fn rollback_boxed(
+    options: &RollbackOptions,
+    progress: &mut dyn Progress,
+) -> Result<RollbackOutcome, FlowError> {
+    let started = Instant::now();
+    let (client, url) = phase(
+        progress,
+        started,
+        "connect",
+        connect(options.kubeconfig.as_deref()),
+    )
+    .await?;
+    let identity = ClusterIdentity::read(&client, &url).await?;
+    let dir = &options.bundle;
+    if !dir.join(MANIFEST_FILE).exists() {
+        let journal = open_journal(dir, &identity)?;
+        return match journal {
+            Some(j) if j.state_of(Step::Backup) != Some(StepState::Done) => Ok(RollbackOutcome {
+                release:
+                    "nothing to roll back: the backup never finished, and nothing changes before it"
+                        .into(),
+                ..RollbackOutcome::default()
+            }),
+            _ => Err(FlowError::Refused(format!(
+                "{} has no {MANIFEST_FILE}: it is not a backup bundle of this tool",
+                dir.display()
+            ))),
+        };
+    }
+    let bundle = Bundle::open(dir)?;
+    phase(progress, started, "verify bundle", async {
+        Ok(bundle.verify()?)
+    })
+    .await?;
+    bundle.manifest().cluster.ensure_same(&identity)?;
+    let release = Release::default();
+    let recorded = recorded_revision(&bundle)?;
+    let mut helm = Helm::locate(options.helm.as_deref())?;
+    if let Some(kubeconfig) = &options.kubeconfig {
+        helm = helm.with_kubeconfig(kubeconfig);
+    }
+    let mut outcome = RollbackOutcome {
+        release: match recorded {
+            None => "release cilium did not exist before: forget it (delete its records only; the objects stay and are restored)".into(),
+            Some(r) => format!("release cilium was at revision {r}: helm rollback to it when it has moved"),
+        },
+        ..RollbackOutcome::default()
+    };
+    if !options.apply {
+        return Ok(outcome);
+    }
+    outcome.applied = true;
+
+    let t = Instant::now();
+    progress.started("release", started.elapsed());
+    match recorded {
+        None => {
+            let forgotten = guard::forget_release(&client, &release).await?;
+            let removed = restore::remove_created(&client, &bundle, &release).await?;
+            outcome.release = format!(
+                "forgot release cilium ({} records); the objects it managed stay",
+                forgotten.len()
+            );
+            outcome.removed = removed.iter().map(ToString::to_string).collect();
+        }
+        Some(revision) => {
+            let current = {
+                let helm = helm.clone();
+                blocking(move || helm.status(&release.name, &release.namespace)).await??
+            };
+            let moved = current
+                .as_ref()
+                .is_none_or(|c| c.revision != revision || c.info.status != ReleaseStatus::Deployed);
+            if moved {
+                let mut request = RollbackRequest::new("cilium", NAMESPACE, Some(revision));
+                request.wait = Wait::ReadyLegacy;
+                let helm = helm.clone();
+                blocking(move || helm.rollback(&request)).await??;
+                outcome.release = format!("helm rollback cilium {revision}");
+            } else {
+                outcome.release =
+                    format!("release cilium is still at revision {revision}: unchanged");
+            }
+        }
+    }
+    progress.finished("release", t.elapsed(), None);
+
+    let t = Instant::now();
+    progress.started("restore objects", started.elapsed());
+    let report: RestoreReport = restore::restore_handover(&client, &bundle).await?;
+    outcome.replaced = report.replaced.iter().map(ToString::to_string).collect();
+    outcome.recreated = report.created.iter().map(ToString::to_string).collect();
+    outcome.unchanged = report.unchanged.len();
+    remove_marker(&client).await?;
+    progress.finished("restore objects", t.elapsed(), None);
+
+    let t = Instant::now();
+    progress.started("restore inventory", started.elapsed());
+    outcome.inventory = bundle.restore_inventory()?;
+    // The values file the hand-over saved next to the inventory, when it did not exist before.
+    let originals: Vec<&Path> = bundle
+        .manifest()
+        .inventory
+        .iter()
+        .map(|f| f.original.as_path())
+        .collect();
+    let mut roots: Vec<PathBuf> = originals
+        .iter()
+        .filter_map(|p| p.parent().map(Path::to_path_buf))
+        .collect();
+    roots.sort();
+    roots.dedup();
+    for root in roots {
+        let values = root.join(VALUES_FILE);
+        if values.is_file()
+            && !originals.contains(&values.as_path())
+            && root.join("group_vars").is_dir()
+        {
+            std::fs::remove_file(&values).map_err(io(&values))?;
+            progress.note(&format!("removed {}", values.display()));
+        }
+    }
+    progress.finished("restore inventory", t.elapsed(), None);
+
+    // The bundle is no longer a migration to resume.
+    let journal = dir.join(JOURNAL_FILE);
+    if journal.exists() {
+        let to = dir.join(ROLLED_BACK_JOURNAL);
+        std::fs::rename(&journal, &to).map_err(io(&journal))?;
+    }
+
+    let t = Instant::now();
+    progress.started("compare", started.elapsed());
+    let differences = restore::compare_with_cluster(
+        &client,
+        &bundle,
+        &[Section::Handover, Section::CustomResources, Section::Crds],
+    )
+    .await?;
+    outcome.differences = differences.iter().map(Difference::to_string).collect();
+    progress.finished("compare", t.elapsed(), None);
+    Ok(outcome)
+}
+
+/// The newest deployed revision among the backed-up release records (`None`: no release).
+fn recorded_revision(bundle: &Bundle) -> Result<Option<u32>, FlowError> {
+    let mut newest = None;
+    for file in bundle.files(Section::HelmRelease) {
+        for o in bundle.read_objects(file)? {
+            if let Some(r) = era::ReleaseRecord::from_secret(&o?)
+                && r.name == era::RELEASE_NAME
+                && matches!(r.status.as_str(), "deployed")
+            {
+                newest = newest.max(Some(r.revision));
+            }
+        }
+    }
+    Ok(newest)
+}
+
+async fn remove_marker(client: &Client) -> Result<(), FlowError> {
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let patch = json!({"metadata": {"annotations": {era::HANDOVER_MARKER_ANNOTATION: null}}});
+    namespaces
+        .patch(NAMESPACE, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map_err(api(
+            "removing the hand-over marker from namespace kube-system",
+        ))?;
+    Ok(())
+}

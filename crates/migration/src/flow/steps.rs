@@ -1,0 +1,562 @@
+//! The journaled steps of a hand-over as [`Session`] methods: backup, adoption metadata or
+//! deletion of the template objects, `helm upgrade --install` (with the agent roll of `replace`),
+//! pruning, the inventory edit and verification. Separate from the planning because these are
+//! the only parts of [`run`](super::run) that change the cluster.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use helm::{Ownership, ReleaseStatus, RollbackRequest, UpgradeInstall, Wait};
+use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
+use k8s_openapi::api::core::v1::{Pod, Secret};
+use kube::Api;
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use kubespray_config::{HandoverOptions, Inventory};
+use serde_json::json;
+
+use super::bundle_dir::now_secs;
+use super::{
+    CheckLine, FlowError, Progress, Session, Step, VALUES_FILE, api, blocking, io, utc_stamp,
+};
+use crate::adopt::{self, AdoptPlan, Phase};
+use crate::bundle::{BackupRequest, Bundle, DEFAULT_PAGE_SIZE};
+use crate::era;
+use crate::etcd;
+use crate::guard;
+use crate::journal::Strategy;
+use crate::object::{self, ObjectRef};
+use crate::template_era::{self, NAMESPACE};
+
+impl Session<'_> {
+    pub(super) async fn run_step(
+        &mut self,
+        step: Step,
+        progress: &mut dyn Progress,
+    ) -> Result<(), FlowError> {
+        match step {
+            Step::Backup => self.backup(progress).await,
+            Step::AdoptMetadata => {
+                self.seed_hubble_ca(progress).await?;
+                let plan = self.adoption_plan().await?;
+                adopt::apply_adoption(&self.client, &plan, Phase::Metadata).await?;
+                Ok(())
+            }
+            Step::DeleteTemplateObjects => {
+                self.seed_hubble_ca(progress).await?;
+                self.delete_template_objects(progress).await
+            }
+            Step::HelmInstall => self.install(progress).await,
+            Step::PruneFields => {
+                let plan = self.adoption_plan().await?;
+                adopt::apply_adoption(&self.client, &plan, Phase::Prune).await?;
+                Ok(())
+            }
+            Step::InventoryEdit => self.edit_inventory(progress),
+            Step::Verify => self.verify(progress).await,
+        }
+    }
+
+    async fn backup(&self, progress: &mut dyn Progress) -> Result<(), FlowError> {
+        let inventory_dir = absolute(&self.inventory.dir)?;
+        if absolute(&self.bundle_dir)?.starts_with(&inventory_dir) {
+            return Err(FlowError::Refused(format!(
+                "the bundle {} is inside the inventory {}, which the backup copies: put the bundle elsewhere",
+                self.bundle_dir.display(),
+                inventory_dir.display()
+            )));
+        }
+        let request = BackupRequest {
+            dir: self.bundle_dir.clone(),
+            cluster: self.identity.clone(),
+            extra_objects: self.rendered.iter().filter_map(ObjectRef::of).collect(),
+            inventory: vec![inventory_dir],
+            page_size: DEFAULT_PAGE_SIZE,
+        };
+        let mut bundle = Bundle::create(&self.client, &request).await?;
+        if let Some(options) = &self.options.etcd_snapshot {
+            let file = etcd::snapshot_into(&mut bundle, &self.inventory, options).await?;
+            progress.note(&format!(
+                "etcd snapshot from {} ({} bytes, sha256 {})",
+                file.node, file.bytes, file.sha256
+            ));
+        }
+        let report = bundle.verify()?;
+        progress.note(&format!(
+            "backup {} verified: {} ({} inventory files)",
+            self.bundle_dir.display(),
+            report
+                .objects
+                .iter()
+                .map(|(section, n)| format!("{section} {n}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            report.inventory_files
+        ));
+        Ok(())
+    }
+
+    async fn adoption_plan(&self) -> Result<AdoptPlan, FlowError> {
+        let live = adopt::fetch_live(&self.client, &self.rendered, &self.release).await?;
+        Ok(adopt::plan_adoption(&live, &self.rendered, &self.release))
+    }
+
+    /// Kubespray's certgen wrote the hubble CA to `hubble-ca-secret`; the chart reuses a CA only
+    /// from `cilium-ca`. Copying it there (with the release's ownership metadata, so that a
+    /// rollback removes it as created by the hand-over) makes the chart sign the new hubble
+    /// certificates with the CA that agents and relay already trust.
+    async fn seed_hubble_ca(&self, progress: &mut dyn Progress) -> Result<(), FlowError> {
+        let renders_ca = self.rendered.iter().any(|o| {
+            o["kind"] == "Secret" && object::str_at(o, &["metadata", "name"]) == Some("cilium-ca")
+        });
+        if !renders_ca {
+            return Ok(());
+        }
+        let secrets: Api<Secret> = Api::namespaced(self.client.clone(), NAMESPACE);
+        if secrets
+            .get_opt("cilium-ca")
+            .await
+            .map_err(api("reading Secret kube-system/cilium-ca"))?
+            .is_some()
+        {
+            return Ok(());
+        }
+        let Some(kubespray_ca) = secrets
+            .get_opt("hubble-ca-secret")
+            .await
+            .map_err(api("reading Secret kube-system/hubble-ca-secret"))?
+        else {
+            return Ok(());
+        };
+        let data = kubespray_ca.data.unwrap_or_default();
+        let (Some(cert), Some(key)) = (data.get("ca.crt"), data.get("ca.key")) else {
+            progress
+                .note("hubble-ca-secret has no ca.crt/ca.key: the chart generates a new hubble CA");
+            return Ok(());
+        };
+        let secret: Secret = serde_json::from_value(json!({
+            "metadata": {
+                "name": "cilium-ca",
+                "namespace": NAMESPACE,
+                "labels": { object::MANAGED_BY_LABEL: "Helm" },
+                "annotations": {
+                    object::RELEASE_NAME_ANNOTATION: self.release.name,
+                    object::RELEASE_NAMESPACE_ANNOTATION: self.release.namespace,
+                },
+            },
+            "data": { "ca.crt": cert, "ca.key": key },
+        }))
+        .map_err(|e| FlowError::Refused(format!("building Secret cilium-ca: {e}")))?;
+        match secrets.create(&PostParams::default(), &secret).await {
+            Ok(_) => {}
+            // Created by an interrupted earlier attempt of this step.
+            Err(kube::Error::Api(s)) if s.code == 409 => {}
+            Err(e) => return Err(api("creating Secret kube-system/cilium-ca")(e)),
+        }
+        progress.note("copied Kubespray's hubble CA (hubble-ca-secret) to cilium-ca: the chart keeps signing with it");
+        Ok(())
+    }
+
+    async fn delete_template_objects(&self, progress: &mut dyn Progress) -> Result<(), FlowError> {
+        let state = era::collect_state(&self.client).await?;
+        let deletions = guard::replace_deletions(&state.objects);
+        for (object, uid) in &deletions {
+            let Some(kind) = template_era::template_kind(object) else {
+                continue;
+            };
+            let gvk =
+                kube::api::GroupVersionKind::gvk(object.group(), object.version(), &object.kind);
+            let resource = kube::api::ApiResource::from_gvk_with_plural(&gvk, kind.plural);
+            // Workload pods are orphaned (the blog's manual procedure cascades): the chart's
+            // workload with the same selector takes them over instead of leaving every node
+            // without an agent; the install step then rolls the adopted agents.
+            let orphan = matches!(object.kind.as_str(), "DaemonSet" | "Deployment");
+            guard::delete(&self.client, &resource, object, uid, orphan).await?;
+            let api_: Api<kube::api::DynamicObject> = match &object.namespace {
+                Some(ns) => Api::namespaced_with(self.client.clone(), ns, &resource),
+                None => Api::all_with(self.client.clone(), &resource),
+            };
+            let deadline = Instant::now() + Duration::from_secs(120);
+            loop {
+                let live = api_
+                    .get_opt(&object.name)
+                    .await
+                    .map_err(api(format!("reading {object}")))?;
+                if live.is_none_or(|o| o.metadata.uid.as_deref() != Some(uid.as_str())) {
+                    break;
+                }
+                if Instant::now() >= deadline {
+                    return Err(FlowError::Refused(format!(
+                        "{object} was deleted but is still there after 2 minutes (finalizers?); check it and run again"
+                    )));
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        }
+        progress.note(&format!("deleted {} template-era objects", deletions.len()));
+        Ok(())
+    }
+
+    async fn install(&self, progress: &mut dyn Progress) -> Result<(), FlowError> {
+        // A previous attempt of this step may have been cut short while helm ran: repair the
+        // pending revision it left, as Helm's own hint says.
+        let helm = self.helm.clone();
+        let release = self.release.clone();
+        let status = {
+            let helm = helm.clone();
+            let release = release.clone();
+            blocking(move || helm.status(&release.name, &release.namespace)).await??
+        };
+        if let Some(status) = status
+            && matches!(
+                status.info.status,
+                ReleaseStatus::PendingInstall
+                    | ReleaseStatus::PendingUpgrade
+                    | ReleaseStatus::PendingRollback
+            )
+        {
+            let history = {
+                let helm = helm.clone();
+                let release = release.clone();
+                blocking(move || helm.history(&release.name, &release.namespace)).await??
+            };
+            match helm::last_good_revision(&history) {
+                None => {
+                    let forgotten = guard::forget_release(&self.client, &self.release).await?;
+                    progress.note(&format!(
+                        "release cilium was left pending-install by an interrupted run: removed its record ({}); the objects stay",
+                        forgotten.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+                    ));
+                }
+                Some(good) => {
+                    let mut request =
+                        RollbackRequest::new(&release.name, &release.namespace, Some(good));
+                    request.wait = Wait::ReadyLegacy;
+                    request.timeout = self.options.helm_timeout;
+                    let helm = helm.clone();
+                    blocking(move || helm.rollback(&request)).await??;
+                    progress.note(&format!(
+                        "release cilium was left {} by an interrupted run: rolled back to revision {good}",
+                        status.info.status
+                    ));
+                }
+            }
+        }
+        let mut request = UpgradeInstall::adopt(
+            &release.name,
+            &release.namespace,
+            self.options.chart.clone(),
+        );
+        request.version = Some(self.chart_version.clone());
+        request.values_files = vec![self.values_file.path().to_owned()];
+        request.wait = Wait::ReadyLegacy;
+        request.timeout = self.options.helm_timeout;
+        if self.strategy == Strategy::TakeOverRelease {
+            // The release owns its objects already; Helm keeps its own apply method.
+            request.ownership = Ownership::Fresh {
+                on_failure: helm::OnFailure::Keep,
+            };
+        }
+        let info = blocking(move || helm.upgrade_install(&request)).await??;
+        progress.note(&format!(
+            "release {} revision {} {}",
+            info.name, info.revision, info.info.status
+        ));
+        if self.strategy == Strategy::Replace {
+            // Part of this step so that a resumed install rolls what an interrupted one left.
+            self.roll_adopted_agents(progress).await?;
+        }
+        Ok(())
+    }
+
+    /// `replace` orphans the template-era agent pods and the chart's DaemonSet adopts them, but
+    /// the DaemonSet controller treats a pod as up to date when its `pod-template-generation`
+    /// label equals the DaemonSet's generation, which is 1 for both: they would keep running
+    /// Kubespray's privileged pod spec. Agents whose `controller-revision-hash` is not the
+    /// DaemonSet's current revision are rolled the way `kubectl rollout restart` does (a new
+    /// pod template annotation), node by node within the chart's `maxUnavailable`, and the
+    /// rollout is awaited. Helm leaves that live-only annotation alone on later upgrades (its
+    /// three-way merge and server-side apply only touch fields it rendered before or renders now).
+    async fn roll_adopted_agents(&self, progress: &mut dyn Progress) -> Result<(), FlowError> {
+        let daemonsets: Api<DaemonSet> = Api::namespaced(self.client.clone(), NAMESPACE);
+        let deadline = Instant::now() + self.options.helm_timeout;
+        let mut restarted = false;
+        let mut stale: Vec<String>;
+        loop {
+            let daemonset = daemonsets
+                .get_opt(AGENT_DAEMONSET)
+                .await
+                .map_err(api("reading DaemonSet kube-system/cilium"))?;
+            let Some(daemonset) = daemonset else {
+                return Ok(());
+            };
+            stale = Vec::new();
+            if rollout_settled(&daemonset) {
+                match self.current_revision_hash(&daemonset).await? {
+                    // The controller has not written the revision yet.
+                    None => stale.push("(no ControllerRevision yet)".into()),
+                    Some(hash) => {
+                        stale = self.agents_not_on(&daemonset, &hash).await?;
+                        if stale.is_empty() {
+                            if restarted {
+                                progress.note("agent rollout finished: every agent pod runs the chart's pod template");
+                            }
+                            return Ok(());
+                        }
+                        if !restarted {
+                            self.restart_agents(&daemonsets).await?;
+                            restarted = true;
+                            progress.note(&format!(
+                                "{} adopted agent pods still run the template-era pod spec: rolling them ({RESTARTED_AT_ANNOTATION})",
+                                stale.len()
+                            ));
+                            continue;
+                        }
+                    }
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(FlowError::Refused(format!(
+                    "the agent DaemonSet kube-system/cilium did not roll out within {:?}; pods not on its current revision: {}; check `kubectl -n kube-system rollout status ds/cilium` and run again (the run resumes at helm-install)",
+                    self.options.helm_timeout,
+                    if stale.is_empty() {
+                        "(rollout still in progress)".to_owned()
+                    } else {
+                        stale.join(", ")
+                    }
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    /// The `controller-revision-hash` of the DaemonSet's newest ControllerRevision.
+    async fn current_revision_hash(
+        &self,
+        daemonset: &DaemonSet,
+    ) -> Result<Option<String>, FlowError> {
+        let uid = daemonset.metadata.uid.clone().unwrap_or_default();
+        let revisions: Api<ControllerRevision> = Api::namespaced(self.client.clone(), NAMESPACE);
+        let list = revisions
+            .list(&ListParams::default().labels(&selector_of(daemonset)))
+            .await
+            .map_err(api("listing the agent ControllerRevisions in kube-system"))?;
+        Ok(list
+            .items
+            .into_iter()
+            .filter(|r| {
+                r.metadata
+                    .owner_references
+                    .iter()
+                    .flatten()
+                    .any(|o| o.controller == Some(true) && o.uid == uid)
+            })
+            .max_by_key(|r| r.revision)
+            .and_then(|r| r.metadata.labels?.get(REVISION_HASH_LABEL).cloned()))
+    }
+
+    /// Names of the DaemonSet's pods whose revision is not `hash` (terminating ones included:
+    /// the rollout is not over while they exist).
+    async fn agents_not_on(
+        &self,
+        daemonset: &DaemonSet,
+        hash: &str,
+    ) -> Result<Vec<String>, FlowError> {
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), NAMESPACE);
+        let list = pods
+            .list(&ListParams::default().labels(&selector_of(daemonset)))
+            .await
+            .map_err(api("listing the agent pods in kube-system"))?;
+        Ok(list
+            .items
+            .into_iter()
+            .filter(|p| {
+                p.metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get(REVISION_HASH_LABEL))
+                    .map(String::as_str)
+                    != Some(hash)
+            })
+            .map(|p| p.metadata.name.unwrap_or_default())
+            .collect())
+    }
+
+    /// What `kubectl rollout restart` does: a new pod template annotation, hence a new revision.
+    async fn restart_agents(&self, daemonsets: &Api<DaemonSet>) -> Result<(), FlowError> {
+        let secs = now_secs();
+        let stamp = utc_stamp(secs);
+        // YYYYMMDDTHHMMSSZ -> RFC 3339, as kubectl writes it.
+        let at = format!(
+            "{}-{}-{}T{}:{}:{}Z",
+            &stamp[0..4],
+            &stamp[4..6],
+            &stamp[6..8],
+            &stamp[9..11],
+            &stamp[11..13],
+            &stamp[13..15]
+        );
+        let patch = json!({"spec": {"template": {"metadata": {"annotations": {
+            RESTARTED_AT_ANNOTATION: at
+        }}}}});
+        let params = PatchParams {
+            field_manager: Some(FIELD_MANAGER.into()),
+            ..PatchParams::default()
+        };
+        daemonsets
+            .patch(AGENT_DAEMONSET, &params, &Patch::Merge(&patch))
+            .await
+            .map_err(api("restarting DaemonSet kube-system/cilium"))?;
+        Ok(())
+    }
+
+    fn edit_inventory(&self, progress: &mut dyn Progress) -> Result<(), FlowError> {
+        let inventory = Inventory::load(&self.options.inventory)?;
+        let edits = inventory.handover_edits(&HandoverOptions {
+            kube_proxy_remove: self.kube_proxy_replaced,
+        })?;
+        for edit in &edits {
+            edit.write()?;
+            progress.note(&format!(
+                "inventory: {} ({})",
+                edit.path.display(),
+                edit.changed_keys.join(", ")
+            ));
+        }
+        let path = inventory.dir.join(VALUES_FILE);
+        std::fs::write(&path, &self.values_yaml).map_err(io(&path))?;
+        progress.note(&format!(
+            "values for `helm upgrade cilium -n kube-system -f {}` saved",
+            path.display()
+        ));
+        Ok(())
+    }
+
+    async fn verify(&self, progress: &mut dyn Progress) -> Result<(), FlowError> {
+        let deadline = Instant::now() + self.options.verify_timeout;
+        loop {
+            let checks = self.checks().await?;
+            let failing: Vec<&CheckLine> =
+                checks.iter().filter(|c| !c.ignored && !c.green).collect();
+            if failing.is_empty() {
+                for c in checks.iter().filter(|c| c.ignored && !c.green) {
+                    progress.note(&format!(
+                        "ignored check {}: {} {}",
+                        c.name, c.state, c.detail
+                    ));
+                }
+                break;
+            }
+            if Instant::now() >= deadline {
+                return Err(FlowError::VerifyTimeout {
+                    timeout: self.options.verify_timeout,
+                    problems: failing
+                        .iter()
+                        .map(|c| format!("- {}: {} {}", c.name, c.state, c.detail))
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                });
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        era::write_handover_marker(
+            &self.client,
+            &format!("{} {}", utc_stamp(now_secs()), self.bundle_dir.display()),
+        )
+        .await?;
+        Ok(())
+    }
+
+    pub(super) async fn checks(&self) -> Result<Vec<CheckLine>, FlowError> {
+        let options = verify::Options::new(&self.release.namespace, &self.release.name);
+        let report = verify::verify(&self.client, &options).await?;
+        Ok(report
+            .checks
+            .iter()
+            .map(|c| CheckLine {
+                name: c.name.clone(),
+                state: c.state.label().to_owned(),
+                detail: c.detail.clone(),
+                green: c.state.is_green(),
+                ignored: self.options.ignore_checks.contains(&c.name),
+            })
+            .collect())
+    }
+}
+
+/// The agent DaemonSet, in both eras.
+const AGENT_DAEMONSET: &str = "cilium";
+/// The pod template annotation `kubectl rollout restart` sets.
+const RESTARTED_AT_ANNOTATION: &str = "kubectl.kubernetes.io/restartedAt";
+/// The label the DaemonSet controller puts on its pods and ControllerRevisions.
+const REVISION_HASH_LABEL: &str = "controller-revision-hash";
+/// Field manager of this tool's own writes.
+const FIELD_MANAGER: &str = "cilium-migrate";
+
+/// The DaemonSet's `matchLabels` as a label selector.
+fn selector_of(daemonset: &DaemonSet) -> String {
+    daemonset
+        .spec
+        .as_ref()
+        .and_then(|s| s.selector.match_labels.as_ref())
+        .map(|labels| {
+            labels
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default()
+}
+
+/// The controller has seen the latest spec and every scheduled pod counts as updated and
+/// available (by the controller's own rule, which is why pod revisions are checked as well).
+fn rollout_settled(daemonset: &DaemonSet) -> bool {
+    let generation = daemonset.metadata.generation.unwrap_or(0);
+    daemonset.status.as_ref().is_some_and(|status| {
+        status.observed_generation.unwrap_or(0) >= generation
+            && status.updated_number_scheduled.unwrap_or(0) == status.desired_number_scheduled
+            && status.number_ready == status.desired_number_scheduled
+            && status.number_available.unwrap_or(0) == status.desired_number_scheduled
+    })
+}
+
+fn absolute(path: &Path) -> Result<PathBuf, FlowError> {
+    std::path::absolute(path).map_err(io(path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rollout_settles_when_every_pod_counts_as_updated_and_available() {
+        let daemonset = |generation: i64, observed: i64, updated: i32, ready: i32| -> DaemonSet {
+            serde_json::from_value(json!({
+                "metadata": {"name": "cilium", "generation": generation},
+                "spec": {
+                    "selector": {"matchLabels": {"k8s-app": "cilium", "tier": "agent"}},
+                    "template": {}
+                },
+                "status": {
+                    "observedGeneration": observed,
+                    "desiredNumberScheduled": 3,
+                    "currentNumberScheduled": 3,
+                    "numberMisscheduled": 0,
+                    "updatedNumberScheduled": updated,
+                    "numberReady": ready,
+                    "numberAvailable": ready,
+                }
+            }))
+            .unwrap_or_else(|e| panic!("{e}"))
+        };
+        assert!(rollout_settled(&daemonset(1, 1, 3, 3)));
+        // Just restarted: the controller has not seen generation 2.
+        assert!(!rollout_settled(&daemonset(2, 1, 3, 3)));
+        assert!(!rollout_settled(&daemonset(2, 2, 1, 3)));
+        assert!(!rollout_settled(&daemonset(2, 2, 3, 2)));
+        assert_eq!(
+            selector_of(&daemonset(1, 1, 3, 3)),
+            "k8s-app=cilium,tier=agent"
+        );
+    }
+}
