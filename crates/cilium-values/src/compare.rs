@@ -37,6 +37,8 @@ const AGENT_DEFAULTS: &[(&str, (u32, u32), &str)] = &[
     ("clean-cilium-state", (15, 0), "false"),
     ("cluster-id", (15, 0), "0"),
     ("cluster-name", (15, 0), "default"),
+    // Read by the agent's preStop cni-uninstall.sh, which removes the CNI config only on `true`.
+    ("cni-uninstall", (15, 0), "false"),
     // No component of 1.15-1.19 reads this key (cni-uninstall.sh reads an environment variable
     // the chart never sets); kept so that a live `true` is still shown to the operator.
     ("custom-cni-conf", (15, 0), "false"),
@@ -149,7 +151,11 @@ const REMOVED: &[(&str, u32, Hardwired, &str)] = &[
 ];
 
 /// Keys read by shell scripts that act on exactly `true` (not `True`).
-const LITERAL_TRUE_KEYS: &[&str] = &["clean-cilium-bpf-state", "clean-cilium-state"];
+const LITERAL_TRUE_KEYS: &[&str] = &[
+    "clean-cilium-bpf-state",
+    "clean-cilium-state",
+    "cni-uninstall",
+];
 
 /// The table of agent defaults [`compare_config`] relies on, for the oldest supported minor.
 pub fn agent_defaults() -> impl Iterator<Item = AgentDefault> {
@@ -468,6 +474,7 @@ mod tests {
         ("clean-cilium-state", "false", Some("false")),
         ("cluster-id", "0", Some("0")),
         ("cluster-name", "default", Some("default")),
+        ("cni-uninstall", "false", Some("false")),
         ("custom-cni-conf", "false", Some("false")),
         ("debug", "false", Some("false")),
         ("enable-auto-protect-node-port-range", "true", Some("true")),
@@ -760,6 +767,13 @@ mod tests {
                 &[],
             ),
             (&[("clean-cilium-bpf-state", "True")], &[], "1.19.7", &[]),
+            (&[], &[("cni-uninstall", "false")], "1.15.9", &[]),
+            (
+                &[],
+                &[("cni-uninstall", "true")],
+                "1.19.7",
+                &[("cni-uninstall", AddedByRender, true)],
+            ),
             (
                 &[("clean-cilium-bpf-state", "true")],
                 &[],
