@@ -65,7 +65,9 @@ async fn v2_28_release_is_handed_over_without_restarting_pods_with_helm3_and_hel
         };
         assert_eq!(plan.strategy, Strategy::TakeOverRelease);
         assert!(
-            plan.config_differences.iter().all(|d| !d.changes_behaviour),
+            plan.config_differences
+                .iter()
+                .all(|d| !d.difference.changes_behaviour),
             "{:#?}",
             plan.config_differences
         );

@@ -195,7 +195,8 @@ fn removed(key: &str, version: ChartVersion) -> Option<(Hardwired, &'static str)
 }
 
 /// How two values differ.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum DifferenceKind {
     /// Both have the key, with different values.
     ValueDiffers,
@@ -206,7 +207,7 @@ pub enum DifferenceKind {
 }
 
 /// One difference between the live and the rendered `cilium-config`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ConfigDifference {
     /// The key.
     pub key: String,

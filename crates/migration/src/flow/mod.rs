@@ -55,7 +55,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use cilium_values::ChartVersion;
+use cilium_values::{ChartVersion, ConfigDifference};
 use helm::{ChartSource, Helm};
 use kube::Client;
 use kubespray_config::{HandoverOptions, Inventory};
@@ -194,21 +194,16 @@ impl Progress for Quiet {
     }
 }
 
-/// One difference of the gate, as shown to the operator.
+/// One difference of the gate, as shown to the operator: the comparison's own difference and
+/// whether the operator accepted it. In JSON its fields sit next to `accepted` (`key`, `live`,
+/// `rendered`, `kind`, `changes_behaviour`, `reason`), as `--output json` readers expect.
 #[derive(Debug, Clone, Serialize)]
 pub struct GateDifference {
-    /// The `cilium-config` key.
-    pub key: String,
-    /// The live value.
-    pub live: Option<String>,
-    /// The rendered value.
-    pub rendered: Option<String>,
-    /// Whether the agent would behave differently.
-    pub changes_behaviour: bool,
+    /// The difference between the live and the rendered `cilium-config`.
+    #[serde(flatten)]
+    pub difference: ConfigDifference,
     /// Accepted with `--accept-config-change`.
     pub accepted: bool,
-    /// Why.
-    pub reason: String,
 }
 
 impl fmt::Display for GateDifference {
@@ -217,18 +212,19 @@ impl fmt::Display for GateDifference {
             v.as_deref()
                 .map_or("(absent)".to_owned(), |s| format!("{s:?}"))
         };
+        let d = &self.difference;
         write!(
             f,
             "{}: live {} vs rendered {} ({}{})",
-            self.key,
-            show(&self.live),
-            show(&self.rendered),
-            match (self.changes_behaviour, self.accepted) {
+            d.key,
+            show(&d.live),
+            show(&d.rendered),
+            match (d.changes_behaviour, self.accepted) {
                 (false, _) => "same behaviour: ",
                 (true, true) => "accepted change: ",
                 (true, false) => "CHANGES BEHAVIOUR: ",
             },
-            self.reason
+            d.reason
         )
     }
 }
@@ -704,4 +700,59 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(work)
         .await
         .map_err(|e| FlowError::Refused(format!("a helm call did not finish: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use cilium_values::DifferenceKind;
+
+    use super::*;
+
+    fn difference(changes_behaviour: bool, accepted: bool) -> GateDifference {
+        GateDifference {
+            difference: ConfigDifference {
+                key: "tunnel-protocol".into(),
+                live: Some("vxlan".into()),
+                rendered: None,
+                kind: DifferenceKind::MissingFromRender,
+                changes_behaviour,
+                reason: "the agent default is vxlan".into(),
+            },
+            accepted,
+        }
+    }
+
+    #[test]
+    fn gate_differences_read_as_before() {
+        assert_eq!(
+            difference(true, false).to_string(),
+            r#"tunnel-protocol: live "vxlan" vs rendered (absent) (CHANGES BEHAVIOUR: the agent default is vxlan)"#
+        );
+        assert_eq!(
+            difference(true, true).to_string(),
+            r#"tunnel-protocol: live "vxlan" vs rendered (absent) (accepted change: the agent default is vxlan)"#
+        );
+        assert_eq!(
+            difference(false, true).to_string(),
+            r#"tunnel-protocol: live "vxlan" vs rendered (absent) (same behaviour: the agent default is vxlan)"#
+        );
+    }
+
+    /// `cargo xtask migrate --output json` readers see the fields they saw before, one level deep.
+    #[test]
+    fn gate_differences_keep_their_json_fields() {
+        let json = serde_json::to_value(difference(true, false)).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "key": "tunnel-protocol",
+                "live": "vxlan",
+                "rendered": null,
+                "kind": "missing-from-render",
+                "changes_behaviour": true,
+                "reason": "the agent default is vxlan",
+                "accepted": false,
+            })
+        );
+    }
 }

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use cilium_values::{ChartVersion, ConfigDifference, LiveConfig};
+use cilium_values::{ChartVersion, LiveConfig};
 use helm::{Helm, TemplateRequest, ValuesScope};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::{Api, Client};
@@ -91,10 +91,13 @@ impl Session<'_> {
                     d, d.key
                 ));
             }
-            differences.push(gate_difference(&d, accepted));
+            differences.push(GateDifference {
+                difference: d,
+                accepted,
+            });
         }
         for key in &self.options.accept_config_changes {
-            if !differences.iter().any(|d| &d.key == key) {
+            if !differences.iter().any(|d| &d.difference.key == key) {
                 progress.note(&format!(
                     "--accept-config-change {key}: cilium-config has no such difference; nothing to accept"
                 ));
@@ -174,17 +177,6 @@ fn summary(plan: &AdoptPlan) -> AdoptionSummary {
             .iter()
             .map(|(r, _)| show(r))
             .collect(),
-    }
-}
-
-fn gate_difference(d: &ConfigDifference, accepted: bool) -> GateDifference {
-    GateDifference {
-        key: d.key.clone(),
-        live: d.live.clone(),
-        rendered: d.rendered.clone(),
-        changes_behaviour: d.changes_behaviour,
-        accepted,
-        reason: d.reason.clone(),
     }
 }
 
