@@ -245,10 +245,26 @@ impl fmt::Display for ConfigDifference {
     }
 }
 
-/// Compare the live config with a render for `version`. Differences that keep the behaviour are
-/// listed too (with `changes_behaviour: false`), so the operator sees every change of form.
+/// Compare the live config with a render for `version`, as if the live agent were of the same
+/// version. Differences that keep the behaviour are listed too (with `changes_behaviour: false`),
+/// so the operator sees every change of form.
 pub fn compare_config(
     live: &LiveConfig,
+    rendered: &LiveConfig,
+    version: ChartVersion,
+) -> Vec<ConfigDifference> {
+    compare_config_across(live, version, rendered, version)
+}
+
+/// Compare the live config, read by an agent of `live_agent`, with a render for chart `version`.
+///
+/// A key only the live config sets is weighed against the default of the agent that will run
+/// after the cut-over (`version`'s); a key only the render sets, against the default the live
+/// agent has been running with (`live_agent`'s): the defaults changed between minors (e.g.
+/// `hubble-disable-tls` from 1.18), and each side's absence means its own agent's default.
+pub fn compare_config_across(
+    live: &LiveConfig,
+    live_agent: ChartVersion,
     rendered: &LiveConfig,
     version: ChartVersion,
 ) -> Vec<ConfigDifference> {
@@ -334,11 +350,14 @@ pub fn compare_config(
             });
             continue;
         }
-        let (changes_behaviour, reason) = match agent_default(key, version) {
+        let (changes_behaviour, reason) = match agent_default(key, live_agent) {
             Some(default) if equivalent(key, default, rendered_value, version).is_some() => {
                 continue;
             }
-            Some(default) => (true, format!("the live agent uses the default {default:?}")),
+            Some(default) => (
+                true,
+                format!("the live agent ({live_agent}) uses the default {default:?}"),
+            ),
             None => (
                 true,
                 "the live config does not set it and no agent default is known for it".to_owned(),
@@ -618,6 +637,30 @@ mod tests {
 
     type Row = (&'static str, DifferenceKind, bool);
     type Pairs = &'static [(&'static str, &'static str)];
+
+    #[test]
+    fn a_key_only_the_render_sets_is_weighed_against_the_live_agents_default() {
+        // A 1.17 agent runs with TLS on (hubble-disable-tls defaults to false); a 1.19 render that
+        // writes the 1.19 default `true` turns it off: a change, though 1.19's own default agrees.
+        let live = config(&[]);
+        let rendered = config(&[("hubble-disable-tls", "true")]);
+        let across = compare_config_across(&live, version("1.17.18"), &rendered, version("1.19.7"));
+        assert_eq!(across.len(), 1, "{across:?}");
+        assert!(across[0].changes_behaviour);
+        assert!(across[0].reason.contains("1.17.18"), "{}", across[0].reason);
+        assert!(compare_config(&live, &rendered, version("1.19.7")).is_empty());
+        // A key only the live config sets is weighed against the new agent's default.
+        let live = config(&[("hubble-disable-tls", "false")]);
+        let across =
+            compare_config_across(&live, version("1.17.18"), &config(&[]), version("1.19.7"));
+        assert_eq!(across.len(), 1, "{across:?}");
+        assert_eq!(across[0].kind, DifferenceKind::MissingFromRender);
+        assert!(across[0].changes_behaviour);
+        assert!(
+            compare_config_across(&live, version("1.19.7"), &config(&[]), version("1.17.18"))
+                .is_empty()
+        );
+    }
 
     #[test]
     fn the_gate_uses_the_default_of_the_chart_version() {

@@ -15,7 +15,10 @@ mod translate;
 mod values;
 mod version;
 
-pub use compare::{AgentDefault, ConfigDifference, DifferenceKind, agent_defaults, compare_config};
+pub use compare::{
+    AgentDefault, ConfigDifference, DifferenceKind, agent_defaults, compare_config,
+    compare_config_across,
+};
 pub use inventory::{InventoryVar, InventoryVars, KubesprayView, ViewEntry, kubespray_config_view};
 pub use live::LiveConfig;
 pub use translate::{Sources, Translation, Warning, WarningKind, translate};

@@ -368,6 +368,8 @@ struct Session<'a> {
     inventory: Inventory,
     strategy: Strategy,
     chart_version: String,
+    /// The version of the agent that runs now (from its image tag), when known.
+    live_agent_version: Option<String>,
     /// The values file helm reads (kept alive for the run).
     values_file: tempfile::NamedTempFile,
     values_yaml: String,
@@ -509,9 +511,9 @@ async fn run_boxed(
                         cilium_version: Some(v),
                     },
                 ) => ChartVersion::parse(v)?,
-                _ => agent_version.map_or_else(
+                _ => agent_version.as_deref().map_or_else(
                     || default_version(&vars),
-                    |v| ChartVersion::parse(&v).map_err(FlowError::from),
+                    |v| ChartVersion::parse(v).map_err(FlowError::from),
                 )?,
             };
             let translation = cilium_values::translate(&cilium_values::Sources {
@@ -550,6 +552,7 @@ async fn run_boxed(
         inventory,
         strategy,
         chart_version: values.version.clone(),
+        live_agent_version: agent_version,
         values_file,
         values_yaml: values.yaml,
         kube_proxy_replaced,

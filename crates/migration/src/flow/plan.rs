@@ -82,8 +82,22 @@ impl Session<'_> {
             })?;
         let rendered_config = LiveConfig::from_map(rendered_config, "helm template");
         let version = ChartVersion::parse(&self.chart_version)?;
+        // Keys only the render sets are weighed against the defaults of the agent that runs now.
+        let live_agent = match self.live_agent_version.as_deref().map(ChartVersion::parse) {
+            Some(Ok(v)) => v,
+            Some(Err(_)) => {
+                progress.note(&format!(
+                    "the running agent is Cilium {}, older or newer than the agent-default table (1.15 to 1.19): keys only the chart sets are weighed against chart {version}'s defaults",
+                    self.live_agent_version.as_deref().unwrap_or_default()
+                ));
+                version
+            }
+            None => version,
+        };
         let mut differences = Vec::new();
-        for d in cilium_values::compare_config(live_config, &rendered_config, version) {
+        for d in
+            cilium_values::compare_config_across(live_config, live_agent, &rendered_config, version)
+        {
             let accepted = self.options.accept_config_changes.contains(&d.key);
             if d.changes_behaviour && !accepted && !install_done {
                 blockers.push(format!(
