@@ -52,6 +52,24 @@ pub enum Error {
         /// What ssh printed.
         stderr: String,
     },
+    /// Reading a streamed remote command's output ([`crate::Ssh::run_to_writer`]) failed.
+    #[error("node {node}: {what} failed: {source}")]
+    Stream {
+        /// The node name.
+        node: String,
+        /// What was being done.
+        what: &'static str,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The writer given to [`crate::Ssh::run_to_writer`] failed (the caller knows its path).
+    #[error("node {node}: writing the output of the remote command failed: {source}")]
+    StreamWrite {
+        /// The node name.
+        node: String,
+        /// The cause.
+        source: std::io::Error,
+    },
     /// A command on the node failed.
     #[error("node {node}: {what} failed with exit status {status}: {stderr}")]
     Remote {

@@ -25,7 +25,7 @@ pub use pod::{
 };
 pub use policy::{diff, fixed_attrs, judge, needs_fix, plan_fix};
 pub use remote::{fix_argvs, inspect_argv, shell_command, shell_quote};
-pub use ssh::{RemoteOutput, Ssh};
+pub use ssh::{RemoteOutput, STREAM_BUFFER_BYTES, Ssh, StreamedOutput};
 
 use std::fmt::Write as _;
 use std::path::PathBuf;

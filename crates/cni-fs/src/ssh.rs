@@ -7,6 +7,12 @@ use crate::remote;
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::Stdio;
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+/// The read buffer of [`Ssh::run_to_writer`]: the most of a streamed stdout held in memory.
+pub const STREAM_BUFFER_BYTES: usize = 64 * 1024;
+/// The most stderr [`Ssh::run_to_writer`] keeps (a message; the rest is read and dropped).
+const STREAM_STDERR_BYTES: usize = 64 * 1024;
 
 /// How to run `ssh`.
 #[derive(Debug, Clone, Default)]
@@ -29,6 +35,17 @@ pub struct RemoteOutput {
     /// Everything it wrote to stdout (a file streamed back with `cat` arrives here whole).
     pub stdout: Vec<u8>,
     /// Everything it wrote to stderr.
+    pub stderr: Vec<u8>,
+}
+
+/// What a remote command returned while its stdout went to a writer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamedOutput {
+    /// The remote exit status (never 255: that is ssh's own failure, an [`Error::Ssh`]).
+    pub status: i32,
+    /// How many bytes of stdout went to the writer.
+    pub bytes: u64,
+    /// The first 64 KiB it wrote to stderr.
     pub stderr: Vec<u8>,
 }
 
@@ -77,6 +94,93 @@ impl Ssh {
     /// knows what it means.
     pub async fn run(&self, node: &Node, argv: Vec<OsString>) -> Result<RemoteOutput, Error> {
         self.run_all(node, &[argv]).await
+    }
+
+    /// Runs one argument vector on `node` like [`Ssh::run`], but streams its stdout into `out`
+    /// through one fixed buffer of [`STREAM_BUFFER_BYTES`], so a file of any size copied back
+    /// with `cat` never sits in memory. A failing `out` ends the remote command (ssh is killed)
+    /// and is an [`Error::StreamWrite`]. `out` is written from the async task: meant for local files.
+    pub async fn run_to_writer<W: std::io::Write + ?Sized>(
+        &self,
+        node: &Node,
+        argv: Vec<OsString>,
+        out: &mut W,
+    ) -> Result<StreamedOutput, Error> {
+        let argv = self.argv(node, &[argv])?;
+        let program = self.program.clone().unwrap_or_else(|| "ssh".into());
+        let spawn_error = |source| Error::Spawn {
+            program: program.clone(),
+            source,
+        };
+        let mut child = tokio::process::Command::new(&program)
+            .args(&argv)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(spawn_error)?;
+        let (Some(mut stdout), Some(mut stderr)) = (child.stdout.take(), child.stderr.take())
+        else {
+            return Err(spawn_error(std::io::Error::other(
+                "the child has no stdout or stderr pipe",
+            )));
+        };
+        let stream_error = |what: &'static str| {
+            let node = node.name.clone();
+            move |source| Error::Stream { node, what, source }
+        };
+        let write_error = |source| Error::StreamWrite {
+            node: node.name.clone(),
+            source,
+        };
+        let copy = async {
+            let mut buffer = vec![0u8; STREAM_BUFFER_BYTES];
+            let mut bytes = 0u64;
+            loop {
+                let n = stdout
+                    .read(&mut buffer)
+                    .await
+                    .map_err(stream_error("reading the output of ssh"))?;
+                if n == 0 {
+                    break;
+                }
+                out.write_all(&buffer[..n]).map_err(write_error)?;
+                bytes += n as u64;
+            }
+            out.flush().map_err(write_error)?;
+            Ok::<u64, Error>(bytes)
+        };
+        let errors = async { Ok(read_bounded(&mut stderr, STREAM_STDERR_BYTES).await) };
+        // A failed copy ends both at once: stderr stays open as long as ssh runs, and ssh runs
+        // until someone reads its stdout.
+        let (bytes, stderr) = match tokio::try_join!(copy, errors) {
+            Ok(done) => done,
+            Err(e) => {
+                // Nobody reads the rest: stop ssh (and with it the remote side).
+                let _ = child.start_kill();
+                let _ = child.wait().await;
+                return Err(e);
+            }
+        };
+        let status = child
+            .wait()
+            .await
+            .map_err(stream_error("waiting for ssh"))?
+            .code()
+            .unwrap_or(-1);
+        if status == 255 {
+            return Err(Error::Ssh {
+                node: node.name.clone(),
+                address: node.address.clone(),
+                stderr: String::from_utf8_lossy(&stderr).trim().to_string(),
+            });
+        }
+        Ok(StreamedOutput {
+            status,
+            bytes,
+            stderr,
+        })
     }
 
     /// Runs several argument vectors joined with `&&` in one ssh session.
@@ -159,6 +263,21 @@ impl Ssh {
             other => other,
         }
     }
+}
+
+/// Reads `reader` to its end, keeping the first `limit` bytes (a read error ends it early: what
+/// was kept is all there is to show).
+async fn read_bounded<R: AsyncRead + Unpin>(reader: &mut R, limit: usize) -> Vec<u8> {
+    let mut kept = Vec::new();
+    let mut buffer = [0u8; 8192];
+    while let Ok(n) = reader.read(&mut buffer).await {
+        if n == 0 {
+            break;
+        }
+        let room = limit.saturating_sub(kept.len());
+        kept.extend_from_slice(&buffer[..n.min(room)]);
+    }
+    kept
 }
 
 /// Host and user names go to `ssh` as arguments, but ssh may expand them into a ProxyCommand

@@ -236,3 +236,111 @@ fn run_returns_stdout_bytes_exactly_and_quotes_every_word() {
         marker.display()
     );
 }
+
+/// A writer that records how large each write was, and fails after `fail_after` bytes.
+struct RecordingWriter {
+    content: Vec<u8>,
+    largest_write: usize,
+    fail_after: Option<usize>,
+}
+
+impl std::io::Write for RecordingWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self
+            .fail_after
+            .is_some_and(|limit| self.content.len() + buf.len() > limit)
+        {
+            return Err(std::io::Error::other("disk full (test)"));
+        }
+        self.largest_write = self.largest_write.max(buf.len());
+        self.content.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn run_to_writer_streams_through_a_fixed_buffer_and_stops_when_the_writer_fails() {
+    let sshd = Sshd::start();
+    let rt = runtime();
+    let work = tempfile::tempdir().unwrap();
+    let marker = work.path().join("INJECTED");
+    let file = work.path().join(format!(
+        "snapshot $(touch {m}); touch {m} 'q\".db",
+        m = marker.display()
+    ));
+    // Many buffers' worth, not a multiple of the buffer, every byte value.
+    let content: Vec<u8> = (0..5 * 1024 * 1024 + 123)
+        .map(|i: usize| (i.wrapping_mul(2_654_435_761) >> 7) as u8)
+        .collect();
+    // The marker's path makes directories of the name.
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    std::fs::write(&file, &content).unwrap();
+    let node = sshd.node();
+    let cat = vec!["cat".into(), "--".into(), file.clone().into()];
+
+    let mut out = RecordingWriter {
+        content: Vec::new(),
+        largest_write: 0,
+        fail_after: None,
+    };
+    let streamed = rt
+        .block_on(sshd.ssh(true).run_to_writer(&node, cat.clone(), &mut out))
+        .unwrap();
+    assert_eq!(
+        streamed.status,
+        0,
+        "{}",
+        String::from_utf8_lossy(&streamed.stderr)
+    );
+    assert_eq!(streamed.bytes, content.len() as u64);
+    assert!(out.content == content, "the bytes came back changed");
+    assert!(
+        out.largest_write <= cni_fs::STREAM_BUFFER_BYTES,
+        "a write of {} bytes: more than the buffer",
+        out.largest_write
+    );
+
+    // A writer that fails ends the copy with an error instead of hanging on a full pipe.
+    let mut full = RecordingWriter {
+        content: Vec::new(),
+        largest_write: 0,
+        fail_after: Some(100_000),
+    };
+    let err = rt
+        .block_on(sshd.ssh(false).run_to_writer(&node, cat, &mut full))
+        .unwrap_err();
+    assert!(
+        matches!(&err, cni_fs::Error::StreamWrite { source, .. } if source.to_string().contains("disk full")),
+        "{err}"
+    );
+    assert!(full.content.len() <= 100_000);
+
+    // A failing command is a status with its stderr, nothing written.
+    let mut empty = RecordingWriter {
+        content: Vec::new(),
+        largest_write: 0,
+        fail_after: None,
+    };
+    let missing = rt
+        .block_on(sshd.ssh(false).run_to_writer(
+            &node,
+            vec!["cat".into(), work.path().join("missing").into()],
+            &mut empty,
+        ))
+        .unwrap();
+    assert_eq!((missing.status, missing.bytes), (1, 0));
+    assert!(
+        String::from_utf8_lossy(&missing.stderr).contains("No such file"),
+        "{missing:?}"
+    );
+    assert!(empty.content.is_empty());
+    assert!(
+        !marker.exists(),
+        "shell injection created {}",
+        marker.display()
+    );
+}
