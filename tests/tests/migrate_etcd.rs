@@ -3,7 +3,9 @@
 //! `kube_control_plane`) is a real `sshd` on loopback, and a real etcd (TLS, client
 //! certificates) that the testbed's etcdctl snapshots on the "node" through `sudo -n`. The plan
 //! names the snapshot without taking it; `--apply` stopped right after the backup leaves a
-//! bundle whose snapshot holds a key written beforehand and verifies.
+//! bundle whose snapshot holds a key written beforehand and verifies. The same snapshot is
+//! found with kubeadm's certificate names, given as options or implied by the inventory's
+//! `etcd_deployment_type: kubeadm`.
 
 // Helpers of a test panic on failure by design; clippy only exempts `#[test]` functions.
 #![allow(clippy::unwrap_used)]
@@ -16,11 +18,13 @@ mod sshd;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 
 use migrate_common::{Recorder, fixture_options, inventory_copy, migrate_options, start_testbed};
-use migration::bundle::{Bundle, ETCD_SNAPSHOT_FILE};
-use migration::etcd::EtcdSnapshotOptions;
+use migration::bundle::{Bundle, ETCD_SNAPSHOT_FILE, EtcdSnapshotFile, MANIFEST_FILE, Manifest};
+use migration::etcd::{EtcdSnapshotOptions, snapshot_into};
 use migration::flow::{self, FlowError, Outcome};
+use migration::identity::ClusterIdentity;
 use migration::journal::Step;
 use testbed::fixtures;
 
@@ -42,21 +46,7 @@ async fn the_backup_saves_an_etcd_snapshot_over_ssh_into_the_bundle() {
     etcd.etcdctl(&["put", KEY, VALUE]);
 
     let inventory = inventory_copy("v2.27.1", tmp.path());
-    let ini = inventory.join("inventory.ini");
-    let text = fs::read_to_string(&ini).unwrap();
-    assert!(text.contains("[kube_control_plane]\n"), "{text}");
-    fs::write(
-        &ini,
-        text.replace(
-            "[kube_control_plane]\n",
-            &format!(
-                "[kube_control_plane]\n{} ansible_host=127.0.0.1 ansible_port={} ansible_user=root\n",
-                etcd::HOST,
-                sshd.port
-            ),
-        ),
-    )
-    .unwrap();
+    add_etcd_host(&inventory, &sshd);
     let remote_tmp = tmp.path().join("node-tmp");
     fs::create_dir(&remote_tmp).unwrap();
     let bundle_dir = tmp.path().join("bundle");
@@ -127,5 +117,186 @@ async fn the_backup_saves_an_etcd_snapshot_over_ssh_into_the_bundle() {
             "{needle} is not in the snapshot"
         );
     }
+    assert_eq!(fs::read_dir(&remote_tmp).unwrap().count(), 0);
+}
+
+/// Puts the etcd host (`node1`, this sshd) first in `[kube_control_plane]` of a sample
+/// inventory, whose `[etcd:children]` is `kube_control_plane`.
+fn add_etcd_host(inventory: &Path, sshd: &sshd::Sshd) {
+    let ini = inventory.join("inventory.ini");
+    let text = fs::read_to_string(&ini).unwrap();
+    assert!(text.contains("[kube_control_plane]\n"), "{text}");
+    fs::write(
+        &ini,
+        text.replace(
+            "[kube_control_plane]\n",
+            &format!(
+                "[kube_control_plane]\n{} ansible_host=127.0.0.1 ansible_port={} ansible_user=root\n",
+                etcd::HOST,
+                sshd.port
+            ),
+        ),
+    )
+    .unwrap();
+}
+
+/// Replaces `from` (which must be there) with `to` in `path`.
+fn edit(path: &Path, from: &str, to: &str) {
+    let text = fs::read_to_string(path).unwrap();
+    assert!(text.contains(from), "{}: no {from:?}", path.display());
+    fs::write(path, text.replacen(from, to, 1)).unwrap();
+}
+
+/// A finished bundle with no objects (what the backup leaves before the snapshot, minus the
+/// cluster).
+fn empty_bundle(dir: &Path) -> Bundle {
+    for d in [
+        dir.to_path_buf(),
+        dir.join("objects"),
+        dir.join("inventory"),
+    ] {
+        fs::create_dir(&d).unwrap();
+        fs::set_permissions(&d, fs::Permissions::from_mode(0o700)).unwrap();
+    }
+    let manifest = Manifest {
+        format: 1,
+        created: 0,
+        cluster: ClusterIdentity {
+            api_server: "https://127.0.0.1:6443".into(),
+            kube_system_uid: "test".into(),
+        },
+        objects: Vec::new(),
+        absent: Vec::new(),
+        inventory: Vec::new(),
+        etcd_snapshot: None,
+    };
+    etcd::write_private(
+        &dir.join(MANIFEST_FILE),
+        &serde_json::to_string_pretty(&manifest).unwrap(),
+    );
+    Bundle::open(dir).unwrap()
+}
+
+/// What the end-to-end test checks of a bundle's snapshot: listed, verified, private, holding
+/// the key written before it; and nothing left on the node.
+fn assert_snapshot(dir: &Path, file: &EtcdSnapshotFile, etcd: &etcd::Etcd, remote_tmp: &Path) {
+    assert_eq!(
+        (file.node.as_str(), file.endpoint.as_str()),
+        (etcd::HOST, etcd.endpoint.as_str())
+    );
+    let bundle = Bundle::open(dir).unwrap();
+    assert_eq!(bundle.manifest().etcd_snapshot.as_ref(), Some(file));
+    assert_eq!(
+        bundle.verify().unwrap().etcd_snapshot_bytes,
+        Some(file.bytes)
+    );
+    let path = dir.join(ETCD_SNAPSHOT_FILE);
+    let meta = fs::metadata(&path).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    assert_eq!(meta.len(), file.bytes);
+    let content = fs::read(&path).unwrap();
+    for needle in [KEY, VALUE] {
+        assert!(
+            content
+                .windows(needle.len())
+                .any(|w| w == needle.as_bytes()),
+            "{needle} is not in the snapshot"
+        );
+    }
+    assert_eq!(fs::read_dir(remote_tmp).unwrap().count(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubeadm_certificate_names_work_as_options_and_from_etcd_deployment_type_kubeadm() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sshd = sshd::Sshd::start();
+    let etcd = etcd::Etcd::start();
+    etcd.etcdctl(&["put", KEY, VALUE]);
+    let inventory = inventory_copy("v2.27.1", tmp.path());
+    add_etcd_host(&inventory, &sshd);
+    let remote_tmp = tmp.path().join("node-tmp");
+    fs::create_dir(&remote_tmp).unwrap();
+    // The test etcd's client files under kubeadm's names: Kubespray's kubeadm layout
+    // (`<kube_cert_dir>/etcd/{ca.crt,server.crt,server.key}`) and kubeadm's healthcheck client.
+    let kube_config_dir = tmp.path().join("kubernetes");
+    let kubeadm_etcd = kube_config_dir.join("ssl/etcd");
+    fs::create_dir_all(&kubeadm_etcd).unwrap();
+    let admin = |suffix: &str| etcd.cert_dir.join(format!("admin-{}{suffix}", etcd::HOST));
+    for (from, to) in [
+        (etcd.cert_dir.join("ca.pem"), "ca.crt"),
+        (admin(".pem"), "server.crt"),
+        (admin("-key.pem"), "server.key"),
+        (admin(".pem"), "healthcheck-client.crt"),
+        (admin("-key.pem"), "healthcheck-client.key"),
+    ] {
+        fs::copy(&from, kubeadm_etcd.join(to)).unwrap();
+    }
+    fs::set_permissions(
+        kubeadm_etcd.join("server.key"),
+        fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    let base = EtcdSnapshotOptions {
+        etcdctl: etcd::tool("etcdctl"),
+        endpoint: Some(etcd.endpoint.clone()),
+        remote_tmp_dir: remote_tmp.clone(),
+        ..EtcdSnapshotOptions::new(sshd.ssh(true))
+    };
+    let load = || kubespray_config::Inventory::load(&inventory).unwrap();
+
+    // Given as options: names in the cert dir and an absolute path.
+    let dir = tmp.path().join("bundle-options");
+    let mut bundle = empty_bundle(&dir);
+    let options = EtcdSnapshotOptions {
+        cert_dir: kubeadm_etcd.clone(),
+        ca_file: Some("ca.crt".into()),
+        cert_file: Some("healthcheck-client.crt".into()),
+        key_file: Some(kubeadm_etcd.join("healthcheck-client.key")),
+        ..base.clone()
+    };
+    let file = snapshot_into(&mut bundle, &load(), &options).await.unwrap();
+    assert_snapshot(&dir, &file, &etcd, &remote_tmp);
+
+    // Implied by the inventory: `etcd_deployment_type: kubeadm`, the files in
+    // `<kube_cert_dir>/etcd` with kube_cert_dir resolved from the sample's
+    // `{{ kube_config_dir }}/ssl`.
+    edit(
+        &inventory.join("group_vars/all/etcd.yml"),
+        "etcd_deployment_type: host",
+        "etcd_deployment_type: kubeadm",
+    );
+    edit(
+        &inventory.join("group_vars/k8s_cluster/k8s-cluster.yml"),
+        "kube_config_dir: /etc/kubernetes",
+        &format!("kube_config_dir: {}", kube_config_dir.display()),
+    );
+    let dir = tmp.path().join("bundle-inventory");
+    let mut bundle = empty_bundle(&dir);
+    let file = snapshot_into(&mut bundle, &load(), &base).await.unwrap();
+    assert_snapshot(&dir, &file, &etcd, &remote_tmp);
+
+    // The inventory's kubeadm names in a cert dir that lacks them: a clear error naming the
+    // files and the flags, and nothing in the bundle.
+    let dir = tmp.path().join("bundle-missing");
+    let mut bundle = empty_bundle(&dir);
+    let options = EtcdSnapshotOptions {
+        cert_dir: etcd.cert_dir.clone(),
+        ..base.clone()
+    };
+    let err = snapshot_into(&mut bundle, &load(), &options)
+        .await
+        .unwrap_err()
+        .to_string();
+    for want in ["ca.crt", "server.key", "--etcd-ca", "--etcd-cert-dir"] {
+        assert!(err.contains(want), "{want:?} missing from: {err}");
+    }
+    assert!(!dir.join("etcd").exists());
+    assert!(
+        Bundle::open(&dir)
+            .unwrap()
+            .manifest()
+            .etcd_snapshot
+            .is_none()
+    );
     assert_eq!(fs::read_dir(&remote_tmp).unwrap().count(), 0);
 }

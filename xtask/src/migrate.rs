@@ -82,6 +82,15 @@ pub(crate) struct Args {
     /// --etcd-snapshot: the etcd endpoint [default: https://<access_ip|ip of the host, else 127.0.0.1>:2379].
     #[arg(long, value_name = "URL", requires = "etcd_snapshot")]
     etcd_endpoint: Option<String>,
+    /// --etcd-snapshot: the etcd CA certificate, a name in --etcd-cert-dir or an absolute path [default: ca.pem; with etcd_deployment_type: kubeadm in the inventory, /etc/kubernetes/ssl/etcd/ca.crt (kubeadm's /etc/kubernetes/pki/etcd/ca.crt)].
+    #[arg(long, value_name = "FILE", requires = "etcd_snapshot")]
+    etcd_ca: Option<PathBuf>,
+    /// --etcd-snapshot: the etcd client certificate, like --etcd-ca [default: admin-<host>.pem; kubeadm: /etc/kubernetes/ssl/etcd/server.crt, or kubeadm's /etc/kubernetes/pki/etcd/healthcheck-client.crt].
+    #[arg(long, value_name = "FILE", requires = "etcd_snapshot")]
+    etcd_cert: Option<PathBuf>,
+    /// --etcd-snapshot: the etcd client key, like --etcd-ca [default: admin-<host>-key.pem; kubeadm: /etc/kubernetes/ssl/etcd/server.key, or kubeadm's /etc/kubernetes/pki/etcd/healthcheck-client.key].
+    #[arg(long, value_name = "FILE", requires = "etcd_snapshot")]
+    etcd_key: Option<PathBuf>,
     /// Do not check the node directories (you vouch that they are root-owned).
     #[arg(long)]
     skip_node_check: bool,
@@ -186,6 +195,9 @@ async fn options(args: &Args) -> anyhow::Result<MigrateOptions> {
         cert_dir: args.etcd_cert_dir.clone(),
         etcdctl: args.etcdctl.clone(),
         endpoint: args.etcd_endpoint.clone(),
+        ca_file: args.etcd_ca.clone(),
+        cert_file: args.etcd_cert.clone(),
+        key_file: args.etcd_key.clone(),
         ..EtcdSnapshotOptions::new(ssh(args))
     });
     options.fail_after = match std::env::var(FAIL_AT_ENV) {
@@ -512,6 +524,27 @@ mod tests {
         assert!(set.ssh.become_root);
         assert_eq!(set.ssh.config.as_deref(), Some("/tmp/ssh_config".as_ref()));
         assert_eq!(set.ssh.options, ["Port=2222"]);
+        assert_eq!(set.ca_file, None);
+        let kubeadm = options(&[
+            "--etcd-snapshot",
+            "--etcd-ca",
+            "/etc/kubernetes/pki/etcd/ca.crt",
+            "--etcd-cert",
+            "healthcheck-client.crt",
+            "--etcd-key",
+            "healthcheck-client.key",
+        ])?
+        .etcd_snapshot
+        .ok_or_else(|| anyhow::anyhow!("no etcd options"))?;
+        assert_eq!(
+            [kubeadm.ca_file, kubeadm.cert_file, kubeadm.key_file].map(|f| f.unwrap_or_default()),
+            [
+                "/etc/kubernetes/pki/etcd/ca.crt",
+                "healthcheck-client.crt",
+                "healthcheck-client.key"
+            ]
+            .map(std::path::PathBuf::from)
+        );
         // The older spelling still works.
         assert!(
             options(&["--etcd-snapshot", "--become-root"])?
@@ -519,11 +552,13 @@ mod tests {
                 .is_some_and(|etcd| etcd.ssh.become_root)
         );
         // The etcd settings mean nothing without --etcd-snapshot.
-        let err = options(&["--etcd-cert-dir", "/x"])
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default();
-        assert!(err.contains("--etcd-snapshot"), "{err}");
+        for flag in ["--etcd-cert-dir", "--etcd-ca", "--etcd-cert", "--etcd-key"] {
+            let err = options(&[flag, "/x"])
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(err.contains("--etcd-snapshot"), "{flag}: {err}");
+        }
         Ok(())
     }
 }

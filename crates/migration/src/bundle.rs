@@ -155,6 +155,73 @@ pub struct EtcdSnapshotFile {
     pub sha256: String,
 }
 
+/// How much of a streamed etcd snapshot [`EtcdSnapshotWriter::head`] keeps: one bbolt page,
+/// which holds the magic number.
+pub const ETCD_SNAPSHOT_HEAD_BYTES: usize = 4096;
+
+/// The bundle's etcd snapshot file while it streams in: hashes (SHA-256) and counts what is
+/// written and keeps the first page, so nothing needs the whole snapshot in memory. Dropped
+/// without [`Bundle::finish_etcd_snapshot`], it removes the partial file (and `etcd/` when
+/// that is then empty): a failed snapshot leaves nothing in the bundle.
+#[derive(Debug)]
+pub struct EtcdSnapshotWriter {
+    path: PathBuf,
+    etcd_dir: PathBuf,
+    file: File,
+    hasher: Sha256,
+    bytes: u64,
+    head: Vec<u8>,
+    finished: bool,
+}
+
+impl EtcdSnapshotWriter {
+    /// The file being written.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Bytes written so far.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// The first [`ETCD_SNAPSHOT_HEAD_BYTES`] written (fewer when less was written).
+    pub fn head(&self) -> &[u8] {
+        &self.head
+    }
+
+    /// Hex SHA-256 of what was written so far.
+    pub fn sha256(&self) -> String {
+        hex(&self.hasher.clone().finalize())
+    }
+}
+
+impl Write for EtcdSnapshotWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.file.write(buf)?;
+        let written = &buf[..n];
+        self.hasher.update(written);
+        self.bytes += n as u64;
+        let room = ETCD_SNAPSHOT_HEAD_BYTES.saturating_sub(self.head.len());
+        self.head
+            .extend_from_slice(&written[..room.min(written.len())]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}
+
+impl Drop for EtcdSnapshotWriter {
+    fn drop(&mut self) {
+        if !self.finished {
+            let _ = fs::remove_file(&self.path);
+            let _ = fs::remove_dir(&self.etcd_dir);
+        }
+    }
+}
+
 /// Errors writing, reading or checking a bundle. Each names the path and the fix.
 #[derive(Debug, thiserror::Error)]
 pub enum BundleError {
@@ -562,6 +629,15 @@ impl Bundle {
         node: &str,
         endpoint: &str,
     ) -> Result<EtcdSnapshotFile, BundleError> {
+        let mut writer = self.etcd_snapshot_writer()?;
+        let path = writer.path.clone();
+        writer.write_all(content).map_err(io_err(&path))?;
+        self.finish_etcd_snapshot(writer, node, endpoint)
+    }
+
+    /// Starts the etcd snapshot file (`etcd/snapshot.db`, created 0600) for streaming into;
+    /// [`Bundle::finish_etcd_snapshot`] records it. A bundle holds at most one snapshot.
+    pub fn etcd_snapshot_writer(&self) -> Result<EtcdSnapshotWriter, BundleError> {
         let path = self.dir.join(ETCD_SNAPSHOT_FILE);
         if self.manifest.etcd_snapshot.is_some() || path.exists() {
             return Err(BundleError::Invalid {
@@ -572,33 +648,44 @@ impl Bundle {
         }
         let etcd_dir = self.dir.join(ETCD_DIR);
         make_private_dir(&etcd_dir)?;
-        // On error nothing stays behind: not the file, not the directory.
-        let undo = || {
-            let _ = fs::remove_file(&path);
-            let _ = fs::remove_dir(&etcd_dir);
+        let file = match create_private_file(&path) {
+            Ok(file) => file,
+            Err(e) => {
+                let _ = fs::remove_dir(&etcd_dir);
+                return Err(e);
+            }
         };
-        let write = |path: &Path| -> Result<(), BundleError> {
-            let mut file = create_private_file(path)?;
-            file.write_all(content).map_err(io_err(path))?;
-            file.sync_all().map_err(io_err(path))
-        };
-        if let Err(e) = write(&path) {
-            undo();
-            return Err(e);
-        }
+        Ok(EtcdSnapshotWriter {
+            path,
+            etcd_dir,
+            file,
+            hasher: Sha256::new(),
+            bytes: 0,
+            head: Vec::with_capacity(ETCD_SNAPSHOT_HEAD_BYTES),
+            finished: false,
+        })
+    }
+
+    /// Syncs a streamed snapshot to disk and records it in the manifest (rewritten atomically).
+    /// On error the file is removed, as when the writer is dropped unfinished.
+    pub fn finish_etcd_snapshot(
+        &mut self,
+        mut writer: EtcdSnapshotWriter,
+        node: &str,
+        endpoint: &str,
+    ) -> Result<EtcdSnapshotFile, BundleError> {
+        writer.file.sync_all().map_err(io_err(&writer.path))?;
         let file = EtcdSnapshotFile {
             path: ETCD_SNAPSHOT_FILE.into(),
             node: node.into(),
             endpoint: endpoint.into(),
-            bytes: content.len() as u64,
-            sha256: hex(&Sha256::digest(content)),
+            bytes: writer.bytes,
+            sha256: writer.sha256(),
         };
         let mut manifest = self.manifest.clone();
         manifest.etcd_snapshot = Some(file.clone());
-        if let Err(e) = write_manifest(&self.dir, &manifest) {
-            undo();
-            return Err(e);
-        }
+        write_manifest(&self.dir, &manifest)?;
+        writer.finished = true;
         self.manifest = manifest;
         Ok(file)
     }
@@ -1104,6 +1191,73 @@ mod tests {
                 assert_eq!(mode, 0o600, "{}", p.display());
             }
         }
+    }
+
+    #[test]
+    fn a_corrupted_etcd_stream_leaves_no_partial_file_and_a_whole_one_is_kept() {
+        let tmp = tempfile::tempdir().unwrap();
+        let inv = inventory_dir();
+        let dir = tmp.path().join("bundle");
+        let mut bundle = recorded_bundle(&dir, inv.path());
+        let path = dir.join(ETCD_SNAPSHOT_FILE);
+        // Three bbolt pages, the magic in the first meta page.
+        let mut db: Vec<u8> = (0..3 * ETCD_SNAPSHOT_HEAD_BYTES)
+            .map(|i| (i % 251) as u8)
+            .collect();
+        db[16..20].copy_from_slice(&0xED0C_DAEDu32.to_le_bytes());
+        let sum = hex(&Sha256::digest(&db));
+        // Written in uneven chunks, as a stream arrives.
+        let stream = |writer: &mut EtcdSnapshotWriter| {
+            for chunk in db.chunks(1000) {
+                writer.write_all(chunk).unwrap();
+            }
+        };
+
+        let mut writer = bundle.etcd_snapshot_writer().unwrap();
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        stream(&mut writer);
+        assert_eq!(writer.head(), &db[..ETCD_SNAPSHOT_HEAD_BYTES]);
+        assert_eq!(writer.bytes(), db.len() as u64);
+        assert_eq!(writer.sha256(), sum);
+        let wrong = "0".repeat(64);
+        let err = crate::etcd::check_streamed("node1", &writer, &wrong)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("differs") && err.contains("node1"), "{err}");
+        // What snapshot_into does on a failed check: the writer goes, and the file with it.
+        drop(writer);
+        assert!(!path.exists() && !dir.join(ETCD_DIR).exists());
+        assert!(bundle.manifest().etcd_snapshot.is_none());
+        assert!(
+            Bundle::open(&dir)
+                .unwrap()
+                .manifest()
+                .etcd_snapshot
+                .is_none()
+        );
+        bundle.verify().unwrap();
+
+        // The same bundle then takes a whole stream.
+        let mut writer = bundle.etcd_snapshot_writer().unwrap();
+        stream(&mut writer);
+        crate::etcd::check_streamed("node1", &writer, &sum).unwrap();
+        let file = bundle
+            .finish_etcd_snapshot(writer, "node1", "https://10.0.0.1:2379")
+            .unwrap();
+        assert_eq!(
+            (file.bytes, file.sha256.as_str()),
+            (db.len() as u64, sum.as_str())
+        );
+        assert_eq!(fs::read(&path).unwrap(), db);
+        let reopened = Bundle::open(&dir).unwrap();
+        assert_eq!(reopened.manifest().etcd_snapshot.as_ref(), Some(&file));
+        assert_eq!(
+            reopened.verify().unwrap().etcd_snapshot_bytes,
+            Some(db.len() as u64)
+        );
     }
 
     #[test]

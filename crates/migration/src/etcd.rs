@@ -2,25 +2,48 @@
 //! Kubespray's own tooling reaches etcd.
 //!
 //! Kubespray runs etcd on `groups['etcd'][0]` (the first control-plane host when the group is
-//! empty) with client certificates in `/etc/ssl/etcd/ssl`: `ca.pem`, and the admin pair
-//! `admin-<inventory_hostname>.pem` / `admin-<inventory_hostname>-key.pem` that its `etcdctl.sh`
-//! wrapper uses. The snapshot is saved to a temporary file on the node with
+//! empty). Where its client certificates are depends on `etcd_deployment_type` (found in
+//! Kubespray's role defaults v2.27.1..v2.31.0, `/work/shared/kubespray/defaults`, and its
+//! sample inventories, `group_vars/all/etcd.yml`, where it is `host`):
+//! - `host` (the default of every release): `etcd_cert_dir` = `/etc/ssl/etcd/ssl`, with
+//!   `ca.pem` and the admin pair `admin-<inventory_hostname>.pem` /
+//!   `admin-<inventory_hostname>-key.pem` that its `etcdctl.sh` wrapper uses.
+//! - `kubeadm` (stacked etcd, a kubeadm static pod): kubeadm writes the etcd certificates to
+//!   its `certificatesDir`, which Kubespray sets to `kube_cert_dir` (`/etc/kubernetes/ssl`;
+//!   Kubespray links kubeadm's usual `/etc/kubernetes/pki`, its `kube_cert_compat_dir`, to
+//!   it). Kubespray's own etcdctl calls in that mode use `<kube_cert_dir>/etcd/ca.crt`,
+//!   `server.crt` and `server.key`; kubeadm's client-only `healthcheck-client.crt` /
+//!   `healthcheck-client.key` there work as well (pass them with `--etcd-cert`/`--etcd-key`).
+//!
+//! Certificate files not given in [`EtcdSnapshotOptions`] follow the inventory: with
+//! `etcd_deployment_type: kubeadm` resolved from it, Kubespray's kubeadm files above; else the
+//! `host` files.
+//!
+//! The snapshot is saved to a temporary file on the node with
 //! `env ETCDCTL_API=3 etcdctl ... snapshot save`, hashed there with `sha256sum`, streamed back
-//! with `cat` over the same SSH runner, and removed. Every remote command is an argument vector
-//! quoted by `cni-fs` (the only crate that sends commands to nodes).
+//! with `cat` over the same SSH runner straight into the bundle file (hashed as it arrives, one
+//! fixed buffer of [`cni_fs::STREAM_BUFFER_BYTES`] in memory whatever the snapshot's size:
+//! production snapshots reach gigabytes), checked, and removed from the node. Every remote
+//! command is an argument vector quoted by `cni-fs` (the only crate that sends commands to
+//! nodes).
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use cni_fs::{Node, RemoteOutput, Ssh};
-use kubespray_config::{Host, Inventory};
+use kubespray_config::{Era, Host, Inventory};
 use sha2::{Digest, Sha256};
 
-use crate::bundle::{Bundle, BundleError, EtcdSnapshotFile};
+use crate::bundle::{Bundle, BundleError, EtcdSnapshotFile, EtcdSnapshotWriter};
 
 /// Kubespray's `etcd_cert_dir`.
 pub const KUBESPRAY_ETCD_CERT_DIR: &str = "/etc/ssl/etcd/ssl";
+/// Kubespray's `kube_cert_dir` default, kubeadm's `certificatesDir` there.
+pub const KUBESPRAY_KUBE_CERT_DIR: &str = "/etc/kubernetes/ssl";
+/// The CA, certificate and key Kubespray's etcdctl calls use with `etcd_deployment_type:
+/// kubeadm`, in `<kube_cert_dir>/etcd`.
+pub const KUBEADM_ETCD_FILES: [&str; 3] = ["ca.crt", "server.crt", "server.key"];
 /// etcd's client port in Kubespray's `etcd_access_addresses`.
 pub const ETCD_CLIENT_PORT: u16 = 2379;
 /// The bbolt magic number at offset 16 of an etcd snapshot (its first meta page).
@@ -31,7 +54,8 @@ const BBOLT_MAGIC: u32 = 0xED0C_DAED;
 pub struct EtcdSnapshotOptions {
     /// How the etcd host is reached (the same runner as the node check).
     pub ssh: Ssh,
-    /// The directory holding `ca.pem` and `admin-<host>[-key].pem` on the node.
+    /// The directory holding `ca.pem` and `admin-<host>[-key].pem` on the node (and the
+    /// certificate files given by name).
     pub cert_dir: PathBuf,
     /// The etcdctl program on the node (Kubespray installs it in `/usr/local/bin`).
     pub etcdctl: PathBuf,
@@ -39,6 +63,13 @@ pub struct EtcdSnapshotOptions {
     pub endpoint: Option<String>,
     /// Where the temporary snapshot is written on the node.
     pub remote_tmp_dir: PathBuf,
+    /// The CA certificate: a file name in `cert_dir` or an absolute path (default: `ca.pem`,
+    /// or Kubespray's kubeadm file when the inventory says `etcd_deployment_type: kubeadm`).
+    pub ca_file: Option<PathBuf>,
+    /// The client certificate, like `ca_file` (default: `admin-<host>.pem`).
+    pub cert_file: Option<PathBuf>,
+    /// The client key, like `ca_file` (default: `admin-<host>-key.pem`).
+    pub key_file: Option<PathBuf>,
 }
 
 impl EtcdSnapshotOptions {
@@ -50,7 +81,68 @@ impl EtcdSnapshotOptions {
             etcdctl: "etcdctl".into(),
             endpoint: None,
             remote_tmp_dir: "/tmp".into(),
+            ca_file: None,
+            cert_file: None,
+            key_file: None,
         }
+    }
+
+    /// The CA, certificate and key files on `host` (absolute, or relative to the working
+    /// directory of the SSH session when `cert_dir` is): the given ones, else Kubespray's
+    /// `host` names in `cert_dir`.
+    pub fn certificate_files(&self, host: &str) -> [PathBuf; 3] {
+        let file = |given: &Option<PathBuf>, default: String| {
+            // `join` keeps an absolute path as it is.
+            self.cert_dir
+                .join(given.clone().unwrap_or_else(|| default.into()))
+        };
+        [
+            file(&self.ca_file, "ca.pem".into()),
+            file(&self.cert_file, format!("admin-{host}.pem")),
+            file(&self.key_file, format!("admin-{host}-key.pem")),
+        ]
+    }
+
+    /// These options with the certificate files that are not given set by the inventory:
+    /// Kubespray's kubeadm files ([`KUBEADM_ETCD_FILES`] in `<kube_cert_dir>/etcd`, or in
+    /// `cert_dir` when that is not Kubespray's default) when `etcd_deployment_type` resolves
+    /// to `kubeadm` for `host`; else unchanged (Kubespray's `host` names).
+    pub fn for_inventory(
+        &self,
+        inventory: &Inventory,
+        host: &str,
+    ) -> Result<EtcdSnapshotOptions, EtcdError> {
+        let mut options = self.clone();
+        if self.ca_file.is_some() && self.cert_file.is_some() && self.key_file.is_some() {
+            return Ok(options);
+        }
+        // Both variables have the same role default in every era: any era resolves them.
+        let era = inventory.detect_era().era.unwrap_or(Era::CiliumCli);
+        let variables = inventory
+            .variables(era)
+            .map_err(|source| EtcdError::Variables {
+                inventory: inventory.dir.clone(),
+                source: Box::new(source),
+            })?;
+        let text = |name: &str| {
+            variables
+                .get(name)
+                .and_then(|v| v.for_host(host).as_str().map(str::to_owned))
+        };
+        if text("etcd_deployment_type").as_deref() != Some("kubeadm") {
+            return Ok(options);
+        }
+        let dir = if self.cert_dir == Path::new(KUBESPRAY_ETCD_CERT_DIR) {
+            PathBuf::from(text("kube_cert_dir").unwrap_or_else(|| KUBESPRAY_KUBE_CERT_DIR.into()))
+                .join("etcd")
+        } else {
+            self.cert_dir.clone()
+        };
+        let [ca, cert, key] = KUBEADM_ETCD_FILES.map(|name| Some(dir.join(name)));
+        options.ca_file = options.ca_file.or(ca);
+        options.cert_file = options.cert_file.or(cert);
+        options.key_file = options.key_file.or(key);
+        Ok(options)
     }
 }
 
@@ -83,6 +175,16 @@ pub enum EtcdError {
         inventory: PathBuf,
         /// The host.
         host: String,
+    },
+    /// The inventory's variables do not resolve (needed for `etcd_deployment_type`).
+    #[error(
+        "{inventory}: cannot tell where the etcd certificates are (etcd_deployment_type): {source}; fix the inventory, or pass --etcd-ca, --etcd-cert and --etcd-key"
+    )]
+    Variables {
+        /// The inventory directory.
+        inventory: PathBuf,
+        /// The cause.
+        source: Box<kubespray_config::Error>,
     },
     /// SSH itself failed.
     #[error("etcd snapshot on {node}: {source}")]
@@ -172,14 +274,16 @@ pub fn target(inventory: &Inventory, endpoint: Option<&str>) -> Result<SnapshotT
 }
 
 /// `env ETCDCTL_API=3 etcdctl --endpoints ... --cacert ... --cert ... --key ... snapshot save
-/// <remote_path>` with Kubespray's admin certificates of `target`'s host.
+/// <remote_path>` with the certificate files of `options` (default: Kubespray's admin
+/// certificates of `target`'s host).
 pub fn snapshot_save_argv(
     target: &SnapshotTarget,
     options: &EtcdSnapshotOptions,
     remote_path: &Path,
 ) -> Vec<OsString> {
-    let cert = |name: String| options.cert_dir.join(name).into_os_string();
-    let host = &target.node.name;
+    let [ca, cert, key] = options
+        .certificate_files(&target.node.name)
+        .map(PathBuf::into_os_string);
     let mut argv: Vec<OsString> = vec![
         "env".into(),
         "ETCDCTL_API=3".into(),
@@ -187,26 +291,29 @@ pub fn snapshot_save_argv(
         "--endpoints".into(),
         target.endpoint.clone().into(),
         "--cacert".into(),
-        cert("ca.pem".into()),
+        ca,
         "--cert".into(),
-        cert(format!("admin-{host}.pem")),
+        cert,
         "--key".into(),
-        cert(format!("admin-{host}-key.pem")),
+        key,
     ];
     argv.extend(["snapshot", "save"].map(OsString::from));
     argv.push(remote_path.as_os_str().to_owned());
     argv
 }
 
-/// Takes the snapshot on the inventory's etcd host and adds it to `bundle` (`etcd/snapshot.db`,
-/// 0600, its SHA-256 in the manifest). On any error nothing is added to the bundle, and the
-/// temporary file on the node is removed.
+/// Takes the snapshot on the inventory's etcd host and streams it into `bundle`
+/// (`etcd/snapshot.db`, 0600, its SHA-256 in the manifest). On any error nothing is added to
+/// the bundle (a partial file is removed), and the temporary file on the node is removed.
 pub async fn snapshot_into(
     bundle: &mut Bundle,
     inventory: &Inventory,
     options: &EtcdSnapshotOptions,
 ) -> Result<EtcdSnapshotFile, EtcdError> {
     let target = target(inventory, options.endpoint.as_deref())?;
+    let options = &options.for_inventory(inventory, &target.node.name)?;
+    // Refuse a bundle that already holds a snapshot before anything runs on the node.
+    let writer = bundle.etcd_snapshot_writer()?;
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos())
@@ -214,7 +321,7 @@ pub async fn snapshot_into(
     let remote_path = options
         .remote_tmp_dir
         .join(format!("cilium-migrate-etcd-{nanos}.db"));
-    let result = fetch_snapshot(&target, options, &remote_path).await;
+    let result = fetch_snapshot(&target, options, &remote_path, writer).await;
     // etcdctl writes `<path>.part` first; neither may stay behind, whatever happened.
     let mut part = remote_path.clone().into_os_string();
     part.push(".part");
@@ -230,7 +337,7 @@ pub async fn snapshot_into(
         ],
     )
     .await;
-    let content = result?;
+    let writer = result?;
     let cleanup = cleanup?;
     if cleanup.status != 0 {
         return Err(step_error(
@@ -244,15 +351,17 @@ pub async fn snapshot_into(
             ),
         ));
     }
-    Ok(bundle.add_etcd_snapshot(&content, &target.node.name, &target.endpoint)?)
+    Ok(bundle.finish_etcd_snapshot(writer, &target.node.name, &target.endpoint)?)
 }
 
-/// Saves, hashes and copies back the snapshot; checks it arrived whole.
+/// Saves and hashes the snapshot on the node, streams it into `writer`, and checks that it
+/// arrived whole; on error `writer` is dropped, which removes the partial file.
 async fn fetch_snapshot(
     target: &SnapshotTarget,
     options: &EtcdSnapshotOptions,
     remote_path: &Path,
-) -> Result<Vec<u8>, EtcdError> {
+    mut writer: EtcdSnapshotWriter,
+) -> Result<EtcdSnapshotWriter, EtcdError> {
     let node = &target.node.name;
     let save = run(
         target,
@@ -270,9 +379,14 @@ async fn fetch_snapshot(
     if save.status != 0 {
         let stderr = String::from_utf8_lossy(&save.stderr);
         let fix = if stderr.contains("no such file") || stderr.contains("No such file") {
+            let files: Vec<String> = options
+                .certificate_files(node)
+                .iter()
+                .map(|f| f.display().to_string())
+                .collect();
             format!(
-                "the certificates ca.pem, admin-{node}.pem, admin-{node}-key.pem are not in {}; pass --etcd-cert-dir DIR (Kubespray: {KUBESPRAY_ETCD_CERT_DIR})",
-                options.cert_dir.display()
+                "the certificates {} are not on {node}; pass --etcd-cert-dir DIR (Kubespray: {KUBESPRAY_ETCD_CERT_DIR}), or --etcd-ca, --etcd-cert, --etcd-key (kubeadm etcd: {KUBESPRAY_KUBE_CERT_DIR}/etcd/ca.crt, server.crt, server.key)",
+                files.join(", ")
             )
         } else if stderr.contains("ermission denied") && !options.ssh.become_root {
             format!(
@@ -312,58 +426,100 @@ async fn fetch_snapshot(
         .next()
         .unwrap_or_default()
         .to_ascii_lowercase();
-    let copy = run(
-        target,
-        options,
-        vec![
-            "cat".into(),
-            "--".into(),
-            remote_path.as_os_str().to_owned(),
-        ],
-    )
-    .await?;
+    let copy = options
+        .ssh
+        .run_to_writer(
+            &target.node,
+            vec![
+                "cat".into(),
+                "--".into(),
+                remote_path.as_os_str().to_owned(),
+            ],
+            &mut writer,
+        )
+        .await
+        .map_err(|source| match source {
+            cni_fs::Error::StreamWrite { source: io, .. } => EtcdError::Bundle(BundleError::Io {
+                path: writer.path().to_owned(),
+                source: io,
+            }),
+            source => EtcdError::Ssh {
+                node: node.clone(),
+                source: Box::new(source),
+            },
+        })?;
     if copy.status != 0 {
         return Err(step_error(
             target,
             "copying the snapshot back (cat)",
-            &copy,
+            &RemoteOutput {
+                status: copy.status,
+                stdout: Vec::new(),
+                stderr: copy.stderr,
+            },
             format!(
                 "check the space and permissions of {}",
                 remote_path.display()
             ),
         ));
     }
-    check_snapshot(node, &copy.stdout, &remote_sum)?;
-    Ok(copy.stdout)
+    check_streamed(node, &writer, &remote_sum)?;
+    Ok(writer)
+}
+
+/// [`check_snapshot`] of what streamed into `writer` (its first page, size and hash).
+pub fn check_streamed(
+    node: &str,
+    writer: &EtcdSnapshotWriter,
+    remote_sha256: &str,
+) -> Result<(), EtcdError> {
+    check_parts(
+        node,
+        writer.head(),
+        writer.bytes(),
+        &writer.sha256(),
+        remote_sha256,
+    )
 }
 
 /// What `etcdctl snapshot status` would catch first: empty, not a bbolt file, or changed on the
 /// way (the node's `sha256sum` against ours).
 pub fn check_snapshot(node: &str, content: &[u8], remote_sha256: &str) -> Result<(), EtcdError> {
+    let local: String = Sha256::digest(content)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    check_parts(node, content, content.len() as u64, &local, remote_sha256)
+}
+
+/// The checks of [`check_snapshot`] on the parts a stream keeps: the first bytes (`head`, at
+/// least the 20 that hold the magic number), the size and the local SHA-256.
+fn check_parts(
+    node: &str,
+    head: &[u8],
+    bytes: u64,
+    local_sha256: &str,
+    remote_sha256: &str,
+) -> Result<(), EtcdError> {
     let damaged = |problem: String| EtcdError::Damaged {
         node: node.to_owned(),
         problem,
     };
-    if content.is_empty() {
+    if bytes == 0 {
         return Err(damaged("the snapshot is empty".into()));
     }
-    let magic = content
+    let magic = head
         .get(16..20)
         .and_then(|b| <[u8; 4]>::try_from(b).ok())
         .map(u32::from_le_bytes);
     if magic != Some(BBOLT_MAGIC) {
         return Err(damaged(format!(
-            "the snapshot ({} bytes) is not an etcd (bbolt) database",
-            content.len()
+            "the snapshot ({bytes} bytes) is not an etcd (bbolt) database"
         )));
     }
-    let local: String = Sha256::digest(content)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    if local != remote_sha256 {
+    if local_sha256 != remote_sha256 {
         return Err(damaged(format!(
-            "SHA-256 {local} of the copy differs from {remote_sha256:?} on the node"
+            "SHA-256 {local_sha256} of the copy differs from {remote_sha256:?} on the node"
         )));
     }
     Ok(())
@@ -490,6 +646,122 @@ mod tests {
         let text = argv(&options);
         assert_eq!(text[2], "/usr/local/bin/etcdctl");
         assert_eq!(text[6], "/etc/kubernetes/ssl/etcd/ca.pem");
+    }
+
+    #[test]
+    fn certificate_files_are_names_in_the_cert_dir_or_absolute_paths() {
+        let target = SnapshotTarget {
+            node: Node::named("node1"),
+            endpoint: "https://10.0.0.1:2379".into(),
+        };
+        let options = EtcdSnapshotOptions {
+            ca_file: Some("ca.crt".into()),
+            cert_file: Some("/etc/kubernetes/pki/etcd/healthcheck-client.crt".into()),
+            ..EtcdSnapshotOptions::new(Ssh::default())
+        };
+        let text: Vec<String> = snapshot_save_argv(&target, &options, Path::new("/tmp/s.db"))
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            text[5..11],
+            [
+                "--cacert",
+                "/etc/ssl/etcd/ssl/ca.crt",
+                "--cert",
+                "/etc/kubernetes/pki/etcd/healthcheck-client.crt",
+                "--key",
+                "/etc/ssl/etcd/ssl/admin-node1-key.pem",
+            ]
+        );
+    }
+
+    #[test]
+    fn kubeadm_etcd_in_the_inventory_picks_kubesprays_kubeadm_files() {
+        let hosts = "all:\n  hosts:\n    node1: {}\n  children:\n    etcd: {hosts: {node1: }}\n";
+        let with_vars = |vars: &str| {
+            let (dir, inventory) = inventory(hosts);
+            let all = dir.path().join("group_vars/all");
+            std::fs::create_dir_all(&all).unwrap_or_else(|e| panic!("{e}"));
+            std::fs::write(all.join("etcd.yml"), vars).unwrap_or_else(|e| panic!("{e}"));
+            drop(inventory);
+            let inventory = Inventory::load(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+            (dir, inventory)
+        };
+        let files = |inventory: &Inventory, options: &EtcdSnapshotOptions| -> Vec<String> {
+            options
+                .for_inventory(inventory, "node1")
+                .unwrap_or_else(|e| panic!("{e}"))
+                .certificate_files("node1")
+                .iter()
+                .map(|f| f.display().to_string())
+                .collect()
+        };
+        let defaults = EtcdSnapshotOptions::new(Ssh::default());
+        let cases = [
+            (
+                "etcd_deployment_type: host\n",
+                defaults.clone(),
+                [
+                    "/etc/ssl/etcd/ssl/ca.pem",
+                    "/etc/ssl/etcd/ssl/admin-node1.pem",
+                    "/etc/ssl/etcd/ssl/admin-node1-key.pem",
+                ],
+            ),
+            (
+                "etcd_deployment_type: kubeadm\n",
+                defaults.clone(),
+                [
+                    "/etc/kubernetes/ssl/etcd/ca.crt",
+                    "/etc/kubernetes/ssl/etcd/server.crt",
+                    "/etc/kubernetes/ssl/etcd/server.key",
+                ],
+            ),
+            (
+                "etcd_deployment_type: kubeadm\nkube_config_dir: /srv/kubernetes\n",
+                defaults.clone(),
+                [
+                    "/srv/kubernetes/ssl/etcd/ca.crt",
+                    "/srv/kubernetes/ssl/etcd/server.crt",
+                    "/srv/kubernetes/ssl/etcd/server.key",
+                ],
+            ),
+            (
+                "etcd_deployment_type: kubeadm\n",
+                EtcdSnapshotOptions {
+                    cert_dir: "/etc/kubernetes/pki/etcd".into(),
+                    cert_file: Some("healthcheck-client.crt".into()),
+                    key_file: Some("healthcheck-client.key".into()),
+                    ..defaults.clone()
+                },
+                [
+                    "/etc/kubernetes/pki/etcd/ca.crt",
+                    "/etc/kubernetes/pki/etcd/healthcheck-client.crt",
+                    "/etc/kubernetes/pki/etcd/healthcheck-client.key",
+                ],
+            ),
+        ];
+        for (vars, options, want) in cases {
+            let (_dir, inventory) = with_vars(vars);
+            assert_eq!(files(&inventory, &options), want, "{vars}");
+        }
+        // Nothing set: Kubespray's default, `host`.
+        let (_dir, plain) = inventory(hosts);
+        assert_eq!(
+            files(&plain, &defaults),
+            files(&with_vars("etcd_deployment_type: host\n").1, &defaults)
+        );
+        // A value Kubespray does not know is an error naming the fix.
+        let (_dir, bad) = with_vars("etcd_deployment_type: podman\n");
+        let err = defaults
+            .for_inventory(&bad, "node1")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            err.contains("etcd_deployment_type") && err.contains("--etcd-ca"),
+            "{err}"
+        );
     }
 
     #[test]
