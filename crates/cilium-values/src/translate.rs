@@ -394,11 +394,6 @@ const STRINGS: &[(&str, &str, Setter<String>)] = &[
         "l2announcements.leaseRetryPeriod",
         |v, s| v.l2announcements.lease_retry_period = Some(s),
     ),
-    (
-        "kube-proxy-replacement-healthz-bind-address",
-        "kubeProxyReplacementHealthzBindAddr",
-        |v, s| v.kube_proxy_replacement_healthz_bind_addr = Some(s),
-    ),
     ("hubble-listen-address", "hubble.listenAddress", |v, s| {
         v.hubble.listen_address = Some(s)
     }),
@@ -600,6 +595,8 @@ impl Mapper {
         self.map_pools();
         self.map_legacy_tunnel();
         self.map_kube_proxy_replacement()?;
+        self.map_kube_proxy_healthz();
+        self.map_sidecar_image();
         self.map_versioned_switches()?;
         self.map_prometheus()?;
         self.map_hubble()?;
@@ -729,6 +726,39 @@ impl Mapper {
         Ok(())
     }
 
+    /// `kubeProxyReplacementHealthzBindAddr` renders only with kube-proxy replacement on from chart
+    /// 1.17.6; without it an address is carried verbatim (an empty one is the agent's default).
+    fn map_kube_proxy_healthz(&mut self) {
+        let key = "kube-proxy-replacement-healthz-bind-address";
+        let Some((value, provenance)) = self.take(key) else {
+            return;
+        };
+        let kpr_on = self.values.chart.kube_proxy_replacement.as_deref() == Some("true");
+        if kpr_on
+            || self
+                .version
+                .renders_kube_proxy_healthz_without_replacement()
+        {
+            self.values.chart.kube_proxy_replacement_healthz_bind_addr = Some(value);
+            self.values
+                .note("kubeProxyReplacementHealthzBindAddr", provenance);
+        } else if !value.trim().is_empty() {
+            self.carry(key, value, provenance);
+        }
+    }
+
+    /// Chart 1.15 renders `sidecar-istio-proxy-image` itself: the value goes to
+    /// `proxy.sidecarImageRegex`, never to `extraConfig` (that would write the key twice).
+    fn map_sidecar_image(&mut self) {
+        if !self.version.renders_sidecar_istio_proxy_image() {
+            return;
+        }
+        if let Some((value, provenance)) = self.take("sidecar-istio-proxy-image") {
+            self.values.chart.proxy.sidecar_image_regex = Some(value);
+            self.values.note("proxy.sidecarImageRegex", provenance);
+        }
+    }
+
     /// Switches that exist only in some chart minors: kept where the chart has them, otherwise
     /// dropped with a warning when the newer agent behaves differently.
     fn map_versioned_switches(&mut self) -> Result<(), Error> {
@@ -744,11 +774,12 @@ impl Mapper {
             },
             Switch {
                 key: "disable-cnp-status-updates",
-                exists: v.has_legacy_1_15_values(),
+                // Chart 1.15 already refuses `enableCnpStatusUpdates: true` and renders no key.
+                exists: false,
                 path: "enableCnpStatusUpdates",
-                set: |c, b| c.enable_cnp_status_updates = Some(!b),
+                set: |_, _| {},
                 hardwired: Some(true),
-                why: "removed in 1.16, which no longer writes CiliumNetworkPolicy status",
+                why: "removed in 1.15 (chart and agent), which no longer write CiliumNetworkPolicy status",
             },
             Switch {
                 key: "enable-wireguard-userspace-fallback",
@@ -768,19 +799,23 @@ impl Mapper {
             },
             Switch {
                 key: "enable-host-port",
-                exists: v.has_host_port_value(),
+                exists: v.renders_host_port(),
                 path: "hostPort.enabled",
                 set: |c, b| c.host_port.enabled = Some(b),
                 hardwired: None,
-                why: "removed in 1.18: hostPort comes with kubeProxyReplacement=true",
+                why: if v.minor == 17 {
+                    "chart 1.17.0-1.17.5 never renders hostPort.enabled (it is gated on `partial`, which 1.17 refuses): hostPort comes with kubeProxyReplacement=true"
+                } else {
+                    "removed in 1.18: hostPort comes with kubeProxyReplacement=true"
+                },
             },
             Switch {
                 key: "enable-external-ips",
-                exists: v.has_external_ips_value(),
+                exists: v.renders_external_ips(),
                 path: "externalIPs.enabled",
                 set: |c, b| c.external_ips.enabled = Some(b),
                 hardwired: None,
-                why: "removed in 1.17.6: externalIPs come with kubeProxyReplacement=true",
+                why: "not rendered from chart 1.17 on (1.17.0-1.17.5 gate it on `partial`, 1.17.6 removed it): externalIPs come with kubeProxyReplacement=true",
             },
         ];
         for Switch {
@@ -1136,7 +1171,7 @@ impl Mapper {
                 format!("chart {} refuses cluster names that are not ≤ 32 characters of [a-z0-9-]; renaming changes the cluster identity", self.version),
             );
         }
-        if self.version.minor >= 18
+        if self.version.rejects_default_cluster_name_with_id()
             && name == "default"
             && self.values.chart.cluster.id.is_some_and(|id| id != 0)
         {
@@ -1145,32 +1180,61 @@ impl Mapper {
                 "cluster-id",
                 None,
                 location,
-                "chart 1.18+ refuses cluster.name \"default\" with a non-zero cluster.id"
-                    .to_owned(),
+                format!(
+                    "chart {} refuses cluster.name \"default\" with a non-zero cluster.id",
+                    self.version
+                ),
             );
         }
     }
 
+    /// Chart 1.18+ fails the render for native routing with masquerading but no native-routing CIDR.
+    /// It reads the values as written: an unset `enableIPv4Masquerade` (null from 1.18) does not trip
+    /// the IPv4 check, `enableIPv6Masquerade` defaults to true; ENI and Alibaba Cloud IPAM are exempt
+    /// from the IPv4 check.
     fn check_native_routing(&mut self) {
         let chart = &self.values.chart;
-        if self.version.minor >= 18
-            && chart.routing_mode.as_deref() == Some("native")
-            && chart.ipv4.enabled != Some(false)
-            && chart.enable_ipv4_masquerade != Some(false)
-            && chart.ip_masq_agent.enabled != Some(true)
+        if self.version.minor < 18
+            || chart.routing_mode.as_deref() != Some("native")
+            || chart.ip_masq_agent.enabled == Some(true)
+        {
+            return;
+        }
+        let cloud_ipam = matches!(chart.ipam.mode.as_deref(), Some("eni" | "alibabacloud"));
+        let mut missing = Vec::new();
+        if chart.ipv4.enabled != Some(false)
+            && chart.enable_ipv4_masquerade == Some(true)
+            && !cloud_ipam
             && chart.ipv4_native_routing_cidr.is_none()
         {
-            let location = self
-                .values
-                .provenance_of("routingMode")
-                .map(ToString::to_string)
-                .unwrap_or_default();
+            missing.push((
+                "ipv4-native-routing-cidr",
+                "ipv4NativeRoutingCIDR",
+                "cilium_native_routing_cidr",
+            ));
+        }
+        if chart.ipv6.enabled == Some(true)
+            && chart.enable_ipv6_masquerade != Some(false)
+            && chart.ipv6_native_routing_cidr.is_none()
+        {
+            missing.push((
+                "ipv6-native-routing-cidr",
+                "ipv6NativeRoutingCIDR",
+                "cilium_native_routing_cidr_ipv6",
+            ));
+        }
+        let location = self
+            .values
+            .provenance_of("routingMode")
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        for (key, value, variable) in missing {
             self.warn(
                 WarningKind::Advice,
-                "ipv4-native-routing-cidr",
+                key,
                 None,
-                location,
-                format!("chart {} fails to render routingMode native with masquerading but no ipv4NativeRoutingCIDR; set cilium_native_routing_cidr", self.version),
+                location.clone(),
+                format!("chart {} fails to render routingMode native with masquerading but no {value}; set {variable}", self.version),
             );
         }
     }

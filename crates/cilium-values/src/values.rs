@@ -338,13 +338,23 @@ pub struct Hubble {
     pub ui: Toggle,
 }
 
+/// `proxy.*` (chart 1.15 only).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Proxy {
+    /// -> `sidecar-istio-proxy-image` (chart 1.15 renders it always; 1.16 dropped it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sidecar_image_regex: Option<String>,
+}
+
 /// The Helm values this tool writes, in the chart's layout. Unset fields are left to the chart.
 ///
 /// Never written, because a later chart fails on them or they are gone: `tunnel` (removed in 1.15,
 /// written as `routingMode`/`tunnelProtocol`), `containerRuntime.integration`, the legacy
 /// `encryption.keyFile`/`mountPath`/`secretName`/`interface` (`encryption.ipsec.*` instead),
-/// `proxy.prometheus`, `endpointStatus`, `etcd.managed` (1.16's validate.yaml fails on all of them).
-/// `remoteNodeIdentity` and `enableCnpStatusUpdates` are written for 1.15 only.
+/// `proxy.prometheus`, `endpointStatus`, `etcd.managed` (1.16's validate.yaml fails on all of them),
+/// `enableCnpStatusUpdates` (1.15's validate.yaml fails when it is true, and no chart renders it).
+/// `remoteNodeIdentity` and `proxy.sidecarImageRegex` are written for 1.15 only.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ChartValues {
@@ -450,9 +460,9 @@ pub struct ChartValues {
     /// -> `enable-remote-node-identity` (chart 1.15 only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub remote_node_identity: Option<bool>,
-    /// -> `disable-cnp-status-updates`, inverted (chart 1.15 only).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub enable_cnp_status_updates: Option<bool>,
+    /// Istio sidecar proxy settings (chart 1.15 only).
+    #[serde(skip_serializing_if = "is_default")]
+    pub proxy: Proxy,
     /// Service load-balancing.
     #[serde(skip_serializing_if = "is_default")]
     pub load_balancer: LoadBalancer,

@@ -78,9 +78,15 @@ impl ChartVersion {
         self.minor <= 15
     }
 
-    /// `remoteNodeIdentity`, `enableCnpStatusUpdates`, `containerRuntime.integration`, legacy
-    /// `encryption.keyFile`/`mountPath`/`interface` exist only up to 1.15 (1.16's validate.yaml fails on them).
+    /// `remoteNodeIdentity`, `containerRuntime.integration`, legacy `encryption.keyFile`/`mountPath`/
+    /// `interface` exist only up to 1.15 (1.16's validate.yaml fails on them). `enableCnpStatusUpdates`
+    /// is gone already in 1.15 (its validate.yaml fails when it is true; no key is rendered).
     pub fn has_legacy_1_15_values(self) -> bool {
+        self.minor <= 15
+    }
+
+    /// 1.15 renders `sidecar-istio-proxy-image` from `proxy.sidecarImageRegex`; 1.16 dropped both.
+    pub fn renders_sidecar_istio_proxy_image(self) -> bool {
         self.minor <= 15
     }
 
@@ -89,18 +95,28 @@ impl ChartVersion {
         self.minor <= 16
     }
 
-    /// `hostPort.enabled` was removed in 1.18.
-    pub fn has_host_port_value(self) -> bool {
-        self.minor <= 17
+    /// `enable-host-port` is rendered from `hostPort.enabled` (when kube-proxy replacement is off)
+    /// up to 1.16 and in 1.17.6 to 1.17.x. 1.17.0 to 1.17.5 gate it on `partial`, which 1.17 refuses,
+    /// so the value is never rendered there; 1.18 removed it.
+    pub fn renders_host_port(self) -> bool {
+        self.minor <= 16 || (self.minor == 17 && self.patch >= 6)
     }
 
-    /// `nodePort.enabled` (and the agent flag) was removed in 1.19.
+    /// `enable-node-port` is rendered from `nodePort.enabled` (kube-proxy replacement off) up to 1.18;
+    /// 1.19 removed the value and the agent flag.
     pub fn has_node_port_value(self) -> bool {
         self.minor <= 18
     }
 
-    /// `externalIPs.enabled` was removed from the chart in 1.17.6.
-    pub fn has_external_ips_value(self) -> bool {
+    /// `enable-external-ips` is rendered from `externalIPs.enabled` up to 1.16. 1.17.0 to 1.17.5 gate
+    /// it on `partial` (never rendered), 1.17.6 removed the value.
+    pub fn renders_external_ips(self) -> bool {
+        self.minor <= 16
+    }
+
+    /// `kube-proxy-replacement-healthz-bind-address` is rendered whenever kube-proxy replacement is
+    /// not `disabled` up to 1.17.5; from 1.17.6 only when it is `true`.
+    pub fn renders_kube_proxy_healthz_without_replacement(self) -> bool {
         self.minor < 17 || (self.minor == 17 && self.patch < 6)
     }
 
@@ -109,9 +125,14 @@ impl ChartVersion {
         self.minor <= 15
     }
 
-    /// `enable-hubble` is rendered only when true up to 1.17, always from 1.18.
+    /// `enable-hubble` is rendered only when true up to 1.17.1, always from 1.17.2.
     pub fn renders_enable_hubble_when_off(self) -> bool {
-        self.minor >= 18
+        self.minor >= 18 || (self.minor == 17 && self.patch >= 2)
+    }
+
+    /// From 1.16 validate.yaml refuses `cluster.name: default` with a non-zero `cluster.id`.
+    pub fn rejects_default_cluster_name_with_id(self) -> bool {
+        self.minor >= 16
     }
 
     /// From 1.16 the chart deploys a separate `cilium-envoy` DaemonSet unless `upgradeCompatibility` ≤ 1.15.
@@ -168,12 +189,49 @@ mod tests {
         assert!(v("1.16.19").has_values_schema());
         assert!(v("1.15.9").accepts_legacy_kube_proxy_replacement());
         assert!(!v("1.16.0").accepts_legacy_kube_proxy_replacement());
-        assert!(v("1.17.5").has_external_ips_value());
-        assert!(!v("1.17.6").has_external_ips_value());
-        assert!(v("1.17.18").has_host_port_value());
-        assert!(!v("1.18.0").has_host_port_value());
+        assert!(v("1.16.19").renders_external_ips());
+        assert!(!v("1.17.5").renders_external_ips());
+        assert!(v("1.16.19").renders_host_port());
+        assert!(!v("1.17.5").renders_host_port());
+        assert!(v("1.17.6").renders_host_port());
+        assert!(v("1.17.18").renders_host_port());
+        assert!(!v("1.18.0").renders_host_port());
         assert!(v("1.18.12").has_node_port_value());
         assert!(!v("1.19.6").has_node_port_value());
         assert_eq!(v("v1.15.9").to_string(), "1.15.9");
+    }
+
+    /// Render quirks read from the released charts (latest patches and the patch where each moved).
+    #[test]
+    fn render_quirks_per_patch() {
+        let v = |s: &str| ChartVersion::parse(s).expect("valid version");
+        let cases: &[(&str, bool, bool, bool, bool)] = &[
+            // version, enable-hubble when off, bgp when off, healthz without KPR, sidecar image
+            ("1.15.9", false, true, true, true),
+            ("1.16.19", false, false, true, false),
+            ("1.17.1", false, false, true, false),
+            ("1.17.2", true, false, true, false),
+            ("1.17.5", true, false, true, false),
+            ("1.17.6", true, false, false, false),
+            ("1.18.12", true, false, false, false),
+            ("1.19.6", true, false, false, false),
+        ];
+        for &(text, hubble, bgp, healthz, sidecar) in cases {
+            let version = v(text);
+            assert_eq!(version.renders_enable_hubble_when_off(), hubble, "{text}");
+            assert_eq!(version.renders_bgp_control_plane_when_off(), bgp, "{text}");
+            assert_eq!(
+                version.renders_kube_proxy_healthz_without_replacement(),
+                healthz,
+                "{text}"
+            );
+            assert_eq!(
+                version.renders_sidecar_istio_proxy_image(),
+                sidecar,
+                "{text}"
+            );
+        }
+        assert!(!v("1.15.9").rejects_default_cluster_name_with_id());
+        assert!(v("1.16.0").rejects_default_cluster_name_with_id());
     }
 }

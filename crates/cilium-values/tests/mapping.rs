@@ -264,11 +264,36 @@ fn live_keys_map_to_typed_values() {
             "/remoteNodeIdentity",
             json!(true),
         ),
+        // Chart 1.15 renders this key itself: a typed value, never extraConfig (a duplicate key).
         (
-            &[("disable-cnp-status-updates", "True")],
+            &[("sidecar-istio-proxy-image", "cilium/istio_proxy")],
             "1.15.9",
-            "/enableCnpStatusUpdates",
-            json!(false),
+            "/proxy/sidecarImageRegex",
+            json!("cilium/istio_proxy"),
+        ),
+        (
+            &[
+                ("kube-proxy-replacement", "true"),
+                (
+                    "kube-proxy-replacement-healthz-bind-address",
+                    "0.0.0.0:10256",
+                ),
+            ],
+            "1.19.6",
+            "/kubeProxyReplacementHealthzBindAddr",
+            json!("0.0.0.0:10256"),
+        ),
+        (
+            &[
+                ("kube-proxy-replacement", "partial"),
+                (
+                    "kube-proxy-replacement-healthz-bind-address",
+                    "0.0.0.0:10256",
+                ),
+            ],
+            "1.17.5",
+            "/kubeProxyReplacementHealthzBindAddr",
+            json!("0.0.0.0:10256"),
         ),
         (
             &[("enable-node-port", "true")],
@@ -279,9 +304,22 @@ fn live_keys_map_to_typed_values() {
         // Kept verbatim: unknown keys, YAML-1.1-ambiguous strings, values the chart cannot express.
         (
             &[("sidecar-istio-proxy-image", "cilium/istio_proxy")],
-            "1.15.9",
+            "1.16.19",
             "/extraConfig/sidecar-istio-proxy-image",
             json!("cilium/istio_proxy"),
+        ),
+        // From 1.17.6 the chart renders the healthz address only with kube-proxy replacement on.
+        (
+            &[
+                ("kube-proxy-replacement", "partial"),
+                (
+                    "kube-proxy-replacement-healthz-bind-address",
+                    "0.0.0.0:10256",
+                ),
+            ],
+            "1.17.6",
+            "/extraConfig/kube-proxy-replacement-healthz-bind-address",
+            json!("0.0.0.0:10256"),
         ),
         (
             &[("some-future-flag", "on")],
@@ -448,9 +486,31 @@ fn versioned_keys_warn_when_the_target_chart_lost_them() {
         ),
         (
             &[("disable-cnp-status-updates", "True")],
+            "1.15.9",
+            &[(WarningKind::Changed, "disable-cnp-status-updates")],
+        ),
+        (
+            &[("disable-cnp-status-updates", "False")],
+            "1.15.9",
+            &[(WarningKind::NotCarried, "disable-cnp-status-updates")],
+        ),
+        (
+            &[("disable-cnp-status-updates", "True")],
             "1.17.18",
             &[(WarningKind::Changed, "disable-cnp-status-updates")],
         ),
+        // 1.17.0-1.17.5 have the values but never render them.
+        (
+            &[("enable-host-port", "true")],
+            "1.17.5",
+            &[(WarningKind::NotCarried, "enable-host-port")],
+        ),
+        (
+            &[("enable-external-ips", "true")],
+            "1.17.0",
+            &[(WarningKind::NotCarried, "enable-external-ips")],
+        ),
+        (&[("enable-external-ips", "true")], "1.16.19", &[]),
         (
             &[("enable-wireguard-userspace-fallback", "true")],
             "1.16.19",
@@ -503,9 +563,42 @@ fn versioned_keys_warn_when_the_target_chart_lost_them() {
             &[(WarningKind::NotCarried, "cluster-id")],
         ),
         (
-            &[("routing-mode", "native")],
+            &[("cluster-name", "default"), ("cluster-id", "3")],
+            "1.16.19",
+            &[(WarningKind::NotCarried, "cluster-id")],
+        ),
+        (
+            &[("cluster-name", "default"), ("cluster-id", "3")],
+            "1.15.9",
+            &[],
+        ),
+        (
+            &[
+                ("routing-mode", "native"),
+                ("enable-ipv4-masquerade", "true"),
+            ],
             "1.18.12",
             &[(WarningKind::Advice, "ipv4-native-routing-cidr")],
+        ),
+        // An unset enableIPv4Masquerade (null from 1.18) does not trip the chart's check.
+        (&[("routing-mode", "native")], "1.18.12", &[]),
+        (
+            &[
+                ("routing-mode", "native"),
+                ("enable-ipv4-masquerade", "true"),
+                ("ipam", "eni"),
+            ],
+            "1.18.12",
+            &[],
+        ),
+        (
+            &[
+                ("routing-mode", "native"),
+                ("enable-ipv6", "true"),
+                ("ipv4-native-routing-cidr", "10.0.0.0/8"),
+            ],
+            "1.19.6",
+            &[(WarningKind::Advice, "ipv6-native-routing-cidr")],
         ),
         (
             &[

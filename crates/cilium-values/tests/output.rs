@@ -85,6 +85,7 @@ fn comments_say_where_each_value_came_from() {
             "sidecar-istio-proxy-image".to_owned(),
             "cilium/istio_proxy".to_owned(),
         ),
+        ("vlan-bpf-bypass".to_owned(), "0".to_owned()),
     ];
     let values = values_from(&pairs, ChartVersion::KUBESPRAY_2_27).expect("translates");
     let yaml = values.to_yaml_with_provenance().expect("yaml");
@@ -92,7 +93,11 @@ fn comments_say_where_each_value_came_from() {
         yaml.contains("ctTcpMax: 524288  # live cilium-config bpf-ct-global-tcp-max (live.yaml)"),
         "{yaml}"
     );
-    assert!(yaml.contains("sidecar-istio-proxy-image: \"cilium/istio_proxy\"  # live cilium-config sidecar-istio-proxy-image (live.yaml)"), "{yaml}");
+    assert!(yaml.contains("sidecarImageRegex: \"cilium/istio_proxy\"  # live cilium-config sidecar-istio-proxy-image (live.yaml)"), "{yaml}");
+    assert!(
+        yaml.contains("vlan-bpf-bypass: \"0\"  # live cilium-config vlan-bpf-bypass (live.yaml)"),
+        "{yaml}"
+    );
     assert!(
         yaml.starts_with("# Helm values for the Cilium chart 1.15.9"),
         "{yaml}"
