@@ -70,9 +70,13 @@ async fn the_backup_saves_an_etcd_snapshot_over_ssh_into_the_bundle() {
     let mut recorder = Recorder::default();
     let outcome = flow::run(&migrate, &mut recorder).await.unwrap();
     assert!(matches!(outcome, Outcome::Planned { .. }));
+    // ... naming the certificate files it will read, so a wrong --etcd-cert-dir shows here.
     let would = format!(
-        "note the backup would save an etcd snapshot on node1 ({})",
-        etcd.endpoint
+        "note the backup would save an etcd snapshot on node1 ({}, with {}, {}, {})",
+        etcd.endpoint,
+        etcd.cert_dir.join("ca.pem").display(),
+        etcd.cert_dir.join("admin-node1.pem").display(),
+        etcd.cert_dir.join("admin-node1-key.pem").display(),
     );
     assert!(
         recorder.lines.iter().any(|l| l.starts_with(&would)),

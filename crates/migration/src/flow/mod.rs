@@ -586,12 +586,22 @@ async fn run_boxed(
         }
     };
     if let Some(etcd) = options.etcd_snapshot.as_ref().filter(|_| !backup_done) {
-        match etcd::target(&session.inventory, etcd.endpoint.as_deref()) {
-            Ok(target) => progress.note(&format!(
-                "the backup {} an etcd snapshot on {} ({}) into {}",
+        let planned =
+            etcd::target(&session.inventory, etcd.endpoint.as_deref()).and_then(|target| {
+                let files = etcd
+                    .for_inventory(&session.inventory, &target.node.name)?
+                    .certificate_files(&target.node.name);
+                Ok((target, files))
+            });
+        match planned {
+            Ok((target, [ca, cert, key])) => progress.note(&format!(
+                "the backup {} an etcd snapshot on {} ({}, with {}, {}, {}) into {}",
                 if options.apply { "saves" } else { "would save" },
                 target.node.name,
                 target.endpoint,
+                ca.display(),
+                cert.display(),
+                key.display(),
                 session
                     .bundle_dir
                     .join(crate::bundle::ETCD_SNAPSHOT_FILE)
