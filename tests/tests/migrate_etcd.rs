@@ -21,10 +21,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use migrate_common::{Recorder, fixture_options, inventory_copy, migrate_options, start_testbed};
-use migration::bundle::{Bundle, ETCD_SNAPSHOT_FILE, EtcdSnapshotFile, MANIFEST_FILE, Manifest};
+use migration::bundle::{Bundle, ETCD_SNAPSHOT_FILE, EtcdSnapshotFile};
 use migration::etcd::{EtcdSnapshotOptions, snapshot_into};
 use migration::flow::{self, FlowError, Outcome};
-use migration::identity::ClusterIdentity;
 use migration::journal::Step;
 use testbed::fixtures;
 
@@ -151,36 +150,6 @@ fn edit(path: &Path, from: &str, to: &str) {
     fs::write(path, text.replacen(from, to, 1)).unwrap();
 }
 
-/// A finished bundle with no objects (what the backup leaves before the snapshot, minus the
-/// cluster).
-fn empty_bundle(dir: &Path) -> Bundle {
-    for d in [
-        dir.to_path_buf(),
-        dir.join("objects"),
-        dir.join("inventory"),
-    ] {
-        fs::create_dir(&d).unwrap();
-        fs::set_permissions(&d, fs::Permissions::from_mode(0o700)).unwrap();
-    }
-    let manifest = Manifest {
-        format: 1,
-        created: 0,
-        cluster: ClusterIdentity {
-            api_server: "https://127.0.0.1:6443".into(),
-            kube_system_uid: "test".into(),
-        },
-        objects: Vec::new(),
-        absent: Vec::new(),
-        inventory: Vec::new(),
-        etcd_snapshot: None,
-    };
-    etcd::write_private(
-        &dir.join(MANIFEST_FILE),
-        &serde_json::to_string_pretty(&manifest).unwrap(),
-    );
-    Bundle::open(dir).unwrap()
-}
-
 /// What the end-to-end test checks of a bundle's snapshot: listed, verified, private, holding
 /// the key written before it; and nothing left on the node.
 fn assert_snapshot(dir: &Path, file: &EtcdSnapshotFile, etcd: &etcd::Etcd, remote_tmp: &Path) {
@@ -250,7 +219,7 @@ async fn kubeadm_certificate_names_work_as_options_and_from_etcd_deployment_type
 
     // Given as options: names in the cert dir and an absolute path.
     let dir = tmp.path().join("bundle-options");
-    let mut bundle = empty_bundle(&dir);
+    let mut bundle = etcd::empty_bundle(&dir);
     let options = EtcdSnapshotOptions {
         cert_dir: kubeadm_etcd.clone(),
         ca_file: Some("ca.crt".into()),
@@ -275,14 +244,14 @@ async fn kubeadm_certificate_names_work_as_options_and_from_etcd_deployment_type
         &format!("kube_config_dir: {}", kube_config_dir.display()),
     );
     let dir = tmp.path().join("bundle-inventory");
-    let mut bundle = empty_bundle(&dir);
+    let mut bundle = etcd::empty_bundle(&dir);
     let file = snapshot_into(&mut bundle, &load(), &base).await.unwrap();
     assert_snapshot(&dir, &file, &etcd, &remote_tmp);
 
     // The inventory's kubeadm names in a cert dir that lacks them: a clear error naming the
     // files and the flags, and nothing in the bundle.
     let dir = tmp.path().join("bundle-missing");
-    let mut bundle = empty_bundle(&dir);
+    let mut bundle = etcd::empty_bundle(&dir);
     let options = EtcdSnapshotOptions {
         cert_dir: etcd.cert_dir.clone(),
         ..base.clone()

@@ -15,10 +15,9 @@ mod sshd;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use etcd::{Etcd, HOST, free_port, tool, write_private};
-use migration::bundle::{Bundle, ETCD_SNAPSHOT_FILE, MANIFEST_FILE, Manifest};
+use etcd::{Etcd, HOST, empty_bundle, free_port, tool};
+use migration::bundle::{Bundle, ETCD_SNAPSHOT_FILE};
 use migration::etcd::{EtcdSnapshotOptions, snapshot_into};
-use migration::identity::ClusterIdentity;
 use sshd::Sshd;
 
 const KEY: &str = "/cilium-migrate-test/written-before-the-snapshot";
@@ -39,35 +38,6 @@ fn inventory(sshd: &Sshd) -> (tempfile::TempDir, kubespray_config::Inventory) {
     std::fs::write(dir.path().join("hosts.yaml"), yaml).unwrap();
     let inventory = kubespray_config::Inventory::load(dir.path()).unwrap();
     (dir, inventory)
-}
-
-/// A finished bundle with no objects (what `Bundle::create` leaves, minus the cluster).
-fn empty_bundle(dir: &Path) -> Bundle {
-    for d in [
-        dir.to_path_buf(),
-        dir.join("objects"),
-        dir.join("inventory"),
-    ] {
-        std::fs::create_dir(&d).unwrap();
-        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700)).unwrap();
-    }
-    let manifest = Manifest {
-        format: 1,
-        created: 0,
-        cluster: ClusterIdentity {
-            api_server: "https://127.0.0.1:6443".into(),
-            kube_system_uid: "test".into(),
-        },
-        objects: Vec::new(),
-        absent: Vec::new(),
-        inventory: Vec::new(),
-        etcd_snapshot: None,
-    };
-    write_private(
-        &dir.join(MANIFEST_FILE),
-        &serde_json::to_string_pretty(&manifest).unwrap(),
-    );
-    Bundle::open(dir).unwrap()
 }
 
 /// Every path under `dir` with its content (directories empty), sorted.

@@ -216,3 +216,34 @@ impl Etcd {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 }
+
+/// A finished bundle with no objects (what `Bundle::create` leaves, minus the cluster): where a
+/// test puts the snapshot without a cluster to back up.
+pub(crate) fn empty_bundle(dir: &Path) -> migration::bundle::Bundle {
+    use migration::bundle::{Bundle, MANIFEST_FILE, Manifest};
+    for d in [
+        dir.to_path_buf(),
+        dir.join("objects"),
+        dir.join("inventory"),
+    ] {
+        std::fs::create_dir(&d).unwrap();
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700)).unwrap();
+    }
+    let manifest = Manifest {
+        format: 1,
+        created: 0,
+        cluster: migration::identity::ClusterIdentity {
+            api_server: "https://127.0.0.1:6443".into(),
+            kube_system_uid: "test".into(),
+        },
+        objects: Vec::new(),
+        absent: Vec::new(),
+        inventory: Vec::new(),
+        etcd_snapshot: None,
+    };
+    write_private(
+        &dir.join(MANIFEST_FILE),
+        &serde_json::to_string_pretty(&manifest).unwrap(),
+    );
+    Bundle::open(dir).unwrap()
+}
