@@ -594,6 +594,7 @@ impl Mapper {
         self.map_ratio()?;
         self.map_pools();
         self.map_legacy_tunnel();
+        self.pin_routing_mode();
         self.map_kube_proxy_replacement()?;
         self.map_kube_proxy_healthz();
         self.map_sidecar_image();
@@ -685,6 +686,27 @@ impl Mapper {
                 Some(&value),
                 location,
                 "dropped: `routing-mode` is also set and is what the agent uses",
+            );
+        }
+    }
+
+    /// Charts up to 1.16 write `tunnel-protocol: vxlan` when `routingMode` is unset and then the
+    /// set `tunnelProtocol` again (the key twice): a protocol without a mode pins the agent's
+    /// default mode, tunnel.
+    fn pin_routing_mode(&mut self) {
+        if self.version.minor <= 16
+            && self.values.chart.tunnel_protocol.is_some()
+            && self.values.chart.routing_mode.is_none()
+        {
+            self.values.chart.routing_mode = Some("tunnel".to_owned());
+            self.values.note(
+                "routingMode",
+                Provenance::Tool {
+                    reason: format!(
+                        "tunnel-protocol is set without routing-mode; the agent's default mode is written so that chart {} renders tunnel-protocol once",
+                        self.version
+                    ),
+                },
             );
         }
     }

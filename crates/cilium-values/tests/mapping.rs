@@ -264,6 +264,19 @@ fn live_keys_map_to_typed_values() {
             "/remoteNodeIdentity",
             json!(true),
         ),
+        // A protocol without a mode: 1.15/1.16 would write tunnel-protocol twice without routingMode.
+        (
+            &[("tunnel-protocol", "geneve")],
+            "1.16.19",
+            "/routingMode",
+            json!("tunnel"),
+        ),
+        (
+            &[("tunnel-protocol", "geneve")],
+            "1.15.9",
+            "/tunnelProtocol",
+            json!("geneve"),
+        ),
         // Chart 1.15 renders this key itself: a typed value, never extraConfig (a duplicate key).
         (
             &[("sidecar-istio-proxy-image", "cilium/istio_proxy")],
