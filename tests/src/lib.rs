@@ -198,3 +198,68 @@ pub fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
         }
     }
 }
+
+/// Every file under `dir` with its bytes (symlinks are read through; the tests make none).
+pub fn files_under(dir: &std::path::Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(path) = stack.pop() {
+        if path.is_dir() {
+            for entry in
+                std::fs::read_dir(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+            {
+                stack.push(entry.unwrap_or_else(|e| panic!("{e}")).path());
+            }
+        } else {
+            let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            out.insert(path, bytes);
+        }
+    }
+    out
+}
+
+/// The UID of every object of the bundle's section as the backup recorded it (every recorded
+/// object has one: the API server gave it).
+pub fn bundle_uids(
+    bundle: &migration::bundle::Bundle,
+    section: migration::bundle::Section,
+) -> std::collections::BTreeMap<migration::object::ObjectRef, Option<String>> {
+    let mut uids = std::collections::BTreeMap::new();
+    for file in bundle.files(section) {
+        for o in bundle.read_objects(file).unwrap_or_else(|e| panic!("{e}")) {
+            let o = o.unwrap_or_else(|e| panic!("{e}"));
+            let r = migration::object::ObjectRef::of(&o).unwrap_or_else(|| panic!("no ref: {o}"));
+            let uid = migration::object::str_at(&o, &["metadata", "uid"])
+                .unwrap_or_else(|| panic!("{r}: recorded without a UID"))
+                .to_owned();
+            uids.insert(r, Some(uid));
+        }
+    }
+    uids
+}
+
+/// The live UID of every object of the bundle's section (`None` when it is gone).
+pub async fn live_uids(
+    client: &kube::Client,
+    bundle: &migration::bundle::Bundle,
+    section: migration::bundle::Section,
+) -> std::collections::BTreeMap<migration::object::ObjectRef, Option<String>> {
+    let mut uids = std::collections::BTreeMap::new();
+    for file in bundle.files(section) {
+        let resource = file.api_resource();
+        for o in bundle.read_objects(file).unwrap_or_else(|e| panic!("{e}")) {
+            let o = o.unwrap_or_else(|e| panic!("{e}"));
+            let r = migration::object::ObjectRef::of(&o).unwrap_or_else(|| panic!("no ref: {o}"));
+            let api: Api<kube::api::DynamicObject> = match &r.namespace {
+                Some(ns) if file.namespaced => Api::namespaced_with(client.clone(), ns, &resource),
+                _ => Api::all_with(client.clone(), &resource),
+            };
+            let live = api
+                .get_opt(&r.name)
+                .await
+                .unwrap_or_else(|e| panic!("{r}: {e}"));
+            uids.insert(r, live.and_then(|o| o.metadata.uid));
+        }
+    }
+    uids
+}

@@ -16,9 +16,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use migrate_common::{
-    Recorder, bundle_uids, files_under, fixture_options, inventory_copy, live_cilium_config,
-    live_uids, migrate_args, migrate_options, release_cilium_config, release_status, run_xtask,
-    secret_key, start_testbed,
+    Recorder, fixture_options, inventory_copy, live_cilium_config, migrate_args, migrate_options,
+    release_cilium_config, release_status, run_xtask, secret_key, start_testbed,
 };
 use migration::bundle::{Bundle, Section};
 use migration::era::{self, Era, InventoryClaim};
@@ -27,6 +26,7 @@ use migration::identity::ClusterIdentity;
 use migration::journal::{Journal, JournalStatus, Step, Strategy};
 use testbed::fixtures;
 use testbed::monitor::AgentMonitor;
+use tests::{bundle_uids, files_under, live_uids};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn v2_27_adopt_with_helm3() {

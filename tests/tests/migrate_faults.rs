@@ -26,8 +26,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use migrate_common::{
-    Recorder, bundle_uids, files_under, fixture_options, inventory_copy, live_cilium_config,
-    live_uids, migrate_options, release_cilium_config, release_status, start_testbed,
+    Recorder, fixture_options, inventory_copy, live_cilium_config, migrate_options,
+    release_cilium_config, release_status, start_testbed,
 };
 use migration::bundle::{Bundle, Section};
 use migration::era::{self, Era, InventoryClaim};
@@ -36,6 +36,7 @@ use migration::journal::{Journal, JournalStatus, Step, StepState, Strategy};
 use testbed::Testbed;
 use testbed::fixtures;
 use testbed::monitor::AgentMonitor;
+use tests::{bundle_uids, files_under, live_uids};
 
 /// How long the API server may take to serve again.
 const RESTART_TIMEOUT: Duration = Duration::from_secs(60);

@@ -12,12 +12,13 @@ mod migrate_common;
 use std::fs;
 
 use migrate_common::{
-    Recorder, files_under, fixture_options, inventory_copy, live_cilium_config, migrate_options,
-    pod_uids, release_cilium_config, release_status, start_testbed,
+    Recorder, fixture_options, inventory_copy, live_cilium_config, migrate_options, pod_uids,
+    release_cilium_config, release_status, start_testbed,
 };
 use migration::flow::{self, Outcome, RollbackOptions};
 use migration::journal::{Step, Strategy};
 use testbed::fixtures;
+use tests::files_under;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn v2_28_release_is_handed_over_without_restarting_pods_with_helm3_and_helm4() {

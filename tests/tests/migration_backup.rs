@@ -27,11 +27,11 @@ use migration::journal::{Journal, JournalStatus, Step, Strategy};
 use migration::object::{self, HelmOwner, LAST_APPLIED_ANNOTATION, ObjectRef, is_cilium_group};
 use migration::restore::{self, Difference};
 use migration_common::{
-    bundle_uids, files_under, helm, inventory_copy, live_json, live_uids, options_for, render,
-    resource_of, seed_v2_27, start_testbed,
+    helm, inventory_copy, live_json, options_for, render, resource_of, seed_v2_27, start_testbed,
 };
 use serde_json::json;
 use testbed::fixtures;
+use tests::{bundle_uids, files_under, live_uids};
 
 /// Objects per list request: small, so that every kind with more objects takes several pages.
 const PAGE_SIZE: u32 = 2;
@@ -145,7 +145,7 @@ async fn backup_adopt_and_restore(helm_major: HelmMajor) {
     assert_eq!(report.inventory_files, files_under(&inventory).len());
     assert_eq!(bundle.manifest().cluster, identity);
     // Private: directories 0700, files 0600 (Secrets are inside).
-    for path in files_under(&bundle_dir) {
+    for path in files_under(&bundle_dir).into_keys() {
         let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600, "{}", path.display());
         let mut dir = path.parent();
@@ -420,7 +420,12 @@ async fn backup_adopt_and_restore(helm_major: HelmMajor) {
             Some(p.uid.as_str())
         );
         if let Some(backed_up) = before.iter().find(|(r, _)| r.same_object(&p.object)) {
-            assert_eq!(backed_up.1, &p.uid, "{} was re-created", p.object);
+            assert_eq!(
+                backed_up.1.as_deref(),
+                Some(p.uid.as_str()),
+                "{} was re-created",
+                p.object
+            );
         }
     }
     let ds = live_json(&client, &ds_patch.object, "daemonsets")
@@ -467,13 +472,13 @@ async fn backup_adopt_and_restore(helm_major: HelmMajor) {
     // Same objects, not re-created ones.
     let after = live_uids(&client, &bundle, Section::Handover).await;
     for (r, uid) in &before {
-        assert_eq!(after.get(r), Some(&Some(uid.clone())), "{r}");
+        assert_eq!(after.get(r), Some(uid), "{r}");
     }
     let cr_before = bundle_uids(&bundle, Section::CustomResources);
     let cr_after = live_uids(&client, &bundle, Section::CustomResources).await;
     assert_eq!(cr_before.len() as u64, cilium_objects);
     for (r, uid) in &cr_before {
-        assert_eq!(cr_after.get(r), Some(&Some(uid.clone())), "{r}");
+        assert_eq!(cr_after.get(r), Some(uid), "{r}");
     }
     // The restored state is the template era again.
     let state = era::collect_state(&client).await.unwrap();
@@ -484,7 +489,7 @@ async fn backup_adopt_and_restore(helm_major: HelmMajor) {
 
     // Inventory files come back byte for byte.
     let cilium_vars = files_under(&inventory)
-        .into_iter()
+        .into_keys()
         .find(|p| p.ends_with("k8s-net-cilium.yml"))
         .expect("the sample inventory has k8s-net-cilium.yml");
     let original = fs::read(&cilium_vars).unwrap();

@@ -24,9 +24,8 @@ use migration::journal::{Journal, Step, Strategy};
 use migration::object::ObjectRef;
 use migration::restore::{self, Difference};
 use migration::template_era::{self, KEPT_SECRETS};
-use migration_common::{
-    bundle_uids, helm, live_uids, options_for, render, resource_of, seed_v2_27, start_testbed,
-};
+use migration_common::{helm, options_for, render, resource_of, seed_v2_27, start_testbed};
+use tests::{bundle_uids, live_uids};
 
 /// How long the garbage collector may take to finish a delete.
 const DELETE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -95,7 +94,7 @@ async fn replace_deletes_only_template_objects_and_rollback_recreates_them() {
         let after = live_uids(&client, &bundle, section).await;
         assert!(!before.is_empty(), "{section:?}");
         for (r, uid) in &before {
-            assert_eq!(after.get(r), Some(&Some(uid.clone())), "{r}");
+            assert_eq!(after.get(r), Some(uid), "{r}");
         }
     }
     let handover_after = live_uids(&client, &bundle, Section::Handover).await;
@@ -194,7 +193,7 @@ async fn replace_deletes_only_template_objects_and_rollback_recreates_them() {
         .find(|(r, _)| r.kind == "DaemonSet")
         .unwrap();
     let old = bundle_uids(&bundle, Section::Handover);
-    assert_ne!(ds.1.as_ref(), old.get(ds.0));
+    assert_ne!(Some(ds.1), old.get(ds.0));
     // And the cluster is recognised as the template era again.
     let state = era::collect_state(&client).await.unwrap();
     assert!(matches!(

@@ -10,11 +10,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
-use kube::api::{ApiResource, DynamicObject, ListParams};
+use kube::api::{ApiResource, ListParams};
 use kube::{Api, Client, ResourceExt as _};
-use migration::bundle::{Bundle, Section};
 use migration::flow::{MigrateOptions, NodeCheck, Plan, Progress};
-use migration::object::{self, ObjectRef};
+use migration::object;
 use testbed::Testbed;
 use testbed::fixtures::FixtureOptions;
 
@@ -53,23 +52,6 @@ pub(crate) fn inventory_copy(version: &str, into: &Path) -> PathBuf {
     )
     .unwrap_or_else(|e| panic!("{}: {e}", cluster.display()));
     target
-}
-
-/// Every file under `dir` with its bytes.
-pub(crate) fn files_under(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(path) = stack.pop() {
-        if path.is_dir() {
-            for entry in fs::read_dir(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())) {
-                stack.push(entry.unwrap_or_else(|e| panic!("{e}")).path());
-            }
-        } else {
-            let bytes = fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-            out.insert(path, bytes);
-        }
-    }
-    out
 }
 
 /// Node directories on this machine, as `/opt/cni/bin` and `/etc/cni/net.d` look after
@@ -145,49 +127,6 @@ impl Progress for Recorder {
     fn confirm(&mut self, _plan: &Plan) -> bool {
         panic!("the tests pass --yes: no confirmation may be asked")
     }
-}
-
-/// UID of every `cilium.io` object and CRD, by reference (from the API, via the bundle's kinds).
-pub(crate) async fn live_uids(
-    client: &Client,
-    bundle: &Bundle,
-    section: Section,
-) -> BTreeMap<ObjectRef, Option<String>> {
-    let mut uids = BTreeMap::new();
-    for file in bundle.files(section) {
-        let objects = bundle.read_objects(file).unwrap_or_else(|e| panic!("{e}"));
-        for o in objects {
-            let r = ObjectRef::of(&o.unwrap_or_else(|e| panic!("{e}")))
-                .unwrap_or_else(|| panic!("no ref"));
-            let resource = file.api_resource();
-            let api: Api<DynamicObject> = match &r.namespace {
-                Some(ns) if file.namespaced => Api::namespaced_with(client.clone(), ns, &resource),
-                _ => Api::all_with(client.clone(), &resource),
-            };
-            let live = api
-                .get_opt(&r.name)
-                .await
-                .unwrap_or_else(|e| panic!("{r}: {e}"));
-            uids.insert(r, live.and_then(|o| o.metadata.uid));
-        }
-    }
-    uids
-}
-
-/// UID of every object of the section as the bundle recorded it.
-pub(crate) fn bundle_uids(
-    bundle: &Bundle,
-    section: Section,
-) -> BTreeMap<ObjectRef, Option<String>> {
-    let mut uids = BTreeMap::new();
-    for file in bundle.files(section) {
-        for o in bundle.read_objects(file).unwrap_or_else(|e| panic!("{e}")) {
-            let o = o.unwrap_or_else(|e| panic!("{e}"));
-            let uid = object::str_at(&o, &["metadata", "uid"]).map(str::to_owned);
-            uids.insert(ObjectRef::of(&o).unwrap_or_else(|| panic!("no ref")), uid);
-        }
-    }
-    uids
 }
 
 /// Every pod of the cluster: `namespace/name` to UID.

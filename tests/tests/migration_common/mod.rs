@@ -3,13 +3,11 @@
 // Each test binary uses a subset of the helpers.
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
 use kube::{Api, Client};
-use migration::bundle::{Bundle, Section};
 use migration::object::{self, ObjectRef};
 use serde_json::Value;
 use testbed::Testbed;
@@ -25,59 +23,9 @@ pub(crate) fn inventory_copy(into: &Path) -> PathBuf {
     tests::kubespray_sample_copy("v2.27.1", into)
 }
 
-pub(crate) fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(path) = stack.pop() {
-        if path.is_dir() {
-            stack.extend(fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
-        } else {
-            out.push(path);
-        }
-    }
-    out
-}
-
 pub(crate) fn resource_of(object: &ObjectRef, plural: &str) -> ApiResource {
     let gvk = GroupVersionKind::gvk(object.group(), object.version(), &object.kind);
     ApiResource::from_gvk_with_plural(&gvk, plural)
-}
-
-/// UIDs of every object of the bundle's section, by reference.
-pub(crate) fn bundle_uids(bundle: &Bundle, section: Section) -> BTreeMap<ObjectRef, String> {
-    let mut uids = BTreeMap::new();
-    for file in bundle.files(section) {
-        for object in bundle.read_objects(file).unwrap() {
-            let object = object.unwrap();
-            let uid = object::str_at(&object, &["metadata", "uid"])
-                .unwrap()
-                .to_owned();
-            uids.insert(ObjectRef::of(&object).unwrap(), uid);
-        }
-    }
-    uids
-}
-
-/// The live UID of every object of the bundle's section (`None` when gone).
-pub(crate) async fn live_uids(
-    client: &Client,
-    bundle: &Bundle,
-    section: Section,
-) -> BTreeMap<ObjectRef, Option<String>> {
-    let mut uids = BTreeMap::new();
-    for file in bundle.files(section) {
-        for object in bundle.read_objects(file).unwrap() {
-            let r = ObjectRef::of(&object.unwrap()).unwrap();
-            let resource = file.api_resource();
-            let api: Api<DynamicObject> = match &r.namespace {
-                Some(ns) if file.namespaced => Api::namespaced_with(client.clone(), ns, &resource),
-                _ => Api::all_with(client.clone(), &resource),
-            };
-            let live = api.get_opt(&r.name).await.unwrap();
-            uids.insert(r, live.and_then(|o| o.metadata.uid));
-        }
-    }
-    uids
 }
 
 pub(crate) async fn live_json(client: &Client, r: &ObjectRef, plural: &str) -> Option<Value> {
