@@ -10,6 +10,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::api::{Api, Patch, PatchParams};
 use serde::Serialize;
 use serde_json::{Value, json};
+use verify::rollout::{self, Rollout, RolloutError, daemon_set_rollout, deployment_rollout};
 
 use crate::Error;
 use crate::checks::{Remedy, Report, Status, check};
@@ -20,8 +21,6 @@ use crate::state::{ClusterState, CrdFacts};
 
 /// The field manager of everything `enable` writes itself (CRDs, the restart annotation).
 pub const FIELD_MANAGER: &str = "cilium-migrate-gateway-api";
-/// The annotation `kubectl rollout restart` sets; `enable` restarts the operator the same way.
-pub const RESTARTED_AT: &str = "kubectl.kubernetes.io/restartedAt";
 /// The operator's Deployment.
 pub const OPERATOR_DEPLOYMENT: &str = "cilium-operator";
 /// The agents' DaemonSet.
@@ -612,8 +611,7 @@ pub async fn restart_operator(
     timeout: Duration,
 ) -> Result<(), Error> {
     let api: Api<Deployment> = Api::namespaced(client.clone(), namespace);
-    let what = format!("Deployment {namespace}/{OPERATOR_DEPLOYMENT}");
-    rollout_restart(&api, OPERATOR_DEPLOYMENT, &what, rolled_out, timeout).await
+    restart_and_wait(&api, OPERATOR_DEPLOYMENT, deployment_rollout, timeout).await
 }
 
 /// `kubectl rollout restart daemonset/cilium`, then waits until every node runs the new template.
@@ -623,106 +621,40 @@ pub async fn restart_agents(
     timeout: Duration,
 ) -> Result<(), Error> {
     let api: Api<DaemonSet> = Api::namespaced(client.clone(), namespace);
-    let what = format!("DaemonSet {namespace}/{AGENT_DAEMON_SET}");
-    rollout_restart(
-        &api,
-        AGENT_DAEMON_SET,
-        &what,
-        daemon_set_rolled_out,
-        timeout,
-    )
-    .await
+    restart_and_wait(&api, AGENT_DAEMON_SET, daemon_set_rollout, timeout).await
 }
 
-/// What `kubectl rollout restart` does (a new pod-template annotation), then polls `done` until
-/// the workload reports the rollout finished or `timeout` passes.
-async fn rollout_restart<K>(
+/// [`rollout::restart`] as [`FIELD_MANAGER`], then [`rollout::wait_rolled_out`], with the
+/// errors in this crate's words.
+async fn restart_and_wait<K>(
     api: &Api<K>,
     name: &str,
-    what: &str,
-    done: fn(&K) -> (bool, String),
+    rolled_out: fn(&K) -> Rollout,
     timeout: Duration,
 ) -> Result<(), Error>
 where
     K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    K::DynamicType: Default,
 {
-    let now = k8s_openapi::jiff::Timestamp::now().to_string();
-    let patch = json!({
-        "spec": { "template": { "metadata": { "annotations": { RESTARTED_AT: now } } } }
-    });
-    api.patch(name, &PatchParams::default(), &Patch::Strategic(&patch))
+    rollout::restart(api, name, FIELD_MANAGER)
         .await
         .map_err(|source| Error::Kube {
-            what: format!("restarting {what}"),
+            what: format!("restarting {}", rollout::workload(api, name)),
             source: Box::new(source),
         })?;
-    let deadline = Instant::now() + timeout;
-    loop {
-        let object = api.get(name).await.map_err(|source| Error::Kube {
-            what: what.to_owned(),
-            source: Box::new(source),
-        })?;
-        let (finished, seen) = done(&object);
-        if finished {
-            return Ok(());
-        }
-        if Instant::now() >= deadline {
-            return Err(Error::Wait {
+    rollout::wait_rolled_out(api, name, rolled_out, timeout)
+        .await
+        .map_err(|error| match error {
+            RolloutError::Kube { what, source } => Error::Kube { what, source },
+            RolloutError::Timeout {
+                what,
+                timeout,
+                seen,
+            } => Error::Wait {
                 what: format!("{what} to roll out within {timeout:?}"),
                 last: seen,
-            });
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
-
-/// Whether a DaemonSet runs its current template, ready, on every node it should.
-pub fn daemon_set_rolled_out(daemon_set: &DaemonSet) -> (bool, String) {
-    let generation = daemon_set.metadata.generation;
-    let Some(status) = &daemon_set.status else {
-        return (false, "no status yet".to_owned());
-    };
-    let desired = status.desired_number_scheduled;
-    let updated = status.updated_number_scheduled.unwrap_or(0);
-    let available = status.number_available.unwrap_or(0);
-    let done = status.observed_generation == generation
-        && updated == desired
-        && available == desired
-        && status.number_ready == desired;
-    (
-        done,
-        format!(
-            "observed generation {:?} of {generation:?}, {updated} updated, {available} available, {} ready, {desired} desired",
-            status.observed_generation, status.number_ready
-        ),
-    )
-}
-
-/// Whether a Deployment has rolled out its current template everywhere, and what was seen.
-pub fn rolled_out(deployment: &Deployment) -> (bool, String) {
-    let wanted = deployment
-        .spec
-        .as_ref()
-        .and_then(|s| s.replicas)
-        .unwrap_or(1);
-    let generation = deployment.metadata.generation;
-    let Some(status) = &deployment.status else {
-        return (false, "no status yet".to_owned());
-    };
-    let updated = status.updated_replicas.unwrap_or(0);
-    let available = status.available_replicas.unwrap_or(0);
-    let total = status.replicas.unwrap_or(0);
-    let done = status.observed_generation == generation
-        && updated == wanted
-        && available == wanted
-        && total == wanted;
-    (
-        done,
-        format!(
-            "observed generation {:?} of {generation:?}, {updated} updated, {available} available, {total} total, {wanted} wanted",
-            status.observed_generation
-        ),
-    )
+            },
+        })
 }
 
 /// Waits until GatewayClass `cilium` has `Accepted: True`; the error is the last state seen.
@@ -851,39 +783,6 @@ mod tests {
             Some("release is failed")
         );
         assert_eq!(unhealthy(&state(Some(1), 1, true), &report), None);
-    }
-
-    #[test]
-    fn rollouts_wait_for_the_new_generation_everywhere() -> Result<(), serde_json::Error> {
-        let deployment: Deployment = serde_json::from_value(json!({
-            "metadata": { "generation": 3 },
-            "spec": { "replicas": 2, "selector": {}, "template": {} },
-            "status": { "observedGeneration": 2, "replicas": 2, "updatedReplicas": 2, "availableReplicas": 2 }
-        }))?;
-        assert!(!rolled_out(&deployment).0, "generation 3 not observed yet");
-        let deployment: Deployment = serde_json::from_value(json!({
-            "metadata": { "generation": 3 },
-            "spec": { "replicas": 2, "selector": {}, "template": {} },
-            "status": { "observedGeneration": 3, "replicas": 3, "updatedReplicas": 2, "availableReplicas": 2 }
-        }))?;
-        assert!(!rolled_out(&deployment).0, "an old pod is still there");
-        let daemon_set: DaemonSet = serde_json::from_value(json!({
-            "metadata": { "generation": 5 },
-            "spec": { "selector": {}, "template": {} },
-            "status": { "observedGeneration": 5, "desiredNumberScheduled": 3, "currentNumberScheduled": 3,
-                        "numberMisscheduled": 0, "numberReady": 3, "updatedNumberScheduled": 3, "numberAvailable": 3 }
-        }))?;
-        assert!(daemon_set_rolled_out(&daemon_set).0);
-        let daemon_set: DaemonSet = serde_json::from_value(json!({
-            "metadata": { "generation": 5 },
-            "spec": { "selector": {}, "template": {} },
-            "status": { "observedGeneration": 5, "desiredNumberScheduled": 3, "currentNumberScheduled": 3,
-                        "numberMisscheduled": 0, "numberReady": 3, "updatedNumberScheduled": 2, "numberAvailable": 3 }
-        }))?;
-        let (done, seen) = daemon_set_rolled_out(&daemon_set);
-        assert!(!done, "{seen}");
-        assert!(seen.contains("2 updated"), "{seen}");
-        Ok(())
     }
 
     #[test]

@@ -3,13 +3,16 @@
 //! [`ClusterSnapshot::collect`] reads the objects once; the functions in [`checks`] turn them into
 //! [`Check`]s without touching the network (so they are tested on recorded objects);
 //! [`probe`] runs a functional probe per node and [`http`] checks URLs through the ingress.
-//! [`verify`] runs them all and returns a [`Report`].
+//! [`verify`] runs them all and returns a [`Report`]. [`rollout`] holds the one rule for "has this
+//! DaemonSet/Deployment rolled out" and the `kubectl rollout restart` patch, for the crates that
+//! restart workloads.
 
 pub mod checks;
 pub mod helm_release;
 pub mod http;
 pub mod probe;
 mod report;
+pub mod rollout;
 pub mod snapshot;
 
 use std::time::Duration;

@@ -10,9 +10,10 @@ use helm::{Ownership, ReleaseStatus, RollbackRequest, UpgradeInstall, Wait};
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::Api;
-use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use kube::api::{ListParams, PostParams};
 use kubespray_config::{HandoverOptions, Inventory};
 use serde_json::json;
+use verify::rollout::{self, RESTARTED_AT, daemon_set_rollout};
 
 use super::bundle_dir::now_secs;
 use super::{
@@ -290,7 +291,7 @@ impl Session<'_> {
                 return Ok(());
             };
             stale = Vec::new();
-            if rollout_settled(&daemonset) {
+            if daemon_set_rollout(&daemonset).done {
                 match self.current_revision_hash(&daemonset).await? {
                     // The controller has not written the revision yet.
                     None => stale.push("(no ControllerRevision yet)".into()),
@@ -306,7 +307,7 @@ impl Session<'_> {
                             self.restart_agents(&daemonsets).await?;
                             restarted = true;
                             progress.note(&format!(
-                                "{} adopted agent pods still run the template-era pod spec: rolling them ({RESTARTED_AT_ANNOTATION})",
+                                "{} adopted agent pods still run the template-era pod spec: rolling them ({RESTARTED_AT})",
                                 stale.len()
                             ));
                             continue;
@@ -383,30 +384,9 @@ impl Session<'_> {
 
     /// What `kubectl rollout restart` does: a new pod template annotation, hence a new revision.
     async fn restart_agents(&self, daemonsets: &Api<DaemonSet>) -> Result<(), FlowError> {
-        let secs = now_secs();
-        let stamp = utc_stamp(secs);
-        // YYYYMMDDTHHMMSSZ -> RFC 3339, as kubectl writes it.
-        let at = format!(
-            "{}-{}-{}T{}:{}:{}Z",
-            &stamp[0..4],
-            &stamp[4..6],
-            &stamp[6..8],
-            &stamp[9..11],
-            &stamp[11..13],
-            &stamp[13..15]
-        );
-        let patch = json!({"spec": {"template": {"metadata": {"annotations": {
-            RESTARTED_AT_ANNOTATION: at
-        }}}}});
-        let params = PatchParams {
-            field_manager: Some(FIELD_MANAGER.into()),
-            ..PatchParams::default()
-        };
-        daemonsets
-            .patch(AGENT_DAEMONSET, &params, &Patch::Merge(&patch))
+        rollout::restart(daemonsets, AGENT_DAEMONSET, FIELD_MANAGER)
             .await
-            .map_err(api("restarting DaemonSet kube-system/cilium"))?;
-        Ok(())
+            .map_err(api("restarting DaemonSet kube-system/cilium"))
     }
 
     fn edit_inventory(&self, progress: &mut dyn Progress) -> Result<(), FlowError> {
@@ -485,8 +465,6 @@ impl Session<'_> {
 
 /// The agent DaemonSet, in both eras.
 const AGENT_DAEMONSET: &str = "cilium";
-/// The pod template annotation `kubectl rollout restart` sets.
-const RESTARTED_AT_ANNOTATION: &str = "kubectl.kubernetes.io/restartedAt";
 /// The label the DaemonSet controller puts on its pods and ControllerRevisions.
 const REVISION_HASH_LABEL: &str = "controller-revision-hash";
 /// Field manager of this tool's own writes.
@@ -508,18 +486,6 @@ fn selector_of(daemonset: &DaemonSet) -> String {
         .unwrap_or_default()
 }
 
-/// The controller has seen the latest spec and every scheduled pod counts as updated and
-/// available (by the controller's own rule, which is why pod revisions are checked as well).
-fn rollout_settled(daemonset: &DaemonSet) -> bool {
-    let generation = daemonset.metadata.generation.unwrap_or(0);
-    daemonset.status.as_ref().is_some_and(|status| {
-        status.observed_generation.unwrap_or(0) >= generation
-            && status.updated_number_scheduled.unwrap_or(0) == status.desired_number_scheduled
-            && status.number_ready == status.desired_number_scheduled
-            && status.number_available.unwrap_or(0) == status.desired_number_scheduled
-    })
-}
-
 fn absolute(path: &Path) -> Result<PathBuf, FlowError> {
     std::path::absolute(path).map_err(io(path))
 }
@@ -528,35 +494,17 @@ fn absolute(path: &Path) -> Result<PathBuf, FlowError> {
 mod tests {
     use super::*;
 
+    // When the agent rollout counts as settled is tested with the rule, in `verify::rollout`.
     #[test]
-    fn a_rollout_settles_when_every_pod_counts_as_updated_and_available() {
-        let daemonset = |generation: i64, observed: i64, updated: i32, ready: i32| -> DaemonSet {
-            serde_json::from_value(json!({
-                "metadata": {"name": "cilium", "generation": generation},
-                "spec": {
-                    "selector": {"matchLabels": {"k8s-app": "cilium", "tier": "agent"}},
-                    "template": {}
-                },
-                "status": {
-                    "observedGeneration": observed,
-                    "desiredNumberScheduled": 3,
-                    "currentNumberScheduled": 3,
-                    "numberMisscheduled": 0,
-                    "updatedNumberScheduled": updated,
-                    "numberReady": ready,
-                    "numberAvailable": ready,
-                }
-            }))
-            .unwrap_or_else(|e| panic!("{e}"))
-        };
-        assert!(rollout_settled(&daemonset(1, 1, 3, 3)));
-        // Just restarted: the controller has not seen generation 2.
-        assert!(!rollout_settled(&daemonset(2, 1, 3, 3)));
-        assert!(!rollout_settled(&daemonset(2, 2, 1, 3)));
-        assert!(!rollout_settled(&daemonset(2, 2, 3, 2)));
-        assert_eq!(
-            selector_of(&daemonset(1, 1, 3, 3)),
-            "k8s-app=cilium,tier=agent"
-        );
+    fn the_agent_selector_is_the_daemonsets_match_labels() -> Result<(), serde_json::Error> {
+        let daemonset: DaemonSet = serde_json::from_value(json!({
+            "metadata": {"name": "cilium"},
+            "spec": {
+                "selector": {"matchLabels": {"k8s-app": "cilium", "tier": "agent"}},
+                "template": {}
+            }
+        }))?;
+        assert_eq!(selector_of(&daemonset), "k8s-app=cilium,tier=agent");
+        Ok(())
     }
 }
