@@ -557,19 +557,6 @@ fn list_or_none(nodes: &[String]) -> String {
     }
 }
 
-/// Whether a DaemonSet's rollout is complete: the controller has seen its latest spec, and every
-/// node that should run it runs an up-to-date, available pod. A hand-over that returns earlier
-/// (e.g. right after a replacing install that adopted orphaned pods) still has a rollout to come.
-pub fn daemonset_rolled_out(daemonset: &DaemonSet) -> bool {
-    let generation = daemonset.metadata.generation.unwrap_or(0);
-    daemonset.status.as_ref().is_some_and(|status| {
-        status.observed_generation.unwrap_or(0) >= generation
-            && status.updated_number_scheduled.unwrap_or(0) == status.desired_number_scheduled
-            && status.number_available.unwrap_or(0) == status.desired_number_scheduled
-            && status.number_unavailable.unwrap_or(0) == 0
-    })
-}
-
 /// Whether a pod counts as a Ready agent: condition `Ready` is `True` and it is not terminating.
 pub fn is_ready_agent(pod: &Pod) -> bool {
     pod.metadata.deletion_timestamp.is_none()
@@ -868,34 +855,6 @@ mod tests {
         let report = replay(&["node1", "node2", "node3"], 0.0, &events).report(s(2.0));
         assert_eq!(report.max_nodes_without_agent, 1);
         assert_eq!(report.node_time_without_agent, Duration::ZERO);
-    }
-
-    #[test]
-    fn a_rollout_is_complete_only_when_seen_updated_and_available() {
-        let daemonset =
-            |generation: i64, observed: i64, desired: i32, updated: i32, available: i32| {
-                serde_json::from_value::<DaemonSet>(serde_json::json!({
-                    "metadata": { "name": "cilium", "generation": generation },
-                    "status": {
-                        "observedGeneration": observed,
-                        "desiredNumberScheduled": desired,
-                        "currentNumberScheduled": desired,
-                        "numberMisscheduled": 0,
-                        "numberReady": available,
-                        "updatedNumberScheduled": updated,
-                        "numberAvailable": available,
-                        "numberUnavailable": desired - available,
-                    },
-                }))
-                .unwrap_or_else(|error| panic!("{error}"))
-            };
-        assert!(daemonset_rolled_out(&daemonset(2, 2, 5, 5, 5)));
-        // The controller has not seen the new spec yet: its counts are about the old one.
-        assert!(!daemonset_rolled_out(&daemonset(2, 1, 5, 5, 5)));
-        // Adopted pods of the old template still run on two nodes.
-        assert!(!daemonset_rolled_out(&daemonset(1, 1, 5, 3, 5)));
-        // One updated pod is not available yet.
-        assert!(!daemonset_rolled_out(&daemonset(1, 1, 5, 5, 4)));
     }
 
     #[test]

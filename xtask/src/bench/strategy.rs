@@ -21,7 +21,6 @@ use serde_json::{Value, json};
 use testbed::Tools;
 use testbed::monitor::{
     AGENT_DAEMONSET, AGENT_NAMESPACE, AGENT_SELECTOR, AgentMonitor, AvailabilityReport,
-    daemonset_rolled_out,
 };
 
 use super::measure::{self, Measurement};
@@ -318,7 +317,9 @@ async fn wait_for_rollout(client: &kube::Client, monitor: &AgentMonitor) -> anyh
     let rolled_out = await_condition(
         daemonsets,
         AGENT_DAEMONSET,
-        |daemonset: Option<&DaemonSet>| daemonset.is_some_and(daemonset_rolled_out),
+        |daemonset: Option<&DaemonSet>| {
+            daemonset.is_some_and(|d| verify::rollout::daemon_set_rollout(d).done)
+        },
     );
     let mut rolled_out = std::pin::pin!(tokio::time::timeout(AGENTS_TIMEOUT, rolled_out));
     loop {
