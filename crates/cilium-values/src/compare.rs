@@ -24,14 +24,36 @@ pub struct AgentDefault {
 /// (flag registrations in `daemon/cmd/daemon_main.go`, `pkg/defaults`, `pkg/option` and the cells'
 /// `Flags()` methods), 2026-11-26. Rows that differ from the 1.15 flag: `hubble-disable-tls` (the
 /// certloader cell defaults to true from 1.18.0) and `enable-hubble` (true in 1.17.0 and 1.17.1).
-/// Keys nothing in the agent reads any more are in [`REMOVED`], which wins over this table.
+///
+/// The keys the released charts 1.15.9-1.19.6 render for the homelab example were added the same
+/// day, each checked at its flag registration in v1.15.9 (the file is named in the test table
+/// `CITED`) and against the generated flag reference (`Documentation/cmdref`) of v1.15.19,
+/// v1.16.0, v1.16.19, v1.17.0, v1.17.16, v1.18.0, v1.18.11, v1.19.0 and v1.19.7 for later moves:
+/// `k8s-client-qps`/`-burst` (0 up to 1.16, which means client-go's 5 and 10),
+/// `tofqdns-endpoint-max-ip-per-hostname` (1000 from 1.17.0), `enable-l2-neigh-discovery` (false
+/// from 1.18.0), `mesh-auth-enabled` (false from 1.19.0), `unmanaged-pod-watcher-interval` (a
+/// duration from 1.19.0). Three keys came later, and their 1.15 row is the value that does what
+/// the older agents hard-wire (test table `INTRODUCED`): `enable-tcx`,
+/// `packetization-layer-pmtud-mode` and `policy-default-local-cluster`. Keys nothing in the agent reads any more are in [`REMOVED`] (with what
+/// the agent does instead) or [`NOT_READ`] (without), which win over this table.
 const AGENT_DEFAULTS: &[(&str, (u32, u32), &str)] = &[
     ("agent-health-port", (15, 0), "9879"),
+    (
+        "agent-not-ready-taint-key",
+        (15, 0),
+        "node.cilium.io/agent-not-ready",
+    ),
+    ("arping-refresh-period", (15, 0), "30s"),
     ("auto-direct-node-routes", (15, 0), "false"),
     ("bpf-lb-acceleration", (15, 0), "disabled"),
+    ("bpf-lb-external-clusterip", (15, 0), "false"),
     ("bpf-lb-map-max", (15, 0), "65536"),
     ("bpf-lb-mode", (15, 0), "snat"),
+    ("bpf-lb-sock", (15, 0), "false"),
     ("bpf-policy-map-max", (15, 0), "16384"),
+    // Empty: /sys/fs/bpf when it holds a BPF filesystem or nothing (pkg/bpf/bpffs_linux.go).
+    ("bpf-root", (15, 0), ""),
+    ("cilium-endpoint-gc-interval", (15, 0), "5m0s"),
     // Read by the chart's `clean-cilium-state` init container, which acts only on exactly `true`.
     ("clean-cilium-bpf-state", (15, 0), "false"),
     ("clean-cilium-state", (15, 0), "false"),
@@ -39,10 +61,20 @@ const AGENT_DEFAULTS: &[(&str, (u32, u32), &str)] = &[
     ("cluster-name", (15, 0), "default"),
     // Read by the agent's preStop cni-uninstall.sh, which removes the CNI config only on `true`.
     ("cni-uninstall", (15, 0), "false"),
+    ("controller-group-metrics", (15, 0), ""),
     // No component of 1.15-1.19 reads this key (cni-uninstall.sh reads an environment variable
     // the chart never sets); kept so that a live `true` is still shown to the operator.
     ("custom-cni-conf", (15, 0), "false"),
+    ("datapath-mode", (15, 0), "veth"),
     ("debug", (15, 0), "false"),
+    ("debug-verbose", (15, 0), ""),
+    ("dnsproxy-enable-transparent-mode", (15, 0), "false"),
+    ("dnsproxy-socket-linger-timeout", (15, 0), "10"),
+    (
+        "egress-gateway-reconciliation-trigger-interval",
+        (15, 0),
+        "1s",
+    ),
     ("enable-auto-protect-node-port-range", (15, 0), "true"),
     ("enable-bandwidth-manager", (15, 0), "false"),
     ("enable-bbr", (15, 0), "false"),
@@ -51,6 +83,8 @@ const AGENT_DEFAULTS: &[(&str, (u32, u32), &str)] = &[
     ("enable-bpf-masquerade", (15, 0), "false"),
     ("enable-endpoint-health-checking", (15, 0), "true"),
     ("enable-external-ips", (15, 0), "false"),
+    ("enable-health-check-loadbalancer-ip", (15, 0), "false"),
+    ("enable-health-check-nodeport", (15, 0), "true"),
     ("enable-health-checking", (15, 0), "true"),
     ("enable-host-firewall", (15, 0), "false"),
     ("enable-host-port", (15, 0), "false"),
@@ -62,36 +96,112 @@ const AGENT_DEFAULTS: &[(&str, (u32, u32), &str)] = &[
     ("enable-ip-masq-agent", (15, 0), "false"),
     ("enable-ipsec", (15, 0), "false"),
     ("enable-ipv4", (15, 0), "true"),
+    ("enable-ipv4-big-tcp", (15, 0), "false"),
     ("enable-ipv4-masquerade", (15, 0), "true"),
+    ("enable-ipv6-big-tcp", (15, 0), "false"),
     ("enable-ipv6-masquerade", (15, 0), "true"),
+    ("enable-k8s-networkpolicy", (15, 0), "true"),
+    ("enable-k8s-terminating-endpoint", (15, 0), "true"),
     ("enable-l2-announcements", (15, 0), "false"),
+    ("enable-l2-neigh-discovery", (15, 0), "true"),
+    ("enable-l2-neigh-discovery", (18, 0), "false"),
     ("enable-l7-proxy", (15, 0), "true"),
+    ("enable-local-redirect-policy", (15, 0), "false"),
+    ("enable-masquerade-to-route-source", (15, 0), "false"),
     ("enable-node-port", (15, 0), "false"),
     ("enable-policy", (15, 0), "default"),
     ("enable-remote-node-identity", (15, 0), "true"),
+    ("enable-runtime-device-detection", (15, 0), "false"),
+    ("enable-sctp", (15, 0), "false"),
+    ("enable-service-topology", (15, 0), "false"),
+    ("enable-svc-source-range-check", (15, 0), "true"),
+    // Introduced in 1.16 (default true); 1.15 attaches with tc only, which `false` keeps.
+    ("enable-tcx", (15, 0), "false"),
+    ("enable-tcx", (16, 0), "true"),
+    ("enable-vtep", (15, 0), "false"),
     // The agent keeps the old behaviour; only the chart's default is false.
     ("enable-well-known-identities", (15, 0), "true"),
     ("enable-wireguard", (15, 0), "false"),
+    ("enable-xt-socket-fallback", (15, 0), "true"),
     ("encrypt-node", (15, 0), "false"),
+    ("external-envoy-proxy", (15, 0), "false"),
+    ("http-retry-count", (15, 0), "3"),
     ("hubble-disable-tls", (15, 0), "false"),
     ("hubble-disable-tls", (18, 0), "true"),
+    ("hubble-export-file-max-backups", (15, 0), "5"),
+    ("hubble-export-file-max-size-mb", (15, 0), "10"),
     ("hubble-socket-path", (15, 0), "/var/run/cilium/hubble.sock"),
+    ("identity-gc-interval", (15, 0), "15m0s"),
+    ("identity-heartbeat-timeout", (15, 0), "30m0s"),
     ("install-no-conntrack-iptables-rules", (15, 0), "false"),
+    ("ipam-cilium-node-update-rate", (15, 0), "15s"),
+    ("iptables-random-fully", (15, 0), "false"),
+    // 0 up to 1.16: the agent leaves client-go's own default (burst 10, QPS 5) in place.
+    ("k8s-client-burst", (15, 0), "10"),
+    ("k8s-client-burst", (17, 0), "20"),
+    ("k8s-client-qps", (15, 0), "5"),
+    ("k8s-client-qps", (17, 0), "10"),
+    ("k8s-require-ipv4-pod-cidr", (15, 0), "false"),
+    ("k8s-require-ipv6-pod-cidr", (15, 0), "false"),
     ("kube-proxy-replacement", (15, 0), "false"),
     ("kube-proxy-replacement-healthz-bind-address", (15, 0), ""),
+    ("max-connected-clusters", (15, 0), "255"),
+    ("mesh-auth-enabled", (15, 0), "true"),
+    ("mesh-auth-enabled", (19, 0), "false"),
+    ("mesh-auth-gc-interval", (15, 0), "5m0s"),
+    ("mesh-auth-queue-size", (15, 0), "1024"),
+    ("mesh-auth-rotated-identities-queue-size", (15, 0), "1024"),
     // A string slice; the chart's default `all` is not the agent's.
     ("monitor-aggregation-flags", (15, 0), "syn fin rst"),
     ("monitor-aggregation-interval", (15, 0), "5s"),
     ("mtu", (15, 0), "0"),
     ("node-port-bind-protection", (15, 0), "true"),
+    ("nodeport-addresses", (15, 0), ""),
+    ("nodes-gc-interval", (15, 0), "5m0s"),
     // An operator flag (the operator reads the same ConfigMap).
     ("operator-api-serve-addr", (15, 0), "localhost:9234"),
+    // Introduced in 1.19 (default blackhole); before, the pods' own setting is left alone: `unset`.
+    ("packetization-layer-pmtud-mode", (15, 0), "unset"),
+    ("packetization-layer-pmtud-mode", (19, 0), "blackhole"),
     ("policy-audit-mode", (15, 0), "false"),
+    ("policy-cidr-match-mode", (15, 0), ""),
+    // Introduced in 1.18 (default false, true from 1.19); before, policies select every cluster.
+    ("policy-default-local-cluster", (15, 0), "false"),
+    ("policy-default-local-cluster", (19, 0), "true"),
     // The agent pre-allocates; the chart's default (`bpf.preallocateMaps: false`) is not the agent's.
     ("preallocate-bpf-maps", (15, 0), "true"),
+    // Read only for /proc/sys (pkg/sysctl); see `equivalent` for the chart's /host/proc.
+    ("procfs", (15, 0), "/proc"),
+    ("proxy-connect-timeout", (15, 0), "2"),
+    ("proxy-idle-timeout-seconds", (15, 0), "60"),
+    ("proxy-max-connection-duration-seconds", (15, 0), "0"),
+    ("proxy-max-requests-per-connection", (15, 0), "0"),
+    ("proxy-prometheus-port", (15, 0), "0"),
+    ("proxy-xff-num-trusted-hops-egress", (15, 0), "0"),
+    ("proxy-xff-num-trusted-hops-ingress", (15, 0), "0"),
+    ("remove-cilium-node-taints", (15, 0), "true"),
     ("routing-mode", (15, 0), "tunnel"),
+    ("service-no-backend-response", (15, 0), "reject"),
+    ("set-cilium-is-up-condition", (15, 0), "true"),
+    ("set-cilium-node-taints", (15, 0), "false"),
     ("sidecar-istio-proxy-image", (15, 0), "cilium/istio_proxy"),
+    ("skip-cnp-status-startup-clean", (15, 0), "false"),
+    ("synchronize-k8s-nodes", (15, 0), "true"),
+    ("tofqdns-dns-reject-response-code", (15, 0), "refused"),
+    ("tofqdns-enable-dns-compression", (15, 0), "true"),
+    ("tofqdns-endpoint-max-ip-per-hostname", (15, 0), "50"),
+    ("tofqdns-endpoint-max-ip-per-hostname", (17, 0), "1000"),
+    ("tofqdns-idle-connection-grace-period", (15, 0), "0s"),
+    ("tofqdns-max-deferred-connection-deletes", (15, 0), "10000"),
+    ("tofqdns-proxy-response-max-delay", (15, 0), "100ms"),
     ("tunnel-protocol", (15, 0), "vxlan"),
+    ("unmanaged-pod-watcher-interval", (15, 0), "15"),
+    ("unmanaged-pod-watcher-interval", (19, 0), "15s"),
+    // The vtep-* keys are read only with enable-vtep on (`DORMANT`).
+    ("vtep-cidr", (15, 0), ""),
+    ("vtep-endpoint", (15, 0), ""),
+    ("vtep-mac", (15, 0), ""),
+    ("vtep-mask", (15, 0), "255.255.255.0"),
 ];
 
 /// What a key the agent no longer reads hard-wires instead.
@@ -131,10 +241,22 @@ const REMOVED: &[(&str, u32, Hardwired, &str)] = &[
         "removed in 1.19, where NodePort is handled exactly when kube-proxy-replacement is on",
     ),
     (
+        "enable-k8s-terminating-endpoint",
+        18,
+        Hardwired::Value("true"),
+        "removed in 1.18 (deprecated in 1.17), where terminating endpoints are always detected",
+    ),
+    (
         "enable-remote-node-identity",
         16,
         Hardwired::Value("true"),
         "removed in 1.16, where remote-node identity is always on",
+    ),
+    (
+        "enable-runtime-device-detection",
+        16,
+        Hardwired::Value("true"),
+        "deprecated in 1.16 and read by nothing: runtime device detection is the only mode",
     ),
     (
         "enable-wireguard-userspace-fallback",
@@ -148,6 +270,24 @@ const REMOVED: &[(&str, u32, Hardwired, &str)] = &[
         Hardwired::Value("cilium/istio_proxy"),
         "removed in 1.16 with the Istio sidecar integration; its old default named only Cilium's own proxy image",
     ),
+];
+
+/// Keys the agent stopped reading from a version, where this table does not claim what it does
+/// instead: a live value the render drops is a change, a rendered one is ignored.
+const NOT_READ: &[(&str, (u32, u32))] = &[
+    ("arping-refresh-period", (18, 0)),
+    ("enable-svc-source-range-check", (19, 0)),
+    ("skip-cnp-status-startup-clean", (16, 0)),
+];
+
+/// Keys the agent reads only when a switch is on: `(key, switch)`. With the switch off on both
+/// sides, a difference in the key is one of form (`validateVTEP` in `pkg/option/config.go` runs
+/// only with `enable-vtep`, v1.15.9 to v1.19.7).
+const DORMANT: &[(&str, &str)] = &[
+    ("vtep-cidr", "enable-vtep"),
+    ("vtep-endpoint", "enable-vtep"),
+    ("vtep-mac", "enable-vtep"),
+    ("vtep-mask", "enable-vtep"),
 ];
 
 /// Keys read by shell scripts that act on exactly `true` (not `True`).
@@ -176,7 +316,7 @@ fn agent_defaults_for(version: ChartVersion) -> impl Iterator<Item = AgentDefaul
 
 /// The default of `key` for `version`'s agent; `None` when unknown or dropped by that agent.
 fn agent_default(key: &str, version: ChartVersion) -> Option<&'static str> {
-    if removed(key, version).is_some() {
+    if removed(key, version).is_some() || not_read(key, version) {
         return None;
     }
     AGENT_DEFAULTS
@@ -192,6 +332,22 @@ fn removed(key: &str, version: ChartVersion) -> Option<(Hardwired, &'static str)
         .iter()
         .find(|&&(k, minor, _, _)| k == key && version.minor >= minor)
         .map(|&(_, _, hardwired, why)| (hardwired, why))
+}
+
+/// Whether `version`'s agent no longer reads `key` (without a claim about what it does instead).
+fn not_read(key: &str, version: ChartVersion) -> bool {
+    NOT_READ
+        .iter()
+        .any(|&(k, since)| k == key && (version.minor, version.patch) >= since)
+}
+
+/// The switch `key` depends on, when that switch is off in `config` (or by `version`'s default).
+fn dormant(key: &str, config: &LiveConfig, version: ChartVersion) -> Option<&'static str> {
+    let &(_, switch) = DORMANT.iter().find(|&&(k, _)| k == key)?;
+    let value = config
+        .get(switch)
+        .or_else(|| agent_default(switch, version))?;
+    (value.trim().eq_ignore_ascii_case("false")).then_some(switch)
 }
 
 /// How two values differ.
@@ -279,8 +435,11 @@ pub fn compare_config_across(
                 changes_behaviour,
                 reason,
             };
+        let same = |rendered_value: &str| {
+            equivalent_across(key, live_value, live_agent, rendered_value, version)
+        };
         match rendered.get(key) {
-            Some(rendered_value) => match equivalent(key, live_value, rendered_value, version) {
+            Some(rendered_value) => match same(rendered_value) {
                 Some(None) => {}
                 Some(Some(reason)) => out.push(difference(
                     Some(rendered_value),
@@ -288,18 +447,25 @@ pub fn compare_config_across(
                     false,
                     reason,
                 )),
-                None => out.push(difference(
-                    Some(rendered_value),
-                    DifferenceKind::ValueDiffers,
-                    true,
-                    "the rendered value differs".to_owned(),
-                )),
+                None => match dormant_on_both(key, live, live_agent, rendered, version) {
+                    Some(reason) => out.push(difference(
+                        Some(rendered_value),
+                        DifferenceKind::ValueDiffers,
+                        false,
+                        reason,
+                    )),
+                    None => out.push(difference(
+                        Some(rendered_value),
+                        DifferenceKind::ValueDiffers,
+                        true,
+                        "the rendered value differs".to_owned(),
+                    )),
+                },
             },
             None => {
                 if let Some((hardwired, why)) = removed(key, version) {
                     let hardwired = hardwired_value(hardwired, rendered, version);
-                    let same = equivalent(key, live_value, hardwired, version).is_some();
-                    if same {
+                    if same(hardwired).is_some() {
                         out.push(difference(
                             None,
                             DifferenceKind::MissingFromRender,
@@ -316,13 +482,31 @@ pub fn compare_config_across(
                     }
                     continue;
                 }
-                match agent_default(key, version) {
-                    Some(default) if equivalent(key, live_value, default, version).is_some() => {}
+                let default = agent_default(key, version);
+                if default.is_some_and(|d| same(d).is_some()) {
+                    continue;
+                }
+                if let Some(reason) = dormant_on_both(key, live, live_agent, rendered, version) {
+                    out.push(difference(
+                        None,
+                        DifferenceKind::MissingFromRender,
+                        false,
+                        reason,
+                    ));
+                    continue;
+                }
+                match default {
                     Some(default) => out.push(difference(
                         None,
                         DifferenceKind::MissingFromRender,
                         true,
                         format!("absent from the render, and the agent default is {default:?}"),
+                    )),
+                    None if not_read(key, version) => out.push(difference(
+                        None,
+                        DifferenceKind::MissingFromRender,
+                        true,
+                        format!("absent from the render; the {version} agent no longer reads it, and what it does instead is not checked"),
                     )),
                     None => out.push(difference(
                         None,
@@ -338,51 +522,111 @@ pub fn compare_config_across(
         if live.get(key).is_some() {
             continue;
         }
-        if let Some((_, why)) = removed(key, version) {
-            // The agent does not read it: the render adds a word, not a behaviour.
-            out.push(ConfigDifference {
-                key: key.clone(),
-                live: None,
-                rendered: Some(rendered_value.clone()),
-                kind: DifferenceKind::AddedByRender,
-                changes_behaviour: false,
-                reason: format!("{why}; the agent ignores it"),
-            });
-            continue;
-        }
-        let (changes_behaviour, reason) = match agent_default(key, live_agent) {
-            Some(default) if equivalent(key, default, rendered_value, version).is_some() => {
-                continue;
-            }
-            Some(default) => (
-                true,
-                format!("the live agent ({live_agent}) uses the default {default:?}"),
-            ),
-            None => (
-                true,
-                "the live config does not set it and no agent default is known for it".to_owned(),
-            ),
-        };
-        out.push(ConfigDifference {
+        let added = |changes_behaviour, reason: String| ConfigDifference {
             key: key.clone(),
             live: None,
             rendered: Some(rendered_value.clone()),
             kind: DifferenceKind::AddedByRender,
             changes_behaviour,
             reason,
-        });
+        };
+        let live_default = agent_default(key, live_agent);
+        if let Some((hardwired, why)) = removed(key, version) {
+            // The agent does not read it: what matters is what it hard-wires instead, against the
+            // default the live agent ran with (when that agent still read the key).
+            let hardwired = hardwired_value(hardwired, rendered, version);
+            match live_default {
+                Some(default)
+                    if equivalent_across(key, default, live_agent, hardwired, version)
+                        .is_none() =>
+                {
+                    out.push(added(
+                        true,
+                        format!(
+                            "{why}; the live agent ({live_agent}) uses the default {default:?}"
+                        ),
+                    ));
+                }
+                // The render adds a word, not a behaviour.
+                _ => out.push(added(false, format!("{why}; the agent ignores it"))),
+            }
+            continue;
+        }
+        if not_read(key, version) {
+            out.push(added(
+                false,
+                format!("the {version} agent no longer reads it; the agent ignores it"),
+            ));
+            continue;
+        }
+        let dormant = dormant_on_both(key, live, live_agent, rendered, version);
+        match live_default {
+            Some(default) => {
+                match equivalent_across(key, default, live_agent, rendered_value, version) {
+                    Some(None) => {}
+                    Some(Some(reason)) => out.push(added(
+                        false,
+                        format!(
+                            "the live agent ({live_agent}) uses the default {default:?}: {reason}"
+                        ),
+                    )),
+                    None => out.push(match dormant {
+                        Some(reason) => added(false, reason),
+                        None => added(
+                            true,
+                            format!("the live agent ({live_agent}) uses the default {default:?}"),
+                        ),
+                    }),
+                }
+            }
+            None => out.push(match dormant {
+                Some(reason) => added(false, reason),
+                None => added(
+                    true,
+                    "the live config does not set it and no agent default is known for it"
+                        .to_owned(),
+                ),
+            }),
+        }
     }
     out
 }
 
-/// `None`: the values differ. `Some(None)`: the same. `Some(Some(reason))`: written differently
-/// with the same behaviour.
+/// Why a difference in `key` is one of form: the switch it depends on is off on both sides.
+fn dormant_on_both(
+    key: &str,
+    live: &LiveConfig,
+    live_agent: ChartVersion,
+    rendered: &LiveConfig,
+    version: ChartVersion,
+) -> Option<String> {
+    let switch = dormant(key, live, live_agent)?;
+    dormant(key, rendered, version)?;
+    Some(format!(
+        "read only when {switch} is on, and it is off on both sides"
+    ))
+}
+
+/// `None`: the values differ. `Some(None)`: the same. `Some(Some(reason)))`: written differently
+/// with the same behaviour. Both values are read by the agent of chart `version`.
 pub(crate) fn equivalent(
     key: &str,
     a: &str,
     b: &str,
     version: ChartVersion,
 ) -> Option<Option<String>> {
+    equivalent_across(key, a, version, b, version)
+}
+
+/// [`equivalent`] for `a` read by an agent of `a_agent` and `b` by one of `b_agent`.
+fn equivalent_across(
+    key: &str,
+    a: &str,
+    a_agent: ChartVersion,
+    b: &str,
+    b_agent: ChartVersion,
+) -> Option<Option<String>> {
+    let version = b_agent;
     if LITERAL_TRUE_KEYS.contains(&key) {
         return (a == "true" && b == "true" || a != "true" && b != "true").then_some(None);
     }
@@ -394,13 +638,14 @@ pub(crate) fn equivalent(
         // 1.15's `disabled` is not `false`: it also forces NodePort, hostPort, externalIPs and
         // socket LB off, legacy host routing on, and skips the kube-proxy healthz server
         // (daemon/cmd/kube_proxy_replacement.go, daemon_main.go of v1.15.9). 1.16 rejects it.
-        let meaning = |v: &str| match v.to_ascii_lowercase().as_str() {
-            "disabled" if version.accepts_legacy_kube_proxy_replacement() => Some("disabled"),
+        // Each value means what its own agent reads in it.
+        let meaning = |v: &str, agent: ChartVersion| match v.to_ascii_lowercase().as_str() {
+            "disabled" if agent.accepts_legacy_kube_proxy_replacement() => Some("disabled"),
             "partial" | "disabled" | "false" => Some("false"),
             "strict" | "true" => Some("true"),
             _ => None,
         };
-        if meaning(a).is_some() && meaning(a) == meaning(b) {
+        if meaning(a, a_agent).is_some() && meaning(a, a_agent) == meaning(b, b_agent) {
             // 1.15 accepts both spellings; from 1.16 only true/false exist.
             return Some(if version.accepts_legacy_kube_proxy_replacement() {
                 None
@@ -412,6 +657,23 @@ pub(crate) fn equivalent(
         }
         return None;
     }
+    if key == "procfs" && [a, b].contains(&"/proc") && [a, b].contains(&"/host/proc") {
+        // The agent reads only /proc/sys (pkg/sysctl): with host networking, the sysctls of
+        // the host in either path; the chart mounts the host's /proc at /host/proc.
+        return Some(Some(
+            "the agent reads only /proc/sys there: the host's sysctls in both paths (the chart mounts the host's /proc at /host/proc)".to_owned(),
+        ));
+    }
+    if key == "bpf-root" && [a, b].contains(&"") && [a, b].contains(&"/sys/fs/bpf") {
+        // Empty: /sys/fs/bpf when it holds a BPF filesystem or nothing, which the chart's
+        // mount-bpf-fs init container ensures (pkg/bpf/bpffs_linux.go).
+        return Some(Some(
+            "empty means /sys/fs/bpf, where the chart mounts the BPF filesystem".to_owned(),
+        ));
+    }
+    if key == "etcd-config" {
+        return same_etcd_config(a, a_agent, b, b_agent);
+    }
     // Space-separated lists (hubble-metrics) may be folded over lines.
     if a.split_whitespace().eq(b.split_whitespace()) && !a.contains(':') {
         return Some(None);
@@ -422,20 +684,110 @@ pub(crate) fn equivalent(
     {
         return Some(None);
     }
-    // Structured values (etcd-config, kvstore-opt) that parse to the same document.
-    if a.contains(['\n', '{', ':']) {
-        let parse = |t: &str| {
-            serde_saphyr::from_str::<Json>(t)
-                .ok()
-                .filter(Json::is_object)
-        };
-        if let (Some(x), Some(y)) = (parse(a), parse(b))
-            && x == y
-        {
-            return Some(None);
-        }
+    // Durations written differently (`5m` vs `5m0s`); a bare number of seconds where the agent
+    // read an integer before (`unmanaged-pod-watcher-interval` until 1.19).
+    let seconds = |v: &str| {
+        duration_seconds(v).or_else(|| {
+            SECONDS_KEYS
+                .contains(&key)
+                .then(|| v.parse::<f64>().ok())
+                .flatten()
+        })
+    };
+    if let (Some(x), Some(y)) = (seconds(a), seconds(b))
+        && x == y
+    {
+        return Some(None);
+    }
+    // Structured values (kvstore-opt) that parse to the same document.
+    if a.contains(['\n', '{', ':'])
+        && let (Some(x), Some(y)) = (yaml_map(a), yaml_map(b))
+        && x == y
+    {
+        return Some(None);
     }
     None
+}
+
+/// Keys an older agent read as a whole number of seconds and a newer one as a duration.
+const SECONDS_KEYS: &[&str] = &["unmanaged-pod-watcher-interval"];
+
+/// A Go duration (`1h2m3.5s`, `100ms`) in seconds; `None` for anything else (a bare number too).
+fn duration_seconds(text: &str) -> Option<f64> {
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return None;
+    }
+    let mut total = 0.0;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .filter(|&i| i > 0)?;
+        let (number, tail) = rest.split_at(digits);
+        let number: f64 = number.parse().ok()?;
+        let unit_len = tail
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(tail.len());
+        let (unit, tail) = tail.split_at(unit_len);
+        let scale = match unit {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return None,
+        };
+        total += number * scale;
+        rest = tail;
+    }
+    Some(total)
+}
+
+fn yaml_map(text: &str) -> Option<serde_json::Map<String, Json>> {
+    match serde_saphyr::from_str::<Json>(text).ok()? {
+        Json::Object(map) => Some(map),
+        _ => None,
+    }
+}
+
+/// The etcd client configuration as an agent of `agent` reads it: up to 1.16 Cilium's own wrapper
+/// falls back to `ca-file` when `trusted-ca-file` is unset and `insecure-transport` is not true
+/// (`newConfig` in `pkg/kvstore/etcd.go` of v1.15.9 and v1.16.19); from 1.17 the agent calls etcd's `clientyaml.NewConfig`, which reads
+/// only `trusted-ca-file` and ignores `ca-file`.
+fn etcd_config_as_read(text: &str, agent: ChartVersion) -> Option<serde_json::Map<String, Json>> {
+    let mut map = yaml_map(text)?;
+    let legacy = map.remove("ca-file");
+    let insecure = map.get("insecure-transport") == Some(&Json::Bool(true));
+    if agent.minor <= 16
+        && !insecure
+        && let Some(ca) = legacy
+        && !map.contains_key("trusted-ca-file")
+    {
+        map.insert("trusted-ca-file".to_owned(), ca);
+    }
+    Some(map)
+}
+
+fn same_etcd_config(
+    a: &str,
+    a_agent: ChartVersion,
+    b: &str,
+    b_agent: ChartVersion,
+) -> Option<Option<String>> {
+    let (x, y) = (
+        etcd_config_as_read(a, a_agent)?,
+        etcd_config_as_read(b, b_agent)?,
+    );
+    if x != y {
+        return None;
+    }
+    if yaml_map(a) == yaml_map(b) {
+        return Some(None);
+    }
+    Some(Some(format!(
+        "the {a_agent} agent reads the CA from `ca-file` when `trusted-ca-file` is unset; the {b_agent} agent reads only `trusted-ca-file`: the same etcd client configuration"
+    )))
 }
 
 /// The value whose behaviour a dropped key's agent hard-wires, given the rendered config.
@@ -556,6 +908,444 @@ mod tests {
         ("tunnel-protocol", "vxlan", Some("vxlan")),
     ];
 
+    /// The keys the released charts render for the homelab example: (key, 1.15.9 agent default,
+    /// 1.19.7 agent default, the v1.15.9 file that registers the flag). `None`: 1.19 reads no such key.
+    const CITED: &[(&str, &str, Option<&str>, &str)] = &[
+        (
+            "agent-not-ready-taint-key",
+            "node.cilium.io/agent-not-ready",
+            Some("node.cilium.io/agent-not-ready"),
+            "daemon/cmd/daemon_main.go",
+        ),
+        (
+            "arping-refresh-period",
+            "30s",
+            None,
+            "daemon/cmd/daemon_main.go",
+        ),
+        (
+            "bpf-lb-external-clusterip",
+            "false",
+            Some("false"),
+            "daemon/cmd/daemon_main.go",
+        ),
+        (
+            "bpf-lb-sock",
+            "false",
+            Some("false"),
+            "daemon/cmd/daemon_main.go",
+        ),
+        ("bpf-root", "", Some(""), "daemon/cmd/daemon_main.go"),
+        (
+            "cilium-endpoint-gc-interval",
+            "5m0s",
+            Some("5m0s"),
+            "pkg/endpointmanager/config.go",
+        ),
+        (
+            "controller-group-metrics",
+            "",
+            Some(""),
+            "pkg/controller/cell.go",
+        ),
+        (
+            "datapath-mode",
+            "veth",
+            Some("veth"),
+            "daemon/cmd/daemon_main.go",
+        ),
+        ("debug-verbose", "", Some(""), "daemon/cmd/daemon_main.go"),
+        (
+            "dnsproxy-enable-transparent-mode",
+            "false",
+            Some("false"),
+            "daemon/cmd/daemon_main.go",
+        ),
+        (
+            "dnsproxy-socket-linger-timeout",
+            "10",
+            Some("10"),
+            "daemon/cmd/daemon_main.go",
+        ),
+        (
+            "egress-gateway-reconciliation-trigger-interval",
+            "1s",
+            Some("1s"),
+            "pkg/egressgateway/manager.go",
+        ),
+        (
+            "enable-health-check-loadbalancer-ip",
+            "false",
+            Some("false"),
+            "daemon/cmd/daemon_main.go",
+        ),
+        (
+            "enable-health-check-nodeport",
+            "true",
+            Some("true"),
+            "daemon/cmd/daemon_main.go",
+        ),
+        (
+            "enable-ipv4-big-tcp",
+            "false",
+            Some("false"),
+            "pkg/datapath/linux/bigtcp/bigtcp.go",
+        ),
+        (
+            "enable-ipv6-big-tcp",
+            "false",
+            Some("false"),
+            "pkg/datapath/linux/bigtcp/bigtcp.go",
+        ),
+        (
+            "enable-k8s-networkpolicy",
+            "true",
+            Some("true"),
+            "daemon/cmd/daemon_main.go",
+        ),
+        (
+            "enable-k8s-terminating-endpoint",
+            "true",
+            None,
+            "daemon/cmd/daemon_main.go",
+        ),
+        (
+            "enable-l2-neigh-discovery",
+            "true",
+            Some("false"),
+            "daemon/cmd/daemon_main.go",
+        ),
+        (
+            "enable-local-redirect-policy",
+            "false",
+            Some("false"),
+            "daemon/cmd/daemon_main.go",
+        ),
+        (
+            "enable-masquerade-to-route-source",
+            "false",
+            Some("false"),
+            "daemon/cmd/daemon_main.go",
+        ),
+        (
+            "enable-runtime-device-detection",
+            "false",
+            None,
+            "daemon/cmd/daemon_main.go",
+        ),
+        (
+            "enable-sctp",
+            "false",
+            Some("false"),
+            "daemon/cmd/daemon_main.go",
+        ),
+        (
+            "enable-service-topology",
+            "false",
+            Some("false"),
+            "pkg/k8s/service_cache.go",
+        ),
+        (
+            "enable-svc-source-range-check",
+            "true",
+            None,
+            "daemon/cmd/daemon_main.go",
+        ),
+        (
+            "enable-vtep",
+            "false",
+            Some("false"),
+            "daemon/cmd/daemon_main.go",
+        ),
+        (
+            "enable-xt-socket-fallback",
+            "true",
+            Some("true"),
+            "daemon/cmd/daemon_main.go",
+        ),
+        (
+            "external-envoy-proxy",
+            "false",
+            Some("false"),
+            "daemon/cmd/daemon_main.go",
+        ),
+        (
+            "http-retry-count",
+            "3",
+            Some("3"),
+            "daemon/cmd/daemon_main.go",
+        ),
+        (
+            "hubble-export-file-max-backups",
+            "5",
+            Some("5"),
+            "daemon/cmd/daemon_main.go",
+        ),
+        (
+            "hubble-export-file-max-size-mb",
+            "10",
+            Some("10"),
+            "daemon/cmd/daemon_main.go",
+        ),
+        (
+            "identity-gc-interval",
+            "15m0s",
+            Some("15m0s"),
+            "operator/identitygc/cell.go",
+        ),
+        (
+            "identity-heartbeat-timeout",
+            "30m0s",
+            Some("30m0s"),
+            "operator/identitygc/cell.go",
+        ),
+        (
+            "ipam-cilium-node-update-rate",
+            "15s",
+            Some("15s"),
+            "daemon/cmd/daemon_main.go",
+        ),
+        (
+            "iptables-random-fully",
+            "false",
+            Some("false"),
+            "pkg/datapath/iptables/cell.go",
+        ),
+        (
+            "k8s-client-burst",
+            "10",
+            Some("20"),
+            "pkg/k8s/client/config.go",
+        ),
+        (
+            "k8s-client-qps",
+            "5",
+            Some("10"),
+            "pkg/k8s/client/config.go",
+        ),
+        (
+            "k8s-require-ipv4-pod-cidr",
+            "false",
+            Some("false"),
+            "daemon/cmd/daemon_main.go",
+        ),
+        (
+            "k8s-require-ipv6-pod-cidr",
+            "false",
+            Some("false"),
+            "daemon/cmd/daemon_main.go",
+        ),
+        (
+            "max-connected-clusters",
+            "255",
+            Some("255"),
+            "pkg/clustermesh/types/option.go",
+        ),
+        (
+            "mesh-auth-enabled",
+            "true",
+            Some("false"),
+            "pkg/auth/cell.go",
+        ),
+        (
+            "mesh-auth-gc-interval",
+            "5m0s",
+            Some("5m0s"),
+            "pkg/auth/cell.go",
+        ),
+        (
+            "mesh-auth-queue-size",
+            "1024",
+            Some("1024"),
+            "pkg/auth/cell.go",
+        ),
+        (
+            "mesh-auth-rotated-identities-queue-size",
+            "1024",
+            Some("1024"),
+            "pkg/auth/spire/delegate.go",
+        ),
+        (
+            "nodeport-addresses",
+            "",
+            Some(""),
+            "pkg/datapath/tables/node_address.go",
+        ),
+        (
+            "nodes-gc-interval",
+            "5m0s",
+            Some("5m0s"),
+            "operator/cmd/flags.go",
+        ),
+        (
+            "policy-cidr-match-mode",
+            "",
+            Some(""),
+            "daemon/cmd/daemon_main.go",
+        ),
+        (
+            "procfs",
+            "/proc",
+            Some("/proc"),
+            "daemon/cmd/daemon_main.go",
+        ),
+        (
+            "proxy-connect-timeout",
+            "2",
+            Some("2"),
+            "daemon/cmd/daemon_main.go",
+        ),
+        (
+            "proxy-idle-timeout-seconds",
+            "60",
+            Some("60"),
+            "daemon/cmd/daemon_main.go",
+        ),
+        (
+            "proxy-max-connection-duration-seconds",
+            "0",
+            Some("0"),
+            "daemon/cmd/daemon_main.go",
+        ),
+        (
+            "proxy-max-requests-per-connection",
+            "0",
+            Some("0"),
+            "daemon/cmd/daemon_main.go",
+        ),
+        (
+            "proxy-prometheus-port",
+            "0",
+            Some("0"),
+            "daemon/cmd/daemon_main.go",
+        ),
+        (
+            "proxy-xff-num-trusted-hops-egress",
+            "0",
+            Some("0"),
+            "daemon/cmd/daemon_main.go",
+        ),
+        (
+            "proxy-xff-num-trusted-hops-ingress",
+            "0",
+            Some("0"),
+            "daemon/cmd/daemon_main.go",
+        ),
+        (
+            "remove-cilium-node-taints",
+            "true",
+            Some("true"),
+            "operator/cmd/flags.go",
+        ),
+        (
+            "service-no-backend-response",
+            "reject",
+            Some("reject"),
+            "daemon/cmd/daemon_main.go",
+        ),
+        (
+            "set-cilium-is-up-condition",
+            "true",
+            Some("true"),
+            "operator/cmd/flags.go",
+        ),
+        (
+            "set-cilium-node-taints",
+            "false",
+            Some("false"),
+            "operator/cmd/flags.go",
+        ),
+        (
+            "skip-cnp-status-startup-clean",
+            "false",
+            None,
+            "operator/cmd/flags.go",
+        ),
+        (
+            "synchronize-k8s-nodes",
+            "true",
+            Some("true"),
+            "operator/cmd/flags.go",
+        ),
+        (
+            "tofqdns-dns-reject-response-code",
+            "refused",
+            Some("refused"),
+            "daemon/cmd/daemon_main.go",
+        ),
+        (
+            "tofqdns-enable-dns-compression",
+            "true",
+            Some("true"),
+            "daemon/cmd/daemon_main.go",
+        ),
+        (
+            "tofqdns-endpoint-max-ip-per-hostname",
+            "50",
+            Some("1000"),
+            "daemon/cmd/daemon_main.go",
+        ),
+        (
+            "tofqdns-idle-connection-grace-period",
+            "0s",
+            Some("0s"),
+            "daemon/cmd/daemon_main.go",
+        ),
+        (
+            "tofqdns-max-deferred-connection-deletes",
+            "10000",
+            Some("10000"),
+            "daemon/cmd/daemon_main.go",
+        ),
+        (
+            "tofqdns-proxy-response-max-delay",
+            "100ms",
+            Some("100ms"),
+            "daemon/cmd/daemon_main.go",
+        ),
+        (
+            "unmanaged-pod-watcher-interval",
+            "15",
+            Some("15s"),
+            "operator/cmd/flags.go",
+        ),
+        ("vtep-cidr", "", Some(""), "daemon/cmd/daemon_main.go"),
+        ("vtep-endpoint", "", Some(""), "daemon/cmd/daemon_main.go"),
+        ("vtep-mac", "", Some(""), "daemon/cmd/daemon_main.go"),
+        (
+            "vtep-mask",
+            "255.255.255.0",
+            Some("255.255.255.0"),
+            "daemon/cmd/daemon_main.go",
+        ),
+    ];
+
+    /// Keys a later agent introduced: (key, the value that does what older agents hard-wire, the
+    /// first version with the flag, its default there, the file that registers it there).
+    const INTRODUCED: &[(&str, &str, &str, &str, &str)] = &[
+        (
+            "enable-tcx",
+            "false",
+            "1.16.0",
+            "true",
+            "daemon/cmd/daemon_main.go",
+        ),
+        (
+            "packetization-layer-pmtud-mode",
+            "unset",
+            "1.19.0",
+            "blackhole",
+            "pkg/mtu/cell.go",
+        ),
+        (
+            "policy-default-local-cluster",
+            "false",
+            "1.18.0",
+            "false",
+            "pkg/clustermesh/types/option.go",
+        ),
+    ];
+
     /// (key, chart, agent default); the minors where a default changes or a key goes away.
     const BOUNDARIES: &[(&str, &str, Option<&str>)] = &[
         ("enable-hubble", "1.16.19", Some("false")),
@@ -572,6 +1362,39 @@ mod tests {
         ("enable-external-ips", "1.18.12", Some("false")),
         ("disable-cnp-status-updates", "1.15.9", None),
         ("enable-wireguard-userspace-fallback", "1.17.0", None),
+        ("k8s-client-qps", "1.16.19", Some("5")),
+        ("k8s-client-qps", "1.17.0", Some("10")),
+        ("k8s-client-burst", "1.16.19", Some("10")),
+        ("k8s-client-burst", "1.17.0", Some("20")),
+        (
+            "tofqdns-endpoint-max-ip-per-hostname",
+            "1.16.19",
+            Some("50"),
+        ),
+        (
+            "tofqdns-endpoint-max-ip-per-hostname",
+            "1.17.0",
+            Some("1000"),
+        ),
+        ("enable-l2-neigh-discovery", "1.17.18", Some("true")),
+        ("enable-l2-neigh-discovery", "1.18.0", Some("false")),
+        ("mesh-auth-enabled", "1.18.12", Some("true")),
+        ("mesh-auth-enabled", "1.19.0", Some("false")),
+        ("unmanaged-pod-watcher-interval", "1.18.12", Some("15")),
+        ("unmanaged-pod-watcher-interval", "1.19.0", Some("15s")),
+        ("enable-runtime-device-detection", "1.15.19", Some("false")),
+        ("enable-runtime-device-detection", "1.16.0", None),
+        ("enable-k8s-terminating-endpoint", "1.17.18", Some("true")),
+        ("enable-k8s-terminating-endpoint", "1.18.0", None),
+        ("skip-cnp-status-startup-clean", "1.16.0", None),
+        ("arping-refresh-period", "1.17.18", Some("30s")),
+        ("arping-refresh-period", "1.18.0", None),
+        ("enable-svc-source-range-check", "1.18.12", Some("true")),
+        ("enable-svc-source-range-check", "1.19.0", None),
+        ("policy-default-local-cluster", "1.18.12", Some("false")),
+        ("policy-default-local-cluster", "1.19.0", Some("true")),
+        ("packetization-layer-pmtud-mode", "1.18.12", Some("unset")),
+        ("enable-tcx", "1.15.19", Some("false")),
     ];
 
     #[test]
@@ -588,6 +1411,27 @@ mod tests {
                 "{key} on 1.19"
             );
         }
+        for &(key, oldest, newest, source) in CITED {
+            assert!(source.ends_with(".go"), "{key}: {source}");
+            assert_eq!(
+                agent_default(key, version("1.15.9")),
+                Some(oldest),
+                "{key} on 1.15 ({source})"
+            );
+            assert_eq!(
+                agent_default(key, version("1.19.7")),
+                newest,
+                "{key} on 1.19"
+            );
+        }
+        for &(key, before, first, default, source) in INTRODUCED {
+            assert_eq!(agent_default(key, version("1.15.9")), Some(before), "{key}");
+            assert_eq!(
+                agent_default(key, version(first)),
+                Some(default),
+                "{key} on {first} ({source})"
+            );
+        }
         for &(key, chart, want) in BOUNDARIES {
             assert_eq!(agent_default(key, version(chart)), want, "{key} on {chart}");
         }
@@ -595,7 +1439,12 @@ mod tests {
 
     #[test]
     fn every_table_row_is_verified() {
-        let verified: Vec<&str> = VERIFIED.iter().map(|&(key, _, _)| key).collect();
+        let verified: Vec<&str> = VERIFIED
+            .iter()
+            .map(|&(key, _, _)| key)
+            .chain(CITED.iter().map(|&(key, _, _, _)| key))
+            .chain(INTRODUCED.iter().map(|&(key, ..)| key))
+            .collect();
         for &(key, _, _) in AGENT_DEFAULTS {
             assert!(verified.contains(&key), "{key} has no verified row");
         }
@@ -843,5 +1692,87 @@ mod tests {
                 "live {live:?} vs rendered {rendered:?} on {chart}"
             );
         }
+    }
+
+    #[test]
+    fn etcd_config_ca_file_is_read_per_agent() {
+        let old = "---\nendpoints:\n  - https://10.0.0.1:2379\nca-file: \"/etc/cilium/certs/ca.crt\"\nkey-file: /k.pem\ncert-file: /c.crt";
+        let renamed = "endpoints: [\"https://10.0.0.1:2379\"]\ntrusted-ca-file: /etc/cilium/certs/ca.crt\nkey-file: /k.pem\ncert-file: /c.crt";
+        let other_endpoint = renamed.replace("10.0.0.1", "10.0.0.2");
+        let other_ca = renamed.replace("/etc/cilium/certs/ca.crt", "/etc/ssl/ca.crt");
+        let insecure = format!("{old}\ninsecure-transport: true");
+        let insecure_renamed = format!("{renamed}\ninsecure-transport: true");
+        // (live, live agent, rendered, chart, expected: None differs, Some(reason given))
+        let cases: &[(&str, &str, &str, &str, Option<bool>)] = &[
+            // 1.15 reads `ca-file` when `trusted-ca-file` is unset; 1.17 only `trusted-ca-file`.
+            (old, "1.15.9", renamed, "1.17.18", Some(true)),
+            (old, "1.15.9", renamed, "1.19.6", Some(true)),
+            (old, "1.16.19", renamed, "1.18.12", Some(true)),
+            (old, "1.15.9", renamed, "1.15.9", Some(true)),
+            (renamed, "1.15.9", old, "1.16.19", Some(true)),
+            (old, "1.15.9", old, "1.17.18", Some(false)),
+            // The other way: a 1.17 agent ignores `ca-file`, so that render drops the CA.
+            (renamed, "1.15.9", old, "1.17.18", None),
+            (old, "1.17.18", renamed, "1.17.18", None),
+            // A changed endpoint or file path is still a change.
+            (old, "1.15.9", &other_endpoint, "1.17.18", None),
+            (old, "1.15.9", &other_ca, "1.17.18", None),
+            // With insecure-transport the 1.15 wrapper reads no CA at all.
+            (&insecure, "1.15.9", &insecure_renamed, "1.17.18", None),
+        ];
+        for &(live, live_agent, rendered, chart, want) in cases {
+            let got = equivalent_across(
+                "etcd-config",
+                live,
+                version(live_agent),
+                rendered,
+                version(chart),
+            );
+            assert_eq!(
+                got.as_ref().map(Option::is_some),
+                want,
+                "{live_agent} -> {chart}: {live:?} vs {rendered:?}: {got:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn kube_proxy_replacement_disabled_means_what_its_agent_reads() {
+        let (live, rendered) = (
+            config(&[("kube-proxy-replacement", "disabled")]),
+            config(&[("kube-proxy-replacement", "false")]),
+        );
+        let across = compare_config_across(&live, version("1.15.9"), &rendered, version("1.16.19"));
+        assert_eq!(across.len(), 1, "{across:?}");
+        assert!(across[0].changes_behaviour, "{across:?}");
+        let kept = config(&[("kube-proxy-replacement", "disabled")]);
+        assert!(
+            compare_config_across(&live, version("1.15.9"), &kept, version("1.15.9")).is_empty()
+        );
+    }
+
+    #[test]
+    fn a_render_only_key_an_agent_dropped_is_weighed_against_the_live_default() {
+        let live = config(&[]);
+        let rendered = config(&[("enable-runtime-device-detection", "true")]);
+        let across = compare_config_across(&live, version("1.15.9"), &rendered, version("1.16.19"));
+        assert_eq!(across.len(), 1, "{across:?}");
+        assert!(across[0].changes_behaviour, "{across:?}");
+        let across =
+            compare_config_across(&live, version("1.16.19"), &rendered, version("1.17.18"));
+        assert!(across.iter().all(|d| !d.changes_behaviour), "{across:?}");
+        // A key the agent no longer reads, without a claim what it does instead.
+        let live = config(&[("arping-refresh-period", "1m")]);
+        let across =
+            compare_config_across(&live, version("1.15.9"), &config(&[]), version("1.18.12"));
+        assert!(across[0].changes_behaviour, "{across:?}");
+        let rendered = config(&[("arping-refresh-period", "1m")]);
+        let across = compare_config_across(
+            &config(&[]),
+            version("1.18.12"),
+            &rendered,
+            version("1.18.12"),
+        );
+        assert!(!across[0].changes_behaviour, "{across:?}");
     }
 }

@@ -319,6 +319,24 @@ const BOOLEANS: &[(&str, &str, Setter<bool>)] = &[
     ("encrypt-node", "encryption.nodeEncryption", |v, b| {
         v.encryption.node_encryption = Some(b)
     }),
+    (
+        "dnsproxy-enable-transparent-mode",
+        "dnsProxy.enableTransparentMode",
+        |v, b| v.dns_proxy.enable_transparent_mode = Some(b),
+    ),
+    (
+        "enable-l2-neigh-discovery",
+        "l2NeighDiscovery.enabled",
+        |v, b| v.l2_neigh_discovery.enabled = Some(b),
+    ),
+    ("mesh-auth-enabled", "authentication.enabled", |v, b| {
+        v.authentication.enabled = Some(b)
+    }),
+    (
+        "set-cilium-node-taints",
+        "operator.setNodeTaints",
+        |v, b| v.operator.set_node_taints = Some(b),
+    ),
 ];
 
 /// Plain string keys.
@@ -457,6 +475,17 @@ const SMALL_NUMBERS: &[(&str, &str, Setter<u32>)] = &[
         v.health_port = Some(n)
     }),
     ("mtu", "MTU", |v, n| v.mtu = Some(n)),
+    ("k8s-client-qps", "k8sClientRateLimit.qps", |v, n| {
+        v.k8s_client_rate_limit.qps = Some(n)
+    }),
+    ("k8s-client-burst", "k8sClientRateLimit.burst", |v, n| {
+        v.k8s_client_rate_limit.burst = Some(n)
+    }),
+    (
+        "tofqdns-endpoint-max-ip-per-hostname",
+        "dnsProxy.endpointMaxIpPerHostname",
+        |v, n| v.dns_proxy.endpoint_max_ip_per_hostname = Some(n),
+    ),
 ];
 
 /// The file the chart tells the agent to write its CNI config to (`cni.hostConfDirMountPath`).
@@ -606,7 +635,123 @@ impl Mapper {
         self.map_kvstore()?;
         self.check_cluster_name();
         self.check_native_routing();
+        self.pin_running_agent_defaults();
         Ok(())
+    }
+
+    /// Keys the live config leaves to the running (template-era, 1.15) agent's default while the
+    /// chart renders a different value: the values pin the running agent's default instead, so
+    /// that the hand-over keeps the behaviour. Each default is in the gate's table.
+    fn pin_running_agent_defaults(&mut self) {
+        type Pin = (
+            &'static str,
+            u32,
+            &'static str,
+            &'static str,
+            fn(&mut ChartValues),
+        );
+        let pins: &[Pin] = &[
+            ("k8s-client-qps", 15, "k8sClientRateLimit.qps", "5", |c| {
+                c.k8s_client_rate_limit.qps = Some(5)
+            }),
+            (
+                "k8s-client-burst",
+                15,
+                "k8sClientRateLimit.burst",
+                "10",
+                |c| c.k8s_client_rate_limit.burst = Some(10),
+            ),
+            (
+                "controller-group-metrics",
+                15,
+                "prometheus.controllerGroupMetrics",
+                "",
+                |c| c.prometheus.controller_group_metrics = Some(Vec::new()),
+            ),
+            (
+                "dnsproxy-enable-transparent-mode",
+                15,
+                "dnsProxy.enableTransparentMode",
+                "false",
+                |c| c.dns_proxy.enable_transparent_mode = Some(false),
+            ),
+            (
+                "tofqdns-endpoint-max-ip-per-hostname",
+                17,
+                "dnsProxy.endpointMaxIpPerHostname",
+                "50",
+                |c| c.dns_proxy.endpoint_max_ip_per_hostname = Some(50),
+            ),
+            (
+                "proxy-prometheus-port",
+                15,
+                "envoy.prometheus.enabled",
+                "0 (no Envoy metrics listener)",
+                |c| c.envoy.prometheus.enabled = Some(false),
+            ),
+            (
+                "set-cilium-node-taints",
+                15,
+                "operator.setNodeTaints",
+                "false",
+                |c| c.operator.set_node_taints = Some(false),
+            ),
+            (
+                "enable-l2-neigh-discovery",
+                18,
+                "l2NeighDiscovery.enabled",
+                "true",
+                |c| c.l2_neigh_discovery.enabled = Some(true),
+            ),
+            (
+                "mesh-auth-enabled",
+                19,
+                "authentication.enabled",
+                "true",
+                |c| c.authentication.enabled = Some(true),
+            ),
+            (
+                "enable-tcx",
+                16,
+                "bpf.enableTCX",
+                "false (tc attachment)",
+                |c| c.bpf.enable_tcx = Some(false),
+            ),
+            (
+                "packetization-layer-pmtud-mode",
+                19,
+                "pmtuDiscovery.packetizationLayerPMTUDMode",
+                "unset (the pods' own setting)",
+                |c| c.pmtu_discovery.packetization_layer_pmtud_mode = Some("unset".to_owned()),
+            ),
+            (
+                "policy-default-local-cluster",
+                18,
+                "clustermesh.policyDefaultLocalCluster",
+                "false (policies select endpoints of every cluster)",
+                |c| c.clustermesh.policy_default_local_cluster = Some(false),
+            ),
+        ];
+        let running = if self.live_source.is_some() {
+            "the live config does not set it"
+        } else {
+            "Kubespray's template does not render it"
+        };
+        for &(key, since, path, default, set) in pins {
+            if self.version.minor < since || self.effective.contains_key(key) {
+                continue;
+            }
+            set(&mut self.values.chart);
+            self.values.note(
+                path,
+                Provenance::Tool {
+                    reason: format!(
+                        "{running} ({key}), so the running 1.15 agent uses its default {default}; pinned because chart {} renders another value",
+                        self.version
+                    ),
+                },
+            );
+        }
     }
 
     fn map_ratio(&mut self) -> Result<(), Error> {
@@ -717,8 +862,11 @@ impl Mapper {
             return Ok(());
         };
         let normal = value.trim().to_ascii_lowercase();
+        let legacy = self.version.accepts_legacy_kube_proxy_replacement();
         let mapped = match normal.as_str() {
             "true" | "false" => normal.clone(),
+            // 1.15 still knows `disabled`, which is more than `false` (see below): kept as is.
+            "disabled" if legacy => normal.clone(),
             "strict" => "true".to_owned(),
             "partial" | "disabled" => "false".to_owned(),
             _ => {
@@ -730,7 +878,19 @@ impl Mapper {
                 ));
             }
         };
-        if mapped != normal {
+        if normal == "disabled" && !legacy {
+            let location = self.location_of(key, &provenance);
+            self.warn(
+                WarningKind::NotCarried,
+                key,
+                Some(&value),
+                location,
+                format!(
+                    "written as kubeProxyReplacement: \"false\" (chart {} accepts only true/false), which changes behaviour: 1.15's `disabled` also forces NodePort, hostPort, externalIPs and socket LB off, legacy host routing on, and runs no kube-proxy healthz server; with `false` the agent handles NodePort/hostPort/externalIPs/socket LB by their own switches and defaults. Accept it with --accept-config-change kube-proxy-replacement, or pin those features",
+                    self.version
+                ),
+            );
+        } else if mapped != normal {
             let location = self.location_of(key, &provenance);
             self.warn(
                 WarningKind::Changed,

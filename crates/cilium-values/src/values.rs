@@ -136,6 +136,9 @@ pub struct Bpf {
     /// -> `monitor-aggregation-interval`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub monitor_interval: Option<String>,
+    /// -> `enable-tcx` (chart 1.16+).
+    #[serde(rename = "enableTCX", skip_serializing_if = "Option::is_none")]
+    pub enable_tcx: Option<bool>,
 }
 
 /// `encryption.ipsec.*`.
@@ -262,6 +265,12 @@ pub struct Prometheus {
     /// The port in that address.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub port: Option<u32>,
+    /// -> `controller-group-metrics` (agent only; an empty list renders no key).
+    #[serde(
+        rename = "controllerGroupMetrics",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub controller_group_metrics: Option<Vec<String>>,
 }
 
 /// `operator.*`.
@@ -271,6 +280,9 @@ pub struct Operator {
     /// Deployment replicas.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub replicas: Option<u32>,
+    /// -> `set-cilium-node-taints` (rendered only when true, or unset with `removeNodeTaints`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub set_node_taints: Option<bool>,
     /// Operator metrics.
     #[serde(skip_serializing_if = "is_default")]
     pub prometheus: Prometheus,
@@ -345,6 +357,58 @@ pub struct Proxy {
     /// -> `sidecar-istio-proxy-image` (chart 1.15 renders it always; 1.16 dropped it).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sidecar_image_regex: Option<String>,
+}
+
+/// `k8sClientRateLimit.*`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct K8sClientRateLimit {
+    /// -> `k8s-client-qps`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub qps: Option<u32>,
+    /// -> `k8s-client-burst`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub burst: Option<u32>,
+}
+
+/// `dnsProxy.*`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DnsProxy {
+    /// -> `dnsproxy-enable-transparent-mode`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enable_transparent_mode: Option<bool>,
+    /// -> `tofqdns-endpoint-max-ip-per-hostname`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub endpoint_max_ip_per_hostname: Option<u32>,
+}
+
+/// `envoy.*`: only its metrics switch (the embedded proxy reads it too).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Envoy {
+    /// -> `proxy-prometheus-port` present.
+    #[serde(skip_serializing_if = "is_default")]
+    pub prometheus: Toggle,
+}
+
+/// `pmtuDiscovery.*` (chart 1.19+).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PmtuDiscovery {
+    /// -> `packetization-layer-pmtud-mode`.
+    #[serde(
+        rename = "packetizationLayerPMTUDMode",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub packetization_layer_pmtud_mode: Option<String>,
+}
+
+/// `clustermesh.*`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Clustermesh {
+    /// -> `policy-default-local-cluster` (chart 1.18+).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy_default_local_cluster: Option<bool>,
 }
 
 /// The Helm values this tool writes, in the chart's layout. Unset fields are left to the chart.
@@ -526,6 +590,27 @@ pub struct ChartValues {
     /// Extra agent mounts for those volumes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub extra_volume_mounts: Option<Vec<Json>>,
+    /// Agent API client rate limits.
+    #[serde(skip_serializing_if = "is_default")]
+    pub k8s_client_rate_limit: K8sClientRateLimit,
+    /// DNS proxy.
+    #[serde(skip_serializing_if = "is_default")]
+    pub dns_proxy: DnsProxy,
+    /// Envoy metrics.
+    #[serde(skip_serializing_if = "is_default")]
+    pub envoy: Envoy,
+    /// -> `enable-l2-neigh-discovery`.
+    #[serde(skip_serializing_if = "is_default")]
+    pub l2_neigh_discovery: Toggle,
+    /// -> `mesh-auth-enabled`.
+    #[serde(skip_serializing_if = "is_default")]
+    pub authentication: Toggle,
+    /// Path MTU discovery.
+    #[serde(skip_serializing_if = "is_default")]
+    pub pmtu_discovery: PmtuDiscovery,
+    /// Cluster mesh policy scope.
+    #[serde(skip_serializing_if = "is_default")]
+    pub clustermesh: Clustermesh,
     /// `cilium-config` keys carried verbatim: appended last, so they win over chart keys.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub extra_config: BTreeMap<String, String>,

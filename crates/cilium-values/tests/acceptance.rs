@@ -11,7 +11,7 @@ use std::process::{Command, Output};
 
 use cilium_values::{
     ChartVersion, ConfigDifference, DifferenceKind, InventoryVar, InventoryVars, LiveConfig,
-    Sources, Values, compare_config, translate,
+    Sources, Values, compare_config_across, translate,
 };
 use serde_json::{Value as Json, json};
 
@@ -207,17 +207,14 @@ fn json_text(values: &Values) -> String {
     serde_json::to_string_pretty(&values.to_json().expect("values serialise")).expect("json")
 }
 
-/// The behaviour-changing differences, less the target's known changes of form.
-fn unexpected_changes(
-    differences: &[ConfigDifference],
-    version: ChartVersion,
-) -> Vec<&ConfigDifference> {
-    differences
-        .iter()
-        .filter(|d| {
-            d.changes_behaviour && !known_changes_of_form(version).contains(&d.key.as_str())
-        })
-        .collect()
+/// The gate as `migrate` runs it: the homelab's live agent is 1.15.9 (Kubespray v2.27).
+fn gate(live: &LiveConfig, rendered: &LiveConfig, version: ChartVersion) -> Vec<ConfigDifference> {
+    compare_config_across(live, ChartVersion::KUBESPRAY_2_27, rendered, version)
+}
+
+/// The behaviour-changing differences.
+fn unexpected_changes(differences: &[ConfigDifference]) -> Vec<&ConfigDifference> {
+    differences.iter().filter(|d| d.changes_behaviour).collect()
 }
 
 fn texts(differences: &[&ConfigDifference]) -> Vec<String> {
@@ -241,18 +238,6 @@ fn translate_homelab(version: ChartVersion, with_live: bool) -> (Values, Vec<Str
     )
 }
 
-/// Keys the gate reports as changed although the values keep the behaviour, per target, with the
-/// check that proves the value is the intended one. Empty once `compare_config` learns the rule.
-fn known_changes_of_form(version: ChartVersion) -> &'static [&'static str] {
-    if version.minor >= 17 {
-        // The etcd client of Cilium 1.17+ reads `trusted-ca-file`, not `ca-file`: the values
-        // rename the key on purpose (checked in `etcd_config_is_renamed_not_lost`).
-        &["etcd-config"]
-    } else {
-        &[]
-    }
-}
-
 #[test]
 fn homelab_values_reproduce_the_live_config_on_every_target() {
     let live = live_homelab();
@@ -267,10 +252,9 @@ fn homelab_values_reproduce_the_live_config_on_every_target() {
         }
         for helm in helms() {
             let rendered = render(&helm, &chart, &json_text(&values));
-            let differences = compare_config(&live, &rendered, chart.version);
-            let allowed = known_changes_of_form(chart.version);
+            let differences = gate(&live, &rendered, chart.version);
             assert_eq!(
-                texts(&unexpected_changes(&differences, chart.version)),
+                texts(&unexpected_changes(&differences)),
                 Vec::<String>::new(),
                 "{target} with {}: warnings {warnings:#?}",
                 helm.display()
@@ -327,13 +311,11 @@ fn homelab_values_reproduce_the_live_config_on_every_target() {
                 Some("false"),
                 "{target}"
             );
-            if allowed.is_empty() {
-                // On 1.15 and 1.16 every difference is one of form only.
-                assert!(
-                    differences.iter().all(|d| !d.changes_behaviour),
-                    "{target}: {differences:#?}"
-                );
-            }
+            // On every target every difference is one of form only.
+            assert!(
+                differences.iter().all(|d| !d.changes_behaviour),
+                "{target}: {differences:#?}"
+            );
         }
     }
 }
@@ -354,8 +336,8 @@ fn etcd_config_is_renamed_not_lost() {
                 live_etcd.to_owned()
             };
             assert_eq!(etcd.trim(), want.trim(), "{target}");
-            let differences = compare_config(&live, &rendered, chart.version);
-            let unexpected = texts(&unexpected_changes(&differences, chart.version));
+            let differences = gate(&live, &rendered, chart.version);
+            let unexpected = texts(&unexpected_changes(&differences));
             assert_eq!(unexpected, Vec::<String>::new(), "{target}");
         }
     }
@@ -389,9 +371,9 @@ fn inventory_alone_renders_what_kubespray_rendered() {
         let (values, warnings) = translate_homelab(chart.version, false);
         for helm in helms() {
             let rendered = render(&helm, &chart, &json_text(&values));
-            let differences = compare_config(&live_homelab(), &rendered, values.version);
+            let differences = gate(&live_homelab(), &rendered, values.version);
             assert_eq!(
-                texts(&unexpected_changes(&differences, chart.version)),
+                texts(&unexpected_changes(&differences)),
                 Vec::<String>::new(),
                 "{target}: warnings: {warnings:#?}"
             );
@@ -408,12 +390,11 @@ fn the_gate_catches_a_dropped_map_size_on_every_target() {
         values.chart.bpf.host_legacy_routing = None;
         for helm in helms() {
             let rendered = render(&helm, &chart, &json_text(&values));
-            let differences = compare_config(&live_homelab(), &rendered, values.version);
-            let changed: Vec<(&str, DifferenceKind)> =
-                unexpected_changes(&differences, chart.version)
-                    .iter()
-                    .map(|d| (d.key.as_str(), d.kind))
-                    .collect();
+            let differences = gate(&live_homelab(), &rendered, values.version);
+            let changed: Vec<(&str, DifferenceKind)> = unexpected_changes(&differences)
+                .iter()
+                .map(|d| (d.key.as_str(), d.kind))
+                .collect();
             assert_eq!(
                 changed,
                 vec![
@@ -582,8 +563,8 @@ fn each_minor_refuses_or_flags_what_it_lost() {
                         "helm template output",
                     )
                     .expect("the render holds cilium-config");
-                    let differences = compare_config(&live, &rendered, chart.version);
-                    let mut flagged: Vec<&str> = unexpected_changes(&differences, chart.version)
+                    let differences = gate(&live, &rendered, chart.version);
+                    let mut flagged: Vec<&str> = unexpected_changes(&differences)
                         .iter()
                         .map(|d| d.key.as_str())
                         .collect();

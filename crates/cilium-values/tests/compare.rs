@@ -177,9 +177,91 @@ fn equivalence_rules() {
         ),
         (
             &[],
+            &[("some-unknown-key", "/host/proc")],
+            "1.15.9",
+            &[("some-unknown-key", AddedByRender, true)],
+        ),
+        // The agent reads only /proc/sys under procfs: the host's sysctls in either path.
+        (
+            &[],
             &[("procfs", "/host/proc")],
             "1.15.9",
+            &[("procfs", AddedByRender, false)],
+        ),
+        (
+            &[],
+            &[("procfs", "/var/proc")],
+            "1.15.9",
             &[("procfs", AddedByRender, true)],
+        ),
+        // Keys read only with a switch on: a difference is one of form while it is off.
+        (
+            &[],
+            &[("vtep-mask", "")],
+            "1.15.9",
+            &[("vtep-mask", AddedByRender, false)],
+        ),
+        (
+            &[("enable-vtep", "true")],
+            &[("enable-vtep", "true"), ("vtep-mask", "")],
+            "1.15.9",
+            &[("vtep-mask", AddedByRender, true)],
+        ),
+        (&[], &[("vtep-mask", "255.255.255.0")], "1.15.9", &[]),
+        // Durations written differently, and 1.19's duration for an interval 1.15 read in seconds.
+        (&[], &[("cilium-endpoint-gc-interval", "5m")], "1.15.9", &[]),
+        (
+            &[],
+            &[("cilium-endpoint-gc-interval", "10m")],
+            "1.15.9",
+            &[("cilium-endpoint-gc-interval", AddedByRender, true)],
+        ),
+        (
+            &[("unmanaged-pod-watcher-interval", "15")],
+            &[("unmanaged-pod-watcher-interval", "15s")],
+            "1.19.6",
+            &[],
+        ),
+        (
+            &[("unmanaged-pod-watcher-interval", "15")],
+            &[("unmanaged-pod-watcher-interval", "15m")],
+            "1.19.6",
+            &[("unmanaged-pod-watcher-interval", ValueDiffers, true)],
+        ),
+        // An empty bpf-root means /sys/fs/bpf.
+        (
+            &[],
+            &[("bpf-root", "/sys/fs/bpf")],
+            "1.15.9",
+            &[("bpf-root", AddedByRender, false)],
+        ),
+        (
+            &[],
+            &[("bpf-root", "/run/cilium/bpffs")],
+            "1.15.9",
+            &[("bpf-root", AddedByRender, true)],
+        ),
+        // The chart's default client rate limits are not the agent's (client-go's 5/10 until 1.17).
+        (
+            &[],
+            &[("k8s-client-qps", "5"), ("k8s-client-burst", "10")],
+            "1.15.9",
+            &[],
+        ),
+        (
+            &[],
+            &[("k8s-client-qps", "10"), ("k8s-client-burst", "20")],
+            "1.16.19",
+            &[
+                ("k8s-client-burst", AddedByRender, true),
+                ("k8s-client-qps", AddedByRender, true),
+            ],
+        ),
+        (
+            &[],
+            &[("k8s-client-qps", "10"), ("k8s-client-burst", "20")],
+            "1.17.18",
+            &[],
         ),
     ];
     for (live, rendered, chart, want) in cases {

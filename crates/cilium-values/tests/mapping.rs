@@ -125,6 +125,104 @@ fn live_keys_map_to_typed_values() {
             "/kubeProxyReplacement",
             json!("true"),
         ),
+        // 1.15's `disabled` is more than `false`: kept where the chart still accepts it.
+        (
+            &[("kube-proxy-replacement", "disabled")],
+            "1.15.9",
+            "/kubeProxyReplacement",
+            json!("disabled"),
+        ),
+        (
+            &[("kube-proxy-replacement", "disabled")],
+            "1.16.19",
+            "/kubeProxyReplacement",
+            json!("false"),
+        ),
+        // Keys the live config leaves to the 1.15 agent's default, pinned where a chart renders another.
+        (
+            &[("debug", "false")],
+            "1.15.9",
+            "/k8sClientRateLimit/qps",
+            json!(5),
+        ),
+        (
+            &[("debug", "false")],
+            "1.15.9",
+            "/operator/setNodeTaints",
+            json!(false),
+        ),
+        (
+            &[("debug", "false")],
+            "1.15.9",
+            "/prometheus/controllerGroupMetrics",
+            json!([]),
+        ),
+        (
+            &[("debug", "false")],
+            "1.15.9",
+            "/dnsProxy/enableTransparentMode",
+            json!(false),
+        ),
+        (
+            &[("debug", "false")],
+            "1.15.9",
+            "/envoy/prometheus/enabled",
+            json!(false),
+        ),
+        (
+            &[("debug", "false")],
+            "1.17.18",
+            "/dnsProxy/endpointMaxIpPerHostname",
+            json!(50),
+        ),
+        (
+            &[("debug", "false")],
+            "1.16.19",
+            "/bpf/enableTCX",
+            json!(false),
+        ),
+        (
+            &[("debug", "false")],
+            "1.18.12",
+            "/l2NeighDiscovery/enabled",
+            json!(true),
+        ),
+        (
+            &[("debug", "false")],
+            "1.18.12",
+            "/clustermesh/policyDefaultLocalCluster",
+            json!(false),
+        ),
+        (
+            &[("debug", "false")],
+            "1.19.6",
+            "/authentication/enabled",
+            json!(true),
+        ),
+        (
+            &[("debug", "false")],
+            "1.19.6",
+            "/pmtuDiscovery/packetizationLayerPMTUDMode",
+            json!("unset"),
+        ),
+        (
+            &[("k8s-client-qps", "20")],
+            "1.19.6",
+            "/k8sClientRateLimit/burst",
+            json!(10),
+        ),
+        (
+            &[("k8s-client-qps", "20")],
+            "1.19.6",
+            "/k8sClientRateLimit/qps",
+            json!(20),
+        ),
+        (
+            &[("mesh-auth-enabled", "false")],
+            "1.15.9",
+            "/authentication/enabled",
+            json!(false),
+        ),
         (
             &[("kube-proxy-replacement", "True")],
             "1.18.12",
@@ -563,6 +661,12 @@ fn versioned_keys_warn_when_the_target_chart_lost_them() {
             &[("kube-proxy-replacement", "partial")],
             "1.15.9",
             &[(WarningKind::Changed, "kube-proxy-replacement")],
+        ),
+        (&[("kube-proxy-replacement", "disabled")], "1.15.9", &[]),
+        (
+            &[("kube-proxy-replacement", "disabled")],
+            "1.16.19",
+            &[(WarningKind::NotCarried, "kube-proxy-replacement")],
         ),
         (&[("cluster-name", "Home_Lab")], "1.15.9", &[]),
         (
