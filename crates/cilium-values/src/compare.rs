@@ -32,9 +32,10 @@ pub struct AgentDefault {
 /// `k8s-client-qps`/`-burst` (0 up to 1.16, which means client-go's 5 and 10),
 /// `tofqdns-endpoint-max-ip-per-hostname` (1000 from 1.17.0), `enable-l2-neigh-discovery` (false
 /// from 1.18.0), `mesh-auth-enabled` (false from 1.19.0), `unmanaged-pod-watcher-interval` (a
-/// duration from 1.19.0). Three keys came later, and their 1.15 row is the value that does what
-/// the older agents hard-wire (test table `INTRODUCED`): `enable-tcx`,
-/// `packetization-layer-pmtud-mode` and `policy-default-local-cluster`. Keys nothing in the agent reads any more are in [`REMOVED`] (with what
+/// duration from 1.19.0). Keys a later agent introduced have a 1.15 row with the value that does
+/// what v1.15.9 does: the behaviour it hard-wires, or off for a feature it lacks (test table
+/// `INTRODUCED`, which names the files; `enable-source-ip-verification` is read without a flag
+/// in 1.17, so absent means off there). Keys nothing in the agent reads any more are in [`REMOVED`] (with what
 /// the agent does instead) or [`NOT_READ`] (without), which win over this table.
 const AGENT_DEFAULTS: &[(&str, (u32, u32), &str)] = &[
     ("agent-health-port", (15, 0), "9879"),
@@ -45,11 +46,16 @@ const AGENT_DEFAULTS: &[(&str, (u32, u32), &str)] = &[
     ),
     ("arping-refresh-period", (15, 0), "30s"),
     ("auto-direct-node-routes", (15, 0), "false"),
+    ("bpf-distributed-lru", (15, 0), "false"),
+    ("bpf-events-drop-enabled", (15, 0), "true"),
+    ("bpf-events-policy-verdict-enabled", (15, 0), "true"),
+    ("bpf-events-trace-enabled", (15, 0), "true"),
     ("bpf-lb-acceleration", (15, 0), "disabled"),
     ("bpf-lb-external-clusterip", (15, 0), "false"),
     ("bpf-lb-map-max", (15, 0), "65536"),
     ("bpf-lb-mode", (15, 0), "snat"),
     ("bpf-lb-sock", (15, 0), "false"),
+    ("bpf-lb-source-range-all-types", (15, 0), "false"),
     ("bpf-policy-map-max", (15, 0), "16384"),
     // Empty: /sys/fs/bpf when it holds a BPF filesystem or nothing (pkg/bpf/bpffs_linux.go).
     ("bpf-root", (15, 0), ""),
@@ -59,6 +65,8 @@ const AGENT_DEFAULTS: &[(&str, (u32, u32), &str)] = &[
     ("clean-cilium-state", (15, 0), "false"),
     ("cluster-id", (15, 0), "0"),
     ("cluster-name", (15, 0), "default"),
+    ("clustermesh-enable-endpoint-sync", (15, 0), "false"),
+    ("clustermesh-enable-mcs-api", (15, 0), "false"),
     // Read by the agent's preStop cni-uninstall.sh, which removes the CNI config only on `true`.
     ("cni-uninstall", (15, 0), "false"),
     ("controller-group-metrics", (15, 0), ""),
@@ -68,6 +76,8 @@ const AGENT_DEFAULTS: &[(&str, (u32, u32), &str)] = &[
     ("datapath-mode", (15, 0), "veth"),
     ("debug", (15, 0), "false"),
     ("debug-verbose", (15, 0), ""),
+    ("default-lb-service-ipam", (15, 0), "lbipam"),
+    ("direct-routing-skip-unreachable", (15, 0), "false"),
     ("dnsproxy-enable-transparent-mode", (15, 0), "false"),
     ("dnsproxy-socket-linger-timeout", (15, 0), "10"),
     (
@@ -82,6 +92,12 @@ const AGENT_DEFAULTS: &[(&str, (u32, u32), &str)] = &[
     ("enable-bpf-clock-probe", (15, 0), "false"),
     ("enable-bpf-masquerade", (15, 0), "false"),
     ("enable-endpoint-health-checking", (15, 0), "true"),
+    (
+        "enable-endpoint-lockdown-on-policy-overflow",
+        (15, 0),
+        "false",
+    ),
+    ("enable-experimental-lb", (15, 0), "false"),
     ("enable-external-ips", (15, 0), "false"),
     ("enable-health-check-loadbalancer-ip", (15, 0), "false"),
     ("enable-health-check-nodeport", (15, 0), "true"),
@@ -93,6 +109,7 @@ const AGENT_DEFAULTS: &[(&str, (u32, u32), &str)] = &[
     ("enable-hubble", (17, 0), "true"),
     ("enable-hubble", (17, 2), "false"),
     ("enable-hubble-open-metrics", (15, 0), "false"),
+    ("enable-internal-traffic-policy", (15, 0), "true"),
     ("enable-ip-masq-agent", (15, 0), "false"),
     ("enable-ipsec", (15, 0), "false"),
     ("enable-ipv4", (15, 0), "true"),
@@ -106,14 +123,19 @@ const AGENT_DEFAULTS: &[(&str, (u32, u32), &str)] = &[
     ("enable-l2-neigh-discovery", (15, 0), "true"),
     ("enable-l2-neigh-discovery", (18, 0), "false"),
     ("enable-l7-proxy", (15, 0), "true"),
+    ("enable-lb-ipam", (15, 0), "true"),
     ("enable-local-redirect-policy", (15, 0), "false"),
     ("enable-masquerade-to-route-source", (15, 0), "false"),
     ("enable-node-port", (15, 0), "false"),
+    ("enable-node-selector-labels", (15, 0), "false"),
+    ("enable-non-default-deny-policies", (15, 0), "true"),
     ("enable-policy", (15, 0), "default"),
     ("enable-remote-node-identity", (15, 0), "true"),
     ("enable-runtime-device-detection", (15, 0), "false"),
     ("enable-sctp", (15, 0), "false"),
     ("enable-service-topology", (15, 0), "false"),
+    ("enable-source-ip-verification", (15, 0), "true"),
+    ("enable-source-ip-verification", (17, 0), "false"),
     ("enable-svc-source-range-check", (15, 0), "true"),
     // Introduced in 1.16 (default true); 1.15 attaches with tc only, which `false` keeps.
     ("enable-tcx", (15, 0), "false"),
@@ -1320,12 +1342,142 @@ mod tests {
         ),
     ];
 
-    /// Keys a later agent introduced: (key, the value that does what older agents hard-wire, the
-    /// first version with the flag, its default there, the file that registers it there).
-    const INTRODUCED: &[(&str, &str, &str, &str, &str)] = &[
+    /// Keys a later agent introduced: (key, the value that does what the v1.15.9 agent does, the
+    /// v1.15.9 file that hard-wires that behaviour ("" when 1.15 has no such feature at all), a
+    /// version with the flag, the agent's default there, the file that registers or reads it there).
+    const INTRODUCED: &[(&str, &str, &str, &str, &str, &str)] = &[
+        (
+            "bpf-distributed-lru",
+            "false",
+            "",
+            "1.17.16",
+            "false",
+            "daemon/cmd/daemon_main.go",
+        ),
+        (
+            "bpf-events-drop-enabled",
+            "true",
+            "daemon/cmd/daemon_main.go",
+            "1.16.19",
+            "true",
+            "daemon/cmd/daemon_main.go",
+        ),
+        (
+            "bpf-events-policy-verdict-enabled",
+            "true",
+            "daemon/cmd/daemon_main.go",
+            "1.16.19",
+            "true",
+            "daemon/cmd/daemon_main.go",
+        ),
+        (
+            "bpf-events-trace-enabled",
+            "true",
+            "daemon/cmd/daemon_main.go",
+            "1.16.19",
+            "true",
+            "daemon/cmd/daemon_main.go",
+        ),
+        (
+            "bpf-lb-source-range-all-types",
+            "false",
+            "",
+            "1.17.16",
+            "false",
+            "daemon/cmd/daemon_main.go",
+        ),
+        (
+            "clustermesh-enable-endpoint-sync",
+            "false",
+            "",
+            "1.16.19",
+            "false",
+            "pkg/clustermesh/operator/cell.go",
+        ),
+        (
+            "clustermesh-enable-mcs-api",
+            "false",
+            "",
+            "1.16.19",
+            "false",
+            "pkg/clustermesh/mcsapi/cell.go",
+        ),
+        (
+            "default-lb-service-ipam",
+            "lbipam",
+            "operator/pkg/lbipam/lbipam.go",
+            "1.17.16",
+            "lbipam",
+            "operator/pkg/lbipam/cell.go",
+        ),
+        (
+            "direct-routing-skip-unreachable",
+            "false",
+            "",
+            "1.16.19",
+            "false",
+            "daemon/cmd/daemon_main.go",
+        ),
+        (
+            "enable-endpoint-lockdown-on-policy-overflow",
+            "false",
+            "",
+            "1.17.16",
+            "false",
+            "daemon/cmd/daemon_main.go",
+        ),
+        (
+            "enable-experimental-lb",
+            "false",
+            "",
+            "1.17.16",
+            "false",
+            "pkg/loadbalancer/experimental/config.go",
+        ),
+        (
+            "enable-internal-traffic-policy",
+            "true",
+            "pkg/k8s/service.go",
+            "1.17.16",
+            "true",
+            "daemon/cmd/daemon_main.go",
+        ),
+        (
+            "enable-lb-ipam",
+            "true",
+            "operator/cmd/root.go",
+            "1.17.16",
+            "true",
+            "operator/pkg/lbipam/cell.go",
+        ),
+        (
+            "enable-node-selector-labels",
+            "false",
+            "",
+            "1.16.19",
+            "false",
+            "daemon/cmd/daemon_main.go",
+        ),
+        (
+            "enable-non-default-deny-policies",
+            "true",
+            "",
+            "1.17.16",
+            "true",
+            "daemon/cmd/daemon_main.go",
+        ),
+        (
+            "enable-source-ip-verification",
+            "true",
+            "daemon/cmd/daemon_main.go",
+            "1.17.16",
+            "false",
+            "pkg/option/config.go",
+        ),
         (
             "enable-tcx",
             "false",
+            "",
             "1.16.0",
             "true",
             "daemon/cmd/daemon_main.go",
@@ -1333,6 +1485,7 @@ mod tests {
         (
             "packetization-layer-pmtud-mode",
             "unset",
+            "",
             "1.19.0",
             "blackhole",
             "pkg/mtu/cell.go",
@@ -1340,6 +1493,7 @@ mod tests {
         (
             "policy-default-local-cluster",
             "false",
+            "",
             "1.18.0",
             "false",
             "pkg/clustermesh/types/option.go",
@@ -1424,8 +1578,13 @@ mod tests {
                 "{key} on 1.19"
             );
         }
-        for &(key, before, first, default, source) in INTRODUCED {
-            assert_eq!(agent_default(key, version("1.15.9")), Some(before), "{key}");
+        for &(key, before, evidence, first, default, source) in INTRODUCED {
+            assert!(evidence.is_empty() || evidence.ends_with(".go"), "{key}");
+            assert_eq!(
+                agent_default(key, version("1.15.9")),
+                Some(before),
+                "{key} ({evidence})"
+            );
             assert_eq!(
                 agent_default(key, version(first)),
                 Some(default),
