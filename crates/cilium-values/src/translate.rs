@@ -133,6 +133,11 @@ pub fn translate(sources: &Sources) -> Result<Translation, Error> {
         values: Values::new(sources.version),
         warnings,
         live_source: sources.live.as_ref().map(|l| l.source().to_owned()),
+        running: sources.inventory.get("cilium_version").and_then(|v| {
+            v.value
+                .as_str()
+                .map(|text| (text.to_owned(), v.origin.clone()))
+        }),
     };
     mapper.map_all()?;
     mapper.carry_rest();
@@ -199,9 +204,21 @@ struct Mapper {
     values: Values,
     warnings: Vec<Warning>,
     live_source: Option<String>,
+    /// The agent version the inventory says runs (`cilium_version`) and where that is set.
+    running: Option<(String, String)>,
 }
 
 type Setter<T> = fn(&mut ChartValues, T);
+
+/// A running-agent default the values pin: cilium-config key, chart minor from which the chart
+/// renders another value, values path, the 1.15 agent's default (for people), setter.
+type Pin = (
+    &'static str,
+    u32,
+    &'static str,
+    &'static str,
+    fn(&mut ChartValues),
+);
 
 /// A switch that exists only in some chart minors.
 struct Switch {
@@ -643,13 +660,6 @@ impl Mapper {
     /// chart renders a different value: the values pin the running agent's default instead, so
     /// that the hand-over keeps the behaviour. Each default is in the gate's table.
     fn pin_running_agent_defaults(&mut self) {
-        type Pin = (
-            &'static str,
-            u32,
-            &'static str,
-            &'static str,
-            fn(&mut ChartValues),
-        );
         let pins: &[Pin] = &[
             ("k8s-client-qps", 15, "k8sClientRateLimit.qps", "5", |c| {
                 c.k8s_client_rate_limit.qps = Some(5)
@@ -732,11 +742,36 @@ impl Mapper {
                 |c| c.clustermesh.policy_default_local_cluster = Some(false),
             ),
         ];
-        let running = if self.live_source.is_some() {
+        let unset = if self.live_source.is_some() {
             "the live config does not set it"
         } else {
             "Kubespray's template does not render it"
         };
+        // The pinned defaults are the 1.15 agent's: for any other running agent they could
+        // themselves be the change, so they are left to the gate (which knows each version's).
+        // Without `cilium_version` the template era's agent is assumed (Kubespray v2.27's
+        // default, 1.15.9): the inventory resolves it with role defaults whenever there is one.
+        let Some((shown, origin)) = self.running.clone() else {
+            self.pin_defaults(pins, unset);
+            return;
+        };
+        if ChartVersion::parse(&shown).is_ok_and(|v| v.minor == 15) {
+            self.pin_defaults(pins, unset);
+        } else {
+            self.warn(
+                WarningKind::Advice,
+                "cilium_version",
+                None,
+                origin,
+                format!(
+                    "the running agent is Cilium {shown}, not 1.15: the values pin none of its defaults that chart {} renders differently; the gate reports each of them",
+                    self.version
+                ),
+            );
+        }
+    }
+
+    fn pin_defaults(&mut self, pins: &[Pin], unset: &str) {
         for &(key, since, path, default, set) in pins {
             if self.version.minor < since || self.effective.contains_key(key) {
                 continue;
@@ -746,7 +781,8 @@ impl Mapper {
                 path,
                 Provenance::Tool {
                     reason: format!(
-                        "{running} ({key}), so the running 1.15 agent uses its default {default}; pinned because chart {} renders another value",
+                        "{unset} ({key}), so the running 1.15 agent uses its default {}; pinned because chart {} renders another value",
+                        if default.is_empty() { "(empty)" } else { default },
                         self.version
                     ),
                 },

@@ -1084,3 +1084,33 @@ fn kubespray_view_of_the_v2_27_1_sample_matches_the_reference_rendering() {
     .collect();
     assert_eq!(got, want);
 }
+
+#[test]
+fn only_a_running_1_15_agent_gets_its_defaults_pinned() {
+    // (inventory cilium_version, target chart, pinned?)
+    let cases: &[(Option<&str>, &str, bool)] = &[
+        (Some("v1.15.9"), "1.17.18", true),
+        (None, "1.17.18", true),
+        // A 1.16 agent's defaults are not the 1.15 ones the values would pin (enable-tcx, ...).
+        (Some("v1.16.5"), "1.17.18", false),
+        (Some("v1.14.4"), "1.16.19", false),
+    ];
+    for &(running, chart, pinned) in cases {
+        let inventory: Vec<(&str, Json)> = running
+            .map(|v| vec![("cilium_version", json!(v))])
+            .unwrap_or_default();
+        let translation = run(&[("debug", "false")], &inventory, chart)
+            .unwrap_or_else(|e| panic!("{running:?} -> {chart}: {e}"));
+        let json = translation.values.to_json().expect("json");
+        assert_eq!(
+            json.pointer("/k8sClientRateLimit/qps").is_some(),
+            pinned,
+            "{running:?} -> {chart}: {json:#}"
+        );
+        let advised = translation
+            .warnings
+            .iter()
+            .any(|w| w.key == "cilium_version" && w.message.contains("not 1.15"));
+        assert_eq!(advised, !pinned, "{running:?} -> {chart}");
+    }
+}
