@@ -6,8 +6,10 @@
 //! be carried becomes a [`Warning`]. The result is a typed [`Values`] with the origin of each value.
 //!
 //! [`compare_config`] is the gate `migrate` uses before the cut-over: it checks that the
-//! `cilium-config` rendered by the chart keeps what the live one says.
+//! `cilium-config` rendered by the chart keeps what the live one says, weighing an absent key with
+//! the agent defaults of [`agent_defaults`] (the module `agent_defaults` holds those tables).
 
+mod agent_defaults;
 mod compare;
 mod inventory;
 mod live;
@@ -15,10 +17,8 @@ mod translate;
 mod values;
 mod version;
 
-pub use compare::{
-    AgentDefault, ConfigDifference, DifferenceKind, agent_defaults, compare_config,
-    compare_config_across,
-};
+pub use agent_defaults::{AgentDefault, agent_defaults};
+pub use compare::{ConfigDifference, DifferenceKind, compare_config, compare_config_across};
 pub use inventory::{InventoryVar, InventoryVars, KubesprayView, ViewEntry, kubespray_config_view};
 pub use live::LiveConfig;
 pub use translate::{Sources, Translation, Warning, WarningKind, translate};
