@@ -68,6 +68,26 @@ async fn adopt_and_roll_back(helm: &Path) {
         serde_json::json!([]),
         "{stdout}"
     );
+    // Each gate difference keeps its documented JSON shape, and none changes behaviour.
+    let differences = printed["plan"]["config_differences"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no config_differences array: {stdout}"));
+    // The template-era fixture has changes of form (keys the chart no longer writes).
+    assert!(!differences.is_empty(), "{stdout}");
+    for d in differences {
+        for field in [
+            "key",
+            "live",
+            "rendered",
+            "kind",
+            "changes_behaviour",
+            "accepted",
+            "reason",
+        ] {
+            assert!(d.get(field).is_some(), "{field} missing from {d}");
+        }
+        assert_eq!(d["changes_behaviour"], false, "{d}");
+    }
     assert!(stderr.contains("] gate ..."), "{stderr}");
     let mut no_yes = args.clone();
     no_yes.push("--apply".into());
