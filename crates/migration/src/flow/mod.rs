@@ -391,14 +391,8 @@ async fn run_boxed(
     progress: &mut dyn Progress,
 ) -> Result<Outcome, FlowError> {
     let started = Instant::now();
-    let (client, url) = phase(
-        progress,
-        started,
-        "connect",
-        connect(options.kubeconfig.as_deref()),
-    )
-    .await?;
-    let identity = ClusterIdentity::read(&client, &url).await?;
+    let (client, identity) =
+        connect_and_identify(progress, started, options.kubeconfig.as_deref()).await?;
 
     // The bundle: given, or an unfinished one of this cluster in the working directory, or new.
     let bundle_dir = match &options.bundle {
@@ -688,6 +682,17 @@ async fn run_boxed(
         steps: reports,
         checks,
     })
+}
+
+/// The `connect` phase, then the cluster's identity (what the journal and the bundle are bound to).
+async fn connect_and_identify(
+    progress: &mut dyn Progress,
+    started: Instant,
+    kubeconfig: Option<&Path>,
+) -> Result<(Client, ClusterIdentity), FlowError> {
+    let (client, url) = phase(progress, started, "connect", connect(kubeconfig)).await?;
+    let identity = ClusterIdentity::read(&client, &url).await?;
+    Ok((client, identity))
 }
 
 async fn phase<T>(

@@ -14,13 +14,12 @@ use serde_json::json;
 use super::bundle_dir::open_journal;
 use super::{
     FlowError, MANIFEST_FILE, Progress, ROLLED_BACK_JOURNAL, Step, VALUES_FILE, api, blocking,
-    connect, io, phase,
+    connect_and_identify, io, phase,
 };
 use crate::adopt::Release;
 use crate::bundle::{Bundle, Section};
 use crate::era;
 use crate::guard;
-use crate::identity::ClusterIdentity;
 use crate::journal::{JOURNAL_FILE, StepState};
 use crate::restore::{self, Difference, RestoreReport};
 use crate::template_era::NAMESPACE;
@@ -72,14 +71,8 @@ async fn rollback_boxed(
     progress: &mut dyn Progress,
 ) -> Result<RollbackOutcome, FlowError> {
     let started = Instant::now();
-    let (client, url) = phase(
-        progress,
-        started,
-        "connect",
-        connect(options.kubeconfig.as_deref()),
-    )
-    .await?;
-    let identity = ClusterIdentity::read(&client, &url).await?;
+    let (client, identity) =
+        connect_and_identify(progress, started, options.kubeconfig.as_deref()).await?;
     let dir = &options.bundle;
     if !dir.join(MANIFEST_FILE).exists() {
         let journal = open_journal(dir, &identity)?;
