@@ -13,7 +13,6 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::Context as _;
 use migration::bundle::{BackupRequest, Bundle, DEFAULT_PAGE_SIZE};
 use migration::identity::ClusterIdentity;
 
@@ -41,20 +40,8 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
 }
 
 async fn backup(args: Args) -> anyhow::Result<()> {
-    let config = match &args.kubeconfig {
-        Some(path) => {
-            let file = kube::config::Kubeconfig::read_from(path)
-                .with_context(|| format!("reading kubeconfig {}", path.display()))?;
-            kube::Config::from_custom_kubeconfig(file, &kube::config::KubeConfigOptions::default())
-                .await
-                .with_context(|| format!("using kubeconfig {}", path.display()))?
-        }
-        None => kube::Config::infer()
-            .await
-            .context("no kubeconfig found: pass --kubeconfig or set KUBECONFIG")?,
-    };
-    let api_server = config.cluster_url.to_string();
-    let client = kube::Client::try_from(config).context("building the Kubernetes client")?;
+    // The same URL spelling as `migrate`: the bundle's cluster identity must match its journal.
+    let (client, api_server) = crate::cluster::connect(args.kubeconfig.as_deref()).await?;
     let cluster = ClusterIdentity::read(&client, &api_server).await?;
     let request = BackupRequest {
         dir: args.bundle.clone(),

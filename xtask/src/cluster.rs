@@ -5,21 +5,16 @@ use std::path::Path;
 use anyhow::{Context as _, bail};
 use cni_fs::Node;
 
-/// A Kubernetes client from `--kubeconfig`, else `KUBECONFIG`/`~/.kube/config`/in-cluster.
+/// A Kubernetes client from `--kubeconfig`, else `KUBECONFIG`/`~/.kube/config`/in-cluster, and
+/// the API server URL: the same connection (and URL spelling, which the cluster identity in
+/// bundles and journals is made of) as `migrate`.
+pub(crate) async fn connect(kubeconfig: Option<&Path>) -> anyhow::Result<(kube::Client, String)> {
+    Ok(migration::flow::connect(kubeconfig).await?)
+}
+
+/// A Kubernetes client, as [`connect`] makes it.
 pub(crate) async fn client(kubeconfig: Option<&Path>) -> anyhow::Result<kube::Client> {
-    let config = match kubeconfig {
-        Some(path) => {
-            let file = kube::config::Kubeconfig::read_from(path)
-                .with_context(|| format!("reading kubeconfig {}", path.display()))?;
-            kube::Config::from_custom_kubeconfig(file, &kube::config::KubeConfigOptions::default())
-                .await
-                .with_context(|| format!("using kubeconfig {}", path.display()))?
-        }
-        None => kube::Config::infer()
-            .await
-            .context("no kubeconfig found: pass --kubeconfig or set KUBECONFIG")?,
-    };
-    kube::Client::try_from(config).context("building the Kubernetes client")
+    Ok(connect(kubeconfig).await?.0)
 }
 
 /// The Kubespray inventory's hosts in `group`, as nodes to reach over SSH.

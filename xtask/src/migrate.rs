@@ -249,7 +249,7 @@ async fn node_check(args: &Args) -> anyhow::Result<NodeCheck> {
             (Access::Ssh(ssh(args)), nodes)
         }
         Via::Pod => {
-            let (client, _) = flow::connect(args.kubeconfig.as_deref()).await?;
+            let client = crate::cluster::client(args.kubeconfig.as_deref()).await?;
             let image = cni_fs::cilium_agent_image(&client, "kube-system").await?;
             let list = kube::Api::<k8s_openapi::api::core::v1::Node>::all(client.clone())
                 .list(&Default::default())
