@@ -754,30 +754,22 @@ impl Bundle {
         }
         for f in &self.manifest.inventory {
             let path = self.dir.join(&f.path);
-            check_mode(&path, 0o600)?;
-            let sum = hex(&sha256_file(&path)?);
-            if sum != f.sha256 {
-                return Err(BundleError::Invalid {
-                    path,
-                    problem: format!("SHA-256 {sum} differs from the manifest's {}", f.sha256),
-                    fix: "the inventory copy changed after the backup; take a new backup",
-                });
-            }
-            listed.push(self.dir.join(&f.path));
+            check_private_file(
+                &path,
+                &f.sha256,
+                "the inventory copy changed after the backup; take a new backup",
+            )?;
+            listed.push(path);
             report.inventory_files += 1;
         }
         if let Some(f) = &self.manifest.etcd_snapshot {
             let path = self.dir.join(&f.path);
-            check_mode(&path, 0o600)?;
-            let sum = hex(&sha256_file(&path)?);
-            if sum != f.sha256 {
-                return Err(BundleError::Invalid {
-                    path,
-                    problem: format!("SHA-256 {sum} differs from the manifest's {}", f.sha256),
-                    fix: "the etcd snapshot changed after the backup; take a new backup",
-                });
-            }
-            listed.push(self.dir.join(&f.path));
+            check_private_file(
+                &path,
+                &f.sha256,
+                "the etcd snapshot changed after the backup; take a new backup",
+            )?;
+            listed.push(path);
             report.etcd_snapshot_bytes = Some(f.bytes);
         }
         for sub in [OBJECTS_DIR, INVENTORY_DIR, ETCD_DIR] {
@@ -1080,6 +1072,20 @@ fn check_mode(path: &Path, want: u32) -> Result<(), BundleError> {
             } else {
                 "run `chmod 600` on it"
             },
+        });
+    }
+    Ok(())
+}
+
+/// A file the manifest lists with its checksum: private (0600) and unchanged since the backup.
+fn check_private_file(path: &Path, sha256: &str, fix: &'static str) -> Result<(), BundleError> {
+    check_mode(path, 0o600)?;
+    let sum = hex(&sha256_file(path)?);
+    if sum != sha256 {
+        return Err(BundleError::Invalid {
+            path: path.to_owned(),
+            problem: format!("SHA-256 {sum} differs from the manifest's {sha256}"),
+            fix,
         });
     }
     Ok(())
