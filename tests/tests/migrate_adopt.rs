@@ -16,15 +16,14 @@ use std::path::Path;
 use std::time::Duration;
 
 use migrate_common::{
-    Recorder, fixture_options, inventory_copy, live_cilium_config, migrate_args, migrate_options,
-    release_cilium_config, release_status, run_xtask, secret_key, start_testbed,
+    Recorder, inventory_copy, live_cilium_config, migrate_args, migrate_options,
+    release_cilium_config, release_status, run_xtask, secret_key, template_era_testbed,
 };
 use migration::bundle::{Bundle, Section};
 use migration::era::{self, Era, InventoryClaim};
 use migration::flow::{self, FlowError, Outcome, RollbackOptions};
 use migration::identity::ClusterIdentity;
 use migration::journal::{Journal, JournalStatus, Step, Strategy};
-use testbed::fixtures;
 use testbed::monitor::AgentMonitor;
 use tests::{bundle_uids, files_under, live_uids};
 
@@ -40,14 +39,7 @@ async fn v2_27_adopt_with_helm4() {
 
 async fn adopt_and_roll_back(helm: &Path) {
     let tmp = tempfile::tempdir().unwrap();
-    let testbed = start_testbed(&tmp.path().join("testbed")).await;
-    let options = fixture_options(&testbed);
-    fixtures::apply(
-        &testbed.tools().kubectl,
-        testbed.kubeconfig(),
-        &fixtures::kubespray_v2_27(&options).unwrap(),
-    )
-    .unwrap();
+    let testbed = template_era_testbed(&tmp.path().join("testbed")).await;
     let client = testbed.client().await.unwrap();
     let inventory = inventory_copy("v2.27.1", tmp.path());
     let inventory_before = files_under(&inventory);

@@ -20,12 +20,11 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use migrate_common::{Recorder, fixture_options, inventory_copy, migrate_options, start_testbed};
+use migrate_common::{Recorder, inventory_copy, migrate_options, template_era_testbed};
 use migration::bundle::{Bundle, ETCD_SNAPSHOT_FILE, EtcdSnapshotFile};
 use migration::etcd::{EtcdSnapshotOptions, snapshot_into};
 use migration::flow::{self, FlowError, Outcome};
 use migration::journal::Step;
-use testbed::fixtures;
 
 const KEY: &str = "/registry/cilium-migrate-e2e/written-before-the-backup";
 const VALUE: &str = "in-the-bundle-snapshot";
@@ -33,13 +32,7 @@ const VALUE: &str = "in-the-bundle-snapshot";
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_backup_saves_an_etcd_snapshot_over_ssh_into_the_bundle() {
     let tmp = tempfile::tempdir().unwrap();
-    let testbed = start_testbed(&tmp.path().join("testbed")).await;
-    fixtures::apply(
-        &testbed.tools().kubectl,
-        testbed.kubeconfig(),
-        &fixtures::kubespray_v2_27(&fixture_options(&testbed)).unwrap(),
-    )
-    .unwrap();
+    let testbed = template_era_testbed(&tmp.path().join("testbed")).await;
     let sshd = sshd::Sshd::start();
     let etcd = etcd::Etcd::start();
     etcd.etcdctl(&["put", KEY, VALUE]);

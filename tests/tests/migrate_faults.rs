@@ -26,29 +26,19 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use migrate_common::{
-    Recorder, fixture_options, inventory_copy, live_cilium_config, migrate_options,
-    release_cilium_config, release_status, start_testbed,
+    Recorder, inventory_copy, live_cilium_config, migrate_options, release_cilium_config,
+    release_status, template_era_testbed,
 };
 use migration::bundle::{Bundle, Section};
 use migration::era::{self, Era, InventoryClaim};
 use migration::flow::{self, FlowError, Outcome, RollbackOptions};
 use migration::journal::{Journal, JournalStatus, Step, StepState, Strategy};
 use testbed::Testbed;
-use testbed::fixtures;
 use testbed::monitor::AgentMonitor;
 use tests::{bundle_uids, files_under, live_uids};
 
 /// How long the API server may take to serve again.
 const RESTART_TIMEOUT: Duration = Duration::from_secs(60);
-
-fn seed(testbed: &Testbed) {
-    fixtures::apply(
-        &testbed.tools().kubectl,
-        testbed.kubeconfig(),
-        &fixtures::kubespray_v2_27(&fixture_options(testbed)).unwrap(),
-    )
-    .unwrap();
-}
 
 /// A helm that fails every `upgrade` the way Helm reports a failed install, and runs the real
 /// helm for everything else.
@@ -99,8 +89,7 @@ fn journal_state(bundle: &Path, step: Step) -> Option<StepState> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn faults_then_resume() {
     let tmp = tempfile::tempdir().unwrap();
-    let testbed = start_testbed(&tmp.path().join("testbed")).await;
-    seed(&testbed);
+    let testbed = template_era_testbed(&tmp.path().join("testbed")).await;
     let tools = testbed.tools();
     let client = testbed.client().await.unwrap();
     let nodes = testbed.nodes().to_vec();
@@ -262,8 +251,7 @@ async fn faults_then_resume() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rollback_after_a_failure_at_every_step() {
     let tmp = tempfile::tempdir().unwrap();
-    let testbed = start_testbed(&tmp.path().join("testbed")).await;
-    seed(&testbed);
+    let testbed = template_era_testbed(&tmp.path().join("testbed")).await;
     let tools = testbed.tools();
     let client = testbed.client().await.unwrap();
     let kubeconfig = testbed.kubeconfig().to_path_buf();

@@ -20,24 +20,16 @@ use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use kube::api::ListParams;
-use migrate_common::{Recorder, fixture_options, inventory_copy, migrate_options, start_testbed};
+use migrate_common::{Recorder, inventory_copy, migrate_options, template_era_testbed};
 use migration::flow::{self, Outcome};
 use migration::journal::Strategy;
-use testbed::fixtures;
 use testbed::monitor::AgentMonitor;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn v2_27_replace_rolls_the_adopted_agents_onto_the_chart() {
     let helm = testbed::Tools::default().helm4;
     let tmp = tempfile::tempdir().unwrap();
-    let testbed = start_testbed(&tmp.path().join("testbed")).await;
-    let options = fixture_options(&testbed);
-    fixtures::apply(
-        &testbed.tools().kubectl,
-        testbed.kubeconfig(),
-        &fixtures::kubespray_v2_27(&options).unwrap(),
-    )
-    .unwrap();
+    let testbed = template_era_testbed(&tmp.path().join("testbed")).await;
     let client = testbed.client().await.unwrap();
     let inventory = inventory_copy("v2.27.1", tmp.path());
     let bundle_dir = tmp.path().join("bundle");

@@ -26,6 +26,19 @@ pub(crate) async fn start_testbed(state: &Path) -> Testbed {
     tests::start_own_testbed(state, 3).await
 }
 
+/// A testbed of the test's own with the template-era (Kubespray v2.27) Cilium objects applied.
+pub(crate) async fn template_era_testbed(state: &Path) -> Testbed {
+    let testbed = start_testbed(state).await;
+    testbed::fixtures::apply(
+        &testbed.tools().kubectl,
+        testbed.kubeconfig(),
+        &testbed::fixtures::kubespray_v2_27(&fixture_options(&testbed))
+            .unwrap_or_else(|e| panic!("the v2.27 fixture: {e}")),
+    )
+    .unwrap_or_else(|e| panic!("applying the v2.27 fixture: {e}"));
+    testbed
+}
+
 /// The fixture options for this testbed's nodes.
 pub(crate) fn fixture_options(testbed: &Testbed) -> FixtureOptions {
     FixtureOptions {
