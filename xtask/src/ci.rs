@@ -21,6 +21,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     let sh = Shell::new()?;
     sh.change_dir(project_root());
     let started = Instant::now();
+    let skips = SkipLog::start(&sh)?;
 
     if !args.skip_lint {
         step("cargo fmt --check", || {
@@ -56,7 +57,55 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         })?;
     }
     eprintln!("ci: all steps passed in {:.0?}", started.elapsed());
+    skips.report();
     Ok(())
+}
+
+/// The tests that skipped for want of the released upstream artefacts (`upstream::for_test`):
+/// under CI their absence fails the run at once; elsewhere the run ends with one line that says
+/// how many tests were skipped and why.
+struct SkipLog {
+    path: std::path::PathBuf,
+    upstream: Result<upstream::Upstream, upstream::Missing>,
+}
+
+impl SkipLog {
+    fn start(sh: &Shell) -> anyhow::Result<SkipLog> {
+        let upstream = upstream::Upstream::locate();
+        match &upstream {
+            Err(missing) if upstream::in_ci() => {
+                anyhow::bail!("ci: {missing}. CI runs every test against the released artefacts")
+            }
+            Err(missing) => eprintln!("ci: {missing}: the tests that need them will be skipped"),
+            Ok(found) => eprintln!("ci: upstream artefacts: {}", found.root().display()),
+        }
+        let path = project_root().join("target/upstream-skips.log");
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).with_context(|| dir.display().to_string())?;
+        }
+        std::fs::write(&path, "").with_context(|| path.display().to_string())?;
+        sh.set_var(upstream::SKIP_LOG_ENV, &path);
+        Ok(SkipLog { path, upstream })
+    }
+
+    /// The last line of the run.
+    fn report(&self) {
+        let skips = upstream::read_skips(&self.path);
+        match (&self.upstream, skips.len()) {
+            (Ok(found), 0) => eprintln!(
+                "ci: no test skipped (upstream artefacts at {})",
+                found.root().display()
+            ),
+            (Ok(_), n) => eprintln!(
+                "ci: {n} tests skipped although the upstream artefacts were found: see {}",
+                self.path.display()
+            ),
+            (Err(missing), n) => eprintln!(
+                "ci: {n} tests skipped because {missing} (list: {})",
+                self.path.display()
+            ),
+        }
+    }
 }
 
 fn step(name: &str, f: impl FnOnce() -> anyhow::Result<()>) -> anyhow::Result<()> {

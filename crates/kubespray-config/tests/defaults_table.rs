@@ -29,7 +29,9 @@ fn read_defaults(dir: &std::path::Path, file: DefaultsFile) -> serde_json::Map<S
 
 #[test]
 fn every_table_entry_matches_kubesprays_defaults_files() {
-    let Some(shared) = common::shared_kubespray() else {
+    let Some(shared) = common::shared_kubespray(
+        "kubespray-config::defaults_table::every_table_entry_matches_kubesprays_defaults_files",
+    ) else {
         return;
     };
     let mut checked = 0;
@@ -76,7 +78,9 @@ fn every_table_entry_matches_kubesprays_defaults_files() {
 
 #[test]
 fn every_cilium_variable_of_the_role_defaults_is_in_the_table_with_a_type() {
-    let Some(shared) = common::shared_kubespray() else {
+    let Some(shared) = common::shared_kubespray(
+        "kubespray-config::defaults_table::every_cilium_variable_of_the_role_defaults_is_in_the_table_with_a_type",
+    ) else {
         return;
     };
     for era in [Era::Template, Era::CiliumCli] {
@@ -131,7 +135,9 @@ fn the_eras_differ_where_the_research_says_they_do() {
 #[test]
 fn the_cilium_cli_table_also_holds_for_v2_28_where_both_have_the_key() {
     // The cilium-cli era spans v2.28..v2.31; report (not fail on) values that moved since v2.28.0.
-    let Some(shared) = common::shared_kubespray() else {
+    let Some(shared) = common::shared_kubespray(
+        "kubespray-config::defaults_table::the_cilium_cli_table_also_holds_for_v2_28_where_both_have_the_key",
+    ) else {
         return;
     };
     let dir = shared.join("defaults/v2.28.0");

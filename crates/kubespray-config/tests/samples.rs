@@ -14,7 +14,9 @@ fn era_of(tag: &str) -> Era {
 
 #[test]
 fn every_sample_inventory_loads_and_resolves_for_its_era() {
-    let Some(shared) = common::shared_kubespray() else {
+    let Some(shared) = common::shared_kubespray(
+        "kubespray-config::samples::every_sample_inventory_loads_and_resolves_for_its_era",
+    ) else {
         return;
     };
     let tags = common::sample_tags(&shared);
@@ -100,7 +102,9 @@ fn every_sample_inventory_loads_and_resolves_for_its_era() {
 
 #[test]
 fn sample_values_carry_file_key_and_line() {
-    let Some(shared) = common::shared_kubespray() else {
+    let Some(shared) = common::shared_kubespray(
+        "kubespray-config::samples::sample_values_carry_file_key_and_line",
+    ) else {
         return;
     };
     let dir = shared.join("samples/v2.27.1");
@@ -175,7 +179,9 @@ fn set_cilium(dir: &Path) {
 
 #[test]
 fn handover_edit_on_template_era_samples_changes_only_its_keys() {
-    let Some(shared) = common::shared_kubespray() else {
+    let Some(shared) = common::shared_kubespray(
+        "kubespray-config::samples::handover_edit_on_template_era_samples_changes_only_its_keys",
+    ) else {
         return;
     };
     let tags: Vec<String> = common::sample_tags(&shared)

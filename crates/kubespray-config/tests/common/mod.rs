@@ -4,18 +4,10 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// `../shared/kubespray` relative to the project root, when present.
-pub fn shared_kubespray() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/kubespray");
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        eprintln!(
-            "SKIP: {} is missing; Kubespray's sample data is needed for this test",
-            dir.display()
-        );
-        None
-    }
+/// Kubespray's data files (`$CILIUM_MIGRATE_UPSTREAM/kubespray`) for the test named `test`:
+/// `None` (a recorded skip) when they are missing outside CI; a failure under CI.
+pub fn shared_kubespray(test: &str) -> Option<PathBuf> {
+    upstream::Upstream::for_test(test).map(|found| found.kubespray())
 }
 
 /// The sample inventory tags present, oldest first.
