@@ -49,6 +49,8 @@ const AGENT_DEFAULTS: &[(&str, (u32, u32), &str)] = &[
     ),
     ("arping-refresh-period", (15, 0), "30s"),
     ("auto-direct-node-routes", (15, 0), "false"),
+    // Empty: the BGP control plane watches no Secrets (no peer authentication from Secrets).
+    ("bgp-secrets-namespace", (15, 0), ""),
     ("bpf-distributed-lru", (15, 0), "false"),
     ("bpf-events-drop-enabled", (15, 0), "true"),
     ("bpf-events-policy-verdict-enabled", (15, 0), "true"),
@@ -115,6 +117,7 @@ const AGENT_DEFAULTS: &[(&str, (u32, u32), &str)] = &[
     ("enable-internal-traffic-policy", (15, 0), "true"),
     ("enable-ip-masq-agent", (15, 0), "false"),
     ("enable-ipsec", (15, 0), "false"),
+    ("enable-ipsec-key-watcher", (15, 0), "true"),
     ("enable-ipv4", (15, 0), "true"),
     ("enable-ipv4-big-tcp", (15, 0), "false"),
     ("enable-ipv4-masquerade", (15, 0), "true"),
@@ -160,6 +163,7 @@ const AGENT_DEFAULTS: &[(&str, (u32, u32), &str)] = &[
     ("identity-heartbeat-timeout", (15, 0), "30m0s"),
     ("install-no-conntrack-iptables-rules", (15, 0), "false"),
     ("ipam-cilium-node-update-rate", (15, 0), "15s"),
+    ("ipsec-key-rotation-duration", (15, 0), "5m0s"),
     ("iptables-random-fully", (15, 0), "false"),
     // 0 up to 1.16: the agent leaves client-go's own default (burst 10, QPS 5) in place.
     ("k8s-client-burst", (15, 0), "10"),
@@ -478,6 +482,12 @@ pub(crate) mod tests {
             "daemon/cmd/daemon_main.go",
         ),
         (
+            "bgp-secrets-namespace",
+            "",
+            Some(""),
+            "daemon/cmd/daemon_main.go",
+        ),
+        (
             "bpf-lb-external-clusterip",
             "false",
             Some("false"),
@@ -550,6 +560,12 @@ pub(crate) mod tests {
             "false",
             Some("false"),
             "pkg/datapath/linux/bigtcp/bigtcp.go",
+        ),
+        (
+            "enable-ipsec-key-watcher",
+            "true",
+            Some("true"),
+            "daemon/cmd/daemon_main.go",
         ),
         (
             "enable-k8s-networkpolicy",
@@ -657,6 +673,12 @@ pub(crate) mod tests {
             "ipam-cilium-node-update-rate",
             "15s",
             Some("15s"),
+            "daemon/cmd/daemon_main.go",
+        ),
+        (
+            "ipsec-key-rotation-duration",
+            "5m0s",
+            Some("5m0s"),
             "daemon/cmd/daemon_main.go",
         ),
         (

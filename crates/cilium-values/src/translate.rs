@@ -210,15 +210,40 @@ struct Mapper {
 
 type Setter<T> = fn(&mut ChartValues, T);
 
-/// A running-agent default the values pin: cilium-config key, chart minor from which the chart
-/// renders another value, values path, the 1.15 agent's default (for people), setter.
-type Pin = (
-    &'static str,
-    u32,
-    &'static str,
-    &'static str,
-    fn(&mut ChartValues),
-);
+/// A running-agent default the values pin.
+struct Pin {
+    /// The cilium-config key.
+    key: &'static str,
+    /// The chart minor from which the chart renders another value.
+    since: u32,
+    /// The values path.
+    path: &'static str,
+    /// The 1.15 agent's default (for people).
+    default: &'static str,
+    /// Whether the chart renders the key for these values (it renders some only behind a switch).
+    rendered: fn(&ChartValues) -> bool,
+    set: fn(&mut ChartValues),
+}
+
+impl Pin {
+    /// A pin for a key the chart always renders.
+    const fn always(
+        key: &'static str,
+        since: u32,
+        path: &'static str,
+        default: &'static str,
+        set: fn(&mut ChartValues),
+    ) -> Self {
+        Pin {
+            key,
+            since,
+            path,
+            default,
+            rendered: |_| true,
+            set,
+        }
+    }
+}
 
 /// A switch that exists only in some chart minors.
 struct Switch {
@@ -435,6 +460,12 @@ const STRINGS: &[(&str, &str, Setter<String>)] = &[
     ("hubble-socket-path", "hubble.socketPath", |v, s| {
         v.hubble.socket_path = Some(s)
     }),
+    // The charts render it (with the BGP control plane on) from this value, never from extraConfig.
+    (
+        "bgp-secrets-namespace",
+        "bgpControlPlane.secretsNamespace.name",
+        |v, s| v.bgp_control_plane.secrets_namespace.name = Some(s),
+    ),
     ("routing-mode", "routingMode", |v, s| {
         v.routing_mode = Some(s)
     }),
@@ -661,86 +692,106 @@ impl Mapper {
     /// that the hand-over keeps the behaviour. Each default is in the gate's table.
     fn pin_running_agent_defaults(&mut self) {
         let pins: &[Pin] = &[
-            ("k8s-client-qps", 15, "k8sClientRateLimit.qps", "5", |c| {
+            Pin::always("k8s-client-qps", 15, "k8sClientRateLimit.qps", "5", |c| {
                 c.k8s_client_rate_limit.qps = Some(5)
             }),
-            (
+            Pin::always(
                 "k8s-client-burst",
                 15,
                 "k8sClientRateLimit.burst",
                 "10",
                 |c| c.k8s_client_rate_limit.burst = Some(10),
             ),
-            (
+            Pin::always(
                 "controller-group-metrics",
                 15,
                 "prometheus.controllerGroupMetrics",
                 "",
                 |c| c.prometheus.controller_group_metrics = Some(Vec::new()),
             ),
-            (
+            Pin::always(
                 "dnsproxy-enable-transparent-mode",
                 15,
                 "dnsProxy.enableTransparentMode",
                 "false",
                 |c| c.dns_proxy.enable_transparent_mode = Some(false),
             ),
-            (
+            Pin::always(
                 "tofqdns-endpoint-max-ip-per-hostname",
                 17,
                 "dnsProxy.endpointMaxIpPerHostname",
                 "50",
                 |c| c.dns_proxy.endpoint_max_ip_per_hostname = Some(50),
             ),
-            (
+            Pin::always(
                 "proxy-prometheus-port",
                 15,
                 "envoy.prometheus.enabled",
                 "0 (no Envoy metrics listener)",
                 |c| c.envoy.prometheus.enabled = Some(false),
             ),
-            (
+            Pin::always(
                 "set-cilium-node-taints",
                 15,
                 "operator.setNodeTaints",
                 "false",
                 |c| c.operator.set_node_taints = Some(false),
             ),
-            (
+            Pin::always(
                 "enable-l2-neigh-discovery",
                 18,
                 "l2NeighDiscovery.enabled",
                 "true",
                 |c| c.l2_neigh_discovery.enabled = Some(true),
             ),
-            (
+            Pin::always(
                 "mesh-auth-enabled",
                 19,
                 "authentication.enabled",
                 "true",
                 |c| c.authentication.enabled = Some(true),
             ),
-            (
+            Pin::always(
                 "enable-tcx",
                 16,
                 "bpf.enableTCX",
                 "false (tc attachment)",
                 |c| c.bpf.enable_tcx = Some(false),
             ),
-            (
+            Pin::always(
                 "packetization-layer-pmtud-mode",
                 19,
                 "pmtuDiscovery.packetizationLayerPMTUDMode",
                 "unset (the pods' own setting)",
                 |c| c.pmtu_discovery.packetization_layer_pmtud_mode = Some("unset".to_owned()),
             ),
-            (
+            Pin::always(
                 "policy-default-local-cluster",
                 18,
                 "clustermesh.policyDefaultLocalCluster",
                 "false (policies select endpoints of every cluster)",
                 |c| c.clustermesh.policy_default_local_cluster = Some(false),
             ),
+            // Kubespray renders `enable-hubble` only when Hubble is on; every chart defaults
+            // `hubble.enabled` to true, which would start Hubble on a cluster that ran without it.
+            Pin::always(
+                "enable-hubble",
+                15,
+                "hubble.enabled",
+                "false (no Hubble server)",
+                |c| c.hubble.enabled = Some(false),
+            ),
+            // With the BGP control plane on, every chart writes the Secrets namespace (default
+            // kube-system), which makes the agent watch and use Secrets there; Kubespray's
+            // template sets none, so the agent read no BGP Secrets.
+            Pin {
+                key: "bgp-secrets-namespace",
+                since: 15,
+                path: "bgpControlPlane.secretsNamespace.name",
+                default: "(empty: no BGP Secrets are read)",
+                rendered: |c| c.bgp_control_plane.enabled == Some(true),
+                set: |c| c.bgp_control_plane.secrets_namespace.name = Some(String::new()),
+            },
         ];
         let unset = if self.live_source.is_some() {
             "the live config does not set it"
@@ -772,8 +823,19 @@ impl Mapper {
     }
 
     fn pin_defaults(&mut self, pins: &[Pin], unset: &str) {
-        for &(key, since, path, default, set) in pins {
-            if self.version.minor < since || self.effective.contains_key(key) {
+        for pin in pins {
+            let &Pin {
+                key,
+                since,
+                path,
+                default,
+                rendered,
+                set,
+            } = pin;
+            if self.version.minor < since
+                || self.effective.contains_key(key)
+                || !rendered(&self.values.chart)
+            {
                 continue;
             }
             set(&mut self.values.chart);

@@ -215,6 +215,26 @@ pub struct L2Announcements {
     pub lease_retry_period: Option<String>,
 }
 
+/// `bgpControlPlane.secretsNamespace.*`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct SecretsNamespace {
+    /// -> `bgp-secrets-namespace` (rendered with the BGP control plane on; empty: no Secrets read).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// `bgpControlPlane.*`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BgpControlPlane {
+    /// -> `enable-bgp-control-plane`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// The namespace the agent reads BGP peer Secrets from.
+    #[serde(skip_serializing_if = "is_default")]
+    pub secrets_namespace: SecretsNamespace,
+}
+
 /// `loadBalancer.*`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct LoadBalancer {
@@ -515,9 +535,9 @@ pub struct ChartValues {
     /// -> `enable-policy`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub policy_enforcement_mode: Option<String>,
-    /// -> `enable-bgp-control-plane`.
+    /// -> `enable-bgp-control-plane`, `bgp-secrets-namespace`.
     #[serde(skip_serializing_if = "is_default")]
-    pub bgp_control_plane: Toggle,
+    pub bgp_control_plane: BgpControlPlane,
     /// -> `enable-well-known-identities`.
     #[serde(skip_serializing_if = "is_default")]
     pub well_known_identities: Toggle,

@@ -1114,3 +1114,64 @@ fn only_a_running_1_15_agent_gets_its_defaults_pinned() {
         assert_eq!(advised, !pinned, "{running:?} -> {chart}");
     }
 }
+
+/// Keys Kubespray's template writes only behind a switch, which every chart writes from its own
+/// default: a running 1.15 agent's default is pinned, and only where the chart would render it.
+#[test]
+fn switched_keys_the_chart_defaults_differently_are_pinned() {
+    // (live config, values path, expected value (None: left to the chart), pinned by the tool)
+    type Case<'a> = (&'a [(&'a str, &'a str)], &'a str, Option<Json>, bool);
+    let cases: &[Case] = &[
+        // Hubble off: Kubespray renders no enable-hubble, the charts default hubble.enabled true.
+        (
+            &[("debug", "false")],
+            "hubble.enabled",
+            Some(json!(false)),
+            true,
+        ),
+        (
+            &[("enable-hubble", "true")],
+            "hubble.enabled",
+            Some(json!(true)),
+            false,
+        ),
+        // BGP on: the charts write bgp-secrets-namespace kube-system, Kubespray none.
+        (
+            &[("enable-bgp-control-plane", "True")],
+            "bgpControlPlane.secretsNamespace.name",
+            Some(json!("")),
+            true,
+        ),
+        (
+            &[("enable-bgp-control-plane", "False")],
+            "bgpControlPlane.secretsNamespace.name",
+            None,
+            false,
+        ),
+        (
+            &[
+                ("enable-bgp-control-plane", "true"),
+                ("bgp-secrets-namespace", "bgp"),
+            ],
+            "bgpControlPlane.secretsNamespace.name",
+            Some(json!("bgp")),
+            false,
+        ),
+    ];
+    for (pairs, path, want, pinned) in cases {
+        let translation = run(pairs, &[], "1.15.9").expect("translates");
+        let json = translation.values.to_json().expect("json");
+        let pointer = format!("/{}", path.replace('.', "/"));
+        assert_eq!(json.pointer(&pointer), want.as_ref(), "{pairs:?}: {json:#}");
+        let provenance = translation
+            .values
+            .provenance_of(path)
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        assert_eq!(
+            provenance.contains("pinned"),
+            *pinned,
+            "{pairs:?}: {path}: {provenance}"
+        );
+    }
+}
