@@ -16,6 +16,7 @@ mod live;
 mod translate;
 mod values;
 mod version;
+mod workload;
 
 pub use agent_defaults::{AgentDefault, agent_defaults};
 pub use compare::{ConfigDifference, DifferenceKind, compare_config, compare_config_across};
@@ -24,6 +25,7 @@ pub use live::LiveConfig;
 pub use translate::{Sources, Translation, Warning, WarningKind, translate};
 pub use values::{ChartValues, Provenance, Values};
 pub use version::{ChartVersion, NEWEST_MINOR, OLDEST_MINOR};
+pub use workload::{WorkloadDifference, compare_workloads};
 
 use std::path::PathBuf;
 

@@ -1,0 +1,1409 @@
+//! The workload gate: do the chart's agent DaemonSet and Deployments run on the nodes what the
+//! live ones run?
+//!
+//! [`compare_workloads`] takes the live objects and the rendered ones (plain JSON, as the API or
+//! `helm template` gives them) and compares the DaemonSet `cilium`, the Deployment
+//! `cilium-operator` and, where both sides have them, the Hubble relay and UI Deployments: the
+//! containers and init containers by name (image, command, args, env, mounts with what backs them,
+//! resources, security context, probes, hooks), the pod's placement and identity (host
+//! networking, DNS, priority class, node selection, affinity, tolerations, service account,
+//! grace period) and the roll (update strategy, replicas).
+//!
+//! Both sides are first completed with the API server's defaults (the live objects carry them,
+//! a render does not), so only real differences remain. Each difference gets a stable name the
+//! operator accepts it by, and a verdict from [`RULES`]: the first rule that matches says what it
+//! changes on a node and whether it blocks. The rules list the differences the chart is known to
+//! make for a reason (privileged containers become explicit capabilities, extra init containers,
+//! digests, labels and annotations Helm adds) and otherwise block what changes a node: a host
+//! path or mount the live pods have and the render lacks (the etcd certificates in kvstore mode),
+//! host networking, DNS, placement, priority, resources that may no longer fit or that cap the
+//! agent lower. A difference no rule knows blocks.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use serde::Serialize;
+use serde_json::{Map, Value as Json, json};
+
+/// The workloads compared: kind, name, and whether both sides must have it.
+const WORKLOADS: &[(&str, &str, bool)] = &[
+    ("DaemonSet", "cilium", true),
+    ("Deployment", "cilium-operator", true),
+    ("Deployment", "hubble-relay", false),
+    ("Deployment", "hubble-ui", false),
+];
+
+/// One difference between a live and a rendered workload.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WorkloadDifference {
+    /// Stable name, accepted with `--accept-workload-change NAME`
+    /// (`DaemonSet/cilium: container cilium-agent: volumeMount /var/lib/etcd-config`).
+    pub name: String,
+    /// The live value, completed with the API server's defaults (`None`: absent).
+    pub live: Option<Json>,
+    /// The rendered value, completed likewise (`None`: absent).
+    pub rendered: Option<Json>,
+    /// What it changes on a node, in one sentence.
+    pub effect: String,
+    /// Whether it blocks the hand-over unless accepted by name.
+    pub blocks: bool,
+}
+
+impl fmt::Display for WorkloadDifference {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}: live {} vs rendered {} ({}: {})",
+            self.name,
+            short(self.live.as_ref()),
+            short(self.rendered.as_ref()),
+            if self.blocks { "BLOCKS" } else { "explained" },
+            self.effect
+        )
+    }
+}
+
+/// A value in one line of at most 160 characters.
+fn short(value: Option<&Json>) -> String {
+    let Some(value) = value else {
+        return "(absent)".to_owned();
+    };
+    let text = value.to_string();
+    if text.chars().count() <= 160 {
+        text
+    } else {
+        format!("{}…", text.chars().take(159).collect::<String>())
+    }
+}
+
+/// Compares the live workloads with the rendered ones. Every difference is returned, the
+/// explained ones with `blocks: false`, in a stable order.
+pub fn compare_workloads(live: &[Json], rendered: &[Json]) -> Vec<WorkloadDifference> {
+    let mut out = Vec::new();
+    for (kind, name, required) in WORKLOADS {
+        let workload = format!("{kind}/{name}");
+        match (find(live, kind, name), find(rendered, kind, name)) {
+            (Some(l), Some(r)) => compare_workload(&workload, kind, l, r, &mut out),
+            (Some(_), None) if *required => out.push(WorkloadDifference {
+                name: workload.clone(),
+                live: Some(json!("present")),
+                rendered: None,
+                effect: format!(
+                    "the chart does not render {workload}: it would stop running after the hand-over"
+                ),
+                blocks: true,
+            }),
+            (None, Some(_)) if *required => out.push(WorkloadDifference {
+                name: workload.clone(),
+                live: None,
+                rendered: Some(json!("present")),
+                effect: format!("{workload} does not run now; Helm creates it"),
+                blocks: false,
+            }),
+            // Hubble's Deployments are compared where both sides have them; the adoption plan
+            // reports one the chart leaves alone or creates.
+            _ => {}
+        }
+    }
+    out
+}
+
+fn find<'a>(objects: &'a [Json], kind: &str, name: &str) -> Option<&'a Json> {
+    objects
+        .iter()
+        .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The raw differences.
+
+/// Whether a value appeared, disappeared or changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Change {
+    Added,
+    Removed,
+    Changed,
+}
+
+/// One raw difference, before a rule judges it.
+#[derive(Debug, Clone)]
+struct Raw {
+    /// `DaemonSet/cilium`.
+    workload: String,
+    /// `container NAME` or `initContainer NAME` (`None`: the workload or its pod).
+    container: Option<String>,
+    /// What differs: `volumeMount`, `env`, `dnsPolicy`, ... (`container`: the container itself).
+    aspect: String,
+    /// Which one of it (`/var/lib/etcd-config`, `GOMEMLIMIT`), or empty.
+    key: String,
+    live: Option<Json>,
+    rendered: Option<Json>,
+}
+
+impl Raw {
+    fn change(&self) -> Change {
+        match (&self.live, &self.rendered) {
+            (None, _) => Change::Added,
+            (_, None) => Change::Removed,
+            _ => Change::Changed,
+        }
+    }
+
+    fn name(&self) -> String {
+        let mut name = self.workload.clone();
+        if let Some(container) = &self.container {
+            name.push_str(": ");
+            name.push_str(container);
+        }
+        if self.aspect != "container" {
+            name.push_str(": ");
+            name.push_str(&self.aspect);
+            if !self.key.is_empty() {
+                name.push(' ');
+                name.push_str(&self.key);
+            }
+        }
+        name
+    }
+
+    /// The container's name (without `container `/`initContainer `).
+    fn container_name(&self) -> Option<&str> {
+        self.container
+            .as_deref()
+            .and_then(|c| c.split_once(' ').map(|(_, n)| n))
+    }
+
+    /// The value on the side that has it (rendered first).
+    fn either(&self) -> &Json {
+        self.rendered
+            .as_ref()
+            .or(self.live.as_ref())
+            .unwrap_or(&Json::Null)
+    }
+}
+
+/// The two pods being compared, completed with defaults; rules look at them for context.
+struct Ctx<'a> {
+    live: &'a Json,
+    rendered: &'a Json,
+    /// The rendered replica count (1 for a DaemonSet), for the strategy's percentages.
+    replicas: u64,
+}
+
+fn compare_workload(
+    workload: &str,
+    kind: &str,
+    live: &Json,
+    rendered: &Json,
+    out: &mut Vec<WorkloadDifference>,
+) {
+    let mut raws = Vec::new();
+    let push = |raws: &mut Vec<Raw>,
+                container: Option<String>,
+                aspect: &str,
+                key: &str,
+                l: Option<Json>,
+                r: Option<Json>| {
+        if l != r {
+            raws.push(Raw {
+                workload: workload.to_owned(),
+                container,
+                aspect: aspect.to_owned(),
+                key: key.to_owned(),
+                live: l,
+                rendered: r,
+            });
+        }
+    };
+
+    // The roll.
+    let (live_spec, rendered_spec) = (&live["spec"], &rendered["spec"]);
+    if kind == "DaemonSet" {
+        push(
+            &mut raws,
+            None,
+            "updateStrategy",
+            "",
+            Some(daemonset_strategy(&live_spec["updateStrategy"])),
+            Some(daemonset_strategy(&rendered_spec["updateStrategy"])),
+        );
+    } else {
+        let replicas = |spec: &Json| spec.get("replicas").cloned().unwrap_or(json!(1));
+        push(
+            &mut raws,
+            None,
+            "replicas",
+            "",
+            Some(replicas(live_spec)),
+            Some(replicas(rendered_spec)),
+        );
+        push(
+            &mut raws,
+            None,
+            "strategy",
+            "",
+            Some(deployment_strategy(&live_spec["strategy"])),
+            Some(deployment_strategy(&rendered_spec["strategy"])),
+        );
+    }
+    let min_ready = |spec: &Json| spec.get("minReadySeconds").cloned().unwrap_or(json!(0));
+    push(
+        &mut raws,
+        None,
+        "minReadySeconds",
+        "",
+        Some(min_ready(live_spec)),
+        Some(min_ready(rendered_spec)),
+    );
+
+    // The pod template's labels and annotations.
+    let (lt, rt) = (&live_spec["template"], &rendered_spec["template"]);
+    for (field, aspect) in [("labels", "label"), ("annotations", "annotation")] {
+        let (l, r) = (
+            object(&lt["metadata"][field]),
+            object(&rt["metadata"][field]),
+        );
+        for key in keys(&l, &r) {
+            push(
+                &mut raws,
+                None,
+                aspect,
+                &key,
+                l.get(&key).cloned(),
+                r.get(&key).cloned(),
+            );
+        }
+    }
+
+    // The pod.
+    let live_pod = pod_with_defaults(&lt["spec"]);
+    let rendered_pod = pod_with_defaults(&rt["spec"]);
+    let (lp, rp) = (object(&live_pod), object(&rendered_pod));
+    for key in keys(&lp, &rp) {
+        if ["containers", "initContainers", "volumes"].contains(&key.as_str()) {
+            continue;
+        }
+        if key == "nodeSelector" {
+            let (l, r) = (object(&live_pod[&key]), object(&rendered_pod[&key]));
+            for label in keys(&l, &r) {
+                push(
+                    &mut raws,
+                    None,
+                    "nodeSelector",
+                    &label,
+                    l.get(&label).cloned(),
+                    r.get(&label).cloned(),
+                );
+            }
+            continue;
+        }
+        push(
+            &mut raws,
+            None,
+            &key,
+            "",
+            lp.get(&key).cloned(),
+            rp.get(&key).cloned(),
+        );
+    }
+
+    // The containers, by name; the init containers also by order.
+    for (field, scope) in [
+        ("initContainers", "initContainer"),
+        ("containers", "container"),
+    ] {
+        let l = containers(&live_pod, field);
+        let r = containers(&rendered_pod, field);
+        let names: Vec<&String> = l
+            .iter()
+            .map(|(n, _)| n)
+            .chain(
+                r.iter()
+                    .map(|(n, _)| n)
+                    .filter(|n| !l.iter().any(|(m, _)| m == *n)),
+            )
+            .collect();
+        for name in names {
+            let label = Some(format!("{scope} {name}"));
+            let lc = l.iter().find(|(n, _)| n == name).map(|(_, c)| c);
+            let rc = r.iter().find(|(n, _)| n == name).map(|(_, c)| c);
+            match (lc, rc) {
+                (Some(lc), Some(rc)) => {
+                    compare_container(
+                        &label,
+                        lc,
+                        &live_pod,
+                        rc,
+                        &rendered_pod,
+                        &mut |c, a, k, l, r| {
+                            push(&mut raws, c, a, k, l, r);
+                        },
+                    );
+                }
+                (lc, rc) => push(
+                    &mut raws,
+                    label,
+                    "container",
+                    "",
+                    lc.map(|c| c["image"].clone()),
+                    rc.map(|c| c["image"].clone()),
+                ),
+            }
+        }
+        if field == "initContainers" {
+            let common = |a: &[(String, Json)], b: &[(String, Json)]| -> Vec<String> {
+                a.iter()
+                    .map(|(n, _)| n.clone())
+                    .filter(|n| b.iter().any(|(m, _)| m == n))
+                    .collect()
+            };
+            let (lo, ro) = (common(&l, &r), common(&r, &l));
+            push(
+                &mut raws,
+                None,
+                "initContainer order",
+                "",
+                Some(json!(lo)),
+                Some(json!(ro)),
+            );
+        }
+    }
+
+    let ctx = Ctx {
+        live: &live_pod,
+        rendered: &rendered_pod,
+        replicas: rendered_spec["replicas"].as_u64().unwrap_or(1),
+    };
+    for raw in raws {
+        out.push(judge(&raw, &ctx));
+    }
+}
+
+/// The container's comparable parts, reported through `push(container, aspect, key, live, rendered)`.
+fn compare_container(
+    label: &Option<String>,
+    live: &Json,
+    live_pod: &Json,
+    rendered: &Json,
+    rendered_pod: &Json,
+    push: &mut dyn FnMut(Option<String>, &str, &str, Option<Json>, Option<Json>),
+) {
+    let (l, r) = (
+        container_with_defaults(live),
+        container_with_defaults(rendered),
+    );
+    let (lm, rm) = (object(&l), object(&r));
+    for field in keys(&lm, &rm) {
+        let (lv, rv) = (lm.get(&field).cloned(), rm.get(&field).cloned());
+        match field.as_str() {
+            "name" => {}
+            "env" => {
+                let (le, re) = (named(&l["env"], "name"), named(&r["env"], "name"));
+                for key in keys(&le, &re) {
+                    push(
+                        label.clone(),
+                        "env",
+                        &key,
+                        le.get(&key).cloned(),
+                        re.get(&key).cloned(),
+                    );
+                }
+            }
+            "volumeMounts" => {
+                let (lv, rv) = (mounts(&l, live_pod), mounts(&r, rendered_pod));
+                for key in keys(&lv, &rv) {
+                    push(
+                        label.clone(),
+                        "volumeMount",
+                        &key,
+                        lv.get(&key).cloned(),
+                        rv.get(&key).cloned(),
+                    );
+                }
+            }
+            "resources" => {
+                let (lr, rr) = (resources(&l["resources"]), resources(&r["resources"]));
+                for key in keys(&lr, &rr) {
+                    let (a, b) = (lr.get(&key).cloned(), rr.get(&key).cloned());
+                    let same = match (&a, &b) {
+                        (Some(a), Some(b)) => quantity(a).is_some() && quantity(a) == quantity(b),
+                        _ => false,
+                    };
+                    if !same {
+                        push(label.clone(), "resources", &key, a, b);
+                    }
+                }
+            }
+            "ports" => {
+                let (lp, rp) = (ports(&l["ports"]), ports(&r["ports"]));
+                for key in keys(&lp, &rp) {
+                    push(
+                        label.clone(),
+                        "port",
+                        &key,
+                        lp.get(&key).cloned(),
+                        rp.get(&key).cloned(),
+                    );
+                }
+            }
+            "lifecycle" => {
+                for hook in ["postStart", "preStop"] {
+                    let get = |c: &Json| c["lifecycle"].get(hook).cloned();
+                    push(label.clone(), hook, "", get(&l), get(&r));
+                }
+            }
+            _ => push(label.clone(), &field, "", lv, rv),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Defaults and normal forms.
+
+fn object(value: &Json) -> Map<String, Json> {
+    value.as_object().cloned().unwrap_or_default()
+}
+
+/// The keys of both maps, each once, in order.
+fn keys(a: &Map<String, Json>, b: &Map<String, Json>) -> BTreeSet<String> {
+    a.keys().chain(b.keys()).cloned().collect()
+}
+
+/// A list of objects keyed by `field` (`env` by name).
+fn named(list: &Json, field: &str) -> Map<String, Json> {
+    list.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|item| {
+            let key = item[field].as_str()?.to_owned();
+            let mut rest = object(item);
+            rest.remove(field);
+            Some((key, Json::Object(rest)))
+        })
+        .collect()
+}
+
+fn containers(pod: &Json, field: &str) -> Vec<(String, Json)> {
+    pod[field]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| Some((c["name"].as_str()?.to_owned(), c.clone())))
+        .collect()
+}
+
+/// Sets `key` to `default` when absent (or null).
+fn default(map: &mut Map<String, Json>, key: &str, default: Json) {
+    if map.get(key).is_none_or(Json::is_null) {
+        map.insert(key.to_owned(), default);
+    }
+}
+
+/// The pod spec as the API server stores it: its defaults filled in, the fields admission
+/// derives (priority, the deprecated `serviceAccount`) left out, selectors and tolerations in one
+/// spelling.
+fn pod_with_defaults(spec: &Json) -> Json {
+    let mut pod = object(spec);
+    if let Some(account) = pod.remove("serviceAccount") {
+        default(&mut pod, "serviceAccountName", account);
+    }
+    for derived in ["priority", "preemptionPolicy", "nodeName"] {
+        pod.remove(derived);
+    }
+    for (key, value) in [
+        ("dnsPolicy", json!("ClusterFirst")),
+        ("restartPolicy", json!("Always")),
+        ("schedulerName", json!("default-scheduler")),
+        ("terminationGracePeriodSeconds", json!(30)),
+        ("securityContext", json!({})),
+        ("hostNetwork", json!(false)),
+        ("hostPID", json!(false)),
+        ("hostIPC", json!(false)),
+        ("enableServiceLinks", json!(true)),
+        ("automountServiceAccountToken", json!(true)),
+        ("serviceAccountName", json!("default")),
+        ("priorityClassName", json!("")),
+        ("nodeSelector", json!({})),
+        ("affinity", json!({})),
+        ("tolerations", json!([])),
+    ] {
+        default(&mut pod, &key, value);
+    }
+    let tolerations: BTreeSet<String> = pod["tolerations"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|t| {
+            let mut t = object(t);
+            default(&mut t, "operator", json!("Equal"));
+            t.retain(|_, v| v != "" && !v.is_null());
+            Json::Object(t).to_string()
+        })
+        .collect();
+    pod.insert(
+        "tolerations".to_owned(),
+        Json::Array(
+            tolerations
+                .iter()
+                .filter_map(|t| serde_json::from_str(t).ok())
+                .collect(),
+        ),
+    );
+    let mut affinity = pod["affinity"].clone();
+    normalise_selectors(&mut affinity);
+    pod.insert("affinity".to_owned(), affinity);
+    Json::Object(pod)
+}
+
+/// Label selectors in one spelling: `matchLabels` as `In` expressions, sorted.
+fn normalise_selectors(value: &mut Json) {
+    match value {
+        Json::Object(map) => {
+            for (key, v) in map.iter_mut() {
+                if key == "labelSelector" || key == "namespaceSelector" {
+                    let mut expressions: Vec<Json> = v["matchExpressions"]
+                        .as_array()
+                        .cloned()
+                        .unwrap_or_default();
+                    for (label, val) in object(&v["matchLabels"]) {
+                        expressions.push(json!({"key": label, "operator": "In", "values": [val]}));
+                    }
+                    let mut sorted: Vec<String> = expressions.iter().map(Json::to_string).collect();
+                    sorted.sort();
+                    sorted.dedup();
+                    *v = json!({"matchExpressions": sorted.iter().filter_map(|e| serde_json::from_str::<Json>(e).ok()).collect::<Vec<_>>()});
+                } else {
+                    normalise_selectors(v);
+                }
+            }
+        }
+        Json::Array(items) => items.iter_mut().for_each(normalise_selectors),
+        _ => {}
+    }
+}
+
+fn container_with_defaults(container: &Json) -> Json {
+    let mut c = object(container);
+    let image = c
+        .get("image")
+        .and_then(Json::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let (_, tag, digest) = split_image(&image);
+    let pull = if digest.is_none() && matches!(tag, None | Some("latest")) {
+        "Always"
+    } else {
+        "IfNotPresent"
+    };
+    for (key, value) in [
+        ("imagePullPolicy", json!(pull)),
+        ("terminationMessagePath", json!("/dev/termination-log")),
+        ("terminationMessagePolicy", json!("File")),
+        ("securityContext", json!({})),
+        ("command", json!([])),
+        ("args", json!([])),
+        ("env", json!([])),
+        ("envFrom", json!([])),
+        ("volumeMounts", json!([])),
+        ("ports", json!([])),
+        ("resources", json!({})),
+    ] {
+        default(&mut c, key, value);
+    }
+    // Empty parts of the security context mean nothing.
+    if let Some(Json::Object(sc)) = c.get_mut("securityContext") {
+        sc.retain(|_, v| !v.is_null() && v != &json!({}));
+    }
+    for probe in ["livenessProbe", "readinessProbe", "startupProbe"] {
+        if let Some(Json::Object(p)) = c.get_mut(probe) {
+            for (key, value) in [
+                ("timeoutSeconds", json!(1)),
+                ("periodSeconds", json!(10)),
+                ("successThreshold", json!(1)),
+                ("failureThreshold", json!(3)),
+                ("initialDelaySeconds", json!(0)),
+            ] {
+                default(p, key, value);
+            }
+            if let Some(Json::Object(get)) = p.get_mut("httpGet") {
+                default(get, "scheme", json!("HTTP"));
+            }
+        }
+    }
+    if let Some(Json::Array(env)) = c.get_mut("env") {
+        for var in env.iter_mut() {
+            if let Some(Json::Object(from)) = var.get_mut("valueFrom") {
+                if let Some(Json::Object(r)) = from.get_mut("fieldRef") {
+                    default(r, "apiVersion", json!("v1"));
+                }
+                for source in ["configMapKeyRef", "secretKeyRef"] {
+                    if let Some(Json::Object(r)) = from.get_mut(source) {
+                        default(r, "optional", json!(false));
+                    }
+                }
+                if let Some(Json::Object(r)) = from.get_mut("resourceFieldRef") {
+                    // "0" is how the API server stores the default divisor, which means 1.
+                    if r.get("divisor").is_none_or(|d| d == "0" || d == 0) {
+                        r.insert("divisor".to_owned(), json!("1"));
+                    }
+                }
+            } else if var.get("value").is_none()
+                && let Some(var) = var.as_object_mut()
+            {
+                var.insert("value".to_owned(), json!(""));
+            }
+        }
+    }
+    Json::Object(c)
+}
+
+/// The volume behind each mount, keyed by mount path.
+fn mounts(container: &Json, pod: &Json) -> Map<String, Json> {
+    let volumes = named(&pod["volumes"], "name");
+    container["volumeMounts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|m| {
+            let path = m["mountPath"].as_str()?.to_owned();
+            let name = m["name"].as_str().unwrap_or_default();
+            let mut value = Map::new();
+            value.insert(
+                "volume".to_owned(),
+                volumes
+                    .get(name)
+                    .map_or_else(|| json!({"missing": name}), volume_with_defaults),
+            );
+            value.insert(
+                "readOnly".to_owned(),
+                m.get("readOnly").cloned().unwrap_or(json!(false)),
+            );
+            value.insert(
+                "mountPropagation".to_owned(),
+                m.get("mountPropagation").cloned().unwrap_or(json!("None")),
+            );
+            for extra in ["subPath", "subPathExpr", "recursiveReadOnly"] {
+                if let Some(v) = m.get(extra) {
+                    value.insert(extra.to_owned(), v.clone());
+                }
+            }
+            Some((path, Json::Object(value)))
+        })
+        .collect()
+}
+
+fn volume_with_defaults(volume: &Json) -> Json {
+    let mut v = object(volume);
+    for (source, mode) in [
+        ("configMap", true),
+        ("secret", true),
+        ("projected", true),
+        ("hostPath", false),
+    ] {
+        if let Some(Json::Object(s)) = v.get_mut(source) {
+            if mode {
+                default(s, "defaultMode", json!(420));
+            } else {
+                default(s, "type", json!(""));
+            }
+            if source != "projected" && source != "hostPath" {
+                default(s, "optional", json!(false));
+            }
+        }
+    }
+    Json::Object(v)
+}
+
+/// `requests.cpu`, `limits.memory`, ... of a container's resources.
+fn resources(value: &Json) -> Map<String, Json> {
+    let mut out = Map::new();
+    for part in ["requests", "limits"] {
+        for (name, q) in object(&value[part]) {
+            out.insert(format!("{part}.{name}"), q);
+        }
+    }
+    out
+}
+
+/// Ports keyed `4244/TCP`.
+fn ports(value: &Json) -> Map<String, Json> {
+    value
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| {
+            let port = p["containerPort"].as_u64()?;
+            let protocol = p["protocol"].as_str().unwrap_or("TCP");
+            let mut rest = object(p);
+            rest.remove("containerPort");
+            rest.remove("protocol");
+            Some((format!("{port}/{protocol}"), Json::Object(rest)))
+        })
+        .collect()
+}
+
+fn daemonset_strategy(strategy: &Json) -> Json {
+    let kind = strategy["type"].as_str().unwrap_or("RollingUpdate");
+    if kind != "RollingUpdate" {
+        return json!({ "type": kind });
+    }
+    let rolling = &strategy["rollingUpdate"];
+    json!({
+        "type": kind,
+        "maxUnavailable": rolling.get("maxUnavailable").cloned().unwrap_or(json!(1)),
+        "maxSurge": rolling.get("maxSurge").cloned().unwrap_or(json!(0)),
+    })
+}
+
+fn deployment_strategy(strategy: &Json) -> Json {
+    let kind = strategy["type"].as_str().unwrap_or("RollingUpdate");
+    if kind != "RollingUpdate" {
+        return json!({ "type": kind });
+    }
+    let rolling = &strategy["rollingUpdate"];
+    json!({
+        "type": kind,
+        "maxUnavailable": rolling.get("maxUnavailable").cloned().unwrap_or(json!("25%")),
+        "maxSurge": rolling.get("maxSurge").cloned().unwrap_or(json!("25%")),
+    })
+}
+
+/// An int-or-percent of `replicas`, rounded as the Deployment controller rounds it.
+fn scaled(value: &Json, replicas: u64, round_up: bool) -> Option<u64> {
+    if let Some(n) = value.as_u64() {
+        return Some(n);
+    }
+    let percent: u64 = value.as_str()?.strip_suffix('%')?.parse().ok()?;
+    let exact = percent * replicas;
+    Some(if round_up {
+        exact.div_ceil(100)
+    } else {
+        exact / 100
+    })
+}
+
+/// `repository`, tag and digest of an image reference.
+fn split_image(image: &str) -> (&str, Option<&str>, Option<&str>) {
+    let (rest, digest) = match image.split_once('@') {
+        Some((rest, digest)) => (rest, Some(digest)),
+        None => (image, None),
+    };
+    // A tag follows the last colon after the last slash (a registry port precedes a slash).
+    let slash = rest.rfind('/').map_or(0, |i| i + 1);
+    match rest[slash..].rfind(':') {
+        Some(i) => (&rest[..slash + i], Some(&rest[slash + i + 1..]), digest),
+        None => (rest, None, digest),
+    }
+}
+
+/// A Kubernetes quantity in base units (`100m` is 0.1, `64Mi` is 67108864).
+fn quantity(value: &Json) -> Option<f64> {
+    if let Some(n) = value.as_f64() {
+        return Some(n);
+    }
+    let text = value.as_str()?.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-' || c == '+'))
+        .unwrap_or(text.len());
+    let (number, suffix) = text.split_at(split);
+    let number: f64 = number.parse().ok()?;
+    let factor = match suffix {
+        "" => 1.0,
+        "m" => 1e-3,
+        "k" => 1e3,
+        "M" => 1e6,
+        "G" => 1e9,
+        "T" => 1e12,
+        "P" => 1e15,
+        "E" => 1e18,
+        "Ki" => 1024.0,
+        "Mi" => 1024.0_f64.powi(2),
+        "Gi" => 1024.0_f64.powi(3),
+        "Ti" => 1024.0_f64.powi(4),
+        "Pi" => 1024.0_f64.powi(5),
+        "Ei" => 1024.0_f64.powi(6),
+        exponent => 10f64.powi(exponent.strip_prefix(['e', 'E'])?.parse().ok()?),
+    };
+    Some(number * factor)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The rules.
+
+/// A rule: which raw differences it matches, and its verdict. In the effect, `{key}`, `{live}`,
+/// `{rendered}` and `{source}` (what backs a mount) are filled in.
+#[derive(Clone, Copy)]
+struct Rule {
+    /// The workload (`None`: any; `Deployment/hubble-*` matches by prefix).
+    workload: Option<&'static str>,
+    /// The container's name (`None`: any, or none).
+    container: Option<&'static str>,
+    /// Only for the pod itself, not a container.
+    pod_only: bool,
+    /// The aspect.
+    aspect: &'static str,
+    /// The key (`None`: any; a trailing `*` matches by prefix).
+    key: Option<&'static str>,
+    /// Added, removed or changed (`None`: any).
+    change: Option<Change>,
+    /// A further condition.
+    when: Option<fn(&Raw, &Ctx<'_>) -> bool>,
+    /// Whether it blocks.
+    blocks: bool,
+    /// What it changes on a node, in one sentence.
+    effect: &'static str,
+}
+
+const fn explain(aspect: &'static str, effect: &'static str) -> Rule {
+    Rule {
+        workload: None,
+        container: None,
+        pod_only: false,
+        aspect,
+        key: None,
+        change: None,
+        when: None,
+        blocks: false,
+        effect,
+    }
+}
+
+const fn block(aspect: &'static str, effect: &'static str) -> Rule {
+    Rule {
+        blocks: true,
+        ..explain(aspect, effect)
+    }
+}
+
+impl Rule {
+    const fn on(self, workload: &'static str) -> Rule {
+        Rule {
+            workload: Some(workload),
+            ..self
+        }
+    }
+    const fn container(self, name: &'static str) -> Rule {
+        Rule {
+            container: Some(name),
+            ..self
+        }
+    }
+    const fn pod(self) -> Rule {
+        Rule {
+            pod_only: true,
+            ..self
+        }
+    }
+    const fn key(self, key: &'static str) -> Rule {
+        Rule {
+            key: Some(key),
+            ..self
+        }
+    }
+    const fn change(self, change: Change) -> Rule {
+        Rule {
+            change: Some(change),
+            ..self
+        }
+    }
+    const fn when(self, when: fn(&Raw, &Ctx<'_>) -> bool) -> Rule {
+        Rule {
+            when: Some(when),
+            ..self
+        }
+    }
+
+    fn matches(&self, raw: &Raw, ctx: &Ctx<'_>) -> bool {
+        let glob = |pattern: &str, text: &str| match pattern.strip_suffix('*') {
+            Some(prefix) => text.starts_with(prefix),
+            None => pattern == text,
+        };
+        self.aspect == raw.aspect
+            && self.workload.is_none_or(|w| glob(w, &raw.workload))
+            && self
+                .container
+                .is_none_or(|c| raw.container_name() == Some(c))
+            && (!self.pod_only || raw.container.is_none())
+            && self.key.is_none_or(|k| glob(k, &raw.key))
+            && self.change.is_none_or(|c| c == raw.change())
+            && self.when.is_none_or(|when| when(raw, ctx))
+    }
+}
+
+const AGENT: &str = "DaemonSet/cilium";
+const OPERATOR: &str = "Deployment/cilium-operator";
+const HUBBLE: &str = "Deployment/hubble-*";
+
+/// The verdicts, first match wins; a difference no rule matches blocks.
+const RULES: &[Rule] = &[
+    // Labels and annotations of the pods.
+    explain("label", "a label Helm adds to the pods; the selectors keep matching and nothing on the node reads it").change(Change::Added),
+    block("label", "Services, network policies and monitors that select the pods by {key} no longer find them"),
+    explain("annotation", "AppArmor leaves the container unconfined, as it leaves the live privileged container")
+        .key("container.apparmor.security.beta.kubernetes.io/*")
+        .when(rendered_unconfined),
+    block("annotation", "AppArmor confines the container with another profile than the live pods run with")
+        .key("container.apparmor.security.beta.kubernetes.io/*"),
+    block("annotation", "seccomp filters the container's system calls differently").key("seccomp.security.alpha.kubernetes.io/*"),
+    explain("annotation", "a pre-1.6 scheduler annotation no Kubernetes release reads any more; the tolerations are compared on their own")
+        .key("scheduler.alpha.kubernetes.io/tolerations"),
+    explain("annotation", "an annotation for the tools that read it (rollout restarts, monitoring discovery); the kubelet and Cilium ignore it"),
+    // The roll.
+    block("replicas", "the number of {workload} pods changes from {live} to {rendered}"),
+    explain("strategy", "the same number of pods surges and goes unavailable during a roll, written differently").when(same_effective_strategy),
+    explain("strategy", "Hubble's relay or UI may be briefly unavailable during a roll; nothing on a node changes").on(HUBBLE),
+    block("strategy", "how many pods are replaced at once during this hand-over's roll and every later one"),
+    block("updateStrategy", "how many agents restart at once during this hand-over's roll and every later one; a node whose agent restarts cannot set up new pods meanwhile"),
+    block("minReadySeconds", "how long a new pod must be ready before the roll moves on to the next node"),
+    // The pod.
+    block("hostNetwork", "the pods move between the node's network namespace and a pod network of their own"),
+    block("hostPID", "whether the pods see the node's processes"),
+    block("hostIPC", "whether the pods share the node's IPC namespace"),
+    block("dnsPolicy", "which resolver the pods ask: ClusterFirstWithHostNet resolves through the cluster DNS, ClusterFirst on the host network through the node's /etc/resolv.conf"),
+    block("dnsConfig", "the resolver settings of the pods"),
+    block("priorityClassName", "the order in which the kubelet evicts the pods under node pressure, and which pods the scheduler may preempt for them"),
+    block("terminationGracePeriodSeconds", "how long a pod has to shut down cleanly before the kubelet kills it"),
+    explain("nodeSelector", "every kubelet labels its node kubernetes.io/os=linux: the pods still run on every Linux node")
+        .key("kubernetes.io/os")
+        .change(Change::Added)
+        .when(rendered_is_linux),
+    block("nodeSelector", "the pods run only on nodes labelled {key}={rendered}, or now also on nodes without it"),
+    block("affinity", "which nodes the pods may run on, and next to which pods"),
+    block("tolerations", "the pods stop or start running on nodes with these taints"),
+    explain("automountServiceAccountToken", "hubble-relay does not call the Kubernetes API: it reaches the agents through the hubble-peer Service")
+        .on("Deployment/hubble-relay")
+        .when(rendered_false),
+    block("automountServiceAccountToken", "whether the pods get a Kubernetes API token"),
+    block("serviceAccountName", "the pods act with another ServiceAccount's permissions"),
+    explain("securityContext", "Hubble's relay and UI run as an unprivileged user; they only read mounted Secrets and serve gRPC or HTTP")
+        .on(HUBBLE),
+    explain("securityContext", "AppArmor or seccomp leave the agent unconfined, as they leave the live privileged agent")
+        .pod()
+        .when(pod_adds_only_unconfined),
+    block("securityContext", "the user, groups and kernel confinement the pods run with").pod(),
+    block("initContainer order", "the init containers run in another order each time a pod starts on a node"),
+    // Containers that come or go.
+    explain("container", "the chart's init container writes the agent's configuration from cilium-config into the pod before the agent starts; the live agent reads the ConfigMap directly: the same configuration")
+        .on(AGENT)
+        .container("config")
+        .change(Change::Added),
+    explain("container", "the chart's init container mounts the BPF filesystem at /sys/fs/bpf on the node when it is not mounted yet, as the live privileged agent could itself")
+        .on(AGENT)
+        .container("mount-bpf-fs")
+        .change(Change::Added),
+    block("container", "another program runs in the pods on every node").change(Change::Added),
+    block("container", "a program the live pods run no longer runs"),
+    // Images.
+    explain("image", "the same image, pulled by its digest").when(same_repository_and_tag),
+    explain("image", "the chart runs the operator build for the cluster's IPAM mode (generic for cluster-pool and kubernetes IPAM); the live all-in-one operator holds the same code")
+        .on(OPERATOR)
+        .when(operator_build),
+    explain("image", "the chart's Hubble UI version: a web UI that reads flows through hubble-relay; nothing on a node changes").on("Deployment/hubble-ui"),
+    block("image", "the container runs another build of the code"),
+    explain("imagePullPolicy", "when the kubelet pulls the image, not what runs"),
+    explain("command", "the operator build's own binary name (see its image)").on(OPERATOR).when(operator_build),
+    block("command", "the container runs another program"),
+    block("args", "the program's command-line flags change"),
+    // Environment.
+    explain("env", "the Go runtime collects garbage harder as the container nears its memory limit; the limit itself is compared under resources")
+        .key("GOMEMLIMIT")
+        .change(Change::Added),
+    explain("env", "the container reads an optional cilium-config key, which the config gate compares").change(Change::Added).when(optional_config_key),
+    explain("env", "AWS credentials from the optional Secret cilium-aws, read only by the AWS ENI IPAM build of the operator, which this cluster does not run")
+        .on(OPERATOR)
+        .key("AWS_*")
+        .change(Change::Removed)
+        .when(optional_aws_secret),
+    block("env", "the container's environment variable {key} changes"),
+    block("envFrom", "the container's environment changes"),
+    // Mounts.
+    explain("volumeMount", "the live agent reads cilium-config from this ConfigMap mount; the chart's config init container writes the same configuration into the pod's /tmp")
+        .on(AGENT)
+        .key("/tmp/cilium/config-map")
+        .change(Change::Removed)
+        .when(rendered_has_config_init),
+    explain("volumeMount", "hubble-relay reaches the agents through the hubble-peer Service, not through the node's socket directory")
+        .on("Deployment/hubble-relay")
+        .key("/var/run/cilium")
+        .change(Change::Removed),
+    explain("volumeMount", "the chart's mount-bpf-fs init container mounts the BPF filesystem on the node; the agent sees it (HostToContainer) instead of mounting it itself")
+        .on(AGENT)
+        .key("/sys/fs/bpf")
+        .change(Change::Changed)
+        .when(bpf_mounted_by_init),
+    explain("volumeMount", "the unprivileged agent writes its sysctls through {source} (the live privileged agent wrote them directly)")
+        .on(AGENT)
+        .key("/host/proc/sys/*")
+        .change(Change::Added)
+        .when(host_proc_sys),
+    explain("volumeMount", "mounts {source} into the container; nothing on the node changes").change(Change::Added).when(not_host_path),
+    explain("volumeMount", "{source}, which the live pods mount already, is also mounted into this container")
+        .change(Change::Added)
+        .when(host_path_mounted_live),
+    explain("volumeMount", "the kubelet checks (or creates) the host path before it starts the pod; the live pods mount it, so it exists on every node")
+        .change(Change::Changed)
+        .when(only_host_path_type),
+    explain("volumeMount", "file permissions of the mounted files or optional extra sources; the container reads the same data")
+        .change(Change::Changed)
+        .when(same_data),
+    block("volumeMount", "the container no longer sees {source} at {key}").change(Change::Removed),
+    block("volumeMount", "the container gets {source} at {key}").change(Change::Added),
+    block("volumeMount", "what the container sees at {key} changes: {source}"),
+    // Resources.
+    block("resources", "the scheduler must fit {rendered} of {key} (was {live}) on every node: a full node leaves the new pod pending")
+        .when(request_grows),
+    explain("resources", "the pod reserves less ({key}: {live} → {rendered}) on the node").when(is_request),
+    block("resources", "the kernel caps the container's {key} at {rendered} (was {live}): it throttles or kills it sooner").when(limit_shrinks),
+    explain("resources", "the container may use more ({key}: {live} → {rendered}) before the kernel throttles or kills it"),
+    // Privileges.
+    explain("securityContext", "privileged becomes the chart's explicit capabilities; without CAP_DAC_OVERRIDE the init containers need a root-owned /opt/cni/bin, which the node gate checks")
+        .on(AGENT)
+        .when(privileged_to_capabilities),
+    explain("securityContext", "Hubble's relay and UI run as an unprivileged user; they only read mounted Secrets and serve gRPC or HTTP")
+        .on(HUBBLE),
+    block("securityContext", "the privileges and user the container runs with"),
+    // Ports, probes, hooks.
+    explain("port", "a port declaration: the process listens where its configuration says (the config gate compares it); with host networking the scheduler also reserves it on the node")
+        .when(host_network_or_no_host_port),
+    block("port", "the node forwards host port {key} to the pod"),
+    block("livenessProbe", "the kubelet no longer restarts a hung container").change(Change::Removed),
+    block("readinessProbe", "the roll no longer waits for each pod to be ready before the next one").change(Change::Removed),
+    block("startupProbe", "the kubelet checks liveness from the start, and may restart a slowly starting container").change(Change::Removed),
+    explain("livenessProbe", "when and how the kubelet checks the container's health; not what it does"),
+    explain("readinessProbe", "when and how the kubelet checks the container's health; not what it does"),
+    explain("startupProbe", "when and how the kubelet checks the container's health; not what it does"),
+    explain("postStart", "removes the iptables chains of the AWS VPC CNI when present; Kubespray's nodes have none")
+        .change(Change::Added)
+        .when(aws_snat_cleanup),
+    block("postStart", "a command the kubelet runs in the container when it starts changes"),
+    block("preStop", "a command the kubelet runs in the container before it stops changes"),
+    explain("terminationMessagePolicy", "where the kubelet reads a failed container's last message"),
+    explain("terminationMessagePath", "where the kubelet reads a failed container's last message"),
+];
+
+/// What no rule knows.
+const UNKNOWN: &str = "not classified by this gate: check what it changes on the node";
+
+fn judge(raw: &Raw, ctx: &Ctx<'_>) -> WorkloadDifference {
+    let rule = RULES.iter().find(|r| r.matches(raw, ctx));
+    let (blocks, effect) = rule.map_or((true, UNKNOWN), |r| (r.blocks, r.effect));
+    let effect = effect
+        .replace("{workload}", &raw.workload)
+        .replace("{key}", &raw.key)
+        .replace("{live}", &short(raw.live.as_ref()))
+        .replace("{rendered}", &short(raw.rendered.as_ref()))
+        .replace("{source}", &source(raw));
+    WorkloadDifference {
+        name: raw.name(),
+        live: raw.live.clone(),
+        rendered: raw.rendered.clone(),
+        effect,
+        blocks,
+    }
+}
+
+/// What backs a mount, in words (the rendered side's when both have one).
+fn source(raw: &Raw) -> String {
+    let describe = |mount: &Json| {
+        let v = &mount["volume"];
+        if let Some(path) = v["hostPath"]["path"].as_str() {
+            format!("the node's {path}")
+        } else if let Some(name) = v["configMap"]["name"].as_str() {
+            format!("ConfigMap {name}")
+        } else if let Some(name) = v["secret"]["secretName"].as_str() {
+            format!("Secret {name}")
+        } else if v.get("emptyDir").is_some() {
+            "a scratch directory of the pod".to_owned()
+        } else if let Some(sources) = v["projected"]["sources"].as_array() {
+            let names: Vec<String> = sources
+                .iter()
+                .filter_map(|s| {
+                    s.as_object()?
+                        .iter()
+                        .find_map(|(kind, s)| Some(format!("{kind} {}", s["name"].as_str()?)))
+                })
+                .collect();
+            format!("projected {}", names.join(", "))
+        } else {
+            "a volume".to_owned()
+        }
+    };
+    match (&raw.live, &raw.rendered) {
+        (Some(l), Some(r)) if raw.aspect == "volumeMount" => {
+            let (a, b) = (describe(l), describe(r));
+            if a == b {
+                a
+            } else {
+                format!("{a} becomes {b}")
+            }
+        }
+        _ if raw.aspect == "volumeMount" => describe(raw.either()),
+        _ => String::new(),
+    }
+}
+
+// The conditions of the rules.
+
+fn rendered_unconfined(raw: &Raw, _: &Ctx<'_>) -> bool {
+    raw.rendered == Some(json!("unconfined"))
+}
+
+fn rendered_is_linux(raw: &Raw, _: &Ctx<'_>) -> bool {
+    raw.rendered == Some(json!("linux"))
+}
+
+fn rendered_false(raw: &Raw, _: &Ctx<'_>) -> bool {
+    raw.rendered == Some(json!(false))
+}
+
+fn same_effective_strategy(raw: &Raw, ctx: &Ctx<'_>) -> bool {
+    let (Some(l), Some(r)) = (&raw.live, &raw.rendered) else {
+        return false;
+    };
+    let replicas = ctx.replicas;
+    l["type"] == r["type"]
+        && [("maxSurge", true), ("maxUnavailable", false)]
+            .iter()
+            .all(|(field, up)| {
+                let a = scaled(&l[field], replicas, *up);
+                a.is_some() && a == scaled(&r[field], replicas, *up)
+            })
+}
+
+fn pod_adds_only_unconfined(raw: &Raw, _: &Ctx<'_>) -> bool {
+    let (l, r) = (
+        object(raw.live.as_ref().unwrap_or(&Json::Null)),
+        object(raw.rendered.as_ref().unwrap_or(&Json::Null)),
+    );
+    keys(&l, &r).iter().all(|key| {
+        l.get(key) == r.get(key)
+            || (["appArmorProfile", "seccompProfile"].contains(&key.as_str())
+                && l.get(key).is_none()
+                && r.get(key).is_some_and(|p| p["type"] == "Unconfined"))
+    })
+}
+
+fn same_repository_and_tag(raw: &Raw, _: &Ctx<'_>) -> bool {
+    match (&raw.live, &raw.rendered) {
+        (Some(l), Some(r)) => {
+            let (a, b) = (
+                split_image(l.as_str().unwrap_or_default()),
+                split_image(r.as_str().unwrap_or_default()),
+            );
+            a.0 == b.0 && a.1 == b.1
+        }
+        _ => false,
+    }
+}
+
+/// `.../operator:T` became `.../operator-<build>:T` (or the binary `cilium-operator` became
+/// `cilium-operator-<build>`).
+fn operator_build(raw: &Raw, _: &Ctx<'_>) -> bool {
+    const BUILDS: &[&str] = &["generic", "aws", "azure", "alibabacloud"];
+    let (Some(l), Some(r)) = (&raw.live, &raw.rendered) else {
+        return false;
+    };
+    let build_of = |live: &str, rendered: &str| {
+        rendered
+            .strip_prefix(live)
+            .and_then(|rest| rest.strip_prefix('-'))
+            .is_some_and(|b| BUILDS.contains(&b))
+    };
+    if raw.aspect == "image" {
+        let (a, b) = (
+            split_image(l.as_str().unwrap_or_default()),
+            split_image(r.as_str().unwrap_or_default()),
+        );
+        a.1 == b.1 && build_of(a.0, b.0)
+    } else {
+        match (l.as_array(), r.as_array()) {
+            (Some(a), Some(b)) if a.len() == b.len() && !a.is_empty() => {
+                a[1..] == b[1..]
+                    && build_of(
+                        a[0].as_str().unwrap_or_default(),
+                        b[0].as_str().unwrap_or_default(),
+                    )
+            }
+            _ => false,
+        }
+    }
+}
+
+fn optional_config_key(raw: &Raw, _: &Ctx<'_>) -> bool {
+    let r = &raw.either()["valueFrom"]["configMapKeyRef"];
+    r["name"] == "cilium-config" && r["optional"] == true
+}
+
+fn optional_aws_secret(raw: &Raw, _: &Ctx<'_>) -> bool {
+    let r = &raw.either()["valueFrom"]["secretKeyRef"];
+    r["name"] == "cilium-aws" && r["optional"] == true
+}
+
+fn rendered_has_config_init(_: &Raw, ctx: &Ctx<'_>) -> bool {
+    containers(ctx.rendered, "initContainers")
+        .iter()
+        .any(|(name, c)| name == "config" && c["command"].to_string().contains("build-config"))
+}
+
+fn bpf_mounted_by_init(raw: &Raw, ctx: &Ctx<'_>) -> bool {
+    let (Some(l), Some(r)) = (&raw.live, &raw.rendered) else {
+        return false;
+    };
+    let only_propagation = {
+        let (mut a, mut b) = (l.clone(), r.clone());
+        a["mountPropagation"] = Json::Null;
+        b["mountPropagation"] = Json::Null;
+        a == b
+    };
+    only_propagation
+        && l["mountPropagation"] == "Bidirectional"
+        && r["mountPropagation"] == "HostToContainer"
+        && containers(ctx.rendered, "initContainers")
+            .iter()
+            .any(|(_, c)| {
+                c["volumeMounts"].as_array().into_iter().flatten().any(|m| {
+                    m["mountPath"] == "/sys/fs/bpf" && m["mountPropagation"] == "Bidirectional"
+                })
+            })
+}
+
+fn host_proc_sys(raw: &Raw, _: &Ctx<'_>) -> bool {
+    raw.either()["volume"]["hostPath"]["path"]
+        .as_str()
+        .is_some_and(|p| p.starts_with("/proc/sys/"))
+}
+
+fn not_host_path(raw: &Raw, _: &Ctx<'_>) -> bool {
+    raw.either()["volume"].get("hostPath").is_none()
+}
+
+/// The host path is mounted by the live pod already, writable there if it is writable here.
+fn host_path_mounted_live(raw: &Raw, ctx: &Ctx<'_>) -> bool {
+    let mount = raw.either();
+    let Some(path) = mount["volume"]["hostPath"]["path"].as_str() else {
+        return false;
+    };
+    let writable = mount["readOnly"] != true;
+    ["initContainers", "containers"].iter().any(|field| {
+        containers(ctx.live, field).iter().any(|(_, c)| {
+            mounts(c, ctx.live).values().any(|m| {
+                m["volume"]["hostPath"]["path"] == path && (!writable || m["readOnly"] != true)
+            })
+        })
+    })
+}
+
+/// Only the host path's type changed, to one that checks or creates what the live pods mount.
+fn only_host_path_type(raw: &Raw, _: &Ctx<'_>) -> bool {
+    let (Some(l), Some(r)) = (&raw.live, &raw.rendered) else {
+        return false;
+    };
+    let (mut a, mut b) = (l.clone(), r.clone());
+    let (ta, tb) = (
+        a["volume"]["hostPath"]["type"].clone(),
+        b["volume"]["hostPath"]["type"].clone(),
+    );
+    if a["volume"].get("hostPath").is_none() {
+        return false;
+    }
+    a["volume"]["hostPath"]["type"] = Json::Null;
+    b["volume"]["hostPath"]["type"] = Json::Null;
+    // From "no check" to a check of the same kind of thing, or to create-if-missing.
+    a == b
+        && ta == ""
+        && matches!(
+            tb.as_str(),
+            Some("Directory" | "DirectoryOrCreate" | "File" | "FileOrCreate")
+        )
+}
+
+/// The same ConfigMap or Secret data: only file modes differ, or a Secret became a projected
+/// volume holding it plus optional sources.
+fn same_data(raw: &Raw, _: &Ctx<'_>) -> bool {
+    let (Some(l), Some(r)) = (&raw.live, &raw.rendered) else {
+        return false;
+    };
+    let strip = |m: &Json| {
+        let mut m = m.clone();
+        for source in ["configMap", "secret", "projected"] {
+            if let Some(s) = m["volume"].get_mut(source).and_then(Json::as_object_mut) {
+                s.remove("defaultMode");
+            }
+        }
+        m
+    };
+    let (a, b) = (strip(l), strip(r));
+    if a == b {
+        return true;
+    }
+    // secret S → projected [secret S, optional others]
+    let (mut rest_a, mut rest_b) = (a.clone(), b.clone());
+    rest_a["volume"] = Json::Null;
+    rest_b["volume"] = Json::Null;
+    let Some(secret) = a["volume"]["secret"].as_object() else {
+        return false;
+    };
+    let Some(sources) = b["volume"]["projected"]["sources"].as_array() else {
+        return false;
+    };
+    rest_a == rest_b
+        && sources.iter().all(|s| {
+            let p = &s["secret"];
+            p["name"] == secret.get("secretName").cloned().unwrap_or_default()
+                && p.get("items") == secret.get("items")
+                || p["optional"] == true
+        })
+        && sources
+            .iter()
+            .any(|s| s["secret"]["name"] == secret.get("secretName").cloned().unwrap_or_default())
+}
+
+fn is_request(raw: &Raw, _: &Ctx<'_>) -> bool {
+    raw.key.starts_with("requests.")
+}
+
+fn request_grows(raw: &Raw, ctx: &Ctx<'_>) -> bool {
+    is_request(raw, ctx)
+        && match (&raw.live, &raw.rendered) {
+            (_, None) => false,
+            (None, Some(_)) => true,
+            (Some(l), Some(r)) => {
+                !matches!((quantity(l), quantity(r)), (Some(a), Some(b)) if b <= a)
+            }
+        }
+}
+
+fn limit_shrinks(raw: &Raw, _: &Ctx<'_>) -> bool {
+    raw.key.starts_with("limits.")
+        && match (&raw.live, &raw.rendered) {
+            (_, None) => false,
+            (None, Some(_)) => true,
+            (Some(l), Some(r)) => {
+                !matches!((quantity(l), quantity(r)), (Some(a), Some(b)) if b >= a)
+            }
+        }
+}
+
+/// The live container was privileged; the rendered one runs with a capability list (and the
+/// SELinux type of a privileged container), not privileged and not as another user.
+fn privileged_to_capabilities(raw: &Raw, _: &Ctx<'_>) -> bool {
+    let (Some(l), Some(r)) = (&raw.live, &raw.rendered) else {
+        return false;
+    };
+    let allowed = ["capabilities", "seLinuxOptions", "privileged"];
+    l["privileged"] == true
+        && r["privileged"] != true
+        && object(l).keys().all(|k| k == "privileged")
+        && object(r).keys().all(|k| allowed.contains(&k.as_str()))
+}
+
+fn host_network_or_no_host_port(raw: &Raw, ctx: &Ctx<'_>) -> bool {
+    let host_port = |p: &Option<Json>| p.as_ref().and_then(|p| p.get("hostPort").cloned());
+    ctx.rendered["hostNetwork"] == true && ctx.live["hostNetwork"] == true
+        || host_port(&raw.live) == host_port(&raw.rendered)
+}
+
+fn aws_snat_cleanup(raw: &Raw, _: &Ctx<'_>) -> bool {
+    let text = raw.either().to_string();
+    text.contains("AWS-SNAT-CHAIN") && text.contains("iptables-restore")
+}
