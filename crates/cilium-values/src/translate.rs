@@ -1419,6 +1419,15 @@ impl Mapper {
             ] {
                 self.values.note(path, provenance.clone());
             }
+            // Kubespray's kvstore-mode agent and operator resolve through the cluster DNS; the
+            // chart leaves host-network pods on the node's resolver (the workload gate).
+            self.values.chart.dns_policy = Some("ClusterFirstWithHostNet".to_owned());
+            self.values.chart.operator.dns_policy = Some("ClusterFirstWithHostNet".to_owned());
+            let dns = Provenance::Tool {
+                reason: "Kubespray's kvstore-mode agent and operator run with dnsPolicy ClusterFirstWithHostNet".to_owned(),
+            };
+            self.values.note("dnsPolicy", dns.clone());
+            self.values.note("operator.dnsPolicy", dns);
         }
         Ok(())
     }

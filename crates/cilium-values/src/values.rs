@@ -312,6 +312,9 @@ pub struct Operator {
     /// Extra mounts for those volumes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub extra_volume_mounts: Option<Vec<Json>>,
+    /// The operator pods' DNS policy (kvstore mode: `ClusterFirstWithHostNet`, as Kubespray's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dns_policy: Option<String>,
 }
 
 /// `hubble.metrics.*`.
@@ -610,6 +613,9 @@ pub struct ChartValues {
     /// Extra agent mounts for those volumes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub extra_volume_mounts: Option<Vec<Json>>,
+    /// The agent pods' DNS policy (kvstore mode: `ClusterFirstWithHostNet`, as Kubespray's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dns_policy: Option<String>,
     /// Agent API client rate limits.
     #[serde(skip_serializing_if = "is_default")]
     pub k8s_client_rate_limit: K8sClientRateLimit,
