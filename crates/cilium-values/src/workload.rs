@@ -190,6 +190,41 @@ struct Ctx<'a> {
     replicas: u64,
 }
 
+/// Collects the raw differences of one workload.
+struct Raws {
+    workload: String,
+    /// The container being compared (`None`: the workload or its pod).
+    container: Option<String>,
+    list: Vec<Raw>,
+}
+
+impl Raws {
+    fn add(&mut self, aspect: &str, key: &str, live: Option<Json>, rendered: Option<Json>) {
+        if live != rendered {
+            self.list.push(Raw {
+                workload: self.workload.clone(),
+                container: self.container.clone(),
+                aspect: aspect.to_owned(),
+                key: key.to_owned(),
+                live,
+                rendered,
+            });
+        }
+    }
+
+    /// One difference per key of two maps.
+    fn each(&mut self, aspect: &str, live: &Map<String, Json>, rendered: &Map<String, Json>) {
+        for key in keys(live, rendered) {
+            self.add(
+                aspect,
+                &key,
+                live.get(&key).cloned(),
+                rendered.get(&key).cloned(),
+            );
+        }
+    }
+}
+
 fn compare_workload(
     workload: &str,
     kind: &str,
@@ -197,31 +232,16 @@ fn compare_workload(
     rendered: &Json,
     out: &mut Vec<WorkloadDifference>,
 ) {
-    let mut raws = Vec::new();
-    let push = |raws: &mut Vec<Raw>,
-                container: Option<String>,
-                aspect: &str,
-                key: &str,
-                l: Option<Json>,
-                r: Option<Json>| {
-        if l != r {
-            raws.push(Raw {
-                workload: workload.to_owned(),
-                container,
-                aspect: aspect.to_owned(),
-                key: key.to_owned(),
-                live: l,
-                rendered: r,
-            });
-        }
+    let mut raws = Raws {
+        workload: workload.to_owned(),
+        container: None,
+        list: Vec::new(),
     };
 
     // The roll.
     let (live_spec, rendered_spec) = (&live["spec"], &rendered["spec"]);
     if kind == "DaemonSet" {
-        push(
-            &mut raws,
-            None,
+        raws.add(
             "updateStrategy",
             "",
             Some(daemonset_strategy(&live_spec["updateStrategy"])),
@@ -229,17 +249,13 @@ fn compare_workload(
         );
     } else {
         let replicas = |spec: &Json| spec.get("replicas").cloned().unwrap_or(json!(1));
-        push(
-            &mut raws,
-            None,
+        raws.add(
             "replicas",
             "",
             Some(replicas(live_spec)),
             Some(replicas(rendered_spec)),
         );
-        push(
-            &mut raws,
-            None,
+        raws.add(
             "strategy",
             "",
             Some(deployment_strategy(&live_spec["strategy"])),
@@ -247,9 +263,7 @@ fn compare_workload(
         );
     }
     let min_ready = |spec: &Json| spec.get("minReadySeconds").cloned().unwrap_or(json!(0));
-    push(
-        &mut raws,
-        None,
+    raws.add(
         "minReadySeconds",
         "",
         Some(min_ready(live_spec)),
@@ -259,20 +273,11 @@ fn compare_workload(
     // The pod template's labels and annotations.
     let (lt, rt) = (&live_spec["template"], &rendered_spec["template"]);
     for (field, aspect) in [("labels", "label"), ("annotations", "annotation")] {
-        let (l, r) = (
-            object(&lt["metadata"][field]),
-            object(&rt["metadata"][field]),
+        raws.each(
+            aspect,
+            &object(&lt["metadata"][field]),
+            &object(&rt["metadata"][field]),
         );
-        for key in keys(&l, &r) {
-            push(
-                &mut raws,
-                None,
-                aspect,
-                &key,
-                l.get(&key).cloned(),
-                r.get(&key).cloned(),
-            );
-        }
     }
 
     // The pod.
@@ -280,31 +285,16 @@ fn compare_workload(
     let rendered_pod = pod_with_defaults(&rt["spec"]);
     let (lp, rp) = (object(&live_pod), object(&rendered_pod));
     for key in keys(&lp, &rp) {
-        if ["containers", "initContainers", "volumes"].contains(&key.as_str()) {
-            continue;
+        match key.as_str() {
+            // Containers below; volumes through the mounts that use them.
+            "containers" | "initContainers" | "volumes" => {}
+            "nodeSelector" => raws.each(
+                "nodeSelector",
+                &object(&live_pod[&key]),
+                &object(&rendered_pod[&key]),
+            ),
+            _ => raws.add(&key, "", lp.get(&key).cloned(), rp.get(&key).cloned()),
         }
-        if key == "nodeSelector" {
-            let (l, r) = (object(&live_pod[&key]), object(&rendered_pod[&key]));
-            for label in keys(&l, &r) {
-                push(
-                    &mut raws,
-                    None,
-                    "nodeSelector",
-                    &label,
-                    l.get(&label).cloned(),
-                    r.get(&label).cloned(),
-                );
-            }
-            continue;
-        }
-        push(
-            &mut raws,
-            None,
-            &key,
-            "",
-            lp.get(&key).cloned(),
-            rp.get(&key).cloned(),
-        );
     }
 
     // The containers, by name; the init containers also by order.
@@ -314,35 +304,21 @@ fn compare_workload(
     ] {
         let l = containers(&live_pod, field);
         let r = containers(&rendered_pod, field);
-        let names: Vec<&String> = l
-            .iter()
-            .map(|(n, _)| n)
-            .chain(
-                r.iter()
-                    .map(|(n, _)| n)
-                    .filter(|n| !l.iter().any(|(m, _)| m == *n)),
-            )
-            .collect();
+        let mut names: Vec<&String> = l.iter().map(|(n, _)| n).collect();
+        for (name, _) in &r {
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
         for name in names {
-            let label = Some(format!("{scope} {name}"));
+            raws.container = Some(format!("{scope} {name}"));
             let lc = l.iter().find(|(n, _)| n == name).map(|(_, c)| c);
             let rc = r.iter().find(|(n, _)| n == name).map(|(_, c)| c);
             match (lc, rc) {
                 (Some(lc), Some(rc)) => {
-                    compare_container(
-                        &label,
-                        lc,
-                        &live_pod,
-                        rc,
-                        &rendered_pod,
-                        &mut |c, a, k, l, r| {
-                            push(&mut raws, c, a, k, l, r);
-                        },
-                    );
+                    compare_container(&mut raws, lc, &live_pod, rc, &rendered_pod);
                 }
-                (lc, rc) => push(
-                    &mut raws,
-                    label,
+                (lc, rc) => raws.add(
                     "container",
                     "",
                     lc.map(|c| c["image"].clone()),
@@ -350,6 +326,7 @@ fn compare_workload(
                 ),
             }
         }
+        raws.container = None;
         if field == "initContainers" {
             let common = |a: &[(String, Json)], b: &[(String, Json)]| -> Vec<String> {
                 a.iter()
@@ -357,14 +334,11 @@ fn compare_workload(
                     .filter(|n| b.iter().any(|(m, _)| m == n))
                     .collect()
             };
-            let (lo, ro) = (common(&l, &r), common(&r, &l));
-            push(
-                &mut raws,
-                None,
+            raws.add(
                 "initContainer order",
                 "",
-                Some(json!(lo)),
-                Some(json!(ro)),
+                Some(json!(common(&l, &r))),
+                Some(json!(common(&r, &l))),
             );
         }
     }
@@ -374,19 +348,16 @@ fn compare_workload(
         rendered: &rendered_pod,
         replicas: rendered_spec["replicas"].as_u64().unwrap_or(1),
     };
-    for raw in raws {
-        out.push(judge(&raw, &ctx));
-    }
+    out.extend(raws.list.iter().map(|raw| judge(raw, &ctx)));
 }
 
-/// The container's comparable parts, reported through `push(container, aspect, key, live, rendered)`.
+/// The differences of one container present on both sides.
 fn compare_container(
-    label: &Option<String>,
+    raws: &mut Raws,
     live: &Json,
     live_pod: &Json,
     rendered: &Json,
     rendered_pod: &Json,
-    push: &mut dyn FnMut(Option<String>, &str, &str, Option<Json>, Option<Json>),
 ) {
     let (l, r) = (
         container_with_defaults(live),
@@ -394,65 +365,35 @@ fn compare_container(
     );
     let (lm, rm) = (object(&l), object(&r));
     for field in keys(&lm, &rm) {
-        let (lv, rv) = (lm.get(&field).cloned(), rm.get(&field).cloned());
         match field.as_str() {
             "name" => {}
-            "env" => {
-                let (le, re) = (named(&l["env"], "name"), named(&r["env"], "name"));
-                for key in keys(&le, &re) {
-                    push(
-                        label.clone(),
-                        "env",
-                        &key,
-                        le.get(&key).cloned(),
-                        re.get(&key).cloned(),
-                    );
-                }
-            }
+            "env" => raws.each("env", &named(&l["env"], "name"), &named(&r["env"], "name")),
             "volumeMounts" => {
-                let (lv, rv) = (mounts(&l, live_pod), mounts(&r, rendered_pod));
-                for key in keys(&lv, &rv) {
-                    push(
-                        label.clone(),
-                        "volumeMount",
-                        &key,
-                        lv.get(&key).cloned(),
-                        rv.get(&key).cloned(),
-                    );
-                }
+                raws.each(
+                    "volumeMount",
+                    &mounts(&l, live_pod),
+                    &mounts(&r, rendered_pod),
+                );
             }
             "resources" => {
                 let (lr, rr) = (resources(&l["resources"]), resources(&r["resources"]));
                 for key in keys(&lr, &rr) {
                     let (a, b) = (lr.get(&key).cloned(), rr.get(&key).cloned());
-                    let same = match (&a, &b) {
-                        (Some(a), Some(b)) => quantity(a).is_some() && quantity(a) == quantity(b),
-                        _ => false,
-                    };
+                    // `1000m` is `1`: compare amounts, not spellings.
+                    let same = matches!((&a, &b), (Some(a), Some(b)) if quantity(a).is_some() && quantity(a) == quantity(b));
                     if !same {
-                        push(label.clone(), "resources", &key, a, b);
+                        raws.add("resources", &key, a, b);
                     }
                 }
             }
-            "ports" => {
-                let (lp, rp) = (ports(&l["ports"]), ports(&r["ports"]));
-                for key in keys(&lp, &rp) {
-                    push(
-                        label.clone(),
-                        "port",
-                        &key,
-                        lp.get(&key).cloned(),
-                        rp.get(&key).cloned(),
-                    );
-                }
-            }
+            "ports" => raws.each("port", &ports(&l["ports"]), &ports(&r["ports"])),
             "lifecycle" => {
                 for hook in ["postStart", "preStop"] {
                     let get = |c: &Json| c["lifecycle"].get(hook).cloned();
-                    push(label.clone(), hook, "", get(&l), get(&r));
+                    raws.add(hook, "", get(&l), get(&r));
                 }
             }
-            _ => push(label.clone(), &field, "", lv, rv),
+            _ => raws.add(&field, "", lm.get(&field).cloned(), rm.get(&field).cloned()),
         }
     }
 }
@@ -527,7 +468,7 @@ fn pod_with_defaults(spec: &Json) -> Json {
         ("affinity", json!({})),
         ("tolerations", json!([])),
     ] {
-        default(&mut pod, &key, value);
+        default(&mut pod, key, value);
     }
     let tolerations: BTreeSet<String> = pod["tolerations"]
         .as_array()
@@ -668,15 +609,21 @@ fn mounts(container: &Json, pod: &Json) -> Map<String, Json> {
             let path = m["mountPath"].as_str()?.to_owned();
             let name = m["name"].as_str().unwrap_or_default();
             let mut value = Map::new();
-            value.insert(
-                "volume".to_owned(),
-                volumes
-                    .get(name)
-                    .map_or_else(|| json!({"missing": name}), volume_with_defaults),
-            );
+            let volume = volumes
+                .get(name)
+                .map_or_else(|| json!({"missing": name}), volume_with_defaults);
+            // The kubelet mounts these read-only whatever the mount says.
+            let always_read_only = ["configMap", "secret", "projected", "downwardAPI"]
+                .iter()
+                .any(|kind| volume.get(kind).is_some());
+            value.insert("volume".to_owned(), volume);
             value.insert(
                 "readOnly".to_owned(),
-                m.get("readOnly").cloned().unwrap_or(json!(false)),
+                if always_read_only {
+                    json!(true)
+                } else {
+                    m.get("readOnly").cloned().unwrap_or(json!(false))
+                },
             );
             value.insert(
                 "mountPropagation".to_owned(),
@@ -694,6 +641,8 @@ fn mounts(container: &Json, pod: &Json) -> Map<String, Json> {
 
 fn volume_with_defaults(volume: &Json) -> Json {
     let mut v = object(volume);
+    // The order of `items` means nothing; each names its own file.
+    sort_items(&mut v);
     for (source, mode) in [
         ("configMap", true),
         ("secret", true),
@@ -712,6 +661,23 @@ fn volume_with_defaults(volume: &Json) -> Json {
         }
     }
     Json::Object(v)
+}
+
+fn sort_items(map: &mut Map<String, Json>) {
+    for (key, value) in map.iter_mut() {
+        match value {
+            Json::Array(items) if key == "items" => {
+                items.sort_by_key(|item| item["key"].as_str().unwrap_or_default().to_owned());
+            }
+            Json::Array(items) => {
+                for item in items.iter_mut().filter_map(Json::as_object_mut) {
+                    sort_items(item);
+                }
+            }
+            Json::Object(inner) => sort_items(inner),
+            _ => {}
+        }
+    }
 }
 
 /// `requests.cpu`, `limits.memory`, ... of a container's resources.
@@ -961,7 +927,11 @@ const RULES: &[Rule] = &[
     block("hostIPC", "whether the pods share the node's IPC namespace"),
     block("dnsPolicy", "which resolver the pods ask: ClusterFirstWithHostNet resolves through the cluster DNS, ClusterFirst on the host network through the node's /etc/resolv.conf"),
     block("dnsConfig", "the resolver settings of the pods"),
+    explain("priorityClassName", "both are critical priorities, which the kubelet never evicts for node pressure; only a node-critical pod may now preempt an operator pod on a full node")
+        .on(OPERATOR)
+        .when(critical_to_critical),
     block("priorityClassName", "the order in which the kubelet evicts the pods under node pressure, and which pods the scheduler may preempt for them"),
+    explain("terminationGracePeriodSeconds", "how long Hubble's relay or UI has to close its connections when it stops; nothing on a node changes").on(HUBBLE),
     block("terminationGracePeriodSeconds", "how long a pod has to shut down cleanly before the kubelet kills it"),
     explain("nodeSelector", "every kubelet labels its node kubernetes.io/os=linux: the pods still run on every Linux node")
         .key("kubernetes.io/os")
@@ -1143,6 +1113,14 @@ fn source(raw: &Raw) -> String {
 }
 
 // The conditions of the rules.
+
+fn critical_to_critical(raw: &Raw, _: &Ctx<'_>) -> bool {
+    let critical = |v: &Option<Json>| {
+        v.as_ref()
+            .is_some_and(|v| v == "system-node-critical" || v == "system-cluster-critical")
+    };
+    critical(&raw.live) && critical(&raw.rendered)
+}
 
 fn rendered_unconfined(raw: &Raw, _: &Ctx<'_>) -> bool {
     raw.rendered == Some(json!("unconfined"))
