@@ -1528,7 +1528,10 @@ impl Mapper {
         }
     }
 
-    /// Every key not mapped to a typed value is carried verbatim, so the rendered config keeps it.
+    /// Every key not mapped to a typed value is carried verbatim, so the rendered config keeps it;
+    /// except a key the target chart writes itself, which is left to the chart (a second copy
+    /// would make the ConfigMap hold the key twice) and named in one warning: the gate compares
+    /// the chart's value with the live one.
     fn carry_rest(&mut self) {
         let rest: Vec<(String, (String, Provenance))> = self
             .effective
@@ -1536,8 +1539,32 @@ impl Mapper {
             .filter(|(k, _)| !self.consumed.contains(*k))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
+        let mut left = Vec::new();
         for (key, (value, provenance)) in rest {
-            self.carry(&key, value, provenance);
+            if self.version.writes_itself(&key) {
+                self.consumed.insert(key.clone());
+                left.push(key);
+            } else {
+                self.carry(&key, value, provenance);
+            }
+        }
+        if !left.is_empty() {
+            let location = self
+                .live_source
+                .clone()
+                .unwrap_or_else(|| "the inventory's cilium-config".to_owned());
+            self.warn(
+                WarningKind::Advice,
+                "cilium-config",
+                None,
+                location,
+                format!(
+                    "chart {} writes {} of these keys itself, from values this tool does not set; each is left to the chart and the gate compares its value with this one: {}",
+                    self.version,
+                    left.len(),
+                    left.join(", ")
+                ),
+            );
         }
     }
 }

@@ -141,6 +141,151 @@ impl ChartVersion {
     }
 }
 
+/// cilium-config keys the released charts write from their own values, which the translation does
+/// not model: `(key, first minor, last minor)`. A live key among them is left to the chart (and the
+/// gate compares the chart's value with the live one): a copy in `extraConfig` would be a second
+/// `key:` in the same ConfigMap, which a strict YAML reader refuses.
+///
+/// Read from `helm template` of the released charts 1.15.9, 1.15.19, 1.16.19, 1.17.3, 1.17.18,
+/// 1.18.12 and 1.19.6 with their defaults and with each switch this crate writes turned on
+/// (Hubble with relay, metrics and TLS; IPsec; WireGuard; BGP; kube-proxy replacement; L2
+/// announcements; agent, operator and Envoy metrics; native routing), minus the keys the
+/// translation maps to typed values, 2026-12-06.
+const CHART_WRITTEN: &[(&str, u32, u32)] = &[
+    ("agent-not-ready-taint-key", 15, 19),
+    ("arping-refresh-period", 15, 17),
+    ("bgp-router-id-allocation-ip-pool", 18, 19),
+    ("bgp-router-id-allocation-mode", 18, 19),
+    ("bpf-distributed-lru", 17, 19),
+    ("bpf-events-drop-enabled", 16, 19),
+    ("bpf-events-policy-verdict-enabled", 16, 19),
+    ("bpf-events-trace-enabled", 16, 19),
+    ("bpf-lb-algorithm-annotation", 17, 19),
+    ("bpf-lb-external-clusterip", 15, 19),
+    ("bpf-lb-mode-annotation", 17, 19),
+    ("bpf-lb-source-range-all-types", 17, 19),
+    ("bpf-policy-stats-map-max", 18, 19),
+    ("bpf-root", 15, 19),
+    ("cilium-endpoint-gc-interval", 15, 19),
+    ("clustermesh-cache-ttl", 19, 19),
+    ("clustermesh-enable-endpoint-sync", 16, 19),
+    ("clustermesh-enable-mcs-api", 16, 19),
+    ("clustermesh-mcs-api-install-crds", 19, 19),
+    ("controller-group-metrics", 15, 19),
+    ("datapath-mode", 16, 19),
+    ("default-lb-service-ipam", 17, 19),
+    ("direct-routing-skip-unreachable", 16, 19),
+    ("dnsproxy-socket-linger-timeout", 15, 19),
+    ("egress-gateway-reconciliation-trigger-interval", 15, 19),
+    ("enable-auto-protect-node-port-range", 15, 19),
+    ("enable-bgp-control-plane-status-report", 17, 19),
+    ("enable-bgp-legacy-origin-attribute", 18, 19),
+    ("enable-drift-checker", 18, 19),
+    ("enable-dynamic-config", 18, 19),
+    ("enable-endpoint-lockdown-on-policy-overflow", 17, 19),
+    ("enable-experimental-lb", 17, 17),
+    ("enable-health-check-loadbalancer-ip", 15, 19),
+    ("enable-health-check-nodeport", 15, 19),
+    ("enable-internal-traffic-policy", 17, 18),
+    ("enable-ipsec-encrypted-overlay", 16, 19),
+    ("enable-ipsec-key-watcher", 15, 19),
+    ("enable-ipv4-big-tcp", 15, 19),
+    ("enable-ipv6-big-tcp", 15, 19),
+    ("enable-k8s-networkpolicy", 15, 19),
+    ("enable-k8s-terminating-endpoint", 15, 17),
+    ("enable-lb-ipam", 17, 19),
+    ("enable-local-redirect-policy", 15, 17),
+    ("enable-masquerade-to-route-source", 15, 19),
+    ("enable-no-service-endpoints-routable", 19, 19),
+    ("enable-node-selector-labels", 16, 19),
+    ("enable-non-default-deny-policies", 17, 19),
+    ("enable-policy-secrets-sync", 17, 19),
+    ("enable-runtime-device-detection", 16, 17),
+    ("enable-sctp", 15, 19),
+    ("enable-service-topology", 19, 19),
+    ("enable-source-ip-verification", 17, 19),
+    ("enable-svc-source-range-check", 15, 18),
+    ("enable-tcx", 16, 19),
+    ("enable-vtep", 15, 19),
+    ("enable-xt-socket-fallback", 15, 19),
+    ("envoy-access-log-buffer-size", 16, 19),
+    ("envoy-base-id", 16, 19),
+    ("envoy-keep-cap-netbindservice", 16, 19),
+    ("external-envoy-proxy", 15, 19),
+    ("health-check-icmp-failure-threshold", 17, 19),
+    ("http-retry-count", 17, 19),
+    ("http-stream-idle-timeout", 18, 19),
+    ("hubble-export-file-max-backups", 15, 17),
+    ("hubble-export-file-max-size-mb", 15, 17),
+    ("hubble-metrics-server-enable-tls", 16, 19),
+    ("hubble-network-policy-correlation-enabled", 18, 19),
+    ("identity-gc-interval", 15, 19),
+    ("identity-heartbeat-timeout", 15, 19),
+    ("identity-management-mode", 18, 19),
+    ("ipam-cilium-node-update-rate", 15, 19),
+    ("ipsec-key-rotation-duration", 15, 19),
+    ("iptables-random-fully", 17, 19),
+    ("k8s-require-ipv4-pod-cidr", 16, 19),
+    ("k8s-require-ipv6-pod-cidr", 16, 19),
+    ("max-connected-clusters", 15, 19),
+    ("mesh-auth-gc-interval", 15, 19),
+    ("mesh-auth-queue-size", 15, 19),
+    ("mesh-auth-rotated-identities-queue-size", 15, 19),
+    ("metrics-sampling-interval", 18, 19),
+    ("nat-map-stats-entries", 16, 19),
+    ("nat-map-stats-interval", 16, 19),
+    ("node-port-bind-protection", 15, 19),
+    ("nodeport-addresses", 16, 19),
+    ("nodes-gc-interval", 15, 19),
+    ("packetization-layer-pmtud-mode", 19, 19),
+    ("policy-cidr-match-mode", 15, 19),
+    ("policy-default-local-cluster", 18, 19),
+    ("policy-deny-response", 19, 19),
+    ("policy-secrets-namespace", 17, 19),
+    ("policy-secrets-only-from-secrets-namespace", 17, 19),
+    ("procfs", 15, 19),
+    ("proxy-cluster-max-connections", 19, 19),
+    ("proxy-cluster-max-requests", 19, 19),
+    ("proxy-connect-timeout", 15, 19),
+    ("proxy-idle-timeout-seconds", 15, 19),
+    ("proxy-initial-fetch-timeout", 16, 19),
+    ("proxy-max-active-downstream-connections", 19, 19),
+    ("proxy-max-concurrent-retries", 17, 19),
+    ("proxy-max-connection-duration-seconds", 15, 19),
+    ("proxy-max-requests-per-connection", 15, 19),
+    ("proxy-prometheus-port", 15, 15),
+    ("proxy-use-original-source-address", 19, 19),
+    ("proxy-xff-num-trusted-hops-egress", 15, 19),
+    ("proxy-xff-num-trusted-hops-ingress", 15, 19),
+    ("remove-cilium-node-taints", 15, 19),
+    ("service-no-backend-response", 15, 19),
+    ("set-cilium-is-up-condition", 15, 19),
+    ("skip-cnp-status-startup-clean", 15, 15),
+    ("synchronize-k8s-nodes", 15, 19),
+    ("tofqdns-dns-reject-response-code", 15, 19),
+    ("tofqdns-enable-dns-compression", 15, 19),
+    ("tofqdns-idle-connection-grace-period", 15, 19),
+    ("tofqdns-max-deferred-connection-deletes", 15, 19),
+    ("tofqdns-preallocate-identities", 18, 19),
+    ("tofqdns-proxy-response-max-delay", 15, 19),
+    ("tunnel-source-port-range", 17, 19),
+    ("unmanaged-pod-watcher-interval", 15, 19),
+    ("vtep-cidr", 15, 19),
+    ("vtep-endpoint", 15, 19),
+    ("vtep-mac", 15, 19),
+    ("vtep-mask", 15, 19),
+    ("wireguard-persistent-keepalive", 15, 19),
+];
+
+impl ChartVersion {
+    /// Whether this chart writes `key` itself from values the translation does not model.
+    pub fn writes_itself(self, key: &str) -> bool {
+        CHART_WRITTEN
+            .iter()
+            .any(|&(k, first, last)| k == key && (first..=last).contains(&self.minor))
+    }
+}
+
 impl fmt::Display for ChartVersion {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}.{}.{}", self.major, self.minor, self.patch)
@@ -199,6 +344,24 @@ mod tests {
         assert!(v("1.18.12").has_node_port_value());
         assert!(!v("1.19.6").has_node_port_value());
         assert_eq!(v("v1.15.9").to_string(), "1.15.9");
+    }
+
+    #[test]
+    fn keys_the_charts_write_themselves() {
+        let v = |s: &str| ChartVersion::parse(s).expect("valid version");
+        assert!(v("1.15.9").writes_itself("agent-not-ready-taint-key"));
+        assert!(!v("1.16.19").writes_itself("tunnel-source-port-range"));
+        assert!(v("1.17.3").writes_itself("tunnel-source-port-range"));
+        assert!(!v("1.19.6").writes_itself("kvstore"));
+        for window in CHART_WRITTEN.windows(2) {
+            assert!(window[0].0 < window[1].0, "{window:?}: sorted, once each");
+        }
+        for &(key, first, last) in CHART_WRITTEN {
+            assert!(
+                OLDEST_MINOR <= first && first <= last && last <= NEWEST_MINOR,
+                "{key}"
+            );
+        }
     }
 
     /// Render quirks read from the released charts (latest patches and the patch where each moved).
