@@ -1000,15 +1000,18 @@ fn bad_input_names_the_file_the_key_and_the_fix() {
 /// (kubespray.md §3.1: 3 etcd hosts, kube_pods_subnet 10.233.64.0/18).
 #[test]
 fn kubespray_view_of_the_v2_27_1_sample_matches_the_reference_rendering() {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let sample = root.join("../shared/kubespray/samples/v2.27.1");
-    if !sample.is_dir() {
-        eprintln!(
-            "skipped: {} is missing (Kubespray's sample inventories are shared test data)",
-            sample.display()
-        );
+    let Some(upstream) = upstream::Upstream::for_test(
+        "kubespray_view_of_the_v2_27_1_sample_matches_the_reference_rendering",
+    ) else {
         return;
-    }
+    };
+    let sample = upstream.kubespray_sample("v2.27.1");
+    assert!(
+        sample.is_dir(),
+        "{} is missing; samples present: {:?}",
+        sample.display(),
+        upstream.kubespray_sample_tags()
+    );
     let inventory = kubespray_config::Inventory::load(&sample).expect("sample loads");
     let variables = inventory
         .variables(kubespray_config::Era::Template)
