@@ -317,6 +317,15 @@ fn handover_on_the_released_1_15_9_chart_changes_no_behaviour() {
             let mut failures = Vec::new();
             for helm in helms() {
                 let rendered = render(&helm, &chart, &[&json_text(&translation)]);
+                // The commented YAML `values` writes is what Helm reads.
+                let yaml = translation.values.to_yaml_with_provenance().expect("yaml");
+                let from_yaml = render(&helm, &chart, &[&yaml]);
+                if from_yaml.data() != rendered.data() {
+                    failures.push(format!(
+                        "{}: the commented YAML renders another cilium-config",
+                        helm.display()
+                    ));
+                }
                 let differences = compare_config_across(
                     &handover.live,
                     handover.running,
@@ -729,4 +738,186 @@ fn every_released_chart_renders_the_homelab_with_reviewed_changes() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// What a per-minor control must end in.
+enum Expect {
+    /// helm refuses to render, with this text in its error.
+    Refused(&'static str),
+    /// The render succeeds and the gate reports exactly these keys besides the reviewed ones.
+    GateFlags(&'static [&'static str]),
+}
+
+/// Merge `patch` into `base` (objects key by key, anything else replaced).
+fn merge(base: &mut Json, patch: &Json) {
+    match (base, patch) {
+        (Json::Object(base), Json::Object(patch)) => {
+            for (key, value) in patch {
+                merge(base.entry(key.clone()).or_insert(Json::Null), value);
+            }
+        }
+        (base, patch) => *base = patch.clone(),
+    }
+}
+
+/// The per-minor rules of the released charts the translation relies on: what each refuses, and
+/// what it no longer renders (the gate must report the live value as lost).
+#[test]
+fn each_released_minor_refuses_or_flags_what_it_lost() {
+    use serde_json::json;
+    type Edits<'a> = &'a [(&'a str, Option<&'a str>)];
+    let Some(upstream) = Upstream::for_test("each_released_minor_refuses_or_flags_what_it_lost")
+    else {
+        return;
+    };
+    // (chart, what, values written on top of the homelab values, live edits, expectation)
+    let cases: Vec<(&str, &str, Json, Edits, Expect)> = vec![
+        (
+            "1.15.9",
+            "enableCnpStatusUpdates is refused since 1.15",
+            json!({"enableCnpStatusUpdates": true}),
+            &[],
+            Expect::Refused("enableCnpStatusUpdates"),
+        ),
+        (
+            "1.15.19",
+            "a dropped CT size is caught",
+            json!({"bpf": {"ctAnyMax": null}}),
+            &[],
+            Expect::GateFlags(&["bpf-ct-global-any-max"]),
+        ),
+        (
+            "1.16.19",
+            "remoteNodeIdentity is refused from 1.16",
+            json!({"remoteNodeIdentity": true}),
+            &[],
+            Expect::Refused("remoteNodeIdentity"),
+        ),
+        (
+            "1.16.19",
+            "the legacy kube-proxy replacement spelling is refused from 1.16",
+            json!({"kubeProxyReplacement": "partial"}),
+            &[],
+            Expect::Refused("kubeProxyReplacement"),
+        ),
+        (
+            "1.16.19",
+            "the schema refuses a string mask size",
+            json!({"ipam": {"operator": {"clusterPoolIPv4MaskSize": "24"}}}),
+            &[],
+            Expect::Refused("clusterPoolIPv4MaskSize"),
+        ),
+        (
+            "1.17.3",
+            "hostPort.enabled written anyway renders nothing before 1.17.6",
+            json!({"hostPort": {"enabled": true}}),
+            &[("enable-host-port", Some("true"))],
+            Expect::GateFlags(&["enable-host-port"]),
+        ),
+        (
+            "1.17.18",
+            "the wireguard userspace fallback written anyway renders nothing",
+            json!({"encryption": {"enabled": true, "type": "wireguard", "wireguard": {"userspaceFallback": true}}}),
+            &[
+                ("enable-wireguard", Some("true")),
+                ("enable-wireguard-userspace-fallback", Some("true")),
+            ],
+            // The chart also writes wireguard-persistent-keepalive with WireGuard on, a key the
+            // gate's defaults table does not know for a 1.15 agent: reported too.
+            Expect::GateFlags(&[
+                "enable-wireguard-userspace-fallback",
+                "wireguard-persistent-keepalive",
+            ]),
+        ),
+        (
+            "1.17.18",
+            "a cluster name 1.17 refuses",
+            json!({"cluster": {"name": "Home_Lab"}, "upgradeCompatibility": "1.15"}),
+            &[],
+            Expect::Refused("cluster name"),
+        ),
+        (
+            "1.18.12",
+            "hostPort.enabled written anyway renders nothing",
+            json!({"hostPort": {"enabled": true}}),
+            &[("enable-host-port", Some("true"))],
+            Expect::GateFlags(&["enable-host-port"]),
+        ),
+        (
+            "1.18.12",
+            "native routing with masquerading needs a native-routing CIDR",
+            json!({"routingMode": "native", "enableIPv4Masquerade": true}),
+            &[],
+            Expect::Refused("ipv4NativeRoutingCIDR"),
+        ),
+        (
+            "1.19.6",
+            "nodePort.enabled written anyway renders nothing",
+            json!({"nodePort": {"enabled": true}}),
+            &[("enable-node-port", Some("true"))],
+            Expect::GateFlags(&["enable-node-port"]),
+        ),
+    ];
+    // Every supported released chart has a control.
+    for released in upstream.chart_versions() {
+        let text = released.to_string();
+        if ChartVersion::parse(&text).is_ok() {
+            assert!(
+                cases.iter().any(|(t, ..)| *t == text),
+                "no control for the released chart {text}"
+            );
+        }
+    }
+    let homelab = homelab();
+    for (target, what, patch, live_edits, expect) in cases {
+        let chart = chart(&upstream, target);
+        let mut json = homelab
+            .translate(chart.version)
+            .values
+            .to_json()
+            .expect("json");
+        merge(&mut json, &patch);
+        let text = serde_json::to_string_pretty(&json).expect("json");
+        let live = edited(&homelab.live, live_edits);
+        for helm in helms() {
+            let output = helm_template(
+                &helm,
+                &chart.archive,
+                &[&text],
+                &["--show-only", "templates/cilium-configmap.yaml"],
+            );
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            match &expect {
+                Expect::Refused(needle) => {
+                    assert!(
+                        !output.status.success(),
+                        "{target}: {what}: helm rendered it"
+                    );
+                    assert!(
+                        stderr.contains(needle),
+                        "{target}: {what}: {needle:?} not in {stderr}"
+                    );
+                }
+                Expect::GateFlags(keys) => {
+                    assert!(output.status.success(), "{target}: {what}: {stderr}");
+                    let rendered = LiveConfig::from_configmap_yaml(
+                        &String::from_utf8_lossy(&output.stdout),
+                        "helm template output",
+                    )
+                    .expect("the render holds cilium-config");
+                    let reviewed = reviewed_changes(chart.version);
+                    let flagged: Vec<String> = changed_keys(&compare_config_across(
+                        &live,
+                        homelab.running,
+                        &rendered,
+                        chart.version,
+                    ))
+                    .into_iter()
+                    .filter(|k| !reviewed.contains(k))
+                    .collect();
+                    assert_eq!(flagged, *keys, "{target}: {what}");
+                }
+            }
+        }
+    }
 }
