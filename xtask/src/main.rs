@@ -42,7 +42,8 @@ enum Command {
     /// Print the whole migration plan for an inventory, without a cluster.
     Plan(plan::Args),
     /// Hand the cluster's Cilium over to Helm: plan and gate, or with --apply back up, adopt, install, verify.
-    Migrate(migrate::Args),
+    // Boxed: its many flags make it much larger than the other commands' arguments.
+    Migrate(Box<migrate::Args>),
     /// Return the cluster and inventory to a migration's backup bundle.
     Rollback(rollback::Args),
     /// Check or fix the node directories the unprivileged agent must write.
@@ -70,7 +71,7 @@ fn main() -> anyhow::Result<()> {
         Command::Values(args) => values::run(args),
         Command::Inventory(args) => inventory::run(args),
         Command::Plan(args) => plan::run(args),
-        Command::Migrate(args) => migrate::run(args),
+        Command::Migrate(args) => migrate::run(*args),
         Command::Rollback(args) => rollback::run(args),
         Command::Nodes(args) => nodes::run(args),
         Command::Verify(args) => verify::run(args),

@@ -47,6 +47,10 @@ pub(crate) struct Args {
     /// Accept the behaviour change of this cilium-config key (repeatable).
     #[arg(long = "accept-config-change", value_name = "KEY")]
     accept_config_changes: Vec<String>,
+    /// Accept this workload difference, by the name the plan shows (repeatable), e.g.
+    /// 'DaemonSet/cilium: container cilium-agent: image'.
+    #[arg(long = "accept-workload-change", value_name = "NAME")]
+    accept_workload_changes: Vec<String>,
     /// How the node directories are checked before anything restarts.
     #[arg(long, value_enum, default_value = "ssh")]
     via: Via,
@@ -184,6 +188,7 @@ async fn options(args: &Args) -> anyhow::Result<MigrateOptions> {
         StrategyArg::Replace => Strategy::Replace,
     });
     options.accept_config_changes = args.accept_config_changes.clone();
+    options.accept_workload_changes = args.accept_workload_changes.clone();
     options.helm = args.helm.clone();
     options.apply = args.apply;
     options.yes = args.yes;
@@ -425,6 +430,20 @@ fn print_plan(plan: &Plan, colour: bool) {
         println!("- {d}");
     }
 
+    println!(
+        "\n{}",
+        ui::heading(
+            "Gate: rendered vs live workloads (agent DaemonSet, operator, Hubble)",
+            colour
+        )
+    );
+    if plan.workload_differences.is_empty() {
+        println!("identical");
+    }
+    for d in &plan.workload_differences {
+        println!("- {d}");
+    }
+
     if let Some(adoption) = &plan.adoption {
         println!("\n{}", ui::heading("Adoption", colour));
         for (what, list) in [
@@ -490,6 +509,26 @@ mod tests {
         )?;
         let runtime = tokio::runtime::Builder::new_current_thread().build()?;
         runtime.block_on(super::options(&cli.args))
+    }
+
+    #[test]
+    fn accepted_changes_reach_the_flow_by_key_and_by_name() -> anyhow::Result<()> {
+        let name = "DaemonSet/cilium: container cilium-agent: image";
+        let accepting = options(&[
+            "--accept-config-change",
+            "tunnel-protocol",
+            "--accept-workload-change",
+            name,
+            "--accept-workload-change",
+            "Deployment/cilium-operator: replicas",
+        ])?;
+        assert_eq!(accepting.accept_config_changes, ["tunnel-protocol"]);
+        assert_eq!(
+            accepting.accept_workload_changes,
+            [name, "Deployment/cilium-operator: replicas"]
+        );
+        assert!(options(&[])?.accept_workload_changes.is_empty());
+        Ok(())
     }
 
     #[test]

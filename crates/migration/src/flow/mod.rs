@@ -8,7 +8,10 @@
 //!    inventory through `cilium-values`; for a cilium-cli release its own values and chart
 //!    version), the inventory edit, the adoption plan, the steps.
 //! 3. **Gate**: `helm template` with those values; the rendered `cilium-config` is compared key
-//!    by key with the live one and every behaviour change blocks unless accepted by key; adoption
+//!    by key with the live one and every behaviour change blocks unless accepted by key; the
+//!    rendered agent DaemonSet and operator (and Hubble) Deployments are compared with the live
+//!    ones (`cilium_values::compare_workloads`) and every blocking difference blocks unless
+//!    accepted by name; adoption
 //!    blockers (immutable selectors, another release's objects, hook collisions) block; node
 //!    directories that the unprivileged agent cannot write block (through `cni-fs`, unless the
 //!    caller skips that check, which it must say loudly).
@@ -55,7 +58,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use cilium_values::{ChartVersion, ConfigDifference};
+use cilium_values::{ChartVersion, ConfigDifference, WorkloadDifference};
 use helm::{ChartSource, Helm};
 use kube::Client;
 use kubespray_config::{HandoverOptions, Inventory};
@@ -76,8 +79,8 @@ use error::{api, io};
 pub use inventory::inventory_vars;
 use inventory::{default_version, inventory_claim};
 use plan::{
-    ValuesChoice, agent_version_of, backed_up_agent_version, backed_up_config, read_live_config,
-    release_values, write_temp_values,
+    ValuesChoice, agent_version_of, backed_up_agent_version, backed_up_config, backed_up_workloads,
+    read_live_config, release_values, write_temp_values,
 };
 pub use rollback::{RollbackOptions, RollbackOutcome, rollback};
 
@@ -124,6 +127,9 @@ pub struct MigrateOptions {
     pub strategy: Option<Strategy>,
     /// `cilium-config` keys whose behaviour change the operator accepts.
     pub accept_config_changes: Vec<String>,
+    /// Names of workload differences the operator accepts
+    /// (`DaemonSet/cilium: container cilium-agent: volumeMount /var/lib/etcd-config`).
+    pub accept_workload_changes: Vec<String>,
     /// Node directory check.
     pub nodes: NodeCheck,
     /// The helm binary (`None`: `helm` on `PATH`).
@@ -156,6 +162,7 @@ impl MigrateOptions {
             cilium_version: None,
             strategy: None,
             accept_config_changes: Vec::new(),
+            accept_workload_changes: Vec::new(),
             nodes: NodeCheck::Skip,
             helm: None,
             apply: false,
@@ -229,6 +236,33 @@ impl fmt::Display for GateDifference {
     }
 }
 
+/// One difference between a live and a rendered workload, as shown to the operator. In JSON its
+/// fields sit next to `accepted`: `name` (what `--accept-workload-change` takes), `live` and
+/// `rendered` (the values with the API server's defaults, `null` when absent), `effect` (what it
+/// changes on a node), `blocks` (whether it blocks unless accepted).
+#[derive(Debug, Clone, Serialize)]
+pub struct GateWorkloadDifference {
+    /// The difference.
+    #[serde(flatten)]
+    pub difference: WorkloadDifference,
+    /// Accepted with `--accept-workload-change`.
+    pub accepted: bool,
+}
+
+impl fmt::Display for GateWorkloadDifference {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let d = &self.difference;
+        let text = d.to_string();
+        // The comparison's own wording, with the operator's decision in place of its verdict.
+        let verdict = match (d.blocks, self.accepted) {
+            (false, _) => return f.write_str(&text),
+            (true, true) => "accepted change",
+            (true, false) => "BLOCKS",
+        };
+        f.write_str(&text.replacen("(BLOCKS: ", &format!("({verdict}: "), 1))
+    }
+}
+
 /// Objects the adoption touches.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct AdoptionSummary {
@@ -269,6 +303,9 @@ pub struct Plan {
     pub inventory_diff: String,
     /// Every difference between the rendered and the live `cilium-config`.
     pub config_differences: Vec<GateDifference>,
+    /// Every difference between the rendered and the live agent DaemonSet and operator (and
+    /// Hubble) Deployments.
+    pub workload_differences: Vec<GateWorkloadDifference>,
     /// The adoption (adopt strategy).
     pub adoption: Option<AdoptionSummary>,
     /// Node directory verdicts, one line per node.
@@ -477,14 +514,19 @@ async fn run_boxed(
     }
     let release = Release::default();
     // A resumed run reads what ran before it began: the backup, not a half-migrated cluster.
-    let (live_config, agent_version) = if backup_done {
+    let (live_config, agent_version, backed_up) = if backup_done {
         let bundle = Bundle::open(&bundle_dir)?;
         (
             backed_up_config(&bundle)?,
             backed_up_agent_version(&bundle)?,
+            Some(backed_up_workloads(&bundle)?),
         )
     } else {
-        (read_live_config(&client).await?, agent_version_of(&state))
+        (
+            read_live_config(&client).await?,
+            agent_version_of(&state),
+            None,
+        )
     };
     let mut warnings = Vec::new();
     let t = Instant::now();
@@ -556,13 +598,20 @@ async fn run_boxed(
     // Gate.
     let t = Instant::now();
     progress.started("gate", started.elapsed());
-    let gate = Box::pin(session.gate(&live_config, install_done, progress)).await;
+    let gate =
+        Box::pin(session.gate(&live_config, backed_up.as_deref(), install_done, progress)).await;
     progress.finished(
         "gate",
         t.elapsed(),
         gate.as_ref().err().map(ToString::to_string).as_deref(),
     );
-    let (config_differences, adoption, nodes, mut blockers) = gate?;
+    let plan::GateResult {
+        config: config_differences,
+        workloads: workload_differences,
+        adoption,
+        nodes,
+        mut blockers,
+    } = gate?;
     if matches!(options.nodes, NodeCheck::Skip) && !install_done {
         warnings.push(
             "node directories NOT checked (--skip-node-check): if /opt/cni/bin or /etc/cni/net.d is not root-owned on a node, \
@@ -626,6 +675,7 @@ async fn run_boxed(
         values_yaml: session.values_yaml.clone(),
         inventory_diff,
         config_differences,
+        workload_differences,
         adoption,
         nodes,
         blockers,
@@ -753,6 +803,53 @@ mod tests {
         assert_eq!(
             difference(false, true).to_string(),
             r#"tunnel-protocol: live "vxlan" vs rendered (absent) (same behaviour: the agent default is vxlan)"#
+        );
+    }
+
+    fn workload(blocks: bool, accepted: bool) -> GateWorkloadDifference {
+        GateWorkloadDifference {
+            difference: WorkloadDifference {
+                name: "DaemonSet/cilium: dnsPolicy".into(),
+                live: Some(serde_json::json!("ClusterFirstWithHostNet")),
+                rendered: Some(serde_json::json!("ClusterFirst")),
+                effect: "which resolver the pods ask".into(),
+                blocks,
+            },
+            accepted,
+        }
+    }
+
+    #[test]
+    fn workload_differences_read_with_the_operators_decision() {
+        let base = r#"DaemonSet/cilium: dnsPolicy: live "ClusterFirstWithHostNet" vs rendered "ClusterFirst""#;
+        assert_eq!(
+            workload(true, false).to_string(),
+            format!("{base} (BLOCKS: which resolver the pods ask)")
+        );
+        assert_eq!(
+            workload(true, true).to_string(),
+            format!("{base} (accepted change: which resolver the pods ask)")
+        );
+        assert_eq!(
+            workload(false, true).to_string(),
+            format!("{base} (explained: which resolver the pods ask)")
+        );
+    }
+
+    /// The documented `--output json` fields of a workload difference.
+    #[test]
+    fn workload_differences_have_their_documented_json_fields() {
+        let json = serde_json::to_value(workload(true, true)).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "name": "DaemonSet/cilium: dnsPolicy",
+                "live": "ClusterFirstWithHostNet",
+                "rendered": "ClusterFirst",
+                "effect": "which resolver the pods ask",
+                "blocks": true,
+                "accepted": true,
+            })
         );
     }
 

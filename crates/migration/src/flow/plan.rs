@@ -1,6 +1,7 @@
 //! Deciding before changing anything: the chart values (translated for the template era, a
 //! release's own for the cilium-cli era) and the gate (render, `cilium-config` comparison,
-//! adoption plan, node directories). Read-only: nothing here writes to the cluster.
+//! workload comparison, adoption plan, node directories). Read-only: nothing here writes to the
+//! cluster.
 
 use std::collections::BTreeMap;
 
@@ -10,7 +11,10 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::{Api, Client};
 use serde_json::Value;
 
-use super::{AdoptionSummary, FlowError, GateDifference, NodeCheck, Progress, Session, api, io};
+use super::{
+    AdoptionSummary, FlowError, GateDifference, GateWorkloadDifference, NodeCheck, Progress,
+    Session, api, io,
+};
 use crate::adopt::{self, AdoptPlan, Blocker, Release};
 use crate::bundle::{Bundle, Section};
 use crate::era;
@@ -24,12 +28,14 @@ pub(super) struct ValuesChoice {
     pub(super) version: String,
 }
 
-pub(super) type GateResult = (
-    Vec<GateDifference>,
-    Option<AdoptionSummary>,
-    Vec<String>,
-    Vec<String>,
-);
+/// What the gate found.
+pub(super) struct GateResult {
+    pub(super) config: Vec<GateDifference>,
+    pub(super) workloads: Vec<GateWorkloadDifference>,
+    pub(super) adoption: Option<AdoptionSummary>,
+    pub(super) nodes: Vec<String>,
+    pub(super) blockers: Vec<String>,
+}
 
 impl Session<'_> {
     fn chart_request(&self) -> TemplateRequest {
@@ -43,10 +49,13 @@ impl Session<'_> {
         request
     }
 
-    /// Renders the chart, compares `cilium-config`, plans the adoption, checks the nodes.
+    /// Renders the chart, compares `cilium-config` and the workloads, plans the adoption, checks
+    /// the nodes. `backed_up_workloads`: what ran before a resumed run began (the bundle's), else
+    /// the live objects are compared.
     pub(super) async fn gate(
         &mut self,
         live_config: &LiveConfig,
+        backed_up_workloads: Option<&[Value]>,
         install_done: bool,
         progress: &mut dyn Progress,
     ) -> Result<GateResult, FlowError> {
@@ -120,6 +129,17 @@ impl Session<'_> {
 
         // Adoption.
         let live = adopt::fetch_live(&self.client, &self.rendered, &self.release).await?;
+
+        // The workloads, from the same render.
+        let (workloads, workload_blockers, notes) = workload_gate(
+            cilium_values::compare_workloads(backed_up_workloads.unwrap_or(&live), &self.rendered),
+            &self.options.accept_workload_changes,
+            install_done,
+        );
+        blockers.extend(workload_blockers);
+        for note in notes {
+            progress.note(&note);
+        }
         let plan = adopt::plan_adoption(&live, &self.rendered, &self.release);
         let adoption = (self.strategy == Strategy::Adopt).then(|| summary(&plan));
         if !install_done {
@@ -165,8 +185,49 @@ impl Session<'_> {
                 ));
             }
         }
-        Ok((differences, adoption, nodes, blockers))
+        Ok(GateResult {
+            config: differences,
+            workloads,
+            adoption,
+            nodes,
+            blockers,
+        })
     }
+}
+
+/// The workload differences as the operator sees them: each marked accepted when named in
+/// `accepted`; a blocking one not accepted blocks (unless the install is done: then it is history);
+/// plus a note for each accepted name that matches nothing.
+fn workload_gate(
+    differences: Vec<cilium_values::WorkloadDifference>,
+    accepted: &[String],
+    install_done: bool,
+) -> (Vec<GateWorkloadDifference>, Vec<String>, Vec<String>) {
+    let mut blockers = Vec::new();
+    let shown: Vec<GateWorkloadDifference> = differences
+        .into_iter()
+        .map(|difference| {
+            let accepted = accepted.contains(&difference.name);
+            if difference.blocks && !accepted && !install_done {
+                blockers.push(format!(
+                    "workload {difference}; keep it with the values, or accept it with --accept-workload-change '{}'",
+                    difference.name
+                ));
+            }
+            GateWorkloadDifference {
+                difference,
+                accepted,
+            }
+        })
+        .collect();
+    let notes = accepted
+        .iter()
+        .filter(|name| !shown.iter().any(|d| &d.difference.name == *name))
+        .map(|name| {
+            format!("--accept-workload-change '{name}': the workloads have no such difference; nothing to accept")
+        })
+        .collect();
+    (shown, blockers, notes)
 }
 
 fn summary(plan: &AdoptPlan) -> AdoptionSummary {
@@ -247,6 +308,26 @@ pub(super) fn backed_up_config(bundle: &Bundle) -> Result<LiveConfig, FlowError>
         "the bundle {} holds no cilium-config: it is not the backup of this migration",
         bundle.dir().display()
     )))
+}
+
+/// The backed-up DaemonSets and Deployments (a resumed run compares the workloads that ran
+/// before it began).
+pub(super) fn backed_up_workloads(bundle: &Bundle) -> Result<Vec<Value>, FlowError> {
+    let mut out = Vec::new();
+    for file in bundle
+        .files(Section::Handover)
+        .filter(|f| f.kind == "DaemonSet" || f.kind == "Deployment")
+    {
+        for o in bundle.read_objects(file)? {
+            let mut o = o?;
+            // The bundle's files hold one kind each; the objects may not say it.
+            if o.get("kind").is_none() {
+                o["kind"] = Value::String(file.kind.clone());
+            }
+            out.push(o);
+        }
+    }
+    Ok(out)
 }
 
 /// The agent version of the backed-up DaemonSet `cilium`.
@@ -342,6 +423,48 @@ pub(super) fn agent_version_of(state: &era::ClusterState) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn workload(name: &str, blocks: bool) -> cilium_values::WorkloadDifference {
+        cilium_values::WorkloadDifference {
+            name: name.to_owned(),
+            live: Some(serde_json::json!(true)),
+            rendered: Some(serde_json::json!(false)),
+            effect: "what it changes".to_owned(),
+            blocks,
+        }
+    }
+
+    #[test]
+    fn a_blocking_workload_difference_blocks_until_accepted_by_name() {
+        let differences = || {
+            vec![
+                workload("DaemonSet/cilium: hostNetwork", true),
+                workload("DaemonSet/cilium: label a", false),
+            ]
+        };
+        let (shown, blockers, notes) = workload_gate(differences(), &[], false);
+        assert_eq!(shown.len(), 2);
+        assert_eq!(blockers.len(), 1, "{blockers:?}");
+        assert!(
+            blockers[0].contains("--accept-workload-change 'DaemonSet/cilium: hostNetwork'"),
+            "{blockers:?}"
+        );
+        assert!(notes.is_empty());
+
+        let accepted = [
+            "DaemonSet/cilium: hostNetwork".to_owned(),
+            "nothing".to_owned(),
+        ];
+        let (shown, blockers, notes) = workload_gate(differences(), &accepted, false);
+        assert!(blockers.is_empty(), "{blockers:?}");
+        assert!(shown[0].accepted && !shown[1].accepted);
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(notes[0].contains("'nothing'"), "{notes:?}");
+
+        // After the install, what differed is history, not a reason to stop a resumed run.
+        let (_, blockers, _) = workload_gate(differences(), &[], true);
+        assert!(blockers.is_empty(), "{blockers:?}");
+    }
 
     #[test]
     fn chart_versions_come_from_helm_chart_labels() {
