@@ -921,3 +921,35 @@ fn each_released_minor_refuses_or_flags_what_it_lost() {
         }
     }
 }
+
+/// Without a cluster (`values`/`plan` on the inventory alone), the values must still render what
+/// Kubespray's own templates rendered for that inventory.
+#[test]
+fn inventory_alone_renders_what_kubespray_rendered() {
+    for_each_handover(
+        "inventory_alone_renders_what_kubespray_rendered",
+        |upstream, handover| {
+            let chart = chart(upstream, HANDOVER_CHART);
+            let translation = translate(&Sources {
+                live: None,
+                inventory: handover.inventory.clone(),
+                version: chart.version,
+            })
+            .unwrap_or_else(|e| panic!("{}: translates: {e}", handover.name));
+            let mut failures = Vec::new();
+            for helm in helms() {
+                let rendered = render(&helm, &chart, &[&json_text(&translation)]);
+                let differences = compare_config_across(
+                    &handover.live,
+                    handover.running,
+                    &rendered,
+                    chart.version,
+                );
+                for change in changes(&differences) {
+                    failures.push(format!("{}: {change}", helm.display()));
+                }
+            }
+            failures
+        },
+    );
+}
