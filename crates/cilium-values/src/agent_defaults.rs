@@ -35,7 +35,10 @@ pub struct AgentDefault {
 /// `k8s-client-qps`/`-burst` (0 up to 1.16, which means client-go's 5 and 10),
 /// `tofqdns-endpoint-max-ip-per-hostname` (1000 from 1.17.0), `enable-l2-neigh-discovery` (false
 /// from 1.18.0), `mesh-auth-enabled` (false from 1.19.0), `unmanaged-pod-watcher-interval` (a
-/// duration from 1.19.0). Keys a later agent introduced have a 1.15 row with the value that does
+/// duration from 1.19.0). The rows `bgp-secrets-namespace`, `enable-ipsec-key-watcher` and
+/// `ipsec-key-rotation-duration` were added on 2026-12-06, for the keys the released charts render
+/// for Kubespray's own BGP and IPsec cases (the flag registrations and `pkg/defaults` of the 1.15
+/// agent; the BGP cell reads no Secrets while the namespace is empty). Keys a later agent introduced have a 1.15 row with the value that does
 /// what v1.15.9 does: the behaviour it hard-wires, or off for a feature it lacks (test table
 /// `INTRODUCED`, which names the files; `enable-source-ip-verification` is read without a flag
 /// in 1.17, so absent means off there). Keys nothing in the agent reads any more are in [`REMOVED`] (with what
