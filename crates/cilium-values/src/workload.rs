@@ -1385,3 +1385,685 @@ fn aws_snat_cleanup(raw: &Raw, _: &Ctx<'_>) -> bool {
     let text = raw.either().to_string();
     text.contains("AWS-SNAT-CHAIN") && text.contains("iptables-restore")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A small agent DaemonSet as Kubespray writes it, and an operator Deployment.
+    fn live() -> Vec<Json> {
+        vec![
+            json!({
+                "kind": "DaemonSet",
+                "metadata": {"name": "cilium"},
+                "spec": {
+                    "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 2}},
+                    "template": {
+                        "metadata": {"labels": {"k8s-app": "cilium"}},
+                        "spec": {
+                            "hostNetwork": true,
+                            "dnsPolicy": "ClusterFirstWithHostNet",
+                            "priorityClassName": "system-node-critical",
+                            "tolerations": [{"operator": "Exists"}],
+                            "affinity": {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+                                {"labelSelector": {"matchLabels": {"k8s-app": "cilium"}}, "topologyKey": "kubernetes.io/hostname"}
+                            ]}},
+                            "initContainers": [
+                                {"name": "mount-cgroup", "image": "quay.io/cilium/cilium:v1.15.9", "securityContext": {"privileged": true}},
+                                {"name": "clean-cilium-state", "image": "quay.io/cilium/cilium:v1.15.9", "securityContext": {"privileged": true}}
+                            ],
+                            "containers": [{
+                                "name": "cilium-agent",
+                                "image": "quay.io/cilium/cilium:v1.15.9",
+                                "command": ["cilium-agent"],
+                                "args": ["--config-dir=/tmp/cilium/config-map"],
+                                "securityContext": {"privileged": true},
+                                "lifecycle": {"preStop": {"exec": {"command": ["/cni-uninstall.sh"]}}},
+                                "livenessProbe": {"httpGet": {"path": "/healthz", "port": 9879}},
+                                "resources": {"limits": {"cpu": "500m", "memory": "500M"}, "requests": {"cpu": "100m", "memory": "64M"}},
+                                "volumeMounts": [
+                                    {"name": "bpf-maps", "mountPath": "/sys/fs/bpf", "mountPropagation": "Bidirectional"},
+                                    {"name": "etcd-secrets", "mountPath": "/etc/cilium/certs", "readOnly": true},
+                                    {"name": "cilium-config-path", "mountPath": "/tmp/cilium/config-map", "readOnly": true}
+                                ]
+                            }],
+                            "volumes": [
+                                {"name": "bpf-maps", "hostPath": {"path": "/sys/fs/bpf", "type": "DirectoryOrCreate"}},
+                                {"name": "etcd-secrets", "hostPath": {"path": "/etc/cilium/certs"}},
+                                {"name": "cilium-config-path", "configMap": {"name": "cilium-config"}}
+                            ]
+                        }
+                    }
+                }
+            }),
+            json!({
+                "kind": "Deployment",
+                "metadata": {"name": "cilium-operator"},
+                "spec": {
+                    "replicas": 2,
+                    "strategy": {"rollingUpdate": {"maxSurge": 1, "maxUnavailable": 1}},
+                    "template": {"spec": {
+                        "hostNetwork": true,
+                        "priorityClassName": "system-node-critical",
+                        "containers": [{
+                            "name": "cilium-operator",
+                            "image": "quay.io/cilium/operator:v1.15.9",
+                            "command": ["cilium-operator"],
+                            "env": [{"name": "AWS_REGION", "valueFrom": {"secretKeyRef": {"name": "cilium-aws", "key": "AWS_REGION", "optional": true}}}]
+                        }]
+                    }}
+                }
+            }),
+        ]
+    }
+
+    /// The value at `pointer` in the first object of `kind`, created when missing.
+    fn at<'a>(objects: &'a mut [Json], kind: &str, pointer: &str) -> &'a mut Json {
+        let mut here = objects
+            .iter_mut()
+            .find(|o| o["kind"] == kind)
+            .unwrap_or_else(|| panic!("no {kind}"));
+        for part in pointer.split('/').skip(1) {
+            here = match here {
+                Json::Array(items) => {
+                    let i: usize = part.parse().unwrap_or_else(|_| panic!("{pointer}: {part}"));
+                    items
+                        .get_mut(i)
+                        .unwrap_or_else(|| panic!("{kind} has no {pointer}"))
+                }
+                other => &mut other[part],
+            };
+        }
+        here
+    }
+
+    const POD: &str = "/spec/template/spec";
+    const AGENT: &str = "/spec/template/spec/containers/0";
+
+    /// The differences of the live objects against the live objects changed by `change`.
+    fn compare_changed(change: impl Fn(&mut Vec<Json>)) -> Vec<WorkloadDifference> {
+        let mut rendered = live();
+        change(&mut rendered);
+        compare_workloads(&live(), &rendered)
+    }
+
+    fn list<'a>(objects: &'a mut [Json], kind: &str, pointer: &str) -> &'a mut Vec<Json> {
+        at(objects, kind, pointer)
+            .as_array_mut()
+            .unwrap_or_else(|| panic!("{kind} {pointer} is not a list"))
+    }
+
+    fn fields<'a>(objects: &'a mut [Json], kind: &str, pointer: &str) -> &'a mut Map<String, Json> {
+        at(objects, kind, pointer)
+            .as_object_mut()
+            .unwrap_or_else(|| panic!("{kind} {pointer} is not an object"))
+    }
+
+    #[test]
+    fn the_same_workloads_have_no_difference() {
+        assert_eq!(compare_workloads(&live(), &live()), []);
+    }
+
+    #[test]
+    fn what_the_api_server_fills_in_is_no_difference() {
+        let mut stored = live();
+        let pod = at(&mut stored, "DaemonSet", POD);
+        pod["dnsPolicy"] = json!("ClusterFirstWithHostNet");
+        pod["schedulerName"] = json!("default-scheduler");
+        pod["restartPolicy"] = json!("Always");
+        pod["securityContext"] = json!({});
+        pod["serviceAccount"] = json!("default");
+        pod["priority"] = json!(2000001000);
+        pod["tolerations"] = json!([{"operator": "Exists", "effect": ""}]);
+        pod["volumes"][1]["hostPath"]["type"] = json!("");
+        pod["volumes"][2]["configMap"]["defaultMode"] = json!(420);
+        let agent = &mut pod["containers"][0];
+        agent["imagePullPolicy"] = json!("IfNotPresent");
+        agent["terminationMessagePath"] = json!("/dev/termination-log");
+        agent["terminationMessagePolicy"] = json!("File");
+        agent["resources"]["limits"]["cpu"] = json!("0.5");
+        agent["livenessProbe"]["timeoutSeconds"] = json!(1);
+        agent["livenessProbe"]["httpGet"]["scheme"] = json!("HTTP");
+        // matchLabels written as an expression selects the same pods.
+        pod["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][0]["labelSelector"] = json!({"matchExpressions": [{"key": "k8s-app", "operator": "In", "values": ["cilium"]}]});
+        assert_eq!(compare_workloads(&stored, &live()), []);
+    }
+
+    #[test]
+    fn each_rule_gives_its_verdict() {
+        type Change = fn(&mut Vec<Json>);
+        let cases: &[(&str, Change, &str, bool)] = &[
+            (
+                "host networking off",
+                |o| *at(o, "DaemonSet", &format!("{POD}/hostNetwork")) = json!(false),
+                "DaemonSet/cilium: hostNetwork",
+                true,
+            ),
+            (
+                "another resolver",
+                |o| {
+                    fields(o, "DaemonSet", POD).remove("dnsPolicy");
+                },
+                "DaemonSet/cilium: dnsPolicy",
+                true,
+            ),
+            (
+                "the agent's priority",
+                |o| {
+                    *at(o, "DaemonSet", &format!("{POD}/priorityClassName")) =
+                        json!("system-cluster-critical")
+                },
+                "DaemonSet/cilium: priorityClassName",
+                true,
+            ),
+            (
+                "the operator's critical priority",
+                |o| {
+                    *at(o, "Deployment", &format!("{POD}/priorityClassName")) =
+                        json!("system-cluster-critical")
+                },
+                "Deployment/cilium-operator: priorityClassName",
+                false,
+            ),
+            (
+                "the operator's priority dropped",
+                |o| *at(o, "Deployment", &format!("{POD}/priorityClassName")) = json!(""),
+                "Deployment/cilium-operator: priorityClassName",
+                true,
+            ),
+            (
+                "no tolerations",
+                |o| *at(o, "DaemonSet", &format!("{POD}/tolerations")) = json!([]),
+                "DaemonSet/cilium: tolerations",
+                true,
+            ),
+            (
+                "the Linux node selector",
+                |o| {
+                    *at(o, "DaemonSet", &format!("{POD}/nodeSelector")) =
+                        json!({"kubernetes.io/os": "linux"})
+                },
+                "DaemonSet/cilium: nodeSelector kubernetes.io/os",
+                false,
+            ),
+            (
+                "another node selector",
+                |o| *at(o, "DaemonSet", &format!("{POD}/nodeSelector")) = json!({"role": "edge"}),
+                "DaemonSet/cilium: nodeSelector role",
+                true,
+            ),
+            (
+                "grace period",
+                |o| {
+                    *at(
+                        o,
+                        "DaemonSet",
+                        &format!("{POD}/terminationGracePeriodSeconds"),
+                    ) = json!(1)
+                },
+                "DaemonSet/cilium: terminationGracePeriodSeconds",
+                true,
+            ),
+            (
+                "more agents at once",
+                |o| *at(o, "DaemonSet", "/spec/updateStrategy") = json!({}),
+                "DaemonSet/cilium: updateStrategy",
+                true,
+            ),
+            (
+                "the same operator roll in percent",
+                |o| {
+                    *at(o, "Deployment", "/spec/strategy") =
+                        json!({"rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "50%"}})
+                },
+                "Deployment/cilium-operator: strategy",
+                false,
+            ),
+            (
+                "another operator roll",
+                |o| {
+                    *at(o, "Deployment", "/spec/strategy") =
+                        json!({"rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "100%"}})
+                },
+                "Deployment/cilium-operator: strategy",
+                true,
+            ),
+            (
+                "fewer operators",
+                |o| *at(o, "Deployment", "/spec/replicas") = json!(1),
+                "Deployment/cilium-operator: replicas",
+                true,
+            ),
+            (
+                "a label added",
+                |o| {
+                    *at(o, "DaemonSet", "/spec/template/metadata/labels") =
+                        json!({"k8s-app": "cilium", "app.kubernetes.io/part-of": "cilium"})
+                },
+                "DaemonSet/cilium: label app.kubernetes.io/part-of",
+                false,
+            ),
+            (
+                "a label gone",
+                |o| *at(o, "DaemonSet", "/spec/template/metadata/labels") = json!({}),
+                "DaemonSet/cilium: label k8s-app",
+                true,
+            ),
+            (
+                "AppArmor unconfined",
+                |o| *at(o, "DaemonSet", "/spec/template/metadata") = json!({"labels": {"k8s-app": "cilium"}, "annotations": {"container.apparmor.security.beta.kubernetes.io/cilium-agent": "unconfined"}}),
+                "DaemonSet/cilium: annotation container.apparmor.security.beta.kubernetes.io/cilium-agent",
+                false,
+            ),
+            (
+                "AppArmor confined",
+                |o| *at(o, "DaemonSet", "/spec/template/metadata") = json!({"labels": {"k8s-app": "cilium"}, "annotations": {"container.apparmor.security.beta.kubernetes.io/cilium-agent": "runtime/default"}}),
+                "DaemonSet/cilium: annotation container.apparmor.security.beta.kubernetes.io/cilium-agent",
+                true,
+            ),
+            (
+                "pod AppArmor unconfined",
+                |o| {
+                    *at(o, "DaemonSet", &format!("{POD}/securityContext")) =
+                        json!({"appArmorProfile": {"type": "Unconfined"}})
+                },
+                "DaemonSet/cilium: securityContext",
+                false,
+            ),
+            (
+                "pod runs as a user",
+                |o| {
+                    *at(o, "DaemonSet", &format!("{POD}/securityContext")) =
+                        json!({"runAsUser": 1000})
+                },
+                "DaemonSet/cilium: securityContext",
+                true,
+            ),
+            (
+                "privileged to capabilities",
+                |o| *at(o, "DaemonSet", &format!("{AGENT}/securityContext")) = json!({"capabilities": {"add": ["NET_ADMIN"], "drop": ["ALL"]}, "seLinuxOptions": {"type": "spc_t"}}),
+                "DaemonSet/cilium: container cilium-agent: securityContext",
+                false,
+            ),
+            (
+                "privileged to another user",
+                |o| {
+                    *at(o, "DaemonSet", &format!("{AGENT}/securityContext")) =
+                        json!({"runAsUser": 1000})
+                },
+                "DaemonSet/cilium: container cilium-agent: securityContext",
+                true,
+            ),
+            (
+                "the etcd certificates gone",
+                |o| {
+                    list(o, "DaemonSet", &format!("{AGENT}/volumeMounts")).remove(1);
+                },
+                "DaemonSet/cilium: container cilium-agent: volumeMount /etc/cilium/certs",
+                true,
+            ),
+            (
+                "the certificates elsewhere on the node",
+                |o| {
+                    *at(o, "DaemonSet", &format!("{POD}/volumes/1/hostPath/path")) =
+                        json!("/etc/ssl/etcd")
+                },
+                "DaemonSet/cilium: container cilium-agent: volumeMount /etc/cilium/certs",
+                true,
+            ),
+            (
+                "the host path checked",
+                |o| {
+                    *at(o, "DaemonSet", &format!("{POD}/volumes/1/hostPath")) =
+                        json!({"path": "/etc/cilium/certs", "type": "Directory"})
+                },
+                "DaemonSet/cilium: container cilium-agent: volumeMount /etc/cilium/certs",
+                false,
+            ),
+            (
+                "the host path a socket",
+                |o| {
+                    *at(o, "DaemonSet", &format!("{POD}/volumes/1/hostPath")) =
+                        json!({"path": "/etc/cilium/certs", "type": "Socket"})
+                },
+                "DaemonSet/cilium: container cilium-agent: volumeMount /etc/cilium/certs",
+                true,
+            ),
+            (
+                "a writable certificate mount",
+                |o| *at(o, "DaemonSet", &format!("{AGENT}/volumeMounts/1/readOnly")) = json!(false),
+                "DaemonSet/cilium: container cilium-agent: volumeMount /etc/cilium/certs",
+                true,
+            ),
+            (
+                "bpffs seen, not mounted, without an init container",
+                |o| {
+                    *at(
+                        o,
+                        "DaemonSet",
+                        &format!("{AGENT}/volumeMounts/0/mountPropagation"),
+                    ) = json!("HostToContainer")
+                },
+                "DaemonSet/cilium: container cilium-agent: volumeMount /sys/fs/bpf",
+                true,
+            ),
+            (
+                "bpffs mounted by the chart's init container",
+                |o| {
+                    *at(
+                        o,
+                        "DaemonSet",
+                        &format!("{AGENT}/volumeMounts/0/mountPropagation"),
+                    ) = json!("HostToContainer");
+                    list(o, "DaemonSet", &format!("{POD}/initContainers")).push(json!({"name": "mount-bpf-fs", "image": "x", "volumeMounts": [{"name": "bpf-maps", "mountPath": "/sys/fs/bpf", "mountPropagation": "Bidirectional"}]}));
+                },
+                "DaemonSet/cilium: container cilium-agent: volumeMount /sys/fs/bpf",
+                false,
+            ),
+            (
+                "the config mount gone, nothing writes it",
+                |o| {
+                    list(o, "DaemonSet", &format!("{AGENT}/volumeMounts")).remove(2);
+                },
+                "DaemonSet/cilium: container cilium-agent: volumeMount /tmp/cilium/config-map",
+                true,
+            ),
+            (
+                "the config written by the chart's init container",
+                |o| {
+                    list(o, "DaemonSet", &format!("{AGENT}/volumeMounts")).remove(2);
+                    list(o, "DaemonSet", &format!("{POD}/initContainers")).insert(0, json!({"name": "config", "image": "x", "command": ["cilium-dbg", "build-config"]}));
+                },
+                "DaemonSet/cilium: container cilium-agent: volumeMount /tmp/cilium/config-map",
+                false,
+            ),
+            (
+                "a new host path",
+                |o| {
+                    list(o, "DaemonSet", &format!("{POD}/volumes"))
+                        .push(json!({"name": "root", "hostPath": {"path": "/"}}));
+                    list(o, "DaemonSet", &format!("{AGENT}/volumeMounts"))
+                        .push(json!({"name": "root", "mountPath": "/host"}));
+                },
+                "DaemonSet/cilium: container cilium-agent: volumeMount /host",
+                true,
+            ),
+            (
+                "the sysctl host paths",
+                |o| {
+                    list(o, "DaemonSet", &format!("{POD}/volumes")).push(json!({"name": "net", "hostPath": {"path": "/proc/sys/net", "type": "Directory"}}));
+                    list(o, "DaemonSet", &format!("{AGENT}/volumeMounts"))
+                        .push(json!({"name": "net", "mountPath": "/host/proc/sys/net"}));
+                },
+                "DaemonSet/cilium: container cilium-agent: volumeMount /host/proc/sys/net",
+                false,
+            ),
+            (
+                "a scratch directory",
+                |o| {
+                    list(o, "DaemonSet", &format!("{POD}/volumes"))
+                        .push(json!({"name": "tmp", "emptyDir": {}}));
+                    list(o, "DaemonSet", &format!("{AGENT}/volumeMounts"))
+                        .push(json!({"name": "tmp", "mountPath": "/tmp"}));
+                },
+                "DaemonSet/cilium: container cilium-agent: volumeMount /tmp",
+                false,
+            ),
+            (
+                "a lower memory limit",
+                |o| {
+                    *at(o, "DaemonSet", &format!("{AGENT}/resources/limits/memory")) =
+                        json!("256Mi")
+                },
+                "DaemonSet/cilium: container cilium-agent: resources limits.memory",
+                true,
+            ),
+            (
+                "a higher memory limit",
+                |o| *at(o, "DaemonSet", &format!("{AGENT}/resources/limits/memory")) = json!("1Gi"),
+                "DaemonSet/cilium: container cilium-agent: resources limits.memory",
+                false,
+            ),
+            (
+                "a larger CPU request",
+                |o| *at(o, "DaemonSet", &format!("{AGENT}/resources/requests/cpu")) = json!("1"),
+                "DaemonSet/cilium: container cilium-agent: resources requests.cpu",
+                true,
+            ),
+            (
+                "a smaller CPU request",
+                |o| *at(o, "DaemonSet", &format!("{AGENT}/resources/requests/cpu")) = json!("50m"),
+                "DaemonSet/cilium: container cilium-agent: resources requests.cpu",
+                false,
+            ),
+            (
+                "the image by digest",
+                |o| {
+                    *at(o, "DaemonSet", &format!("{AGENT}/image")) =
+                        json!("quay.io/cilium/cilium:v1.15.9@sha256:00")
+                },
+                "DaemonSet/cilium: container cilium-agent: image",
+                false,
+            ),
+            (
+                "another agent version",
+                |o| {
+                    *at(o, "DaemonSet", &format!("{AGENT}/image")) =
+                        json!("quay.io/cilium/cilium:v1.16.0")
+                },
+                "DaemonSet/cilium: container cilium-agent: image",
+                true,
+            ),
+            (
+                "the generic operator build",
+                |o| {
+                    *at(o, "Deployment", &format!("{AGENT}/image")) =
+                        json!("quay.io/cilium/operator-generic:v1.15.9@sha256:00")
+                },
+                "Deployment/cilium-operator: container cilium-operator: image",
+                false,
+            ),
+            (
+                "the generic operator binary",
+                |o| {
+                    *at(o, "Deployment", &format!("{AGENT}/command")) =
+                        json!(["cilium-operator-generic"])
+                },
+                "Deployment/cilium-operator: container cilium-operator: command",
+                false,
+            ),
+            (
+                "another program",
+                |o| *at(o, "DaemonSet", &format!("{AGENT}/command")) = json!(["sleep"]),
+                "DaemonSet/cilium: container cilium-agent: command",
+                true,
+            ),
+            (
+                "another flag",
+                |o| *at(o, "DaemonSet", &format!("{AGENT}/args")) = json!(["--debug"]),
+                "DaemonSet/cilium: container cilium-agent: args",
+                true,
+            ),
+            (
+                "the optional AWS credentials gone",
+                |o| *at(o, "Deployment", &format!("{AGENT}/env")) = json!([]),
+                "Deployment/cilium-operator: container cilium-operator: env AWS_REGION",
+                false,
+            ),
+            (
+                "GOMEMLIMIT",
+                |o| *at(o, "DaemonSet", &format!("{AGENT}/env")) = json!([{"name": "GOMEMLIMIT", "valueFrom": {"resourceFieldRef": {"resource": "limits.memory"}}}]),
+                "DaemonSet/cilium: container cilium-agent: env GOMEMLIMIT",
+                false,
+            ),
+            (
+                "another variable",
+                |o| {
+                    *at(o, "DaemonSet", &format!("{AGENT}/env")) =
+                        json!([{"name": "KUBERNETES_SERVICE_HOST", "value": "10.0.0.1"}])
+                },
+                "DaemonSet/cilium: container cilium-agent: env KUBERNETES_SERVICE_HOST",
+                true,
+            ),
+            (
+                "a cilium-config key read",
+                |o| *at(o, "DaemonSet", &format!("{AGENT}/env")) = json!([{"name": "X", "valueFrom": {"configMapKeyRef": {"name": "cilium-config", "key": "x", "optional": true}}}]),
+                "DaemonSet/cilium: container cilium-agent: env X",
+                false,
+            ),
+            (
+                "the chart's init containers",
+                |o| {
+                    list(o, "DaemonSet", &format!("{POD}/initContainers"))
+                        .push(json!({"name": "mount-bpf-fs", "image": "x"}));
+                },
+                "DaemonSet/cilium: initContainer mount-bpf-fs",
+                false,
+            ),
+            (
+                "an unknown init container",
+                |o| {
+                    list(o, "DaemonSet", &format!("{POD}/initContainers"))
+                        .push(json!({"name": "surprise", "image": "x"}));
+                },
+                "DaemonSet/cilium: initContainer surprise",
+                true,
+            ),
+            (
+                "an init container gone",
+                |o| {
+                    list(o, "DaemonSet", &format!("{POD}/initContainers")).remove(0);
+                },
+                "DaemonSet/cilium: initContainer mount-cgroup",
+                true,
+            ),
+            (
+                "init containers reordered",
+                |o| {
+                    list(o, "DaemonSet", &format!("{POD}/initContainers")).reverse();
+                },
+                "DaemonSet/cilium: initContainer order",
+                true,
+            ),
+            (
+                "the AWS cleanup hook",
+                |o| *at(o, "DaemonSet", &format!("{AGENT}/lifecycle/postStart")) = json!({"exec": {"command": ["bash", "-c", "iptables-save | grep -E -v 'AWS-SNAT-CHAIN' | iptables-restore"]}}),
+                "DaemonSet/cilium: container cilium-agent: postStart",
+                false,
+            ),
+            (
+                "the CNI uninstall hook gone",
+                |o| *at(o, "DaemonSet", &format!("{AGENT}/lifecycle")) = json!({}),
+                "DaemonSet/cilium: container cilium-agent: preStop",
+                true,
+            ),
+            (
+                "no liveness probe",
+                |o| {
+                    fields(o, "DaemonSet", AGENT).remove("livenessProbe");
+                },
+                "DaemonSet/cilium: container cilium-agent: livenessProbe",
+                true,
+            ),
+            (
+                "a slower liveness probe",
+                |o| {
+                    *at(
+                        o,
+                        "DaemonSet",
+                        &format!("{AGENT}/livenessProbe/periodSeconds"),
+                    ) = json!(30)
+                },
+                "DaemonSet/cilium: container cilium-agent: livenessProbe",
+                false,
+            ),
+            (
+                "a port declared",
+                |o| {
+                    *at(o, "DaemonSet", &format!("{AGENT}/ports")) =
+                        json!([{"containerPort": 4244, "hostPort": 4244}])
+                },
+                "DaemonSet/cilium: container cilium-agent: port 4244/TCP",
+                false,
+            ),
+            (
+                "a field no rule knows",
+                |o| *at(o, "DaemonSet", &format!("{POD}/runtimeClassName")) = json!("kata"),
+                "DaemonSet/cilium: runtimeClassName",
+                true,
+            ),
+        ];
+        let mut wrong = Vec::new();
+        for (what, change, name, blocks) in cases {
+            let differences = compare_changed(change);
+            match differences.iter().find(|d| d.name == *name) {
+                Some(d) if d.blocks == *blocks && !d.effect.contains('{') => {}
+                found => wrong.push(format!(
+                    "{what}: want {name} blocks={blocks}, got {found:?}; all: {:#?}",
+                    differences
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                )),
+            }
+        }
+        assert!(wrong.is_empty(), "{}", wrong.join("\n\n"));
+    }
+
+    #[test]
+    fn amounts_compare_by_value_not_by_spelling() {
+        let change = |o: &mut Vec<Json>| {
+            *at(o, "DaemonSet", &format!("{AGENT}/resources")) = json!({"limits": {"cpu": "0.5", "memory": "500e6"}, "requests": {"cpu": "0.1", "memory": "64000k"}});
+        };
+        assert_eq!(compare_changed(change), []);
+        assert_eq!(quantity(&json!("64Mi")), Some(67_108_864.0));
+        assert_eq!(quantity(&json!("100m")), Some(0.1));
+        assert_eq!(quantity(&json!("lots")), None);
+    }
+
+    #[test]
+    fn a_workload_the_chart_does_not_render_blocks_and_hubble_is_compared_only_on_both_sides() {
+        let live_only = |kind: &str, name: &str| {
+            let mut objects = live();
+            objects.push(json!({"kind": kind, "metadata": {"name": name}, "spec": {}}));
+            compare_workloads(&objects, &live())
+        };
+        assert_eq!(live_only("Deployment", "hubble-relay"), []);
+        let mut without_operator = live();
+        without_operator.retain(|o| o["kind"] != "Deployment");
+        let differences = compare_workloads(&live(), &without_operator);
+        assert_eq!(differences.len(), 1, "{differences:#?}");
+        assert_eq!(differences[0].name, "Deployment/cilium-operator");
+        assert!(differences[0].blocks);
+    }
+
+    #[test]
+    fn every_difference_names_itself_stably_and_reads_in_one_line() {
+        let differences = compare_changed(|o| {
+            list(o, "DaemonSet", &format!("{AGENT}/volumeMounts")).remove(1);
+        });
+        let d = &differences[0];
+        assert_eq!(
+            d.name,
+            "DaemonSet/cilium: container cilium-agent: volumeMount /etc/cilium/certs"
+        );
+        assert_eq!(
+            d.effect,
+            "the container no longer sees the node's /etc/cilium/certs at /etc/cilium/certs"
+        );
+        let text = d.to_string();
+        assert!(
+            text.starts_with(&format!("{}: live ", d.name)) && text.contains("(BLOCKS: "),
+            "{text}"
+        );
+        assert!(!text.contains('\n'), "{text}");
+        assert_eq!(
+            split_image("registry:5000/cilium/operator-generic:v1.15.9@sha256:ab"),
+            (
+                "registry:5000/cilium/operator-generic",
+                Some("v1.15.9"),
+                Some("sha256:ab")
+            )
+        );
+    }
+}
