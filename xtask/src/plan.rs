@@ -205,7 +205,7 @@ fn planned_nodes(inventory: &Inventory) -> Vec<PlannedNode> {
 fn steps(era: Era) -> Vec<&'static str> {
     let mut steps = vec![
         "detect the era from the live cluster and record its identity in the journal",
-        "gate: helm template the chart with these values; diff cilium-config key by key",
+        "gate: helm template the chart with these values; diff cilium-config key by key and the agent DaemonSet, operator and Hubble Deployments field by field",
         "back up every object above, the cilium.io custom resources and the inventory files; verify the bundle",
         "check that every node directory is root-owned (`cargo xtask nodes check`)",
     ];
