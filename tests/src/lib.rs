@@ -26,13 +26,88 @@ pub fn on_kind() -> bool {
     std::env::var(CLUSTER_ENV).is_ok_and(|kind| kind == "kind")
 }
 
-/// The chart to install or hand over to: the real Cilium chart on kind, the project's
-/// look-alike chart on the testbed.
-pub fn cilium_chart() -> PathBuf {
+/// The path of the `cargo xtask` binary that runs the tests, set by `cargo xtask e2e`.
+pub const XTASK_ENV: &str = "CILIUM_MIGRATE_XTASK";
+
+/// The `cargo xtask` binary: the one running `cargo xtask e2e` ([`XTASK_ENV`]), else the debug
+/// build.
+pub fn xtask_binary() -> PathBuf {
+    let binary = std::env::var_os(XTASK_ENV)
+        .filter(|path| !path.is_empty())
+        .map_or_else(
+            || testbed::tools::workspace_root().join("target/debug/xtask"),
+            PathBuf::from,
+        );
+    assert!(
+        binary.is_file(),
+        "{} is missing: build it with `cargo build -p xtask` (cargo xtask e2e does)",
+        binary.display()
+    );
+    binary
+}
+
+/// Helm values for the released chart from a template-era case, as `cargo xtask values` writes
+/// them for its inventory and live `cilium-config` (the chart version `version`), in `into`.
+pub fn xtask_values(
+    case: &upstream::RenderedCase,
+    version: &str,
+    into: &std::path::Path,
+) -> PathBuf {
+    let inventory = rendered_inventory_copy(case, &into.join("values-input"));
+    let values = into.join("values.yaml");
+    let output = std::process::Command::new(xtask_binary())
+        .arg("values")
+        .arg("--inventory")
+        .arg(&inventory)
+        .arg("--live-config")
+        .arg(case.file("cilium-config.yaml"))
+        .args(["--cilium-version", version, "--era", "template", "--output"])
+        .arg(&values)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("running xtask values: {e}"));
+    assert!(
+        output.status.success(),
+        "xtask values for {} failed: {}",
+        case.id(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    values
+}
+
+/// The released chart the hand-over tests install: Kubespray v2.27's Cilium, the version a
+/// template-era hand-over keeps.
+pub const HANDOVER_CHART_VERSION: &str = "1.15.9";
+
+/// The chart to hand over to: `$CILIUM_MIGRATE_CHART` when set (`cargo xtask e2e --cluster
+/// kind`), else the released [`HANDOVER_CHART_VERSION`] archive of the upstream folder.
+pub fn cilium_chart(upstream: &upstream::Upstream) -> PathBuf {
     match std::env::var_os(CHART_ENV) {
         Some(chart) if !chart.is_empty() => PathBuf::from(chart),
-        _ => testbed::fixtures::chart_dir(),
+        _ => upstream
+            .chart(HANDOVER_CHART_VERSION)
+            .unwrap_or_else(|e| panic!("{e}")),
     }
+}
+
+/// A case Kubespray's own templates rendered (`sample`, `v2.27.1`); panics naming the cases
+/// present.
+pub fn rendered_case(
+    upstream: &upstream::Upstream,
+    case: &str,
+    tag: &str,
+) -> upstream::RenderedCase {
+    upstream
+        .rendered_case(case, tag)
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// A copy of a rendered case's inventory at `into/inventory`: never the shared original, because
+/// rollback and the hand-over edit write to it.
+pub fn rendered_inventory_copy(case: &upstream::RenderedCase, into: &std::path::Path) -> PathBuf {
+    let target = into.join("inventory");
+    case.inventory_copy(&target)
+        .unwrap_or_else(|e| panic!("copying the inventory of {}: {e}", case.id()))
 }
 
 /// The shared cluster, as `cargo xtask e2e` describes it in the environment.
@@ -167,14 +242,17 @@ pub async fn start_own_testbed(state: &std::path::Path, nodes: usize) -> testbed
 
 /// A copy of Kubespray's sample inventory of `version` (`v2.27.1`, ...) at `into/inventory`:
 /// never the shared original, because rollback and the hand-over edit write to it.
-pub fn kubespray_sample_copy(version: &str, into: &std::path::Path) -> PathBuf {
-    let sample = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/kubespray/samples")
-        .join(version);
+pub fn kubespray_sample_copy(
+    upstream: &upstream::Upstream,
+    version: &str,
+    into: &std::path::Path,
+) -> PathBuf {
+    let sample = upstream.kubespray_sample(version);
     assert!(
         sample.is_dir(),
-        "the Kubespray samples are missing at {}",
-        sample.display()
+        "the Kubespray sample {version} is missing at {}; present: {:?}",
+        sample.display(),
+        upstream.kubespray_sample_tags()
     );
     let target = into.join("inventory");
     copy_tree(&sample, &target);

@@ -1,6 +1,6 @@
-//! End-to-end: `migration::flow` (what `cargo xtask migrate` runs) adopts the Kubespray v2.27
-//! fixture into a Helm release on a real control plane, with Helm 3 and with Helm 4, and
-//! `rollback` restores the backup exactly.
+//! End-to-end: `migration::flow` (what `cargo xtask migrate` runs) adopts the objects Kubespray
+//! v2.27.1 (with Helm 3) and v2.26.0 (with Helm 4) really apply into a release of the released
+//! Cilium 1.15.9 chart on a real control plane, and `rollback` restores the backup exactly.
 //!
 //! Each test starts a testbed of its own (the fixture owns `kube-system`). While the hand-over
 //! runs, `testbed::monitor::AgentMonitor` watches the agent DaemonSet's UID and which nodes have
@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use migrate_common::{
     Recorder, inventory_copy, live_cilium_config, migrate_args, migrate_options,
-    release_cilium_config, release_status, run_xtask, secret_key, template_era_testbed,
+    release_cilium_config, release_status, run_xtask, template_era_testbed, upstream,
 };
 use migration::bundle::{Bundle, Section};
 use migration::era::{self, Era, InventoryClaim};
@@ -29,22 +29,42 @@ use tests::{bundle_uids, files_under, live_uids};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn v2_27_adopt_with_helm3() {
-    adopt_and_roll_back(&testbed::Tools::default().helm3).await;
+    adopt_and_roll_back(
+        "migrate_adopt::v2_27_adopt_with_helm3",
+        "v2.27.1",
+        &testbed::Tools::default().helm3,
+    )
+    .await;
 }
 
+/// Kubespray v2.26.0 runs Cilium 1.15.4: the hand-over to the 1.15.9 chart is also a patch
+/// upgrade, asked for with `--cilium-version`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn v2_27_adopt_with_helm4() {
-    adopt_and_roll_back(&testbed::Tools::default().helm4).await;
+async fn v2_26_adopt_with_helm4() {
+    adopt_and_roll_back(
+        "migrate_adopt::v2_26_adopt_with_helm4",
+        "v2.26.0",
+        &testbed::Tools::default().helm4,
+    )
+    .await;
 }
 
-async fn adopt_and_roll_back(helm: &Path) {
+async fn adopt_and_roll_back(test: &str, tag: &str, helm: &Path) {
+    let Some(upstream) = upstream(test) else {
+        return;
+    };
+    let case = tests::rendered_case(&upstream, "sample", tag);
+    let chart = tests::cilium_chart(&upstream);
     let tmp = tempfile::tempdir().unwrap();
-    let testbed = template_era_testbed(&tmp.path().join("testbed")).await;
+    let testbed = template_era_testbed(&tmp.path().join("testbed"), &case).await;
     let client = testbed.client().await.unwrap();
-    let inventory = inventory_copy("v2.27.1", tmp.path());
+    let inventory = inventory_copy(&case, tmp.path());
     let inventory_before = files_under(&inventory);
     let bundle_dir = tmp.path().join("bundle");
-    let mut migrate = migrate_options(&testbed, &inventory, &bundle_dir, helm, tmp.path());
+    let mut migrate = migrate_options(&testbed, &inventory, &bundle_dir, helm, tmp.path(), &chart);
+    if tag != "v2.27.1" {
+        migrate.cilium_version = Some(tests::HANDOVER_CHART_VERSION.to_owned());
+    }
 
     // The command line: the plan as JSON, and a refusal of --apply without --yes off a terminal.
     let args = migrate_args(&migrate, tmp.path());
@@ -64,7 +84,7 @@ async fn adopt_and_roll_back(helm: &Path) {
     let differences = printed["plan"]["config_differences"]
         .as_array()
         .unwrap_or_else(|| panic!("no config_differences array: {stdout}"));
-    // The template-era fixture has changes of form (keys the chart no longer writes).
+    // Kubespray's objects have changes of form (keys the chart no longer writes).
     assert!(!differences.is_empty(), "{stdout}");
     for d in differences {
         for field in [
@@ -118,9 +138,6 @@ async fn adopt_and_roll_back(helm: &Path) {
         era::detect(&state, JournalStatus::Absent, InventoryClaim::ManagesCilium).unwrap(),
         Era::TemplateManifests { .. }
     ));
-    let hubble_ca = secret_key(&client, "hubble-ca-secret", "ca.crt")
-        .await
-        .unwrap();
 
     // Watch the agents for the whole run.
     let monitor = AgentMonitor::start(&client, testbed.nodes());
@@ -201,13 +218,6 @@ async fn adopt_and_roll_back(helm: &Path) {
     assert_eq!(
         release_cilium_config(helm, testbed.kubeconfig()),
         live_cilium_config(&client).await
-    );
-    // The chart kept signing Hubble certificates with Kubespray's CA.
-    assert_eq!(
-        secret_key(&client, "hubble-server-certs", "ca.crt")
-            .await
-            .unwrap(),
-        hubble_ca
     );
     // The inventory no longer installs Cilium, and the values sit next to it.
     let cluster_vars =
@@ -298,8 +308,12 @@ async fn adopt_and_roll_back(helm: &Path) {
     .await
     .unwrap_or_else(|e| panic!("{e}\n{}", progress.lines.join("\n")));
     assert!(rolled.differences.is_empty(), "{:#?}", rolled.differences);
+    // The chart's own objects, which Kubespray never applied, are gone again.
     assert!(
-        rolled.removed.iter().any(|o| o.contains("cilium-ca")),
+        rolled
+            .removed
+            .iter()
+            .any(|o| o == "Role kube-system/cilium-config-agent"),
         "{rolled:?}"
     );
     assert_eq!(files_under(&inventory), inventory_before);

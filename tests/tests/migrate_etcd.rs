@@ -1,7 +1,7 @@
-//! End-to-end: `migrate --etcd-snapshot` on a real control plane. The Kubespray v2.27 fixture
-//! and inventory, whose control-plane host `node1` (so its etcd host: `[etcd:children]` is
-//! `kube_control_plane`) is a real `sshd` on loopback, and a real etcd (TLS, client
-//! certificates) that the testbed's etcdctl snapshots on the "node" through `sudo -n`. The plan
+//! End-to-end: `migrate --etcd-snapshot` on a real control plane. The objects Kubespray v2.27.1
+//! applies and the inventory they were rendered from, whose etcd host `node1` is a real `sshd`
+//! on loopback, and a real etcd (TLS, client certificates) that the testbed's etcdctl snapshots
+//! on the "node" through `sudo -n`. The plan
 //! names the snapshot without taking it; `--apply` stopped right after the backup leaves a
 //! bundle whose snapshot holds a key written beforehand and verifies. The same snapshot is
 //! found with kubeadm's certificate names, given as options or implied by the inventory's
@@ -20,7 +20,7 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use migrate_common::{Recorder, inventory_copy, migrate_options, template_era_testbed};
+use migrate_common::{Recorder, inventory_copy, migrate_options, template_era_testbed, upstream};
 use migration::bundle::{Bundle, ETCD_SNAPSHOT_FILE, EtcdSnapshotFile};
 use migration::etcd::{EtcdSnapshotOptions, snapshot_into};
 use migration::flow::{self, FlowError, Outcome};
@@ -31,14 +31,21 @@ const VALUE: &str = "in-the-bundle-snapshot";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_backup_saves_an_etcd_snapshot_over_ssh_into_the_bundle() {
+    let Some(upstream) =
+        upstream("migrate_etcd::the_backup_saves_an_etcd_snapshot_over_ssh_into_the_bundle")
+    else {
+        return;
+    };
+    let case = tests::rendered_case(&upstream, "sample", "v2.27.1");
+    let chart = tests::cilium_chart(&upstream);
     let tmp = tempfile::tempdir().unwrap();
-    let testbed = template_era_testbed(&tmp.path().join("testbed")).await;
+    let testbed = template_era_testbed(&tmp.path().join("testbed"), &case).await;
     let sshd = sshd::Sshd::start();
     let etcd = etcd::Etcd::start();
     etcd.etcdctl(&["put", KEY, VALUE]);
 
-    let inventory = inventory_copy("v2.27.1", tmp.path());
-    add_etcd_host(&inventory, &sshd);
+    let inventory = inventory_copy(&case, tmp.path());
+    point_etcd_host_at(&inventory, &sshd);
     let remote_tmp = tmp.path().join("node-tmp");
     fs::create_dir(&remote_tmp).unwrap();
     let bundle_dir = tmp.path().join("bundle");
@@ -48,6 +55,7 @@ async fn the_backup_saves_an_etcd_snapshot_over_ssh_into_the_bundle() {
         &bundle_dir,
         &testbed.tools().helm4,
         tmp.path(),
+        &chart,
     );
     migrate.etcd_snapshot = Some(EtcdSnapshotOptions {
         cert_dir: etcd.cert_dir.clone(),
@@ -116,6 +124,19 @@ async fn the_backup_saves_an_etcd_snapshot_over_ssh_into_the_bundle() {
     assert_eq!(fs::read_dir(&remote_tmp).unwrap().count(), 0);
 }
 
+/// Points the rendered inventory's etcd host `node1` (`[etcd]`) at this sshd.
+fn point_etcd_host_at(inventory: &Path, sshd: &sshd::Sshd) {
+    edit(
+        &inventory.join("inventory.ini"),
+        &format!("{} ansible_host=10.0.0.11\n", etcd::HOST),
+        &format!(
+            "{} ansible_host=127.0.0.1 ansible_port={} ansible_user=root\n",
+            etcd::HOST,
+            sshd.port
+        ),
+    );
+}
+
 /// Puts the etcd host (`node1`, this sshd) first in `[kube_control_plane]` of a sample
 /// inventory, whose `[etcd:children]` is `kube_control_plane`.
 fn add_etcd_host(inventory: &Path, sshd: &sshd::Sshd) {
@@ -174,11 +195,17 @@ fn assert_snapshot(dir: &Path, file: &EtcdSnapshotFile, etcd: &etcd::Etcd, remot
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubeadm_certificate_names_work_as_options_and_from_etcd_deployment_type_kubeadm() {
+    let Some(upstream) = upstream(
+        "migrate_etcd::kubeadm_certificate_names_work_as_options_and_from_etcd_deployment_type_kubeadm",
+    ) else {
+        return;
+    };
     let tmp = tempfile::tempdir().unwrap();
     let sshd = sshd::Sshd::start();
     let etcd = etcd::Etcd::start();
     etcd.etcdctl(&["put", KEY, VALUE]);
-    let inventory = inventory_copy("v2.27.1", tmp.path());
+    // Kubespray's whole sample inventory: it has the etcd and cluster files this case edits.
+    let inventory = tests::kubespray_sample_copy(&upstream, "v2.27.1", tmp.path());
     add_etcd_host(&inventory, &sshd);
     let remote_tmp = tmp.path().join("node-tmp");
     fs::create_dir(&remote_tmp).unwrap();

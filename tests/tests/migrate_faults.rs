@@ -1,4 +1,5 @@
-//! End-to-end: faults in the middle of the hand-over of the Kubespray v2.27 fixture.
+//! End-to-end: faults in the middle of the hand-over of the objects Kubespray v2.27.1 applies to
+//! the released Cilium 1.15.9 chart.
 //!
 //! - `faults_then_resume`: one migration meets, in turn, a failing `helm` (a wrapper that
 //!   refuses `upgrade`), the API server stopped as `helm-install` starts, a failure injected
@@ -27,7 +28,7 @@ use std::time::Duration;
 
 use migrate_common::{
     Recorder, inventory_copy, live_cilium_config, migrate_options, release_cilium_config,
-    release_status, template_era_testbed,
+    release_status, template_era_testbed, upstream,
 };
 use migration::bundle::{Bundle, Section};
 use migration::era::{self, Era, InventoryClaim};
@@ -88,16 +89,28 @@ fn journal_state(bundle: &Path, step: Step) -> Option<StepState> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn faults_then_resume() {
+    let Some(upstream) = upstream("migrate_faults::faults_then_resume") else {
+        return;
+    };
+    let case = tests::rendered_case(&upstream, "sample", "v2.27.1");
+    let chart = tests::cilium_chart(&upstream);
     let tmp = tempfile::tempdir().unwrap();
-    let testbed = template_era_testbed(&tmp.path().join("testbed")).await;
+    let testbed = template_era_testbed(&tmp.path().join("testbed"), &case).await;
     let tools = testbed.tools();
     let client = testbed.client().await.unwrap();
     let nodes = testbed.nodes().to_vec();
     let kubeconfig = testbed.kubeconfig().to_path_buf();
-    let inventory = inventory_copy("v2.27.1", tmp.path());
+    let inventory = inventory_copy(&case, tmp.path());
     let inventory_before = files_under(&inventory);
     let bundle_dir = tmp.path().join("bundle");
-    let migrate = migrate_options(&testbed, &inventory, &bundle_dir, &tools.helm3, tmp.path());
+    let migrate = migrate_options(
+        &testbed,
+        &inventory,
+        &bundle_dir,
+        &tools.helm3,
+        tmp.path(),
+        &chart,
+    );
     let testbed: SharedTestbed = Arc::new(Mutex::new(Some(testbed)));
 
     let monitor = AgentMonitor::start(&client, &nodes);
@@ -250,19 +263,30 @@ async fn faults_then_resume() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rollback_after_a_failure_at_every_step() {
+    let Some(upstream) = upstream("migrate_faults::rollback_after_a_failure_at_every_step") else {
+        return;
+    };
+    let case = tests::rendered_case(&upstream, "sample", "v2.27.1");
+    let chart = tests::cilium_chart(&upstream);
     let tmp = tempfile::tempdir().unwrap();
-    let testbed = template_era_testbed(&tmp.path().join("testbed")).await;
+    let testbed = template_era_testbed(&tmp.path().join("testbed"), &case).await;
     let tools = testbed.tools();
     let client = testbed.client().await.unwrap();
     let kubeconfig = testbed.kubeconfig().to_path_buf();
-    let inventory = inventory_copy("v2.27.1", tmp.path());
+    let inventory = inventory_copy(&case, tmp.path());
     let inventory_before = files_under(&inventory);
 
     for strategy in [Strategy::Adopt, Strategy::Replace] {
         for (n, step) in strategy.steps().iter().enumerate() {
             let bundle_dir = tmp.path().join(format!("bundle-{strategy}-{n}"));
-            let mut migrate =
-                migrate_options(&testbed, &inventory, &bundle_dir, &tools.helm4, tmp.path());
+            let mut migrate = migrate_options(
+                &testbed,
+                &inventory,
+                &bundle_dir,
+                &tools.helm4,
+                tmp.path(),
+                &chart,
+            );
             migrate.strategy = Some(strategy);
             migrate.fail_after = Some(*step);
             let mut progress = Recorder::default();

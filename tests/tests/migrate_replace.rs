@@ -1,4 +1,5 @@
-//! End-to-end: `migration::flow` with `--strategy replace` on the Kubespray v2.27 fixture.
+//! End-to-end: `migration::flow` with `--strategy replace` on the objects Kubespray v2.27.1
+//! applies, handed over to the released Cilium 1.15.9 chart.
 //!
 //! `replace` deletes the template-era DaemonSet with orphaning, so the chart's DaemonSet adopts
 //! the running agents; the DaemonSet controller counts a pod as up to date by its
@@ -20,20 +21,27 @@ use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use kube::api::ListParams;
-use migrate_common::{Recorder, inventory_copy, migrate_options, template_era_testbed};
+use migrate_common::{Recorder, inventory_copy, migrate_options, template_era_testbed, upstream};
 use migration::flow::{self, Outcome};
 use migration::journal::Strategy;
 use testbed::monitor::AgentMonitor;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn v2_27_replace_rolls_the_adopted_agents_onto_the_chart() {
+    let Some(upstream) =
+        upstream("migrate_replace::v2_27_replace_rolls_the_adopted_agents_onto_the_chart")
+    else {
+        return;
+    };
+    let case = tests::rendered_case(&upstream, "sample", "v2.27.1");
+    let chart = tests::cilium_chart(&upstream);
     let helm = testbed::Tools::default().helm4;
     let tmp = tempfile::tempdir().unwrap();
-    let testbed = template_era_testbed(&tmp.path().join("testbed")).await;
+    let testbed = template_era_testbed(&tmp.path().join("testbed"), &case).await;
     let client = testbed.client().await.unwrap();
-    let inventory = inventory_copy("v2.27.1", tmp.path());
+    let inventory = inventory_copy(&case, tmp.path());
     let bundle_dir = tmp.path().join("bundle");
-    let mut migrate = migrate_options(&testbed, &inventory, &bundle_dir, &helm, tmp.path());
+    let mut migrate = migrate_options(&testbed, &inventory, &bundle_dir, &helm, tmp.path(), &chart);
     migrate.strategy = Some(Strategy::Replace);
 
     let monitor = AgentMonitor::start(&client, testbed.nodes());
@@ -46,7 +54,7 @@ async fn v2_27_replace_rolls_the_adopted_agents_onto_the_chart() {
     assert_eq!(agents_before.len(), testbed.nodes().len());
     assert!(
         agents_before.iter().all(privileged),
-        "the fixture runs Kubespray's privileged agents"
+        "Kubespray's objects run privileged agents"
     );
     assert!(!operators_before.is_empty());
 

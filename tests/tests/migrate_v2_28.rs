@@ -1,6 +1,11 @@
-//! End-to-end: the cilium-cli era (Kubespray >= v2.28). `migration::flow` hands the existing
-//! release `cilium` over to Helm with the same values and chart version: no pod restarts (every
-//! pod keeps its UID), with Helm 3, then, after `rollback`, again with Helm 4.
+//! End-to-end: the cilium-cli era (Kubespray >= v2.28). The release `cilium` is installed the way
+//! Kubespray v2.28.1 does through cilium-cli: `helm upgrade --install cilium <chart> -n
+//! kube-system -f values.yaml` with the values Kubespray's role rendered, from the released 1.17.3
+//! chart (Kubespray v2.28.1 names 1.17.7, which is not among the released archives at hand; the
+//! values are the same for both), `k8sServiceHost/Port: auto` resolved from the kubeconfig as
+//! cilium-cli does. `migration::flow` then hands it over to Helm with the same values and chart
+//! version: no pod restarts (every pod keeps its UID), with Helm 3, then, after `rollback`, again
+//! with Helm 4.
 //!
 //! Starts a testbed of its own (the fixture owns `kube-system`).
 
@@ -13,22 +18,46 @@ use std::fs;
 
 use migrate_common::{
     Recorder, fixture_options, inventory_copy, live_cilium_config, migrate_options, pod_uids,
-    release_cilium_config, release_status, start_testbed,
+    release_cilium_config, release_status, start_testbed, upstream,
 };
 use migration::flow::{self, Outcome, RollbackOptions};
 use migration::journal::{Step, Strategy};
-use testbed::fixtures;
+use testbed::fixtures::{self, CiliumCliInstall, IdentityAllocation};
 use tests::files_under;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn v2_28_release_is_handed_over_without_restarting_pods_with_helm3_and_helm4() {
+    let Some(upstream) = upstream(
+        "migrate_v2_28::v2_28_release_is_handed_over_without_restarting_pods_with_helm3_and_helm4",
+    ) else {
+        return;
+    };
+    let case = tests::rendered_case(&upstream, "sample", "v2.28.1");
+    let chart = upstream.chart("1.17.3").unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let testbed = start_testbed(&tmp.path().join("testbed")).await;
     let tools = testbed.tools();
-    let options = fixture_options(&testbed);
-    fixtures::kubespray_v2_28(&tools.helm, &tools.kubectl, testbed.kubeconfig(), &options).unwrap();
+    // Kubespray v2.28's values allocate identities as CiliumIdentity objects.
+    let options = fixtures::FixtureOptions {
+        identity_allocation: IdentityAllocation::Crd,
+        ..fixture_options(&testbed)
+    };
+    let values = case.file("values.yaml");
+    // cilium-cli drives the Helm 3 SDK.
+    fixtures::cilium_cli_era(
+        &tools.helm3,
+        &tools.kubectl,
+        testbed.kubeconfig(),
+        &CiliumCliInstall {
+            chart: &chart,
+            values: &values,
+            api_server: testbed.api_server(),
+        },
+        &options,
+    )
+    .unwrap();
     let client = testbed.client().await.unwrap();
-    let inventory = inventory_copy("v2.28.0", tmp.path());
+    let inventory = inventory_copy(&case, tmp.path());
     let inventory_before = files_under(&inventory);
     let installed = release_status(&tools.helm3, testbed.kubeconfig()).unwrap();
     assert_eq!(installed.revision, 1);
@@ -56,7 +85,7 @@ async fn v2_28_release_is_handed_over_without_restarting_pods_with_helm3_and_hel
         .enumerate()
     {
         let bundle = tmp.path().join(format!("bundle-{round}"));
-        let migrate = migrate_options(&testbed, &inventory, &bundle, helm, tmp.path());
+        let migrate = migrate_options(&testbed, &inventory, &bundle, helm, tmp.path(), &chart);
         let mut progress = Recorder::default();
         let outcome = flow::run(&migrate, &mut progress)
             .await

@@ -1,5 +1,6 @@
 //! End-to-end: the hand-over building blocks of `crates/migration` on a real control plane
-//! seeded with the Kubespray v2.27 fixture: era detection, backup bundle (paged, verified,
+//! seeded with the objects Kubespray v2.27.1 applies (and the released Cilium 1.15.9 chart to
+//! adopt them into): era detection, backup bundle (paged, verified,
 //! private), the delete guard, adoption (ownership metadata, pruning, same UIDs), and restore
 //! from the bundle compared object by object.
 //!
@@ -27,10 +28,10 @@ use migration::journal::{Journal, JournalStatus, Step, Strategy};
 use migration::object::{self, HelmOwner, LAST_APPLIED_ANNOTATION, ObjectRef, is_cilium_group};
 use migration::restore::{self, Difference};
 use migration_common::{
-    helm, inventory_copy, live_json, options_for, render, resource_of, seed_v2_27, start_testbed,
+    helm, inventory_copy, live_json, options_for, render, resource_of, sample_v2_27,
+    seed_template_era, start_testbed,
 };
 use serde_json::json;
-use testbed::fixtures;
 use tests::{bundle_uids, files_under, live_uids};
 
 /// Objects per list request: small, so that every kind with more objects takes several pages.
@@ -48,21 +49,37 @@ enum HelmMajor {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn v2_27_backup_adopt_with_helm3_and_restore_exactly() {
-    backup_adopt_and_restore(HelmMajor::Three).await;
+    backup_adopt_and_restore(
+        "migration_backup::v2_27_backup_adopt_with_helm3_and_restore_exactly",
+        HelmMajor::Three,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn v2_27_backup_adopt_with_helm4_and_restore_exactly() {
-    backup_adopt_and_restore(HelmMajor::Four).await;
+    backup_adopt_and_restore(
+        "migration_backup::v2_27_backup_adopt_with_helm4_and_restore_exactly",
+        HelmMajor::Four,
+    )
+    .await;
 }
 
-async fn backup_adopt_and_restore(helm_major: HelmMajor) {
+async fn backup_adopt_and_restore(test: &str, helm_major: HelmMajor) {
+    let Some(upstream) = upstream::Upstream::for_test(test) else {
+        return;
+    };
+    let case = sample_v2_27(&upstream);
+    let chart = tests::cilium_chart(&upstream);
     let tmp = tempfile::tempdir().unwrap();
     let testbed = start_testbed(&tmp.path().join("testbed")).await;
     let tools = testbed.tools();
     let options = options_for(&testbed);
-    let seeded = seed_v2_27(&testbed, &options);
+    let seeded = seed_template_era(&testbed, &case, &options);
     let client = testbed.client().await.unwrap();
+    // The values `cargo xtask values` writes for this case: what the hand-over installs.
+    let values = tests::xtask_values(&case, tests::HANDOVER_CHART_VERSION, tmp.path());
+    let values_args = [format!("--values={}", values.display())];
 
     // Era: the template era, Cilium 1.15.9, nothing Helm-owned.
     let state = era::collect_state(&client).await.unwrap();
@@ -76,7 +93,7 @@ async fn backup_adopt_and_restore(helm_major: HelmMajor) {
     );
 
     // What the chart renders (the backup also records which of those objects do not exist).
-    let rendered = render(&tools.helm, &options, tmp.path());
+    let rendered = render(&tools.helm, &chart, &values_args);
 
     // Journal and backup.
     let identity = ClusterIdentity::read(&client, testbed.api_server())
@@ -86,7 +103,7 @@ async fn backup_adopt_and_restore(helm_major: HelmMajor) {
     fs::create_dir(&bundle_dir).unwrap();
     let mut journal = Journal::create(&bundle_dir, identity.clone(), Strategy::Adopt).unwrap();
     journal.start(Step::Backup).unwrap();
-    let inventory = inventory_copy(tmp.path());
+    let inventory = inventory_copy(&case, tmp.path());
     let request = BackupRequest {
         dir: bundle_dir.clone(),
         cluster: identity.clone(),
@@ -204,7 +221,7 @@ async fn backup_adopt_and_restore(helm_major: HelmMajor) {
         crd.metadata.uid
     );
 
-    // Adopt: plan from live objects and the rendered look-alike chart.
+    // Adopt: plan from live objects and the rendered chart.
     let release = Release::default();
     let live = adopt::fetch_live(&client, &rendered, &release)
         .await
@@ -294,16 +311,14 @@ async fn backup_adopt_and_restore(helm_major: HelmMajor) {
 
     // The install (the real flow drives it through the helm crate).
     journal.start(Step::HelmInstall).unwrap();
-    let values = tmp.path().join("values.json");
-    fs::write(&values, fixtures::helm_values(&options).to_string()).unwrap();
     let mut install: Vec<String> = vec![
         "upgrade".into(),
         "--install".into(),
         "cilium".into(),
-        fixtures::chart_dir().display().to_string(),
+        chart.display().to_string(),
         "--namespace=kube-system".into(),
-        format!("--values={}", values.display()),
     ];
+    install.extend(values_args.iter().cloned());
     let helm_binary = match helm_major {
         HelmMajor::Three => &tools.helm3,
         HelmMajor::Four => {
@@ -491,7 +506,7 @@ async fn backup_adopt_and_restore(helm_major: HelmMajor) {
     let cilium_vars = files_under(&inventory)
         .into_keys()
         .find(|p| p.ends_with("k8s-net-cilium.yml"))
-        .expect("the sample inventory has k8s-net-cilium.yml");
+        .expect("the rendered inventory has k8s-net-cilium.yml");
     let original = fs::read(&cilium_vars).unwrap();
     fs::write(&cilium_vars, "kube_network_plugin: cni\n").unwrap();
     bundle.restore_inventory().unwrap();

@@ -1,5 +1,6 @@
 //! End-to-end: era detection and backup on the cilium-cli era (Kubespray >= v2.28): a release
-//! `cilium` installed from the look-alike chart, already owning every object it renders.
+//! `cilium` installed the way Kubespray v2.28.1 does (its rendered values, the released 1.17.3
+//! chart), already owning every object it renders.
 //!
 //! Starts a testbed of its own (the fixture owns `kube-system`).
 
@@ -14,15 +15,38 @@ use migration::era::{self, Era, HandoverEvidence, InventoryClaim};
 use migration::identity::ClusterIdentity;
 use migration::journal::JournalStatus;
 use migration_common::{options_for, render, start_testbed};
-use testbed::fixtures;
+use testbed::fixtures::{self, CiliumCliInstall, FixtureOptions, IdentityAllocation};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cilium_cli_release_is_detected_backed_up_and_needs_no_adoption() {
+    let Some(upstream) = upstream::Upstream::for_test(
+        "migration_era::cilium_cli_release_is_detected_backed_up_and_needs_no_adoption",
+    ) else {
+        return;
+    };
+    let case = tests::rendered_case(&upstream, "sample", "v2.28.1");
+    let chart = upstream.chart("1.17.3").unwrap();
+    let values = case.file("values.yaml");
     let tmp = tempfile::tempdir().unwrap();
     let testbed = start_testbed(&tmp.path().join("testbed")).await;
     let tools = testbed.tools();
-    let options = options_for(&testbed);
-    fixtures::kubespray_v2_28(&tools.helm, &tools.kubectl, testbed.kubeconfig(), &options).unwrap();
+    let options = FixtureOptions {
+        identity_allocation: IdentityAllocation::Crd,
+        ..options_for(&testbed)
+    };
+    let install = CiliumCliInstall {
+        chart: &chart,
+        values: &values,
+        api_server: testbed.api_server(),
+    };
+    fixtures::cilium_cli_era(
+        &tools.helm3,
+        &tools.kubectl,
+        testbed.kubeconfig(),
+        &install,
+        &options,
+    )
+    .unwrap();
     let client = testbed.client().await.unwrap();
 
     let state = era::collect_state(&client).await.unwrap();
@@ -63,7 +87,11 @@ async fn cilium_cli_release_is_detected_backed_up_and_needs_no_adoption() {
     assert_eq!(report.objects.get("helm-release"), Some(&1), "{report:?}");
 
     // Every rendered object that exists is already the release's: nothing to patch or prune.
-    let rendered = render(&tools.helm, &options, tmp.path());
+    let rendered = render(
+        &tools.helm,
+        &chart,
+        &fixtures::cilium_cli_values_args(&install).unwrap(),
+    );
     let release = Release::default();
     let live = adopt::fetch_live(&client, &rendered, &release)
         .await

@@ -2,7 +2,9 @@
 //! Secrets, the Helm install, and rollback (forget the release, delete what it created,
 //! re-create and restore from the bundle), compared object by object.
 //!
-//! Starts a testbed of its own (the fixture owns `kube-system`).
+//! On the objects Kubespray v2.27.1 applies with Hubble fully on (`hubble-full`: relay, UI,
+//! certgen, so there are Secrets to keep), with the released Cilium 1.15.9 chart. Starts a
+//! testbed of its own (the fixture owns `kube-system`).
 
 // Helpers of a test panic on failure by design; clippy only exempts `#[test]` functions.
 #![allow(clippy::unwrap_used)]
@@ -24,7 +26,7 @@ use migration::journal::{Journal, Step, Strategy};
 use migration::object::ObjectRef;
 use migration::restore::{self, Difference};
 use migration::template_era::{self, KEPT_SECRETS};
-use migration_common::{helm, options_for, render, resource_of, seed_v2_27, start_testbed};
+use migration_common::{helm, options_for, render, resource_of, seed_template_era, start_testbed};
 use tests::{bundle_uids, live_uids};
 
 /// How long the garbage collector may take to finish a delete.
@@ -32,17 +34,26 @@ const DELETE_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replace_deletes_only_template_objects_and_rollback_recreates_them() {
+    let Some(upstream) = upstream::Upstream::for_test(
+        "migration_replace::replace_deletes_only_template_objects_and_rollback_recreates_them",
+    ) else {
+        return;
+    };
+    let case = tests::rendered_case(&upstream, "hubble-full", "v2.27.1");
+    let chart = tests::cilium_chart(&upstream);
     let tmp = tempfile::tempdir().unwrap();
     let testbed = start_testbed(&tmp.path().join("testbed")).await;
     let options = options_for(&testbed);
-    seed_v2_27(&testbed, &options);
+    seed_template_era(&testbed, &case, &options);
     let client = testbed.client().await.unwrap();
+    let values = tests::xtask_values(&case, tests::HANDOVER_CHART_VERSION, tmp.path());
+    let values_args = [format!("--values={}", values.display())];
 
     let identity = ClusterIdentity::read(&client, testbed.api_server())
         .await
         .unwrap();
     let tools = testbed.tools();
-    let rendered = render(&tools.helm, &options, tmp.path());
+    let rendered = render(&tools.helm, &chart, &values_args);
     let release = Release::default();
     let bundle_dir = tmp.path().join("bundle");
     let mut journal = Journal::create(&bundle_dir, identity.clone(), Strategy::Replace).unwrap();
@@ -102,7 +113,7 @@ async fn replace_deletes_only_template_objects_and_rollback_recreates_them() {
         .keys()
         .filter(|r| r.kind == "Secret")
         .collect();
-    assert!(!secrets.is_empty(), "the fixture has hubble Secrets");
+    assert!(!secrets.is_empty(), "certgen wrote the Hubble Secrets");
     for r in secrets {
         assert!(KEPT_SECRETS.contains(&r.name.as_str()));
         assert!(handover_after[r].is_some(), "{r} was deleted");
@@ -136,12 +147,6 @@ async fn replace_deletes_only_template_objects_and_rollback_recreates_them() {
         .await
         .unwrap();
     journal.start(Step::HelmInstall).unwrap();
-    let values = tmp.path().join("values.json");
-    std::fs::write(
-        &values,
-        testbed::fixtures::helm_values(&options).to_string(),
-    )
-    .unwrap();
     helm(
         &tools.helm3,
         testbed.kubeconfig(),
@@ -149,9 +154,9 @@ async fn replace_deletes_only_template_objects_and_rollback_recreates_them() {
             "upgrade".into(),
             "--install".into(),
             "cilium".into(),
-            testbed::fixtures::chart_dir().display().to_string(),
+            chart.display().to_string(),
             "--namespace=kube-system".into(),
-            format!("--values={}", values.display()),
+            values_args[0].clone(),
         ],
     );
     journal.done(Step::HelmInstall).unwrap();

@@ -39,6 +39,8 @@ use crate::testbed::{build_tools, export_lines};
 const CLUSTER_ENV: &str = "E2E_CLUSTER";
 /// Environment variable pointing the tests at the Cilium chart to hand over to.
 const CHART_ENV: &str = "CILIUM_MIGRATE_CHART";
+/// Environment variable telling the tests which `cargo xtask` binary to run (this one).
+const XTASK_ENV: &str = "CILIUM_MIGRATE_XTASK";
 /// The kind cluster's name.
 const KIND_CLUSTER: &str = "cilium-migrate-e2e";
 /// The Cilium chart version the kind path hands over to (Kubespray v2.27's Cilium line).
@@ -108,10 +110,18 @@ fn run_on_testbed(args: &Args) -> anyhow::Result<()> {
         );
         let mut env = testbed.env();
         env.push((CLUSTER_ENV, "testbed".to_owned()));
+        env.push(xtask_env()?);
         let outcome = run_tests(&testbed.tools(), &env, &args.test_args, &mut interrupts).await;
         finish_testbed(testbed, args.keep)?;
         outcome
     })
+}
+
+/// The tests run this very binary for `cargo xtask migrate`/`rollback`: the one they test is
+/// the one that was built for the run, whatever the target directory.
+fn xtask_env() -> anyhow::Result<(&'static str, String)> {
+    let exe = std::env::current_exe().context("the path of the running xtask binary")?;
+    Ok((XTASK_ENV, exe.display().to_string()))
 }
 
 fn finish_testbed(testbed: Testbed, keep: bool) -> anyhow::Result<()> {
@@ -263,6 +273,7 @@ fn run_on_kind(args: &Args) -> anyhow::Result<()> {
             (testbed::NODES_ENV, args.nodes.to_string()),
             (CLUSTER_ENV, "kind".to_owned()),
             (CHART_ENV, chart.display().to_string()),
+            xtask_env()?,
         ];
         let tests = run_tests(&tools, &env, &args.test_args, &mut interrupts).await;
         let traffic = count_failed_requests(&tools, &kubeconfig).and_then(|(ok, failed)| {

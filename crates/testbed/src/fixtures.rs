@@ -11,6 +11,7 @@
 //! Everything is built from [`FixtureOptions`]; nothing is copied from Kubespray or the chart.
 
 mod agent;
+mod certgen;
 mod chart;
 mod config;
 mod crds;
@@ -18,6 +19,7 @@ mod hubble;
 mod kubectl;
 mod meta;
 mod operator;
+mod rendered;
 mod resources;
 #[cfg(test)]
 mod tests;
@@ -31,6 +33,10 @@ pub use chart::{
     CHART_RELEASE, CHART_RELEASE_NAMESPACE, chart_dir, helm_values, kubespray_v2_28, render_chart,
 };
 pub use kubectl::{apply, missing_objects};
+pub use rendered::{
+    CiliumCliInstall, cilium_cli_era, cilium_cli_values_args, host_and_port, read_objects,
+    template_era,
+};
 
 /// Namespace of every namespaced Cilium object.
 pub const KUBE_SYSTEM: &str = "kube-system";
@@ -301,6 +307,14 @@ pub enum FixtureError {
         command: String,
         /// The parser's message.
         message: String,
+    },
+    /// A fixture file could not be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
     },
     /// The Hubble certificates could not be generated.
     #[error("cannot generate the Hubble certificates: {0}")]

@@ -21,7 +21,7 @@ use crate::process::tail;
 pub const TOOLS_DIR_ENV: &str = "CILIUM_MIGRATE_TOOLS";
 
 /// Bumped when the build commands change, so that stamps from older recipes rebuild.
-const RECIPE: &str = "1";
+const RECIPE: &str = "2";
 
 /// The workspace root (where `Cargo.toml`, `target/` and `testbed/go/` are).
 pub fn workspace_root() -> PathBuf {
@@ -255,7 +255,8 @@ struct Step {
     /// The output file (one package) or none (several packages into the directory).
     output: Option<&'static str>,
     tags: &'static str,
-    /// `-X` flags; `{version}`, `{major}` and `{minor}` are filled from the family's version.
+    /// `-X` flags; `{version}`, `{major}` and `{minor}` are filled from the family's version,
+    /// `{kube_major}` and `{kube_minor}` from the `k8s.io/client-go` the module requires.
     stamps: &'static [&'static str],
 }
 
@@ -301,6 +302,13 @@ const FAMILIES: &[Family] = &[
             stamps: &[
                 "helm.sh/helm/v3/internal/version.version={version}",
                 "helm.sh/helm/v3/internal/version.gitTreeState=clean",
+                // Helm 3's Makefile stamps the Kubernetes version `helm template` assumes from
+                // client-go (v0.37 gives 1.37); without it the default is 1.20, and a chart that
+                // requires `kubeVersion: >= 1.21` (Cilium 1.16+) does not render.
+                "helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor={kube_major}",
+                "helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor={kube_minor}",
+                "helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor={kube_major}",
+                "helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor={kube_minor}",
             ],
         }],
     },
@@ -415,17 +423,31 @@ fn family_stamp(
     ))
 }
 
-fn ldflags(step: &Step, version: &str) -> String {
+/// `ldflags` for `step`: `version` is the family's, `client_go` the `k8s.io/client-go` version
+/// the module requires (`v0.37.0`: Kubernetes 1.37, as Helm's Makefile computes it).
+fn ldflags(step: &Step, version: &str, client_go: Option<&str>) -> String {
     let plain = version.trim_start_matches('v');
     let mut parts = plain.split('.');
     let major = parts.next().unwrap_or_default();
     let minor = parts.next().unwrap_or_default();
+    let mut kube = client_go
+        .unwrap_or_default()
+        .trim_start_matches('v')
+        .split('.');
+    let kube_major = kube
+        .next()
+        .and_then(|major| major.parse::<u32>().ok())
+        .map(|major| (major + 1).to_string())
+        .unwrap_or_default();
+    let kube_minor = kube.next().unwrap_or_default();
     let mut flags = String::from("-s -w");
     for stamp in step.stamps {
         let stamp = stamp
             .replace("{version}", version)
             .replace("{major}", major)
-            .replace("{minor}", minor);
+            .replace("{minor}", minor)
+            .replace("{kube_major}", &kube_major)
+            .replace("{kube_minor}", kube_minor);
         flags.push_str(" -X ");
         flags.push_str(&stamp);
     }
@@ -448,7 +470,17 @@ fn run_go_build(
     if !step.tags.is_empty() {
         command.args(["-tags", step.tags]);
     }
-    command.arg("-ldflags").arg(ldflags(step, version));
+    let client_go = if step.stamps.iter().any(|stamp| stamp.contains("{kube_")) {
+        Some(module_version(
+            &module_dir.join("go.mod"),
+            "k8s.io/client-go",
+        )?)
+    } else {
+        None
+    };
+    command
+        .arg("-ldflags")
+        .arg(ldflags(step, version, client_go.as_deref()));
     let output = match step.output {
         Some(name) => out_dir.join(name),
         // A trailing slash makes `go build -o` write one binary per package into the directory.
@@ -525,11 +557,21 @@ mod tests {
 
     #[test]
     fn kubernetes_ldflags_fill_major_and_minor() {
-        let flags = ldflags(&FAMILIES[2].steps[0], "v1.35.4");
+        let flags = ldflags(&FAMILIES[2].steps[0], "v1.35.4", None);
         assert!(flags.starts_with("-s -w "));
         assert!(flags.contains("-X k8s.io/component-base/version.gitVersion=v1.35.4"));
         assert!(flags.contains("-X k8s.io/component-base/version.gitMajor=1"));
         assert!(flags.contains("-X k8s.io/client-go/pkg/version.gitMinor=35"));
+        assert!(!flags.contains('{'));
+    }
+
+    #[test]
+    fn helm3_ldflags_assume_the_kubernetes_of_its_client_go() {
+        let flags = ldflags(&FAMILIES[0].steps[0], "v3.22.0", Some("v0.37.0"));
+        assert!(flags.contains("-X helm.sh/helm/v3/internal/version.version=v3.22.0"));
+        assert!(flags.contains("-X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1"));
+        assert!(flags.contains("-X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=37"));
+        assert!(flags.contains("-X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=37"));
         assert!(!flags.contains('{'));
     }
 

@@ -1,5 +1,6 @@
-//! Helpers shared by the `migrate_*` end-to-end tests: a testbed of their own, a Kubespray
-//! inventory that installs Cilium, the options of `migration::flow`, and cluster snapshots.
+//! Helpers shared by the `migrate_*` end-to-end tests: a testbed of their own holding the objects
+//! Kubespray's own templates rendered, the inventory of the same rendered case, the options of
+//! `migration::flow` with the released chart, and cluster snapshots.
 
 // Each test binary uses a subset of the helpers.
 #![allow(dead_code)]
@@ -16,6 +17,7 @@ use migration::flow::{MigrateOptions, NodeCheck, Plan, Progress};
 use migration::object;
 use testbed::Testbed;
 use testbed::fixtures::FixtureOptions;
+use upstream::{RenderedCase, RenderedEra, Upstream};
 
 /// Verify checks a kwok testbed cannot pass: nothing runs Cilium there, so no CiliumEndpoint
 /// appears for the pods the hand-over restarts (hubble-relay, hubble-ui).
@@ -26,20 +28,28 @@ pub(crate) async fn start_testbed(state: &Path) -> Testbed {
     tests::start_own_testbed(state, 3).await
 }
 
-/// A testbed of the test's own with the template-era (Kubespray v2.27) Cilium objects applied.
-pub(crate) async fn template_era_testbed(state: &Path) -> Testbed {
+/// A testbed of the test's own holding what Kubespray applies in the template era for `case`:
+/// its rendered `objects.yaml` applied client-side, plus the CRDs and custom resources a running
+/// Cilium creates (no released artefact carries those).
+pub(crate) async fn template_era_testbed(state: &Path, case: &RenderedCase) -> Testbed {
+    assert_eq!(
+        case.era(),
+        RenderedEra::Template,
+        "{} is no template-era render",
+        case.id()
+    );
     let testbed = start_testbed(state).await;
-    testbed::fixtures::apply(
+    testbed::fixtures::template_era(
         &testbed.tools().kubectl,
         testbed.kubeconfig(),
-        &testbed::fixtures::kubespray_v2_27(&fixture_options(&testbed))
-            .unwrap_or_else(|e| panic!("the v2.27 fixture: {e}")),
+        &case.file("objects.yaml"),
+        &fixture_options(&testbed),
     )
-    .unwrap_or_else(|e| panic!("applying the v2.27 fixture: {e}"));
+    .unwrap_or_else(|e| panic!("applying the objects of {}: {e}", case.id()));
     testbed
 }
 
-/// The fixture options for this testbed's nodes.
+/// The fixture options for this testbed's nodes (the custom resources of a running cluster).
 pub(crate) fn fixture_options(testbed: &Testbed) -> FixtureOptions {
     FixtureOptions {
         nodes: FixtureOptions::nodes_named(testbed.nodes().iter().cloned()),
@@ -47,24 +57,15 @@ pub(crate) fn fixture_options(testbed: &Testbed) -> FixtureOptions {
     }
 }
 
-/// A copy of Kubespray's sample inventory of `version` (`v2.27.1`, `v2.28.0`) under `into`,
-/// set to install Cilium (the sample installs Calico), never the shared original.
-pub(crate) fn inventory_copy(version: &str, into: &Path) -> PathBuf {
-    let target = tests::kubespray_sample_copy(version, into);
-    let cluster = target.join("group_vars/k8s_cluster/k8s-cluster.yml");
-    let text =
-        fs::read_to_string(&cluster).unwrap_or_else(|e| panic!("{}: {e}", cluster.display()));
-    assert!(
-        text.contains("kube_network_plugin: calico"),
-        "{}",
-        cluster.display()
-    );
-    fs::write(
-        &cluster,
-        text.replace("kube_network_plugin: calico", "kube_network_plugin: cilium"),
-    )
-    .unwrap_or_else(|e| panic!("{}: {e}", cluster.display()));
-    target
+/// A copy of the inventory `case` was rendered from, under `into` (so that inventory and live
+/// objects agree), never the shared original.
+pub(crate) fn inventory_copy(case: &RenderedCase, into: &Path) -> PathBuf {
+    tests::rendered_inventory_copy(case, into)
+}
+
+/// The upstream artefacts for `test`, or `None` (a recorded skip) outside CI without them.
+pub(crate) fn upstream(test: &str) -> Option<Upstream> {
+    Upstream::for_test(test)
 }
 
 /// Node directories on this machine, as `/opt/cni/bin` and `/etc/cni/net.d` look after
@@ -81,18 +82,20 @@ pub(crate) fn node_check(scratch: &Path) -> NodeCheck {
     }
 }
 
-/// The options a test run uses: the look-alike chart, the testbed's kubeconfig, `--yes`.
+/// The options a test run uses: the chart archive or directory `chart`, the testbed's
+/// kubeconfig, `--yes`.
 pub(crate) fn migrate_options(
     testbed: &Testbed,
     inventory: &Path,
     bundle: &Path,
     helm: &Path,
     scratch: &Path,
+    chart: &Path,
 ) -> MigrateOptions {
     let mut options = MigrateOptions::new(inventory);
     options.kubeconfig = Some(testbed.kubeconfig().to_path_buf());
     options.bundle = Some(bundle.to_path_buf());
-    options.chart = helm::ChartSource::Directory(tests::cilium_chart());
+    options.chart = helm::ChartSource::from_path(chart).unwrap_or_else(|e| panic!("{e}"));
     options.helm = Some(helm.to_path_buf());
     options.nodes = node_check(scratch);
     options.apply = true;
@@ -224,15 +227,9 @@ pub(crate) fn resource(api_version: &str, kind: &str, plural: &str) -> ApiResour
     )
 }
 
-/// The built `cargo xtask` binary (`cargo xtask e2e` builds it: it is what runs the tests).
+/// The `cargo xtask` binary under test.
 pub(crate) fn xtask_binary() -> PathBuf {
-    let binary = testbed::tools::workspace_root().join("target/debug/xtask");
-    assert!(
-        binary.is_file(),
-        "{} is missing: build it with `cargo build -p xtask` (cargo xtask e2e does)",
-        binary.display()
-    );
-    binary
+    tests::xtask_binary()
 }
 
 /// `xtask migrate` arguments for these options (without `--apply`/`--yes`).
@@ -245,7 +242,14 @@ pub(crate) fn migrate_args(options: &MigrateOptions, scratch: &Path) -> Vec<std:
     if let Some(bundle) = &options.bundle {
         args.extend(["--bundle".into(), bundle.into()]);
     }
-    args.extend(["--chart".into(), tests::cilium_chart().into()]);
+    let chart = match &options.chart {
+        helm::ChartSource::Archive(path) | helm::ChartSource::Directory(path) => path.clone(),
+        other => panic!("the tests hand over to a local chart, not {other:?}"),
+    };
+    args.extend(["--chart".into(), chart.into()]);
+    if let Some(version) = &options.cilium_version {
+        args.extend(["--cilium-version".into(), version.into()]);
+    }
     if let Some(helm) = &options.helm {
         args.extend(["--helm".into(), helm.into()]);
     }

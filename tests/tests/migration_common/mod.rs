@@ -3,7 +3,6 @@
 // Each test binary uses a subset of the helpers.
 #![allow(dead_code)]
 
-use std::fs;
 use std::path::{Path, PathBuf};
 
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
@@ -12,15 +11,21 @@ use migration::object::{self, ObjectRef};
 use serde_json::Value;
 use testbed::Testbed;
 use testbed::fixtures::{self, FixtureOptions};
+use upstream::{RenderedCase, Upstream};
 
 /// A testbed of the test's own with 3 nodes.
 pub(crate) async fn start_testbed(state: &Path) -> Testbed {
     tests::start_own_testbed(state, 3).await
 }
 
-/// A copy of Kubespray v2.27.1's sample inventory as it is (it installs Calico).
-pub(crate) fn inventory_copy(into: &Path) -> PathBuf {
-    tests::kubespray_sample_copy("v2.27.1", into)
+/// Kubespray v2.27.1's render of its sample inventory (no Hubble, kvstore identities).
+pub(crate) fn sample_v2_27(upstream: &Upstream) -> RenderedCase {
+    tests::rendered_case(upstream, "sample", "v2.27.1")
+}
+
+/// A copy of the inventory `case` was rendered from.
+pub(crate) fn inventory_copy(case: &RenderedCase, into: &Path) -> PathBuf {
+    tests::rendered_inventory_copy(case, into)
 }
 
 pub(crate) fn resource_of(object: &ObjectRef, plural: &str) -> ApiResource {
@@ -40,7 +45,7 @@ pub(crate) async fn live_json(client: &Client, r: &ObjectRef, plural: &str) -> O
         .map(|o| serde_json::to_value(o).unwrap())
 }
 
-/// The v2.27 fixture options for this testbed's nodes.
+/// The fixture options (custom resources of a running cluster) for this testbed's nodes.
 pub(crate) fn options_for(testbed: &Testbed) -> FixtureOptions {
     FixtureOptions {
         nodes: FixtureOptions::nodes_named(testbed.nodes().iter().cloned()),
@@ -48,24 +53,32 @@ pub(crate) fn options_for(testbed: &Testbed) -> FixtureOptions {
     }
 }
 
-/// Seeds the Kubespray v2.27 fixture; returns the objects seeded.
-pub(crate) fn seed_v2_27(testbed: &Testbed, options: &FixtureOptions) -> Vec<Value> {
-    let seeded = fixtures::kubespray_v2_27(options).unwrap();
-    fixtures::apply(&testbed.tools().kubectl, testbed.kubeconfig(), &seeded).unwrap();
-    seeded
+/// Seeds what Kubespray applies for `case` (its rendered objects, client-side) and the CRDs and
+/// custom resources of a running Cilium; returns the objects seeded.
+pub(crate) fn seed_template_era(
+    testbed: &Testbed,
+    case: &RenderedCase,
+    options: &FixtureOptions,
+) -> Vec<Value> {
+    fixtures::template_era(
+        &testbed.tools().kubectl,
+        testbed.kubeconfig(),
+        &case.file("objects.yaml"),
+        options,
+    )
+    .unwrap_or_else(|e| panic!("seeding {}: {e}", case.id()))
 }
 
-/// `helm template` of the look-alike chart with the fixture's values, parsed the way Helm reads
-/// YAML (`migration::object::parse_manifest`: `0400` is octal).
-pub(crate) fn render(helm: &Path, options: &FixtureOptions, scratch: &Path) -> Vec<Value> {
-    let values = scratch.join("render-values.json");
-    fs::write(&values, fixtures::helm_values(options).to_string()).unwrap();
+/// `helm template cilium <chart> -n kube-system` with `values_args` (`--values=...`,
+/// `--set...`), parsed the way Helm reads YAML (`migration::object::parse_manifest`: `0400` is
+/// octal).
+pub(crate) fn render(helm: &Path, chart: &Path, values_args: &[String]) -> Vec<Value> {
     let output = std::process::Command::new(helm)
         .arg("template")
         .arg("cilium")
-        .arg(fixtures::chart_dir())
+        .arg(chart)
         .arg("--namespace=kube-system")
-        .arg(format!("--values={}", values.display()))
+        .args(values_args)
         .output()
         .unwrap();
     assert!(
