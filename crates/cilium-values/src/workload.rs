@@ -11,10 +11,10 @@
 //!
 //! Both sides are first completed with the API server's defaults (the live objects carry them,
 //! a render does not), so only real differences remain. Each difference gets a stable name the
-//! operator accepts it by, and a verdict from [`RULES`]: the first rule that matches says what it
-//! changes on a node and whether it blocks. The rules list the differences the chart is known to
-//! make for a reason (privileged containers become explicit capabilities, extra init containers,
-//! digests, labels and annotations Helm adds) and otherwise block what changes a node: a host
+//! operator accepts it by, and a verdict from the table `RULES`: the first rule that matches says
+//! what it changes on a node and whether it blocks. The rules explain what the chart does
+//! differently on purpose (privileged containers become explicit capabilities, extra init
+//! containers, digests, labels and annotations Helm adds) and block what changes a node: a host
 //! path or mount the live pods have and the render lacks (the etcd certificates in kvstore mode),
 //! host networking, DNS, placement, priority, resources that may no longer fit or that cap the
 //! agent lower. A difference no rule knows blocks.
