@@ -968,8 +968,10 @@ const RULES: &[Rule] = &[
     explain("image", "the chart runs the operator build for the cluster's IPAM mode (generic for cluster-pool and kubernetes IPAM); the live all-in-one operator holds the same code")
         .on(OPERATOR)
         .when(operator_build),
-    explain("image", "the chart's Hubble UI version: a web UI that reads flows through hubble-relay; nothing on a node changes").on("Deployment/hubble-ui"),
-    block("image", "the container runs another build of the code"),
+    explain("image", "the chart's Hubble UI version: a web UI that reads flows through hubble-relay; nothing on a node changes")
+        .on("Deployment/hubble-ui")
+        .when(same_repository),
+    block("image", "the container runs another build of the code, or pulls it from another registry"),
     explain("imagePullPolicy", "when the kubelet pulls the image, not what runs"),
     explain("command", "the operator build's own binary name (see its image)").on(OPERATOR).when(operator_build),
     block("command", "the container runs another program"),
@@ -1169,6 +1171,17 @@ fn same_repository_and_tag(raw: &Raw, _: &Ctx<'_>) -> bool {
                 split_image(r.as_str().unwrap_or_default()),
             );
             a.0 == b.0 && a.1 == b.1
+        }
+        _ => false,
+    }
+}
+
+/// Only the tag (or digest) changed: the same registry serves it.
+fn same_repository(raw: &Raw, _: &Ctx<'_>) -> bool {
+    match (&raw.live, &raw.rendered) {
+        (Some(l), Some(r)) => {
+            split_image(l.as_str().unwrap_or_default()).0
+                == split_image(r.as_str().unwrap_or_default()).0
         }
         _ => false,
     }
@@ -1844,6 +1857,24 @@ mod tests {
                 },
                 "DaemonSet/cilium: container cilium-agent: image",
                 false,
+            ),
+            (
+                "the agent from another registry",
+                |o| {
+                    *at(o, "DaemonSet", &format!("{AGENT}/image")) =
+                        json!("registry.local:5000/cilium/cilium:v1.15.9")
+                },
+                "DaemonSet/cilium: container cilium-agent: image",
+                true,
+            ),
+            (
+                "the operator build from another registry",
+                |o| {
+                    *at(o, "Deployment", &format!("{AGENT}/image")) =
+                        json!("registry.local/cilium/operator-generic:v1.15.9")
+                },
+                "Deployment/cilium-operator: container cilium-operator: image",
+                true,
             ),
             (
                 "another agent version",
