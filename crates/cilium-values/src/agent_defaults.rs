@@ -35,10 +35,12 @@ pub struct AgentDefault {
 /// `k8s-client-qps`/`-burst` (0 up to 1.16, which means client-go's 5 and 10),
 /// `tofqdns-endpoint-max-ip-per-hostname` (1000 from 1.17.0), `enable-l2-neigh-discovery` (false
 /// from 1.18.0), `mesh-auth-enabled` (false from 1.19.0), `unmanaged-pod-watcher-interval` (a
-/// duration from 1.19.0). The rows `bgp-secrets-namespace`, `enable-ipsec-key-watcher` and
-/// `ipsec-key-rotation-duration` were added on 2026-12-06, for the keys the released charts render
-/// for Kubespray's own BGP and IPsec cases (the flag registrations and `pkg/defaults` of the 1.15
-/// agent; the BGP cell reads no Secrets while the namespace is empty). Keys a later agent introduced have a 1.15 row with the value that does
+/// duration from 1.19.0). The rows `bgp-secrets-namespace`, `enable-ipsec-key-watcher`,
+/// `ipsec-key-rotation-duration`, `enable-wireguard-userspace-fallback` and
+/// `wireguard-persistent-keepalive` were added on 2026-12-06, for the keys the released charts
+/// render for Kubespray's BGP, IPsec and WireGuard inventories (the 1.15 agent's flag
+/// registrations and `pkg/defaults`; the BGP cell reads no Secrets while the namespace is empty).
+/// Keys a later agent introduced have a 1.15 row with the value that does
 /// what v1.15.9 does: the behaviour it hard-wires, or off for a feature it lacks (test table
 /// `INTRODUCED`, which names the files; `enable-source-ip-verification` is read without a flag
 /// in 1.17, so absent means off there). Keys nothing in the agent reads any more are in [`REMOVED`] (with what
@@ -153,6 +155,7 @@ const AGENT_DEFAULTS: &[(&str, (u32, u32), &str)] = &[
     // The agent keeps the old behaviour; only the chart's default is false.
     ("enable-well-known-identities", (15, 0), "true"),
     ("enable-wireguard", (15, 0), "false"),
+    ("enable-wireguard-userspace-fallback", (15, 0), "false"),
     ("enable-xt-socket-fallback", (15, 0), "true"),
     ("encrypt-node", (15, 0), "false"),
     ("external-envoy-proxy", (15, 0), "false"),
@@ -234,6 +237,8 @@ const AGENT_DEFAULTS: &[(&str, (u32, u32), &str)] = &[
     ("vtep-endpoint", (15, 0), ""),
     ("vtep-mac", (15, 0), ""),
     ("vtep-mask", (15, 0), "255.255.255.0"),
+    // No keepalive packets.
+    ("wireguard-persistent-keepalive", (15, 0), "0s"),
 ];
 
 /// What a key the agent no longer reads hard-wires instead.
@@ -631,6 +636,12 @@ pub(crate) mod tests {
             "daemon/cmd/daemon_main.go",
         ),
         (
+            "enable-wireguard-userspace-fallback",
+            "false",
+            None,
+            "daemon/cmd/daemon_main.go",
+        ),
+        (
             "enable-xt-socket-fallback",
             "true",
             Some("true"),
@@ -895,6 +906,12 @@ pub(crate) mod tests {
             "vtep-mask",
             "255.255.255.0",
             Some("255.255.255.0"),
+            "daemon/cmd/daemon_main.go",
+        ),
+        (
+            "wireguard-persistent-keepalive",
+            "0s",
+            Some("0s"),
             "daemon/cmd/daemon_main.go",
         ),
     ];

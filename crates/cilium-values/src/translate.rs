@@ -1257,6 +1257,27 @@ impl Mapper {
                     "hubble TLS is on: the chart issues its certificates from Secret cilium-ca (hubble.tls.auto.method=helm), not Kubespray's hubble-ca-secret; delete Kubespray's hubble-generate-certs Job/CronJob and hubble-ca-secret after the cut-over, and let the chart re-issue hubble-server-certs/hubble-relay-client-certs before moving to chart 1.18+",
                 );
             }
+        } else if let Some((listen, provenance)) = self.peek("hubble-listen-address")
+            && !listen.trim().is_empty()
+            && self
+                .peek("enable-hubble")
+                .is_some_and(|(v, _)| parse_bool(&v) == Some(true))
+            && tls_keys.iter().all(|(key, _)| self.peek(key).is_none())
+        {
+            // Kubespray without cilium_hubble_install: TLS not disabled and no certificate files,
+            // so the agent has no certificate for its remote listener. Every chart writes either
+            // TLS files or `hubble-disable-tls: "true"`; neither keeps that.
+            let location = self.location_of("hubble-listen-address", &provenance);
+            self.warn(
+                WarningKind::NotCarried,
+                "hubble-disable-tls",
+                None,
+                location,
+                format!(
+                    "Hubble listens on {listen} with TLS on but no certificate files (Kubespray without cilium_hubble_install); chart {} writes certificate files (hubble.tls.enabled) or disables TLS, so the remote Hubble listener changes: the gate reports it, accept it by name or set cilium_hubble_install",
+                    self.version
+                ),
+            );
         }
         Ok(())
     }

@@ -822,12 +822,7 @@ fn each_released_minor_refuses_or_flags_what_it_lost() {
                 ("enable-wireguard", Some("true")),
                 ("enable-wireguard-userspace-fallback", Some("true")),
             ],
-            // The chart also writes wireguard-persistent-keepalive with WireGuard on, a key the
-            // gate's defaults table does not know for a 1.15 agent: reported too.
-            Expect::GateFlags(&[
-                "enable-wireguard-userspace-fallback",
-                "wireguard-persistent-keepalive",
-            ]),
+            Expect::GateFlags(&["enable-wireguard-userspace-fallback"]),
         ),
         (
             "1.17.18",

@@ -1178,3 +1178,34 @@ fn switched_keys_the_chart_defaults_differently_are_pinned() {
         );
     }
 }
+
+/// Kubespray without `cilium_hubble_install` runs Hubble's listener with TLS on and no certificate
+/// files, which no chart can write: the translation says so (the gate reports the keys).
+#[test]
+fn hubble_without_certificates_is_named_as_not_carried() {
+    let on = [
+        ("enable-hubble", "true"),
+        ("hubble-listen-address", ":4244"),
+    ];
+    let translation = run(&on, &[], "1.15.9").expect("translates");
+    let warned = translation.warnings.iter().any(|w| {
+        w.kind == WarningKind::NotCarried
+            && w.key == "hubble-disable-tls"
+            && w.message.contains("no certificate files")
+    });
+    assert!(warned, "{:#?}", translation.warnings);
+    let with_tls = [
+        ("enable-hubble", "true"),
+        ("hubble-listen-address", ":4244"),
+        ("hubble-disable-tls", "false"),
+    ];
+    let translation = run(&with_tls, &[], "1.15.9").expect("translates");
+    assert!(
+        !translation
+            .warnings
+            .iter()
+            .any(|w| w.kind == WarningKind::NotCarried),
+        "{:#?}",
+        translation.warnings
+    );
+}
