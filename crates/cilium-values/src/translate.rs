@@ -681,6 +681,16 @@ impl Mapper {
         self.map_encryption()?;
         self.map_cni_and_operator_addresses();
         self.map_kvstore()?;
+        // Kubespray's operator manifest always resolves through the cluster DNS; the chart
+        // leaves host-network pods on the node's resolver (the workload gate).
+        self.values.chart.operator.dns_policy = Some("ClusterFirstWithHostNet".to_owned());
+        self.values.note(
+            "operator.dnsPolicy",
+            Provenance::Tool {
+                reason: "Kubespray's operator runs with dnsPolicy ClusterFirstWithHostNet"
+                    .to_owned(),
+            },
+        );
         self.check_cluster_name();
         self.check_native_routing();
         self.pin_running_agent_defaults();
@@ -1440,15 +1450,17 @@ impl Mapper {
             ] {
                 self.values.note(path, provenance.clone());
             }
-            // Kubespray's kvstore-mode agent and operator resolve through the cluster DNS; the
-            // chart leaves host-network pods on the node's resolver (the workload gate).
+            // Kubespray's kvstore-mode agent resolves through the cluster DNS; the chart leaves
+            // host-network pods on the node's resolver (the workload gate).
             self.values.chart.dns_policy = Some("ClusterFirstWithHostNet".to_owned());
-            self.values.chart.operator.dns_policy = Some("ClusterFirstWithHostNet".to_owned());
-            let dns = Provenance::Tool {
-                reason: "Kubespray's kvstore-mode agent and operator run with dnsPolicy ClusterFirstWithHostNet".to_owned(),
-            };
-            self.values.note("dnsPolicy", dns.clone());
-            self.values.note("operator.dnsPolicy", dns);
+            self.values.note(
+                "dnsPolicy",
+                Provenance::Tool {
+                    reason:
+                        "Kubespray's kvstore-mode agent runs with dnsPolicy ClusterFirstWithHostNet"
+                            .to_owned(),
+                },
+            );
         }
         Ok(())
     }

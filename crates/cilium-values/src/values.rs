@@ -312,7 +312,7 @@ pub struct Operator {
     /// Extra mounts for those volumes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub extra_volume_mounts: Option<Vec<Json>>,
-    /// The operator pods' DNS policy (kvstore mode: `ClusterFirstWithHostNet`, as Kubespray's).
+    /// The operator pods' DNS policy (`ClusterFirstWithHostNet`, as Kubespray's).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dns_policy: Option<String>,
 }
