@@ -188,6 +188,8 @@ struct Ctx<'a> {
     rendered: &'a Json,
     /// The rendered replica count (1 for a DaemonSet), for the strategy's percentages.
     replicas: u64,
+    /// The rendered pod template's annotations.
+    rendered_annotations: Map<String, Json>,
 }
 
 /// Collects the raw differences of one workload.
@@ -347,6 +349,7 @@ fn compare_workload(
         live: &live_pod,
         rendered: &rendered_pod,
         replicas: rendered_spec["replicas"].as_u64().unwrap_or(1),
+        rendered_annotations: object(&rt["metadata"]["annotations"]),
     };
     out.extend(raws.list.iter().map(|raw| judge(raw, &ctx)));
 }
@@ -908,6 +911,9 @@ const RULES: &[Rule] = &[
     explain("annotation", "AppArmor leaves the container unconfined, as it leaves the live privileged container")
         .key("container.apparmor.security.beta.kubernetes.io/*")
         .when(rendered_unconfined),
+    explain("annotation", "AppArmor leaves the container unconfined, now through the pod's appArmorProfile field")
+        .key("container.apparmor.security.beta.kubernetes.io/*")
+        .when(unconfined_as_field),
     block("annotation", "AppArmor confines the container with another profile than the live pods run with")
         .key("container.apparmor.security.beta.kubernetes.io/*"),
     block("annotation", "seccomp filters the container's system calls differently").key("seccomp.security.alpha.kubernetes.io/*"),
@@ -949,7 +955,7 @@ const RULES: &[Rule] = &[
         .on(HUBBLE),
     explain("securityContext", "AppArmor or seccomp leave the agent unconfined, as they leave the live privileged agent")
         .pod()
-        .when(pod_adds_only_unconfined),
+        .when(only_unconfined_profiles),
     block("securityContext", "the user, groups and kernel confinement the pods run with").pod(),
     block("initContainer order", "the init containers run in another order each time a pod starts on a node"),
     // Containers that come or go.
@@ -1150,17 +1156,36 @@ fn same_effective_strategy(raw: &Raw, ctx: &Ctx<'_>) -> bool {
             })
 }
 
-fn pod_adds_only_unconfined(raw: &Raw, _: &Ctx<'_>) -> bool {
+/// Only the AppArmor or seccomp profile differs, and it stays unconfined: added as `Unconfined`,
+/// or an `Unconfined` AppArmor profile that the render writes as per-container annotations (the
+/// charts do below Kubernetes 1.30).
+fn only_unconfined_profiles(raw: &Raw, ctx: &Ctx<'_>) -> bool {
     let (l, r) = (
         object(raw.live.as_ref().unwrap_or(&Json::Null)),
         object(raw.rendered.as_ref().unwrap_or(&Json::Null)),
     );
+    let unconfined = |p: Option<&Json>| p.is_some_and(|p| p["type"] == "Unconfined");
+    let annotated = ctx.rendered_annotations.iter().any(|(k, v)| {
+        k.starts_with("container.apparmor.security.beta.kubernetes.io/") && v == "unconfined"
+    });
     keys(&l, &r).iter().all(|key| {
         l.get(key) == r.get(key)
             || (["appArmorProfile", "seccompProfile"].contains(&key.as_str())
                 && l.get(key).is_none()
-                && r.get(key).is_some_and(|p| p["type"] == "Unconfined"))
+                && unconfined(r.get(key)))
+            || (key == "appArmorProfile"
+                && unconfined(l.get(key))
+                && r.get(key).is_none()
+                && annotated)
     })
+}
+
+/// A live `unconfined` AppArmor annotation that the render writes as the pod's `Unconfined`
+/// profile (the charts do from Kubernetes 1.30).
+fn unconfined_as_field(raw: &Raw, ctx: &Ctx<'_>) -> bool {
+    raw.live == Some(json!("unconfined"))
+        && raw.rendered.is_none()
+        && ctx.rendered["securityContext"]["appArmorProfile"]["type"] == "Unconfined"
 }
 
 fn same_repository_and_tag(raw: &Raw, _: &Ctx<'_>) -> bool {
@@ -2039,6 +2064,32 @@ mod tests {
             }
         }
         assert!(wrong.is_empty(), "{}", wrong.join("\n\n"));
+    }
+
+    /// The charts write an unconfined AppArmor profile as annotations below Kubernetes 1.30 and as
+    /// the pod's field from 1.30: either way round is the same, dropping it is not.
+    #[test]
+    fn apparmor_unconfined_as_annotation_or_field_is_the_same() {
+        let annotated: fn(&mut Vec<Json>) = |o| {
+            *at(o, "DaemonSet", "/spec/template/metadata/annotations") = json!({"container.apparmor.security.beta.kubernetes.io/cilium-agent": "unconfined"});
+        };
+        let field: fn(&mut Vec<Json>) = |o| {
+            *at(o, "DaemonSet", &format!("{POD}/securityContext")) =
+                json!({"appArmorProfile": {"type": "Unconfined"}});
+        };
+        for (live_form, rendered_form) in [(annotated, field), (field, annotated)] {
+            let (mut l, mut r) = (live(), live());
+            live_form(&mut l);
+            rendered_form(&mut r);
+            let differences = compare_workloads(&l, &r);
+            assert_eq!(differences.len(), 2, "{differences:#?}");
+            assert!(differences.iter().all(|d| !d.blocks), "{differences:#?}");
+        }
+        let mut l = live();
+        field(&mut l);
+        let dropped = compare_workloads(&l, &live());
+        assert_eq!(dropped.len(), 1, "{dropped:#?}");
+        assert!(dropped[0].blocks && dropped[0].name == "DaemonSet/cilium: securityContext");
     }
 
     #[test]
