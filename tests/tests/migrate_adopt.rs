@@ -67,11 +67,27 @@ async fn adopt_and_roll_back(test: &str, tag: &str, helm: &Path) {
     }
 
     // The command line: the plan as JSON, and a refusal of --apply without --yes off a terminal.
+    let (_, stdout, stderr) = run_xtask(&plan_json_args(&migrate, tmp.path()));
+    let printed: serde_json::Value = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("no JSON plan ({e}):\n{stderr}\n{stdout}"));
+    // v2.26.0 runs Cilium 1.15.4, so the 1.15.9 chart is also the patch upgrade this case asks
+    // for: its images, and nothing else, block; they are accepted by name. v2.27.1 runs 1.15.9:
+    // nothing blocks.
+    let upgrade = upgraded_images(&printed["plan"]["workload_differences"]);
+    if tag == "v2.27.1" {
+        assert!(upgrade.is_empty(), "{stdout}");
+    } else {
+        assert!(!upgrade.is_empty(), "{stdout}");
+    }
+    assert_eq!(
+        printed["plan"]["blockers"].as_array().map(Vec::len),
+        Some(upgrade.len()),
+        "{stdout}"
+    );
+    migrate.accept_workload_changes = upgrade;
     let args = migrate_args(&migrate, tmp.path());
-    let mut json = args.clone();
-    json.extend(["--output".into(), "json".into()]);
-    let (ok, stdout, stderr) = run_xtask(&json);
-    assert!(ok, "{stderr}");
+    let (ok, stdout, stderr) = run_xtask(&plan_json_args(&migrate, tmp.path()));
+    assert!(ok, "{stderr}\n{stdout}");
     let printed: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(printed["outcome"], "planned", "{stdout}");
     assert_eq!(printed["plan"]["strategy"], "adopt", "{stdout}");
@@ -345,6 +361,33 @@ async fn adopt_and_roll_back(test: &str, tag: &str, helm: &Path) {
         .await
         .unwrap_err();
     assert!(reuse.to_string().contains("never reused"), "{reuse}");
+}
+
+/// `xtask migrate ... --output json` for these options.
+fn plan_json_args(migrate: &flow::MigrateOptions, scratch: &Path) -> Vec<std::ffi::OsString> {
+    let mut args = migrate_args(migrate, scratch);
+    args.extend(["--output".into(), "json".into()]);
+    args
+}
+
+/// The names of the blocking workload differences of a plan, each checked to be an image moving
+/// from Cilium 1.15.4 to 1.15.9 (a patch upgrade) and nothing else.
+fn upgraded_images(differences: &serde_json::Value) -> Vec<String> {
+    let mut names = Vec::new();
+    for d in differences.as_array().unwrap() {
+        if d["blocks"] != true {
+            continue;
+        }
+        let name = d["name"].as_str().unwrap();
+        let live = d["live"].as_str().unwrap_or_default();
+        let rendered = d["rendered"].as_str().unwrap_or_default();
+        assert!(
+            name.ends_with(": image") && live.contains(":v1.15.4") && rendered.contains(":v1.15.9"),
+            "a blocking difference other than the 1.15.4 -> 1.15.9 images: {d}"
+        );
+        names.push(name.to_owned());
+    }
+    names
 }
 
 /// One object of the release's manifest.

@@ -250,6 +250,12 @@ pub(crate) fn migrate_args(options: &MigrateOptions, scratch: &Path) -> Vec<std:
     if let Some(version) = &options.cilium_version {
         args.extend(["--cilium-version".into(), version.into()]);
     }
+    for key in &options.accept_config_changes {
+        args.extend(["--accept-config-change".into(), key.into()]);
+    }
+    for name in &options.accept_workload_changes {
+        args.extend(["--accept-workload-change".into(), name.into()]);
+    }
     if let Some(helm) = &options.helm {
         args.extend(["--helm".into(), helm.into()]);
     }
