@@ -313,7 +313,9 @@ fn blocking_texts(differences: &[WorkloadDifference]) -> String {
 
 #[test]
 fn every_template_case_hands_over_its_workloads_as_reviewed() {
-    let Some(upstream) = Upstream::for_test("workload::every_template_case") else {
+    let Some(upstream) =
+        Upstream::for_test("workload::every_template_case_hands_over_its_workloads_as_reviewed")
+    else {
         return;
     };
     let mut failures = Vec::new();
@@ -398,7 +400,8 @@ fn kvstore_case(upstream: &Upstream) -> (Case, Json) {
 
 #[test]
 fn a_render_without_the_etcd_mounts_blocks() {
-    let Some(upstream) = Upstream::for_test("workload::a_render_without_the_etcd_mounts") else {
+    let Some(upstream) = Upstream::for_test("workload::a_render_without_the_etcd_mounts_blocks")
+    else {
         return;
     };
     let (case, mut values) = kvstore_case(&upstream);
@@ -442,7 +445,8 @@ fn a_render_without_the_etcd_mounts_blocks() {
 
 #[test]
 fn another_host_path_or_no_host_network_blocks() {
-    let Some(upstream) = Upstream::for_test("workload::another_host_path_or_no_host_network")
+    let Some(upstream) =
+        Upstream::for_test("workload::another_host_path_or_no_host_network_blocks")
     else {
         return;
     };
