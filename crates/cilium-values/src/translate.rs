@@ -367,6 +367,11 @@ const BOOLEANS: &[(&str, &str, Setter<bool>)] = &[
         |v, b| v.dns_proxy.enable_transparent_mode = Some(b),
     ),
     (
+        "tofqdns-enable-dns-compression",
+        "dnsProxy.enableDnsCompression",
+        |v, b| v.dns_proxy.enable_dns_compression = Some(b),
+    ),
+    (
         "enable-l2-neigh-discovery",
         "l2NeighDiscovery.enabled",
         |v, b| v.l2_neigh_discovery.enabled = Some(b),
@@ -460,6 +465,22 @@ const STRINGS: &[(&str, &str, Setter<String>)] = &[
     ("hubble-socket-path", "hubble.socketPath", |v, s| {
         v.hubble.socket_path = Some(s)
     }),
+    // The DNS proxy keys every chart writes from `dnsProxy.*` (1.15.9 to 1.19.6).
+    (
+        "tofqdns-dns-reject-response-code",
+        "dnsProxy.dnsRejectResponseCode",
+        |v, s| v.dns_proxy.dns_reject_response_code = Some(s),
+    ),
+    (
+        "tofqdns-idle-connection-grace-period",
+        "dnsProxy.idleConnectionGracePeriod",
+        |v, s| v.dns_proxy.idle_connection_grace_period = Some(s),
+    ),
+    (
+        "tofqdns-proxy-response-max-delay",
+        "dnsProxy.proxyResponseMaxDelay",
+        |v, s| v.dns_proxy.proxy_response_max_delay = Some(s),
+    ),
     // The charts render it (with the BGP control plane on) from this value, never from extraConfig.
     (
         "bgp-secrets-namespace",
@@ -494,6 +515,11 @@ const NUMBERS: &[(&str, &str, Setter<u64>)] = &[
     ("bpf-lb-map-max", "bpf.lbMapMax", |v, n| {
         v.bpf.lb_map_max = Some(n)
     }),
+    (
+        "tofqdns-max-deferred-connection-deletes",
+        "dnsProxy.maxDeferredConnectionDeletes",
+        |v, n| v.dns_proxy.max_deferred_connection_deletes = Some(n),
+    ),
     (
         "hubble-event-buffer-capacity",
         "hubble.eventBufferCapacity",

@@ -403,6 +403,21 @@ pub struct DnsProxy {
     /// -> `tofqdns-endpoint-max-ip-per-hostname`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub endpoint_max_ip_per_hostname: Option<u32>,
+    /// -> `tofqdns-dns-reject-response-code`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dns_reject_response_code: Option<String>,
+    /// -> `tofqdns-enable-dns-compression`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enable_dns_compression: Option<bool>,
+    /// -> `tofqdns-idle-connection-grace-period`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idle_connection_grace_period: Option<String>,
+    /// -> `tofqdns-max-deferred-connection-deletes` (an integer: 1.16+'s schema).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_deferred_connection_deletes: Option<u64>,
+    /// -> `tofqdns-proxy-response-max-delay`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proxy_response_max_delay: Option<String>,
 }
 
 /// `envoy.*`: only its metrics switch (the embedded proxy reads it too).

@@ -423,15 +423,12 @@ fn cilium_cli_era_releases_are_taken_over_without_a_behaviour_change() {
             // A key left to the chart is still checked: a live value the chart does not write
             // is reported.
             let mut edited = live.data().clone();
-            edited.insert(
-                "tofqdns-dns-reject-response-code".to_owned(),
-                "nameError".to_owned(),
-            );
+            edited.insert("nat-map-stats-interval".to_owned(), "1m0s".to_owned());
             let edited = LiveConfig::from_map(edited, "edited live cilium-config");
             let control = compare_config_across(&edited, chart.version, &rendered, chart.version);
             assert_eq!(
                 changed_keys(&control),
-                ["tofqdns-dns-reject-response-code"],
+                ["nat-map-stats-interval"],
                 "{id} on chart {version}: the negative control"
             );
             assert!(

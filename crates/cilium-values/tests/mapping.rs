@@ -59,6 +59,24 @@ fn live_keys_map_to_typed_values() {
     // (live config, chart, JSON pointer into the values, expected value)
     let cases: &[(Pairs, &str, &str, Json)] = &[
         (
+            &[("tofqdns-dns-reject-response-code", "nameError")],
+            "1.15.9",
+            "/dnsProxy/dnsRejectResponseCode",
+            json!("nameError"),
+        ),
+        (
+            &[("tofqdns-max-deferred-connection-deletes", "20000")],
+            "1.19.6",
+            "/dnsProxy/maxDeferredConnectionDeletes",
+            json!(20000),
+        ),
+        (
+            &[("tofqdns-enable-dns-compression", "false")],
+            "1.17.18",
+            "/dnsProxy/enableDnsCompression",
+            json!(false),
+        ),
+        (
             &[("bpf-ct-global-tcp-max", "524288")],
             "1.15.9",
             "/bpf/ctTcpMax",
