@@ -243,7 +243,14 @@ fn agent_image_version(case: &RenderedCase) -> ChartVersion {
     ChartVersion::parse(tag).unwrap_or_else(|e| panic!("{}: {tag}: {e}", case.id()))
 }
 
+/// The agent each template-era tag applies by default (its role's `cilium_version`).
+const TAG_AGENTS: &[(&str, &str)] = &[("v2.26.0", "1.15.4"), ("v2.27.1", "1.15.9")];
+
 fn template_case(case: &RenderedCase) -> Handover {
+    let running = agent_image_version(case);
+    if let Some(&(_, want)) = TAG_AGENTS.iter().find(|(tag, _)| *tag == case.tag) {
+        assert_eq!(running.to_string(), want, "{}: the agent image", case.id());
+    }
     let dir = tempfile::tempdir().expect("temp dir");
     case.inventory_copy(dir.path()).expect("copy the inventory");
     Handover {
@@ -251,7 +258,7 @@ fn template_case(case: &RenderedCase) -> Handover {
         live: LiveConfig::read(case.file("cilium-config.yaml"))
             .unwrap_or_else(|e| panic!("{}: {e}", case.id())),
         inventory: inventory_vars(dir.path(), kubespray_config::Era::Template),
-        running: agent_image_version(case),
+        running,
         _dir: Some(dir),
     }
 }
