@@ -290,16 +290,22 @@ fn for_each_handover(test: &str, check: impl Fn(&Upstream, &Handover) -> Vec<Str
     let mut handovers = vec![homelab()];
     handovers.extend(template_cases(&upstream).iter().map(template_case));
     let mut failures = Vec::new();
+    let mut failed = Vec::new();
     for handover in &handovers {
-        for failure in check(&upstream, handover) {
+        let found = check(&upstream, handover);
+        if !found.is_empty() {
+            failed.push(handover.name.clone());
+        }
+        for failure in found {
             failures.push(format!("{}: {failure}", handover.name));
         }
     }
     assert!(
         failures.is_empty(),
-        "{} of {} hand-overs failed:\n{}",
-        failures.len(),
+        "{} of {} hand-overs failed ({}):\n{}",
+        failed.len(),
         handovers.len(),
+        failed.join(", "),
         failures.join("\n")
     );
 }
