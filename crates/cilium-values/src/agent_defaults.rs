@@ -39,7 +39,8 @@ pub struct AgentDefault {
 /// `ipsec-key-rotation-duration`, `enable-wireguard-userspace-fallback` and
 /// `wireguard-persistent-keepalive` were added on 2026-12-06, for the keys the released charts
 /// render for Kubespray's BGP, IPsec and WireGuard inventories (the 1.15 agent's flag
-/// registrations and `pkg/defaults`; the BGP cell reads no Secrets while the namespace is empty).
+/// registrations and `pkg/defaults`; for the Secrets namespace, `pkg/bgpv1/cell.go`, which creates
+/// no Secret resource while it is empty).
 /// Keys a later agent introduced have a 1.15 row with the value that does
 /// what v1.15.9 does: the behaviour it hard-wires, or off for a feature it lacks (test table
 /// `INTRODUCED`, which names the files; `enable-source-ip-verification` is read without a flag
@@ -489,12 +490,8 @@ pub(crate) mod tests {
             None,
             "daemon/cmd/daemon_main.go",
         ),
-        (
-            "bgp-secrets-namespace",
-            "",
-            Some(""),
-            "daemon/cmd/daemon_main.go",
-        ),
+        // Seen where it is read (no Secret resource while empty), not at its registration.
+        ("bgp-secrets-namespace", "", Some(""), "pkg/bgpv1/cell.go"),
         (
             "bpf-lb-external-clusterip",
             "false",
