@@ -5,6 +5,12 @@
 //! `KUBECONFIG`, `CILIUM_MIGRATE_TOOLS`, `TESTBED_STATE_DIR` and `TESTBED_NODES` set. Tests on the
 //! shared cluster work in their own namespace ([`create_namespace`]); a test that needs a
 //! pristine cluster starts its own with [`testbed::Testbed::up`] in a temporary directory.
+//!
+//! What Kubespray applies and the charts the tests install are the released upstream artefacts
+//! (`upstream` crate, `CILIUM_MIGRATE_UPSTREAM`): [`rendered_case`] for Kubespray's own renders and
+//! their inventories, [`cilium_chart`] for the released chart. A test that needs them calls
+//! `upstream::Upstream::for_test` first: skipped loudly outside CI when they are missing, failed
+//! under CI.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -18,7 +24,8 @@ pub const HOW_TO_RUN: &str = "run the end-to-end tests with `cargo xtask e2e` (i
 
 /// Which cluster the tests run on (`testbed` or `kind`), set by `cargo xtask e2e`.
 pub const CLUSTER_ENV: &str = "E2E_CLUSTER";
-/// The Cilium chart to hand over to, set by `cargo xtask e2e --cluster kind` (the real chart).
+/// Overrides the chart the hand-over tests install (an archive or a chart directory), e.g. to try
+/// another released patch; unset, they use the upstream artefacts' [`HANDOVER_CHART_VERSION`].
 pub const CHART_ENV: &str = "CILIUM_MIGRATE_CHART";
 
 /// True on a kind cluster with real Cilium (`cargo xtask e2e --cluster kind`).
@@ -79,8 +86,8 @@ pub fn xtask_values(
 /// template-era hand-over keeps.
 pub const HANDOVER_CHART_VERSION: &str = "1.15.9";
 
-/// The chart to hand over to: `$CILIUM_MIGRATE_CHART` when set (`cargo xtask e2e --cluster
-/// kind`), else the released [`HANDOVER_CHART_VERSION`] archive of the upstream folder.
+/// The chart to hand over to: `$CILIUM_MIGRATE_CHART` when set, else the released
+/// [`HANDOVER_CHART_VERSION`] archive of the upstream folder.
 pub fn cilium_chart(upstream: &upstream::Upstream) -> PathBuf {
     match std::env::var_os(CHART_ENV) {
         Some(chart) if !chart.is_empty() => PathBuf::from(chart),

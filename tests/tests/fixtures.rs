@@ -1,4 +1,6 @@
-//! End-to-end: the cluster fixtures of both Kubespray eras, seeded into a real control plane.
+//! End-to-end: the cluster fixtures of both Kubespray eras, seeded into a real control plane: the
+//! objects Kubespray v2.27.1 renders (template era) and the release Kubespray v2.28.1 installs
+//! through cilium-cli (its values, the released 1.17.3 chart), plus the run-time objects.
 //!
 //! The fixtures own `kube-system` and cluster-scoped objects (CRDs), so each test starts a
 //! testbed of its own in a temporary directory instead of sharing the one `cargo xtask e2e`
@@ -12,7 +14,8 @@ use kube::Api;
 use kube::runtime::wait::await_condition;
 use serde_json::Value;
 use testbed::fixtures::{
-    self, CHART_RELEASE, CHART_RELEASE_NAMESPACE, FixtureOptions, IdentityAllocation,
+    self, CHART_RELEASE, CHART_RELEASE_NAMESPACE, CiliumCliInstall, FixtureOptions,
+    IdentityAllocation,
 };
 use testbed::{Testbed, Tools};
 
@@ -137,6 +140,12 @@ fn kubectl_get_json(tools: &Tools, kubeconfig: &Path, args: &[&str]) -> Value {
 /// node, every object present, no Helm release, and nothing left running after `down`.
 #[tokio::test(flavor = "multi_thread")]
 async fn template_era_fixture_rolls_out_without_a_helm_release() {
+    let Some(upstream) = upstream::Upstream::for_test(
+        "fixtures::template_era_fixture_rolls_out_without_a_helm_release",
+    ) else {
+        return;
+    };
+    let case = tests::rendered_case(&upstream, "sample", "v2.27.1");
     let state = tempfile::tempdir().unwrap_or_else(|error| panic!("no temp dir: {error}"));
     let testbed = start_testbed(state.path()).await;
     let tools = testbed.tools();
@@ -145,12 +154,13 @@ async fn template_era_fixture_rolls_out_without_a_helm_release() {
         identity_allocation: IdentityAllocation::Crd,
         ..options_for(&testbed)
     };
-    let objects = fixtures::kubespray_v2_27(&options)
-        .unwrap_or_else(|error| panic!("the fixture options are valid, yet: {error}"));
-
-    if let Err(error) = fixtures::apply(&tools.kubectl, &kubeconfig, &objects) {
-        panic!("seeding the v2.27 fixtures failed: {error}");
-    }
+    let objects = fixtures::template_era(
+        &tools.kubectl,
+        &kubeconfig,
+        &case.file("objects.yaml"),
+        &options,
+    )
+    .unwrap_or_else(|error| panic!("seeding {} failed: {error}", case.id()));
 
     let daemon_set = wait_for_agent_rollout(&testbed, NODES).await;
     assert_eq!(
@@ -230,27 +240,69 @@ async fn template_era_fixture_rolls_out_without_a_helm_release() {
     assert!(running.is_empty(), "still running after down: {running:?}");
 }
 
-/// The cilium-cli era: a deployed Helm release `cilium` in kube-system from the look-alike chart,
-/// its agent rolled out, and the CRDs and custom resources beside it.
+/// The cilium-cli era: a deployed Helm release `cilium` in kube-system from the released 1.17.3
+/// chart with Kubespray v2.28.1's values, the API server cilium-cli resolves for `auto`, its
+/// agent rolled out, and the CRDs and custom resources beside it.
 #[tokio::test(flavor = "multi_thread")]
 async fn cilium_cli_era_fixture_is_a_deployed_release() {
+    let Some(upstream) =
+        upstream::Upstream::for_test("fixtures::cilium_cli_era_fixture_is_a_deployed_release")
+    else {
+        return;
+    };
+    let case = tests::rendered_case(&upstream, "sample", "v2.28.1");
+    let chart = upstream.chart("1.17.3").unwrap_or_else(|e| panic!("{e}"));
+    let values = case.file("values.yaml");
     let state = tempfile::tempdir().unwrap_or_else(|error| panic!("no temp dir: {error}"));
     let testbed = start_testbed(state.path()).await;
     let tools = testbed.tools();
     let kubeconfig = testbed.kubeconfig().to_path_buf();
     let options = FixtureOptions {
-        // Kubespray v2.28.0's default, with the chart's `v` tag prefix.
-        cilium_version: "v1.17.3".to_owned(),
         identity_allocation: IdentityAllocation::Crd,
         ..options_for(&testbed)
     };
 
-    // cilium-cli 0.18 drives the Helm 3 SDK.
-    if let Err(error) =
-        fixtures::kubespray_v2_28(&tools.helm3, &tools.kubectl, &kubeconfig, &options)
-    {
+    // cilium-cli drives the Helm 3 SDK.
+    let install = CiliumCliInstall {
+        chart: &chart,
+        values: &values,
+        api_server: testbed.api_server(),
+    };
+    if let Err(error) = fixtures::cilium_cli_era(
+        &tools.helm3,
+        &tools.kubectl,
+        &kubeconfig,
+        &install,
+        &options,
+    ) {
         panic!("seeding the v2.28 fixture failed: {error}");
     }
+    // `auto` became the testbed's API server, as cilium-cli makes it.
+    let (host, port) = fixtures::host_and_port(testbed.api_server()).unwrap();
+    let config = kubectl_get_json(
+        &tools,
+        &kubeconfig,
+        &["--namespace=kube-system", "configmap/cilium-config"],
+    );
+    let env = kubectl_get_json(
+        &tools,
+        &kubeconfig,
+        &["--namespace=kube-system", "daemonset/cilium"],
+    );
+    let agent_env = env
+        .pointer("/spec/template/spec/containers/0/env")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let env_value = |name: &str| {
+        agent_env
+            .iter()
+            .find(|e| e["name"] == name)
+            .and_then(|e| e["value"].as_str())
+            .map(str::to_owned)
+    };
+    assert_eq!(env_value("KUBERNETES_SERVICE_HOST"), Some(host), "{config}");
+    assert_eq!(env_value("KUBERNETES_SERVICE_PORT"), Some(port.to_string()));
 
     for helm in [&tools.helm3, &tools.helm4] {
         let releases = helm_releases(helm, &kubeconfig);

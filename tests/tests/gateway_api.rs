@@ -1,8 +1,10 @@
 //! End-to-end: `gateway-api check` and `enable` against a real API server and the real `helm`.
 //!
 //! Each test owns `kube-system` and cluster-scoped objects (the Gateway API CRDs), so it starts a
-//! testbed of its own. The cilium-cli era fixture is a Helm release of the look-alike chart
-//! (chart 1.15.9, so the v1.0.0 bundle with the experimental GRPCRoute and TLSRoute applies).
+//! testbed of its own. The cluster is the one a hand-over leaves: a release of the released
+//! Cilium 1.15.9 chart (so the v1.0.0 bundle with the experimental GRPCRoute and TLSRoute
+//! applies) with the values `cargo xtask values` writes for Kubespray v2.27.1's sample, plus the
+//! test's own values.
 //! The CRDs are the minimal ones of `gateway_api::bundle` (upstream names, scopes and served
 //! versions, no schema).
 //!
@@ -42,15 +44,21 @@ const CRDS_1_15: [&str; 6] = [
 
 struct Cluster {
     testbed: Testbed,
+    chart: PathBuf,
     client: kube::Client,
     helm: Helm,
     tools: Tools,
     dir: tempfile::TempDir,
 }
 
-/// A testbed with the cilium-cli era release installed by `helm` with `extra` values, and the
-/// Cilium CRDs and custom resources (an LB pool and an L2 announcement policy among them).
-async fn cluster(helm_of: fn(&Tools) -> PathBuf, extra: Value) -> Cluster {
+/// A testbed with a release of the released 1.15.9 chart installed by `helm` with the hand-over's
+/// values for Kubespray v2.27.1's sample and `extra` values on top, and the Cilium CRDs and custom
+/// resources (an LB pool and an L2 announcement policy among them). `None`: the upstream
+/// artefacts are missing (a recorded skip).
+async fn cluster(test: &str, helm_of: fn(&Tools) -> PathBuf, extra: Value) -> Option<Cluster> {
+    let upstream = upstream::Upstream::for_test(test)?;
+    let case = tests::rendered_case(&upstream, "sample", "v2.27.1");
+    let chart = upstream.chart("1.15.9").unwrap_or_else(|e| panic!("{e}"));
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("no temp dir: {e}"));
     let options = Options {
         nodes: 2,
@@ -74,52 +82,40 @@ async fn cluster(helm_of: fn(&Tools) -> PathBuf, extra: Value) -> Cluster {
 
     let fixture = FixtureOptions {
         nodes: FixtureOptions::nodes_named(testbed.nodes().iter().cloned()),
-        l2_announcements: true,
         ..FixtureOptions::default()
     };
-    let mut values = fixtures::helm_values(&fixture);
-    merge(&mut values, &extra);
-    let values_file = dir.path().join("install-values.yaml");
+    let handover_values = tests::xtask_values(&case, "1.15.9", dir.path());
+    let extra_values = dir.path().join("test-values.yaml");
     std::fs::write(
-        &values_file,
-        serde_saphyr::to_string(&values).unwrap_or_else(|e| panic!("{e}")),
+        &extra_values,
+        serde_saphyr::to_string(&extra).unwrap_or_else(|e| panic!("{e}")),
     )
     .unwrap_or_else(|e| panic!("{e}"));
-    let chart = ChartSource::from_path(&fixtures::chart_dir()).unwrap_or_else(|e| panic!("{e}"));
+    let source = ChartSource::from_path(&chart).unwrap_or_else(|e| panic!("{e}"));
     let install = UpgradeInstall {
-        values_files: vec![values_file],
+        values_files: vec![handover_values, extra_values],
         ownership: Ownership::Fresh {
             on_failure: OnFailure::Keep,
         },
         wait: Wait::Ready,
         timeout: TIMEOUT,
-        ..UpgradeInstall::adopt(RELEASE, NAMESPACE, chart)
+        ..UpgradeInstall::adopt(RELEASE, NAMESPACE, source)
     };
     let installed = helm
         .upgrade_install(&install)
-        .unwrap_or_else(|e| panic!("installing the fixture release: {e}"));
+        .unwrap_or_else(|e| panic!("installing the release: {e}"));
     assert_eq!(installed.revision, 1);
     let custom = fixtures::cilium_custom_resources(&fixture).unwrap_or_else(|e| panic!("{e}"));
     fixtures::apply(&tools.kubectl, &kubeconfig, &custom)
         .unwrap_or_else(|e| panic!("seeding the custom resources: {e}"));
-    Cluster {
+    Some(Cluster {
         testbed,
+        chart,
         client,
         helm,
         tools,
         dir,
-    }
-}
-
-fn merge(target: &mut Value, patch: &Value) {
-    match (target, patch) {
-        (Value::Object(target), Value::Object(patch)) => {
-            for (key, value) in patch {
-                merge(target.entry(key.clone()).or_insert(Value::Null), value);
-            }
-        }
-        (target, patch) => *target = patch.clone(),
-    }
+    })
 }
 
 impl Cluster {
@@ -184,7 +180,7 @@ impl Cluster {
     fn options(&self, crd_files: Vec<PathBuf>, accept: AcceptWait) -> EnableOptions {
         EnableOptions {
             target: self.target(),
-            chart: ChartSource::from_path(&fixtures::chart_dir()).unwrap_or_else(|e| panic!("{e}")),
+            chart: ChartSource::from_path(&self.chart).unwrap_or_else(|e| panic!("{e}")),
             crd_files,
             journal: self.dir.path().join("state/gateway-api-journal.json"),
             helm_timeout: TIMEOUT,
@@ -253,11 +249,15 @@ async fn stand_in_operator(classes: Api<DynamicObject>) {
 /// the operator because the CRDs came after it, waits for GatewayClass `cilium`, and journals.
 #[tokio::test(flavor = "multi_thread")]
 async fn check_then_enable_with_helm3() {
-    let cluster = cluster(
+    let Some(cluster) = cluster(
+        "gateway_api::check_then_enable_with_helm3",
         |t| t.helm3.clone(),
         json!({ "kubeProxyReplacement": "true", "l2announcements": { "enabled": true } }),
     )
-    .await;
+    .await
+    else {
+        return;
+    };
 
     let fresh = cluster.check().await;
     assert_eq!(failing(&fresh), CRDS_1_15, "{}", fresh.table());
@@ -533,11 +533,15 @@ fn assert_private(path: &Path) {
 /// back as before, and the journal says so. An unfinished journal blocks a new run.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_forced_failure_rolls_back_with_helm4() {
-    let cluster = cluster(
+    let Some(cluster) = cluster(
+        "gateway_api::a_forced_failure_rolls_back_with_helm4",
         |t| t.helm4.clone(),
         json!({ "kubeProxyReplacement": "false" }),
     )
-    .await;
+    .await
+    else {
+        return;
+    };
     let fresh = cluster.check().await;
     let mut expected: Vec<&str> = CRDS_1_15.to_vec();
     expected.push("kube-proxy replacement / NodePort");

@@ -1,4 +1,5 @@
-//! End-to-end: `verify` against the Kubespray v2.27 fixture on a real control plane.
+//! End-to-end: `verify` against the objects Kubespray v2.27.1 applies with Hubble fully on, on a
+//! real control plane.
 //!
 //! One testbed of its own (the fixture owns `kube-system`), then, in order: the healthy fixture
 //! verifies green; the per-node probe's Jobs run (kwok completes Job pods without running them, so
@@ -14,7 +15,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
-use testbed::fixtures::{self, FixtureOptions, IdentityAllocation};
+use testbed::fixtures::{self, FixtureOptions};
 use testbed::{Options, Testbed, Tools};
 use verify::{Check, ProbeOptions, Report, State};
 
@@ -200,19 +201,26 @@ async fn fail_init_container(pods: &Api<Pod>, pod: &Pod) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn verify_on_the_v2_27_fixture() {
+    let Some(upstream) = upstream::Upstream::for_test("verify::verify_on_the_v2_27_fixture") else {
+        return;
+    };
+    // Hubble's relay and UI included: verify checks them too.
+    let case = tests::rendered_case(&upstream, "hubble-full", "v2.27.1");
     let state = tempfile::tempdir().unwrap_or_else(|error| panic!("no temp dir: {error}"));
     let testbed = start_testbed(state.path()).await;
     let tools = testbed.tools();
     let kubeconfig = testbed.kubeconfig().to_path_buf();
     let fixture = FixtureOptions {
         nodes: FixtureOptions::nodes_named(testbed.nodes().iter().cloned()),
-        identity_allocation: IdentityAllocation::Crd,
         ..FixtureOptions::default()
     };
-    let objects = fixtures::kubespray_v2_27(&fixture)
-        .unwrap_or_else(|error| panic!("the fixture options are valid, yet: {error}"));
-    fixtures::apply(&tools.kubectl, &kubeconfig, &objects)
-        .unwrap_or_else(|error| panic!("seeding the v2.27 fixture failed: {error}"));
+    fixtures::template_era(
+        &tools.kubectl,
+        &kubeconfig,
+        &case.file("objects.yaml"),
+        &fixture,
+    )
+    .unwrap_or_else(|error| panic!("seeding {} failed: {error}", case.id()));
     let client = testbed
         .client()
         .await

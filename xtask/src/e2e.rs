@@ -11,16 +11,20 @@
 //! Each test seeds the fixtures it needs. `--keep` leaves the testbed running and prints how to
 //! reach it.
 //!
-//! **kind** (for machines with a Docker engine, `kind` on PATH and internet access): creates the
-//! kind cluster `cilium-migrate-e2e` with no default CNI (one control plane, N-1 workers, Kubespray's
-//! pod and service subnets), installs Cilium the Kubespray v2.27 way (the `testbed::fixtures`
-//! objects, real images, applied with `kubectl apply`, CRD identity allocation since kind has no
-//! Kubespray etcd), waits for the agent DaemonSet, pulls the real chart from the Cilium Helm
-//! repository (`CILIUM_MIGRATE_CHART` points the tests at it), starts a traffic check (a client on
-//! one node sending bounded HTTP requests to servers on two others through a Service), runs the
-//! same tests with `E2E_CLUSTER=kind`, then counts the failed requests from the client's log and
-//! fails above `--max-failed-requests`. The cluster is deleted at the end unless `--keep`.
-//! It fails at once with a clear message when Docker (`docker info`) or kind is missing.
+//! **kind** (for machines with a Docker engine, `kind` on PATH and internet access for the
+//! images): creates the kind cluster `cilium-migrate-e2e` with no default CNI (one control plane,
+//! N-1 workers, Kubespray's pod and service subnets), installs Cilium the Kubespray v2.27.1 way
+//! (its rendered `objects.yaml` from the upstream artefacts, real images, applied with
+//! `kubectl apply`; identities in CRDs instead of the kvstore, since kind has no Kubespray etcd),
+//! waits for the agent DaemonSet, starts a traffic check (a client on one node sending bounded
+//! HTTP requests to servers on two others through a Service), runs the same tests with
+//! `E2E_CLUSTER=kind` (they hand over to the released chart of the upstream artefacts), then
+//! counts the failed requests from the client's log and fails above `--max-failed-requests`. The
+//! cluster is deleted at the end unless `--keep`. It fails at once with a clear message when
+//! Docker (`docker info`) or kind is missing.
+//!
+//! Both export `CILIUM_MIGRATE_XTASK`, the path of this binary, for the tests that run
+//! `cargo xtask migrate`/`rollback` as an operator would.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
@@ -37,14 +41,10 @@ use crate::testbed::{build_tools, export_lines};
 
 /// Environment variable telling the tests which kind of cluster they run on.
 const CLUSTER_ENV: &str = "E2E_CLUSTER";
-/// Environment variable pointing the tests at the Cilium chart to hand over to.
-const CHART_ENV: &str = "CILIUM_MIGRATE_CHART";
 /// Environment variable telling the tests which `cargo xtask` binary to run (this one).
 const XTASK_ENV: &str = "CILIUM_MIGRATE_XTASK";
 /// The kind cluster's name.
 const KIND_CLUSTER: &str = "cilium-migrate-e2e";
-/// The Cilium chart version the kind path hands over to (Kubespray v2.27's Cilium line).
-const KIND_CHART_VERSION: &str = "1.15.9";
 
 #[derive(clap::Args)]
 pub(crate) struct Args {
@@ -254,13 +254,12 @@ fn run_on_kind(args: &Args) -> anyhow::Result<()> {
         let mut interrupts = Interrupts::new()?;
         let setup = async {
             create_kind_cluster(&dir, &kubeconfig, args.nodes)?;
-            install_cilium_like_kubespray_v2_27(&tools, &kubeconfig)?;
-            let chart = pull_real_chart(&tools, &dir)?;
+            install_cilium_like_kubespray_v2_27(&tools, &kubeconfig, &dir)?;
             start_traffic(&tools, &kubeconfig)?;
-            anyhow::Ok(chart)
+            anyhow::Ok(())
         };
-        let chart = tokio::select! {
-            chart = setup => chart?,
+        tokio::select! {
+            done = setup => done?,
             signal = interrupts.next() => bail!("{signal} while setting up kind"),
         };
         let env = vec![
@@ -272,7 +271,6 @@ fn run_on_kind(args: &Args) -> anyhow::Result<()> {
             (testbed::STATE_DIR_ENV, dir.display().to_string()),
             (testbed::NODES_ENV, args.nodes.to_string()),
             (CLUSTER_ENV, "kind".to_owned()),
-            (CHART_ENV, chart.display().to_string()),
             xtask_env()?,
         ];
         let tests = run_tests(&tools, &env, &args.test_args, &mut interrupts).await;
@@ -403,14 +401,22 @@ fn kind_nodes(tools: &Tools, kubeconfig: &Path) -> anyhow::Result<Vec<FixtureNod
     Ok(nodes)
 }
 
-fn install_cilium_like_kubespray_v2_27(tools: &Tools, kubeconfig: &Path) -> anyhow::Result<()> {
+fn install_cilium_like_kubespray_v2_27(
+    tools: &Tools,
+    kubeconfig: &Path,
+    dir: &Path,
+) -> anyhow::Result<()> {
+    let upstream = upstream::Upstream::locate().map_err(|missing| anyhow::anyhow!("{missing}"))?;
+    let case = upstream
+        .rendered_case("sample", "v2.27.1")
+        .map_err(anyhow::Error::msg)?;
+    let objects = with_crd_identities(&case.file("objects.yaml"), &dir.join("objects.yaml"))?;
     let options = FixtureOptions {
         nodes: kind_nodes(tools, kubeconfig)?,
         identity_allocation: IdentityAllocation::Crd,
         ..FixtureOptions::default()
     };
-    let objects = fixtures::kubespray_v2_27(&options)?;
-    fixtures::apply(&tools.kubectl, kubeconfig, &objects)?;
+    fixtures::template_era(&tools.kubectl, kubeconfig, &objects, &options)?;
     run_checked(kubectl(tools, kubeconfig).args([
         "-n",
         "kube-system",
@@ -421,38 +427,35 @@ fn install_cilium_like_kubespray_v2_27(tools: &Tools, kubeconfig: &Path) -> anyh
     ]))
 }
 
-/// Pulls the real chart from the Cilium Helm repository into `dir/chart/cilium`.
-fn pull_real_chart(tools: &Tools, dir: &Path) -> anyhow::Result<PathBuf> {
-    let helm_home = dir.join("helm");
-    let helm = |args: &[&str]| {
-        let mut command = Command::new(&tools.helm);
-        command
-            .args(args)
-            .env("HELM_CONFIG_HOME", &helm_home)
-            .env("HELM_CACHE_HOME", helm_home.join("cache"))
-            .env("HELM_DATA_HOME", helm_home.join("data"));
-        command
-    };
-    run_checked(&mut helm(&[
-        "repo",
-        "add",
-        "cilium",
-        "https://helm.cilium.io",
-        "--force-update",
-    ]))?;
-    let chart_dir = dir.join("chart");
-    let _ = std::fs::remove_dir_all(&chart_dir);
-    let untar = chart_dir.display().to_string();
-    run_checked(&mut helm(&[
-        "pull",
-        "cilium/cilium",
-        "--version",
-        KIND_CHART_VERSION,
-        "--untar",
-        "--untardir",
-        &untar,
-    ]))?;
-    Ok(chart_dir.join("cilium"))
+/// Kubespray's rendered objects with identities in CRDs instead of its etcd, which kind lacks:
+/// `identity-allocation-mode: crd`, no `kvstore`/`kvstore-opt` (the agent then never dials
+/// etcd). A text edit of those three lines, so that everything else (octal file modes included)
+/// reaches kubectl exactly as Kubespray rendered it. Written to `out`.
+fn with_crd_identities(objects: &Path, out: &Path) -> anyhow::Result<PathBuf> {
+    let text = std::fs::read_to_string(objects).with_context(|| objects.display().to_string())?;
+    let edited = crd_identities(&text).with_context(|| objects.display().to_string())?;
+    std::fs::write(out, edited).with_context(|| out.display().to_string())?;
+    Ok(out.to_path_buf())
+}
+
+fn crd_identities(text: &str) -> anyhow::Result<String> {
+    let mut edited = String::with_capacity(text.len());
+    let (mut mode, mut dropped) = (0, 0);
+    for line in text.split_inclusive('\n') {
+        if line.trim_end() == "  identity-allocation-mode: kvstore" {
+            edited.push_str("  identity-allocation-mode: crd\n");
+            mode += 1;
+        } else if line.starts_with("  kvstore: ") || line.starts_with("  kvstore-opt: ") {
+            dropped += 1;
+        } else {
+            edited.push_str(line);
+        }
+    }
+    anyhow::ensure!(
+        (mode, dropped) == (1, 2),
+        "not the kvstore render this edit expects (identity-allocation-mode lines: {mode}, kvstore lines: {dropped})"
+    );
+    Ok(edited)
 }
 
 /// Objects of the traffic check: two servers on different nodes behind a Service, one client
@@ -561,6 +564,16 @@ fn count_failed_requests(tools: &Tools, kubeconfig: &Path) -> anyhow::Result<(us
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kind_identities_move_to_crds_and_nothing_else_changes() {
+        let rendered = "data:\n  identity-allocation-mode: kvstore\n  kvstore: etcd\n  kvstore-opt: '{}'\n          defaultMode: 0400\n";
+        assert_eq!(
+            crd_identities(rendered).expect("a kvstore render"),
+            "data:\n  identity-allocation-mode: crd\n          defaultMode: 0400\n"
+        );
+        assert!(crd_identities("data:\n  identity-allocation-mode: crd\n").is_err());
+    }
 
     #[test]
     fn traffic_check_is_bounded_and_counts_each_request() {

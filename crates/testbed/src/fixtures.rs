@@ -1,24 +1,21 @@
-//! Cluster fixtures: the objects Kubespray's eras leave behind, generated from a few parameters.
+//! Cluster fixtures: what a Kubespray-installed Cilium leaves in a cluster.
 //!
-//! - [`kubespray_v2_27`]: the template era (Kubespray ≤ v2.27.x). The objects Kubespray's Jinja
-//!   templates render for Cilium v1.15.x, applied client-side with `kubectl apply` the way
-//!   Kubespray's `kube` module does ([`apply`]), plus the Cilium CRDs the operator would register
-//!   and the custom resources a running cluster holds.
-//! - [`kubespray_v2_28`]: the cilium-cli era (Kubespray ≥ v2.28). A Helm release `cilium` in
-//!   `kube-system`, installed from the look-alike chart in `tests/charts/cilium`, plus the same CRDs
-//!   and custom resources (which are never part of the release).
+//! What Kubespray itself applies comes from Kubespray's own output, never from a generator here
+//! (`rendered.rs`): the template era (≤ v2.27) is the `objects.yaml` its role templates rendered
+//! for an inventory, applied client-side from the file with `kubectl apply` ([`template_era`]);
+//! the cilium-cli era (≥ v2.28) is its rendered `values.yaml` installed from a released chart
+//! archive the way cilium-cli does ([`cilium_cli_era`]). Tests find both through the `upstream`
+//! crate.
 //!
-//! Everything is built from [`FixtureOptions`]; nothing is copied from Kubespray or the chart.
+//! Generated here, from a few [`FixtureOptions`], is only what no released artefact carries
+//! because a running Cilium creates it: the CRDs the operator registers (`crds.rs`), the custom
+//! resources of the agents and the user's policies (`resources.rs`, [`cilium_custom_resources`]),
+//! and the Secrets of the Hubble certgen Job (`certgen.rs`).
 
-mod agent;
 mod certgen;
-mod chart;
-mod config;
 mod crds;
-mod hubble;
 mod kubectl;
 mod meta;
-mod operator;
 mod rendered;
 mod resources;
 #[cfg(test)]
@@ -29,13 +26,10 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
-pub use chart::{
-    CHART_RELEASE, CHART_RELEASE_NAMESPACE, chart_dir, helm_values, kubespray_v2_28, render_chart,
-};
 pub use kubectl::{apply, missing_objects};
 pub use rendered::{
-    CiliumCliInstall, cilium_cli_era, cilium_cli_values_args, host_and_port, read_objects,
-    template_era,
+    CHART_RELEASE, CHART_RELEASE_NAMESPACE, CiliumCliInstall, cilium_cli_era,
+    cilium_cli_values_args, host_and_port, read_objects, template_era,
 };
 
 /// Namespace of every namespaced Cilium object.
@@ -69,23 +63,11 @@ pub struct FixtureNode {
     pub internal_ip: Ipv4Addr,
 }
 
-/// The few parameters a Kubespray-era Cilium installation is generated from.
+/// What the generated run-time objects describe: the nodes, the IPAM pool and identity mode
+/// the agents work with, and the user's demo workload and policies.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FixtureOptions {
-    /// `cilium_version`, with Kubespray ≤ v2.27's `v` prefix (`v1.15.9`).
-    pub cilium_version: String,
-    /// Hubble with relay, UI, generated TLS certificates and metrics (`cilium_enable_hubble`,
-    /// `cilium_hubble_install`, `cilium_hubble_tls_generate`, `cilium_enable_hubble_ui`).
-    pub hubble: bool,
-    /// Hubble metrics (`cilium_hubble_metrics`); empty disables the metrics Services.
-    pub hubble_metrics: Vec<String>,
-    /// Prometheus metrics of the agent and the operator (`cilium_enable_prometheus`).
-    pub prometheus: bool,
-    /// L2 announcements of LoadBalancer IPs (`cilium_l2announcements`).
-    pub l2_announcements: bool,
-    /// Extra `cilium-config` keys (`cilium_config_extra_vars`), in order.
-    pub config_extra: Vec<(String, String)>,
-    /// `cilium_identity_allocation_mode`.
+    /// `cilium_identity_allocation_mode`: CiliumIdentity objects exist only in CRD mode.
     pub identity_allocation: IdentityAllocation,
     /// `cilium_pool_cidr` (cluster-pool IPAM).
     pub pool_cidr: String,
@@ -93,8 +75,6 @@ pub struct FixtureOptions {
     pub pool_mask_size: u8,
     /// `cilium_cluster_name`.
     pub cluster_name: String,
-    /// `cilium_operator_replicas` (Kubespray uses 1 on a single-node cluster).
-    pub operator_replicas: u32,
     /// The cluster's nodes; the first one is the control plane (and the etcd member).
     pub nodes: Vec<FixtureNode>,
     /// The CIDR of the `CiliumLoadBalancerIPPool` the fixture creates.
@@ -104,22 +84,14 @@ pub struct FixtureOptions {
 }
 
 impl Default for FixtureOptions {
-    /// Kubespray v2.27.1's role defaults on a three-node cluster, with Hubble on.
+    /// Kubespray v2.27.1's role defaults (kvstore identities, 10.233.64.0/18 in /24s, cluster
+    /// `default`) on three nodes named like its sample inventory.
     fn default() -> Self {
         FixtureOptions {
-            cilium_version: "v1.15.9".to_owned(),
-            hubble: true,
-            hubble_metrics: ["dns", "drop", "tcp", "flow", "icmp", "http"]
-                .map(str::to_owned)
-                .to_vec(),
-            prometheus: false,
-            l2_announcements: false,
-            config_extra: Vec::new(),
             identity_allocation: IdentityAllocation::Kvstore,
             pool_cidr: "10.233.64.0/18".to_owned(),
             pool_mask_size: 24,
             cluster_name: "default".to_owned(),
-            operator_replicas: 2,
             nodes: FixtureOptions::nodes_named(["node1", "node2", "node3"]),
             lb_pool_cidr: "10.5.0.0/24".to_owned(),
             demo_namespace: "demo".to_owned(),
@@ -128,7 +100,8 @@ impl Default for FixtureOptions {
 }
 
 impl FixtureOptions {
-    /// Nodes with the given names and InternalIPs 10.0.0.11, 10.0.0.12, ...
+    /// Nodes with the given names and InternalIPs 10.0.0.11, 10.0.0.12, ... (the addresses of
+    /// the rendered cases' inventory).
     pub fn nodes_named<I, S>(names: I) -> Vec<FixtureNode>
     where
         I: IntoIterator<Item = S>,
@@ -152,35 +125,8 @@ impl FixtureOptions {
         }
     }
 
-    /// The cluster of `examples/homelab`: Kubespray v2.27.1 on `cp1`, `worker1` and `worker2`
-    /// with Hubble, Prometheus metrics, L2 announcements and one extra config key.
-    pub fn homelab() -> Self {
-        let nodes = [("cp1", 10), ("worker1", 11), ("worker2", 12)]
-            .map(|(name, host)| FixtureNode {
-                name: name.to_owned(),
-                internal_ip: Ipv4Addr::new(192, 168, 1, host),
-            })
-            .to_vec();
-        FixtureOptions {
-            prometheus: true,
-            l2_announcements: true,
-            config_extra: vec![("bpf-policy-map-max".to_owned(), "32768".to_owned())],
-            nodes,
-            lb_pool_cidr: "192.168.1.240/28".to_owned(),
-            ..FixtureOptions::default()
-        }
-    }
-
     /// Checks the options and resolves the per-node pod CIDRs.
     fn validate(&self) -> Result<Vec<PodCidr>, FixtureError> {
-        if !self.cilium_version.starts_with("v1.") {
-            return Err(FixtureError::InvalidOption {
-                option: "cilium_version",
-                value: self.cilium_version.clone(),
-                fix: "the template era (Kubespray ≤ v2.27) writes versions with a `v` prefix, \
-                      e.g. `v1.15.9`",
-            });
-        }
         if self.nodes.is_empty() {
             return Err(FixtureError::InvalidOption {
                 option: "nodes",
@@ -319,33 +265,6 @@ pub enum FixtureError {
     /// The Hubble certificates could not be generated.
     #[error("cannot generate the Hubble certificates: {0}")]
     Certificate(String),
-    /// The look-alike chart is not where it should be.
-    #[error("the look-alike chart is missing at {0} (it lives in tests/charts/cilium)")]
-    ChartMissing(PathBuf),
-}
-
-/// The template era (Kubespray ≤ v2.27): every object Kubespray's role renders for these options,
-/// followed by the Cilium CRDs and the custom resources of a running cluster.
-///
-/// CRDs come first: apply them and wait until they are established before the rest
-/// ([`apply`] does).
-pub fn kubespray_v2_27(options: &FixtureOptions) -> Result<Vec<Value>, FixtureError> {
-    let pod_cidrs = options.validate()?;
-    let mut objects = crds::cilium_crds();
-    objects.extend(kubespray_workloads(options)?);
-    objects.extend(resources::custom_resources(options, &pod_cidrs));
-    Ok(objects)
-}
-
-/// The objects Kubespray's Cilium role applies itself (no CRDs, no custom resources).
-fn kubespray_workloads(options: &FixtureOptions) -> Result<Vec<Value>, FixtureError> {
-    let mut objects = vec![config::cilium_config(options)];
-    objects.extend(agent::objects(options));
-    objects.extend(operator::objects(options));
-    if options.hubble {
-        objects.extend(hubble::objects(options)?);
-    }
-    Ok(objects)
 }
 
 /// The Cilium CRDs and custom resources shared by both eras (never part of a Helm release).

@@ -1,7 +1,7 @@
 //! One strategy's run: testbed, fixture, monitor, the migration in a measured child process.
 //!
 //! The child is this binary's hidden `bench run-flow`, which calls `migration::flow::run` with
-//! `apply` and `yes` on the testbed (the look-alike chart, the testbed's helm, the node directory
+//! `apply` and `yes` on the testbed (the released chart, the testbed's helm, the node directory
 //! check skipped: kwok nodes have no file system) and prints the phases it went through as JSON.
 
 use std::ffi::OsString;
@@ -36,8 +36,6 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(10);
 /// write CiliumEndpoints for the Hubble pods, and the flow does not (yet) take the envoy
 /// DaemonSet's "disabled" (not installed, as in Cilium 1.15) for a pass.
 const IGNORED_CHECKS: [&str; 2] = ["pods managed by Cilium", "DaemonSet cilium-envoy"];
-/// Kubespray's sample inventory of the template era, relative to the workspace root.
-const SAMPLE_INVENTORY: &str = "../shared/kubespray/samples/v2.27.1";
 
 /// A strategy the bench runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -203,11 +201,16 @@ pub(crate) async fn bench(
     name: Name,
     nodes: usize,
     tools: &Tools,
+    inputs: &super::Inputs,
     work: &Path,
 ) -> anyhow::Result<StrategyResult> {
-    let testbed = super::seeded_testbed(nodes, tools, &work.join("testbed")).await?;
+    let testbed = super::seeded_testbed(nodes, tools, inputs, &work.join("testbed")).await?;
     let client = testbed.client().await?;
-    let inventory = inventory_copy(&work.join("inventory"))?;
+    // The inventory the objects were rendered from, copied: the hand-over edits it.
+    let inventory = inputs
+        .case
+        .inventory_copy(&work.join("inventory"))
+        .with_context(|| format!("copying the inventory of {}", inputs.case.id()))?;
 
     let monitor = AgentMonitor::start(&client, testbed.nodes());
     wait_for_agents(&monitor, "before the migration").await?;
@@ -226,7 +229,7 @@ pub(crate) async fn bench(
         "--helm".into(),
         tools.helm.clone().into(),
         "--chart".into(),
-        testbed::fixtures::chart_dir().into(),
+        inputs.chart.clone().into(),
     ];
     let me = std::env::current_exe().context("finding the xtask binary")?;
     let (out, log) = (work.join("migrate.json"), work.join("migrate.log"));
@@ -360,70 +363,6 @@ async fn wait_for_agents(monitor: &AgentMonitor, when: &str) -> anyhow::Result<(
     Ok(())
 }
 
-/// The Hubble settings of the fixture's cluster (`FixtureOptions::default()`: relay, UI,
-/// generated certificates and metrics), as an operator would have set them.
-const FIXTURE_HUBBLE_VARS: &str = "
-# cargo xtask bench: the fixture's cluster runs Hubble with relay, UI, certificates and metrics.
-cilium_enable_hubble: true
-cilium_enable_hubble_metrics: true
-cilium_hubble_metrics:
-  - dns
-  - drop
-  - tcp
-  - flow
-  - icmp
-  - http
-cilium_hubble_install: true
-cilium_hubble_tls_generate: true
-";
-
-/// A copy of Kubespray v2.27.1's sample inventory describing the fixture's cluster: Cilium as
-/// the network plugin, Hubble as the fixture runs it.
-fn inventory_copy(into: &Path) -> anyhow::Result<PathBuf> {
-    let sample = testbed::tools::workspace_root().join(SAMPLE_INVENTORY);
-    anyhow::ensure!(
-        sample.is_dir(),
-        "the Kubespray sample inventory is missing at {}",
-        sample.display()
-    );
-    copy_tree(&sample, into)?;
-    let edit = |file: &str, change: &dyn Fn(&str) -> Option<String>| -> anyhow::Result<()> {
-        let path = into.join(file);
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("reading {}", path.display()))?;
-        let changed = change(&text)
-            .with_context(|| format!("{}: not the sample this bench expects", path.display()))?;
-        std::fs::write(&path, changed).with_context(|| format!("writing {}", path.display()))
-    };
-    edit("group_vars/k8s_cluster/k8s-cluster.yml", &|text| {
-        text.contains("\nkube_network_plugin: calico\n").then(|| {
-            text.replace(
-                "\nkube_network_plugin: calico\n",
-                "\nkube_network_plugin: cilium\n",
-            )
-        })
-    })?;
-    edit("group_vars/k8s_cluster/k8s-net-cilium.yml", &|text| {
-        Some(format!("{text}{FIXTURE_HUBBLE_VARS}"))
-    })?;
-    Ok(into.to_path_buf())
-}
-
-fn copy_tree(from: &Path, to: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(to).with_context(|| format!("creating {}", to.display()))?;
-    for entry in std::fs::read_dir(from).with_context(|| format!("reading {}", from.display()))? {
-        let entry = entry?;
-        let target = to.join(entry.file_name());
-        if entry.file_type()?.is_dir() {
-            copy_tree(&entry.path(), &target)?;
-        } else {
-            std::fs::copy(entry.path(), &target)
-                .with_context(|| format!("copying {}", entry.path().display()))?;
-        }
-    }
-    Ok(())
-}
-
 fn read_phases(out: &Path) -> anyhow::Result<Vec<(String, f64)>> {
     let text =
         std::fs::read_to_string(out).with_context(|| format!("reading {}", out.display()))?;
@@ -458,7 +397,7 @@ pub(crate) struct FlowArgs {
     strategy: String,
     #[arg(long, value_name = "FILE")]
     helm: PathBuf,
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "TGZ|DIR")]
     chart: PathBuf,
 }
 
@@ -500,7 +439,7 @@ pub(crate) fn run_flow(args: FlowArgs) -> anyhow::Result<()> {
     let mut options = MigrateOptions::new(&args.inventory);
     options.kubeconfig = Some(args.kubeconfig);
     options.bundle = Some(args.bundle);
-    options.chart = helm::ChartSource::Directory(args.chart);
+    options.chart = helm::ChartSource::from_path(&args.chart)?;
     options.strategy = Some(strategy);
     options.nodes = NodeCheck::Skip;
     options.helm = Some(args.helm);
