@@ -1284,14 +1284,7 @@ impl Mapper {
                 }
             }
             if !disabled {
-                let location = self.location_of("hubble-disable-tls", &provenance);
-                self.warn(
-                    WarningKind::Advice,
-                    "hubble-disable-tls",
-                    Some(&value),
-                    location,
-                    "hubble TLS is on: the chart issues its certificates from Secret cilium-ca (hubble.tls.auto.method=helm), not Kubespray's hubble-ca-secret; delete Kubespray's hubble-generate-certs Job/CronJob and hubble-ca-secret after the cut-over, and let the chart re-issue hubble-server-certs/hubble-relay-client-certs before moving to chart 1.18+",
-                );
+                self.pin_hubble_certificate_issuer(&value, &provenance);
             }
         } else if let Some((listen, provenance)) = self.peek("hubble-listen-address")
             && !listen.trim().is_empty()
@@ -1316,6 +1309,33 @@ impl Mapper {
             );
         }
         Ok(())
+    }
+
+    /// Hubble TLS is on: the chart must issue the certificates. `helm`, not `cronJob`, written
+    /// explicitly because it is a decision: chart 1.15's certgen (cronJob) never issues
+    /// `hubble-ui-client-certs`, so a UI talking TLS to the relay would never start; its Job is a
+    /// post-install hook, which an install that waits for readiness runs only after a relay that
+    /// needs the certificate that Job writes; and it pulls a certgen image Kubespray's nodes
+    /// never pulled. `helm` issues every Secret at render time, signed by `cilium-ca`.
+    fn pin_hubble_certificate_issuer(&mut self, value: &str, provenance: &Provenance) {
+        let tls = &mut self.values.chart.hubble.tls.auto;
+        tls.enabled = Some(true);
+        tls.method = Some("helm".to_owned());
+        let why = Provenance::Tool {
+            reason: format!(
+                "Hubble TLS is on ({provenance}); the chart issues the certificates at render time (not cronJob: chart 1.15's certgen never issues the UI's client certificate, and its post-install Job would wait behind the relay it certifies)"
+            ),
+        };
+        self.values.note("hubble.tls.auto.enabled", why.clone());
+        self.values.note("hubble.tls.auto.method", why);
+        let location = self.location_of("hubble-disable-tls", provenance);
+        self.warn(
+            WarningKind::Advice,
+            "hubble-disable-tls",
+            Some(value),
+            location,
+            "Hubble TLS is on: the chart issues its certificates at every helm upgrade (hubble.tls.auto.method=helm) into Secrets hubble-server-certs and hubble-relay-client-certs (with the relay's TLS also hubble-relay-server-certs and hubble-ui-client-certs), which become release objects, signed by the CA in Secret cilium-ca. Kubespray's CA is in hubble-ca-secret: `migrate --apply` copies it to cilium-ca before the install, so agents, relay and UI keep trusting each other; installing by hand, copy its ca.crt/ca.key into a Secret cilium-ca first, or Hubble's mTLS fails until every pod has the new Secrets (helm template alone cannot look cilium-ca up and issues a new CA each time). ACT after the hand-over: delete Kubespray's CronJob hubble-generate-certs with its ServiceAccount, ClusterRole and ClusterRoleBinding (the chart renders none of them), which would otherwise keep rewriting those Secrets every four months, then hubble-ca-secret",
+        );
     }
 
     fn map_encryption(&mut self) -> Result<(), Error> {
@@ -1648,6 +1668,9 @@ fn inventory_only(mapper: &mut Mapper, vars: &InventoryVars) -> Result<(), Error
                 .values
                 .note("hubble.ui.enabled", inv(uo, "cilium_enable_hubble_ui"));
         }
+        if install && template_era(vars) {
+            relay_server_tls(mapper, &r)?;
+        }
     }
     if let Some((replicas, o)) = r.string("cilium_operator_replicas")? {
         let n = replicas
@@ -1760,6 +1783,50 @@ fn inventory_only(mapper: &mut Mapper, vars: &InventoryVars) -> Result<(), Error
             },
         );
     }
+    Ok(())
+}
+
+/// Whether the inventory is of Kubespray's template era, whose manifests this module models:
+/// there `cilium_version` carries its `v` (`v1.15.9`); the cilium-cli era writes it without and
+/// passes the workload settings through its own values file (the release's values carry them).
+fn template_era(vars: &InventoryVars) -> bool {
+    vars.get("cilium_version")
+        .and_then(|v| v.value.as_str())
+        .is_none_or(|v| v.trim().starts_with('v'))
+}
+
+/// Kubespray's relay serves TLS exactly when the agents do (both follow
+/// `cilium_hubble_tls_generate`): on 443, and its UI connects with TLS. The chart's relay does so
+/// only with `hubble.relay.tls.server.enabled`, and only together with `hubble.tls.enabled`.
+fn relay_server_tls(mapper: &mut Mapper, r: &Reader<'_>) -> Result<(), Error> {
+    if mapper.values.chart.hubble.tls.enabled != Some(true) {
+        return Ok(());
+    }
+    // The live agents' TLS wins; an inventory that says otherwise is already a disagreement.
+    let provenance = match r.boolean("cilium_hubble_tls_generate")? {
+        Some((true, o)) => Provenance::Inventory {
+            origin: o.to_owned(),
+            variable: "cilium_hubble_tls_generate".to_owned(),
+        },
+        _ => mapper
+            .values
+            .provenance_of("hubble.tls.enabled")
+            .cloned()
+            .unwrap_or_else(|| Provenance::Tool {
+                reason: "Hubble TLS is on".to_owned(),
+            }),
+    };
+    mapper.values.chart.hubble.relay.tls.server.enabled = Some(true);
+    mapper
+        .values
+        .note("hubble.relay.tls.server.enabled", provenance.clone());
+    mapper.warn(
+        WarningKind::Changed,
+        "hubble.relay.tls.server.enabled",
+        None,
+        provenance.to_string(),
+        "hubble-relay keeps serving TLS on port 443 and hubble-ui keeps connecting with TLS, now with the chart's certificates: the relay presents *.hubble-relay.cilium.io (Secret hubble-relay-server-certs) instead of the agents' *.<cluster>.hubble-grpc.cilium.io, and the UI its own client certificate (hubble-ui-client-certs). A hubble CLI that connects to the relay with TLS must now pass --tls-server-name ui.hubble-relay.cilium.io",
+    );
     Ok(())
 }
 

@@ -306,7 +306,10 @@ pub struct Operator {
     /// Operator metrics.
     #[serde(skip_serializing_if = "is_default")]
     pub prometheus: Prometheus,
-    /// Extra volumes (the etcd certificate mount in kvstore mode).
+    /// Flags after the chart's own (Kubespray's `cilium_operator_custom_args`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub extra_args: Option<Vec<String>>,
+    /// Extra volumes (the etcd certificate mount in kvstore mode, Kubespray's extra volumes).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub extra_volumes: Option<Vec<Json>>,
     /// Extra mounts for those volumes.
@@ -332,12 +335,45 @@ pub struct HubbleMetrics {
     pub enable_open_metrics: Option<bool>,
 }
 
+/// `hubble.tls.auto.*`: who issues Hubble's certificates.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct HubbleTlsAuto {
+    /// Whether the chart issues them at all.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// `helm` (at render time), `cronJob` (a certgen Job and CronJob) or `certmanager`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+}
+
 /// `hubble.tls.*`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct HubbleTls {
     /// -> `hubble-disable-tls` (inverted) and the three certificate paths.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub enabled: Option<bool>,
+    /// Certificate issuing.
+    #[serde(skip_serializing_if = "is_default")]
+    pub auto: HubbleTlsAuto,
+}
+
+/// `hubble.relay.tls.*`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct HubbleRelayTls {
+    /// `hubble.relay.tls.server.enabled`: the relay serves TLS on 443 and the UI connects with TLS.
+    #[serde(skip_serializing_if = "is_default")]
+    pub server: Toggle,
+}
+
+/// `hubble.relay.*`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct HubbleRelay {
+    /// The hubble-relay Deployment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// The relay's own server TLS.
+    #[serde(skip_serializing_if = "is_default")]
+    pub tls: HubbleRelayTls,
 }
 
 /// `hubble.*`.
@@ -367,7 +403,7 @@ pub struct Hubble {
     pub tls: HubbleTls,
     /// hubble-relay Deployment.
     #[serde(skip_serializing_if = "is_default")]
-    pub relay: Toggle,
+    pub relay: HubbleRelay,
     /// hubble-ui Deployment.
     #[serde(skip_serializing_if = "is_default")]
     pub ui: Toggle,
@@ -622,10 +658,18 @@ pub struct ChartValues {
     /// Agent container resources (Kubespray's `cilium_*_limit`/`_requests`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resources: Option<Json>,
+    /// Agent flags after the chart's own (Kubespray's `--mtu` and `cilium_agent_custom_args`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub extra_args: Option<Vec<String>>,
+    /// Agent environment variables (Kubespray's `cilium_agent_extra_env_vars`; the chart sets
+    /// them in the `config` and `clean-cilium-state` init containers too).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub extra_env: Option<Vec<Json>>,
     /// Extra agent volumes (the etcd certificate mount in kvstore mode).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub extra_volumes: Option<Vec<Json>>,
-    /// Extra agent mounts for those volumes.
+    /// Extra agent mounts (the etcd certificates, Kubespray's `cilium_agent_extra_volume_mounts`;
+    /// the chart mounts them in the `config` and `clean-cilium-state` init containers too).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub extra_volume_mounts: Option<Vec<Json>>,
     /// The agent pods' DNS policy (kvstore mode: `ClusterFirstWithHostNet`, as Kubespray's).

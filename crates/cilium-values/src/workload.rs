@@ -992,6 +992,20 @@ const RULES: &[Rule] = &[
         .key("AWS_*")
         .change(Change::Removed)
         .when(optional_aws_secret),
+    explain("env", "the Hubble UI still connects to the relay with TLS; it verifies the relay's certificate under the name the chart issues that certificate for")
+        .on("Deployment/hubble-ui")
+        .key("TLS_RELAY_SERVER_NAME")
+        .change(Change::Changed)
+        .when(ui_keeps_relay_tls),
+    explain("env", "the Hubble UI still connects to the relay with TLS; it reads this certificate file from the chart's certificate mount")
+        .on("Deployment/hubble-ui")
+        .key("TLS_RELAY_*")
+        .change(Change::Changed)
+        .when(ui_tls_file_mounted),
+    explain("env", "the chart passes the agent's extra environment (extraEnv) to its init containers too; the live agent container has the same variable")
+        .on(AGENT)
+        .change(Change::Added)
+        .when(same_env_in_live_agent),
     block("env", "the container's environment variable {key} changes"),
     block("envFrom", "the container's environment changes"),
     // Mounts.
@@ -1024,6 +1038,10 @@ const RULES: &[Rule] = &[
     explain("volumeMount", "file permissions of the mounted files or optional extra sources; the container reads the same data")
         .change(Change::Changed)
         .when(same_data),
+    explain("volumeMount", "Hubble's relay or UI reads the same kinds of certificate files (CA, certificate, key), now from the Secrets the chart issues ({source}); TLS stays on and nothing on a node changes")
+        .on(HUBBLE)
+        .change(Change::Changed)
+        .when(chart_hubble_certificates),
     block("volumeMount", "the container no longer sees {source} at {key}").change(Change::Removed),
     block("volumeMount", "the container gets {source} at {key}").change(Change::Added),
     block("volumeMount", "what the container sees at {key} changes: {source}"),
@@ -1417,6 +1435,138 @@ fn host_network_or_no_host_port(raw: &Raw, ctx: &Ctx<'_>) -> bool {
     let host_port = |p: &Option<Json>| p.as_ref().and_then(|p| p.get("hostPort").cloned());
     ctx.rendered["hostNetwork"] == true && ctx.live["hostNetwork"] == true
         || host_port(&raw.live) == host_port(&raw.rendered)
+}
+
+/// The Secrets the chart's Hubble certificates live in (whatever issues them).
+const HUBBLE_CERTIFICATE_SECRETS: &[&str] = &[
+    "hubble-server-certs",
+    "hubble-relay-client-certs",
+    "hubble-relay-server-certs",
+    "hubble-ui-client-certs",
+];
+
+/// The Secret keys a volume mounts, sorted; `None` unless it holds only Hubble's certificate
+/// Secrets (a `secret` volume or a projection of them).
+fn hubble_certificate_keys(mount: &Json) -> Option<Vec<String>> {
+    let volume = &mount["volume"];
+    let sources: Vec<(&Json, &Json)> = if let Some(secret) = volume.get("secret") {
+        vec![(&secret["secretName"], &secret["items"])]
+    } else {
+        let projected = volume["projected"]["sources"].as_array()?;
+        let mut sources = Vec::new();
+        for source in projected {
+            let secret = source.get("secret")?;
+            sources.push((&secret["name"], &secret["items"]));
+        }
+        sources
+    };
+    let mut keys = Vec::new();
+    for (name, items) in sources {
+        if !HUBBLE_CERTIFICATE_SECRETS.contains(&name.as_str()?) {
+            return None;
+        }
+        for item in items.as_array()? {
+            keys.push(item["key"].as_str()?.to_owned());
+        }
+    }
+    keys.sort();
+    (!keys.is_empty()).then_some(keys)
+}
+
+/// Both sides mount the same kinds of certificate files (`ca.crt`, `tls.crt`, `tls.key`, as
+/// often each) from Hubble's certificate Secrets: the relay's server certificate from
+/// `hubble-relay-server-certs` instead of the agents' `hubble-server-certs`, the UI's client
+/// pair from `hubble-ui-client-certs`. A server certificate that goes (relay TLS off) changes
+/// the kinds, and blocks.
+fn chart_hubble_certificates(raw: &Raw, _: &Ctx<'_>) -> bool {
+    match (&raw.live, &raw.rendered) {
+        (Some(l), Some(r)) => {
+            let keys = hubble_certificate_keys(l);
+            keys.is_some() && keys == hubble_certificate_keys(r)
+        }
+        _ => false,
+    }
+}
+
+/// A container's environment variable's plain value.
+fn env_value<'a>(pod: &'a Json, container: &str, name: &str) -> Option<&'a str> {
+    pod["containers"]
+        .as_array()?
+        .iter()
+        .find(|c| c["name"] == container)?["env"]
+        .as_array()?
+        .iter()
+        .find(|e| e["name"] == name)?["value"]
+        .as_str()
+}
+
+/// The Hubble UI talks TLS to the relay on both sides.
+fn ui_keeps_relay_tls(raw: &Raw, ctx: &Ctx<'_>) -> bool {
+    let Some(container) = raw.container_name() else {
+        return false;
+    };
+    [ctx.live, ctx.rendered]
+        .iter()
+        .all(|pod| env_value(pod, container, "TLS_TO_RELAY_ENABLED") == Some("true"))
+}
+
+/// TLS stays on, and every file the rendered variable names is one a mount of the rendered
+/// container provides (an item of its Secret volume).
+fn ui_tls_file_mounted(raw: &Raw, ctx: &Ctx<'_>) -> bool {
+    let (Some(container), Some(value)) = (
+        raw.container_name(),
+        raw.rendered.as_ref().and_then(|r| r["value"].as_str()),
+    ) else {
+        return false;
+    };
+    let Some(rendered) = ctx.rendered["containers"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["name"] == container))
+    else {
+        return false;
+    };
+    let mounted = mounts(rendered, ctx.rendered);
+    let provides = |file: &str| {
+        mounted.iter().any(|(path, mount)| {
+            let Some(rest) = file
+                .strip_prefix(path.as_str())
+                .and_then(|r| r.strip_prefix('/'))
+            else {
+                return false;
+            };
+            let volume = &mount["volume"];
+            let mut items: Vec<&Json> = volume["secret"]["items"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .collect();
+            for source in volume["projected"]["sources"]
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
+                items.extend(source["secret"]["items"].as_array().into_iter().flatten());
+            }
+            items.iter().any(|i| i["path"] == rest)
+        })
+    };
+    ui_keeps_relay_tls(raw, ctx) && value.split(',').map(str::trim).all(provides)
+}
+
+/// An init container's added variable that the live agent container sets to the same value.
+fn same_env_in_live_agent(raw: &Raw, ctx: &Ctx<'_>) -> bool {
+    raw.container
+        .as_deref()
+        .is_some_and(|c| c.starts_with("initContainer "))
+        && raw.rendered.as_ref().is_some_and(|rendered| {
+            containers(ctx.live, "containers")
+                .iter()
+                .find(|(name, _)| name == "cilium-agent")
+                .is_some_and(|(_, agent)| {
+                    named(&container_with_defaults(agent)["env"], "name").get(&raw.key)
+                        == Some(rendered)
+                })
+        })
 }
 
 fn aws_snat_cleanup(raw: &Raw, _: &Ctx<'_>) -> bool {
@@ -2147,5 +2297,125 @@ mod tests {
                 Some("sha256:ab")
             )
         );
+    }
+
+    /// A Hubble UI whose backend talks TLS to the relay, with its certificates from `secret`
+    /// (a CA file named `ca_file`).
+    fn hubble_ui(secret: &str, ca_file: &str, server_name: &str, tls: bool) -> Json {
+        let mut env = vec![
+            json!({"name": "FLOWS_API_ADDR", "value": if tls { "hubble-relay:443" } else { "hubble-relay:80" }}),
+        ];
+        let mut mounts = Vec::new();
+        let mut volumes = Vec::new();
+        if tls {
+            env.extend([
+                json!({"name": "TLS_TO_RELAY_ENABLED", "value": "true"}),
+                json!({"name": "TLS_RELAY_SERVER_NAME", "value": server_name}),
+                json!({"name": "TLS_RELAY_CA_CERT_FILES", "value": format!("/var/lib/hubble-ui/certs/{ca_file}")}),
+            ]);
+            mounts.push(
+                json!({"name": "tls", "mountPath": "/var/lib/hubble-ui/certs", "readOnly": true}),
+            );
+            volumes.push(json!({"name": "tls", "projected": {"sources": [{"secret": {"name": secret, "items": [
+                {"key": "ca.crt", "path": ca_file},
+                {"key": "tls.crt", "path": "client.crt"},
+                {"key": "tls.key", "path": "client.key"}
+            ]}}]}}));
+        }
+        json!({
+            "kind": "Deployment",
+            "metadata": {"name": "hubble-ui"},
+            "spec": {"replicas": 1, "template": {"spec": {
+                "containers": [{"name": "backend", "image": "quay.io/cilium/hubble-ui-backend:v0.13.1", "env": env, "volumeMounts": mounts}],
+                "volumes": volumes
+            }}}
+        })
+    }
+
+    #[test]
+    fn hubble_tls_from_the_charts_certificates_is_explained_and_losing_it_blocks() {
+        let with_ui = |ui: Json| {
+            let mut objects = live();
+            objects.push(ui);
+            objects
+        };
+        let kubespray = with_ui(hubble_ui(
+            "hubble-relay-client-certs",
+            "hubble-server-ca.crt",
+            "ui.default.hubble-grpc.cilium.io",
+            true,
+        ));
+        let chart = with_ui(hubble_ui(
+            "hubble-ui-client-certs",
+            "hubble-relay-ca.crt",
+            "ui.hubble-relay.cilium.io",
+            true,
+        ));
+        let differences = compare_workloads(&kubespray, &chart);
+        let names: Vec<&str> = differences.iter().map(|d| d.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "Deployment/hubble-ui: container backend: env TLS_RELAY_CA_CERT_FILES",
+                "Deployment/hubble-ui: container backend: env TLS_RELAY_SERVER_NAME",
+                "Deployment/hubble-ui: container backend: volumeMount /var/lib/hubble-ui/certs",
+            ]
+        );
+        assert!(differences.iter().all(|d| !d.blocks), "{differences:#?}");
+
+        // A CA file the chart's mount does not provide blocks.
+        let mut unmounted = chart.clone();
+        *at(
+            &mut unmounted[2..],
+            "Deployment",
+            "/spec/template/spec/containers/0/env/3/value",
+        ) = json!("/etc/ssl/ca.crt");
+        let d = compare_workloads(&kubespray, &unmounted);
+        assert!(
+            d.iter()
+                .any(|d| d.name.ends_with("env TLS_RELAY_CA_CERT_FILES") && d.blocks),
+            "{d:#?}"
+        );
+        // Certificates from a Secret that is not Hubble's block.
+        let foreign = with_ui(hubble_ui(
+            "my-certs",
+            "hubble-relay-ca.crt",
+            "ui.hubble-relay.cilium.io",
+            true,
+        ));
+        let d = compare_workloads(&kubespray, &foreign);
+        assert!(
+            d.iter()
+                .any(|d| d.name.ends_with("volumeMount /var/lib/hubble-ui/certs") && d.blocks),
+            "{d:#?}"
+        );
+        // TLS off: everything about it blocks.
+        let plain = with_ui(hubble_ui("", "", "", false));
+        let d = compare_workloads(&kubespray, &plain);
+        assert_eq!(d.len(), 5, "{d:#?}");
+        assert!(d.iter().all(|d| d.blocks), "{d:#?}");
+    }
+
+    #[test]
+    fn the_agents_extra_environment_in_the_charts_init_containers_is_explained() {
+        let add = |o: &mut Vec<Json>, container: &str| {
+            let pointer = format!("{POD}/{container}");
+            let c = at(o, "DaemonSet", &pointer);
+            c["env"] = json!([{"name": "GODEBUG", "value": "madvdontneed=1"}]);
+        };
+        let mut live_objects = live();
+        add(&mut live_objects, "containers/0");
+        let mut rendered = live_objects.clone();
+        add(&mut rendered, "initContainers/1");
+        let d = compare_workloads(&live_objects, &rendered);
+        assert_eq!(d.len(), 1, "{d:#?}");
+        assert_eq!(
+            d[0].name,
+            "DaemonSet/cilium: initContainer clean-cilium-state: env GODEBUG"
+        );
+        assert!(!d[0].blocks, "{}", d[0]);
+        // Not on the live agent: blocks.
+        let d = compare_workloads(&live(), &rendered);
+        assert!(d.iter().all(|d| d.blocks), "{d:#?}");
     }
 }

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use cilium_values::{
-    ChartVersion, InventoryVar, InventoryVars, LiveConfig, Sources, WorkloadDifference,
-    compare_workloads, translate,
+    ChartVersion, InventoryVar, InventoryVars, LiveConfig, Sources, Translation,
+    WorkloadDifference, compare_workloads, translate,
 };
 use serde_json::{Value as Json, json};
 use upstream::{RenderedCase, RenderedEra, Upstream};
@@ -259,11 +259,21 @@ const HUBBLE_EXPLAINED: &[&str] = &[
     "Deployment/hubble-ui: strategy",
 ];
 
-/// Open finding (reported, not fixed): Kubespray's relay serves TLS on 443 with the agents'
-/// server certificate and its UI talks TLS to it; the values do not carry
-/// `hubble.relay.tls.server`, so the chart's relay serves plain gRPC on 80 and the UI follows.
-/// The gate blocks on it, as it must; this list pins exactly that.
-const HUBBLE_RELAY_TLS_FINDING: &[&str] = &[
+/// hubble-full's relay serves TLS (Kubespray's `cilium_hubble_tls_generate`) and its UI talks TLS
+/// to it: the values keep both (`hubble.relay.tls.server.enabled`), with the certificates the
+/// chart issues. What differs is which Secret holds them, the CA file's name and the name the UI
+/// expects in the relay's certificate; each is explained, none blocks.
+const HUBBLE_RELAY_TLS_EXPLAINED: &[&str] = &[
+    "Deployment/hubble-relay: container hubble-relay: volumeMount /var/lib/hubble-relay/tls",
+    "Deployment/hubble-ui: container backend: env TLS_RELAY_CA_CERT_FILES",
+    "Deployment/hubble-ui: container backend: env TLS_RELAY_SERVER_NAME",
+    "Deployment/hubble-ui: container backend: volumeMount /var/lib/hubble-ui/certs",
+];
+
+/// What the gate reports for hubble-full when the relay's TLS is lost (the finding before the
+/// values carried it): the relay serves plain gRPC on 80 without its server certificate, and the
+/// UI follows. Every one of them blocks.
+const HUBBLE_RELAY_TLS_LOST: &[&str] = &[
     "Deployment/hubble-relay: container hubble-relay: volumeMount /var/lib/hubble-relay/tls",
     "Deployment/hubble-ui: container backend: env FLOWS_API_ADDR",
     "Deployment/hubble-ui: container backend: env TLS_RELAY_CA_CERT_FILES",
@@ -327,8 +337,7 @@ fn every_template_case_hands_over_its_workloads_as_reviewed() {
         let mut want_blocking: Vec<&str> = Vec::new();
         if hubble {
             want.extend(HUBBLE_EXPLAINED);
-            want.extend(HUBBLE_RELAY_TLS_FINDING);
-            want_blocking.extend(HUBBLE_RELAY_TLS_FINDING);
+            want.extend(HUBBLE_RELAY_TLS_EXPLAINED);
         }
         if case.id == "sample@v2.26.0" {
             want_blocking.extend(V1_15_4_TO_1_15_9);
@@ -371,17 +380,12 @@ fn every_template_case_hands_over_its_workloads_as_reviewed() {
     );
 }
 
-/// A kvstore case (Kubespray v2.27's default) and its translated values, for the negative controls.
-fn kvstore_case(upstream: &Upstream) -> (Case, Json) {
+/// A rendered case with its translation, for the negative controls.
+fn translated_case(upstream: &Upstream, name: &str, tag: &str) -> (Case, Translation) {
     let rendered = upstream
-        .rendered_case("sample", "v2.27.1")
+        .rendered_case(name, tag)
         .unwrap_or_else(|e| panic!("{e}"));
     let live_config = LiveConfig::read(rendered.file("cilium-config.yaml")).expect("cilium-config");
-    assert_eq!(
-        live_config.get("identity-allocation-mode"),
-        Some("kvstore"),
-        "sample@v2.27.1 is no longer a kvstore case"
-    );
     let dir = tempfile::tempdir().expect("temp dir");
     rendered
         .inventory_copy(dir.path())
@@ -392,10 +396,73 @@ fn kvstore_case(upstream: &Upstream) -> (Case, Json) {
         version: ChartVersion::parse(HANDOVER_CHART).expect("version"),
     })
     .expect("translates");
+    (case(upstream, &rendered), translation)
+}
+
+/// A kvstore case (Kubespray v2.27's default) and its translated values, for the negative controls.
+fn kvstore_case(upstream: &Upstream) -> (Case, Json) {
+    let (case, translation) = translated_case(upstream, "sample", "v2.27.1");
+    let live_config = upstream
+        .rendered_case("sample", "v2.27.1")
+        .map(|r| LiveConfig::read(r.file("cilium-config.yaml")).expect("cilium-config"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        live_config.get("identity-allocation-mode"),
+        Some("kvstore"),
+        "sample@v2.27.1 is no longer a kvstore case"
+    );
     (
-        case(upstream, &rendered),
+        case,
         translation.values.to_json().expect("values serialise"),
     )
+}
+
+#[test]
+fn hubble_relay_tls_is_kept_and_losing_it_blocks() {
+    let Some(upstream) =
+        Upstream::for_test("workload::hubble_relay_tls_is_kept_and_losing_it_blocks")
+    else {
+        return;
+    };
+    let (case, translation) = translated_case(&upstream, "hubble-full", "v2.27.1");
+    let mut values = translation.values.to_json().expect("values serialise");
+    // The values carry the relay's TLS from the inventory, and pin who issues the certificates.
+    assert_eq!(values["hubble"]["relay"]["tls"]["server"]["enabled"], true);
+    assert_eq!(values["hubble"]["tls"]["auto"]["method"], "helm");
+    let origin = translation
+        .values
+        .provenance_of("hubble.relay.tls.server.enabled")
+        .expect("provenance")
+        .to_string();
+    assert!(origin.contains("cilium_hubble_tls_generate"), "{origin}");
+    // The operator is told what to remove after the hand-over.
+    assert!(
+        translation.warnings.iter().any(|w| w
+            .message
+            .contains("delete Kubespray's CronJob hubble-generate-certs")),
+        "no warning names Kubespray's certgen CronJob: {:#?}",
+        translation.warnings
+    );
+    let differences = compare_workloads(&case.live, &case.rendered);
+    assert_eq!(
+        blocking(&differences),
+        Vec::<String>::new(),
+        "{}",
+        blocking_texts(&differences)
+    );
+
+    // Negative control: the relay without its server TLS, as before the fix.
+    values["hubble"]["relay"]["tls"]["server"]["enabled"] = json!(false);
+    let chart = upstream
+        .chart(HANDOVER_CHART)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let differences = compare_workloads(&case.live, &render(&chart, &values));
+    assert_eq!(
+        blocking(&differences),
+        sorted(HUBBLE_RELAY_TLS_LOST.iter().copied()),
+        "{}",
+        blocking_texts(&differences)
+    );
 }
 
 #[test]
