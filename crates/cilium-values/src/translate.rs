@@ -1672,6 +1672,9 @@ fn inventory_only(mapper: &mut Mapper, vars: &InventoryVars) -> Result<(), Error
             relay_server_tls(mapper, &r)?;
         }
     }
+    if template_era(vars) {
+        workload_settings(mapper, vars)?;
+    }
     if let Some((replicas, o)) = r.string("cilium_operator_replicas")? {
         let n = replicas
             .trim()
@@ -1793,6 +1796,232 @@ fn template_era(vars: &InventoryVars) -> bool {
     vars.get("cilium_version")
         .and_then(|v| v.value.as_str())
         .is_none_or(|v| v.trim().starts_with('v'))
+}
+
+/// What Kubespray's v2.27 templates put into the agent DaemonSet and operator Deployment
+/// directly, not into cilium-config: each maps to the chart value that renders the same field on
+/// the node. `cilium_mtu` becomes the same `--mtu` flag (`extraArgs`), not `MTU`: that would
+/// write a cilium-config key the live config lacks and drop the flag the agent runs with.
+fn workload_settings(mapper: &mut Mapper, vars: &InventoryVars) -> Result<(), Error> {
+    let r = Reader { vars };
+    let inv = |origin: &str, variable: &str| Provenance::Inventory {
+        origin: origin.to_owned(),
+        variable: variable.to_owned(),
+    };
+
+    // Agent flags, in the template's order: `--mtu`, then the custom ones.
+    let mut args = Vec::new();
+    let mut origins = Vec::new();
+    if let Some((mtu, o)) = r.string("cilium_mtu")?
+        && !mtu.is_empty()
+    {
+        args.push(format!("--mtu={mtu}"));
+        origins.push(inv(o, "cilium_mtu"));
+    }
+    if let Some((custom, o)) = flags(vars, "cilium_agent_custom_args")? {
+        args.extend(custom);
+        origins.push(inv(o, "cilium_agent_custom_args"));
+    }
+    if !args.is_empty() {
+        mapper.values.chart.extra_args = Some(args);
+        mapper.values.note("extraArgs", joined(origins));
+    }
+    if let Some((custom, o)) = flags(vars, "cilium_operator_custom_args")?
+        && !custom.is_empty()
+    {
+        mapper.values.chart.operator.extra_args = Some(custom);
+        mapper
+            .values
+            .note("operator.extraArgs", inv(o, "cilium_operator_custom_args"));
+    }
+
+    if let Some((env, o)) = objects(vars, "cilium_agent_extra_env_vars", &["name"])?
+        && !env.is_empty()
+    {
+        mapper.values.chart.extra_env = Some(env);
+        mapper
+            .values
+            .note("extraEnv", inv(o, "cilium_agent_extra_env_vars"));
+    }
+
+    for (variable, path) in [
+        ("cilium_agent_extra_volume_mounts", "extraVolumeMounts"),
+        ("cilium_operator_extra_volumes", "operator.extraVolumes"),
+        (
+            "cilium_operator_extra_volume_mounts",
+            "operator.extraVolumeMounts",
+        ),
+    ] {
+        let required: &[&str] = if path.ends_with("Mounts") {
+            &["name", "mountPath"]
+        } else {
+            &["name"]
+        };
+        let Some((items, o)) = objects(vars, variable, required)? else {
+            continue;
+        };
+        if items.is_empty() {
+            continue;
+        }
+        let chart = &mut mapper.values.chart;
+        let list = match path {
+            "extraVolumeMounts" => &mut chart.extra_volume_mounts,
+            "operator.extraVolumes" => &mut chart.operator.extra_volumes,
+            _ => &mut chart.operator.extra_volume_mounts,
+        };
+        // After the etcd certificate mounts of kvstore mode, as Kubespray appends them.
+        list.get_or_insert_with(Vec::new)
+            .extend(items.iter().cloned());
+        let provenance = match mapper.values.provenance_of(path) {
+            Some(before) => joined(vec![before.clone(), inv(o, variable)]),
+            None => inv(o, variable),
+        };
+        mapper.values.note(path, provenance);
+        if variable == "cilium_agent_extra_volume_mounts" {
+            kubespray_only_volumes(mapper, &items, o);
+        }
+    }
+
+    if let Some((volumes, o)) = objects(vars, "cilium_agent_extra_volumes", &["name"])?
+        && !volumes.is_empty()
+    {
+        mapper.warn(
+            WarningKind::Advice,
+            "cilium_agent_extra_volumes",
+            None,
+            o.to_owned(),
+            "not carried: Kubespray's v2.27 DaemonSet template never renders cilium_agent_extra_volumes (only the mounts, which name the DaemonSet's own volumes), so the running agent has none of these volumes",
+        );
+    }
+    Ok(())
+}
+
+/// The volumes of Kubespray's agent DaemonSet that chart 1.15+ does not render, by name, as
+/// Kubespray defines them: a Kubespray extra mount may name one (its extra volumes are never
+/// rendered).
+const KUBESPRAY_ONLY_AGENT_VOLUMES: &[(&str, &str)] = &[(
+    "cilium-config-path",
+    r#"{"name": "cilium-config-path", "configMap": {"name": "cilium-config"}}"#,
+)];
+
+/// Adds to `extraVolumes` the Kubespray-only volumes the extra mounts name.
+fn kubespray_only_volumes(mapper: &mut Mapper, mounts: &[Json], origin: &str) {
+    for (name, volume) in KUBESPRAY_ONLY_AGENT_VOLUMES {
+        let named = mounts.iter().any(|m| m["name"] == *name);
+        let present = mapper
+            .values
+            .chart
+            .extra_volumes
+            .iter()
+            .flatten()
+            .any(|v| v["name"] == *name);
+        if named && !present {
+            mapper
+                .values
+                .chart
+                .extra_volumes
+                .get_or_insert_with(Vec::new)
+                .push(serde_json::from_str(volume).unwrap_or(Json::Null));
+            let reason = Provenance::Tool {
+                reason: format!(
+                    "Kubespray's DaemonSet volume {name}, which an extra mount names ({origin})"
+                ),
+            };
+            let provenance = match mapper.values.provenance_of("extraVolumes") {
+                Some(before) => joined(vec![before.clone(), reason]),
+                None => reason,
+            };
+            mapper.values.note("extraVolumes", provenance);
+        }
+    }
+}
+
+/// One provenance for a value several sources fill.
+fn joined(mut origins: Vec<Provenance>) -> Provenance {
+    if origins.len() == 1 {
+        return origins.remove(0);
+    }
+    Provenance::Tool {
+        reason: origins
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; then "),
+    }
+}
+
+/// A custom-args variable: a list of flags, or one string (the template writes it as one item).
+fn flags<'a>(vars: &'a InventoryVars, name: &str) -> Result<Option<(Vec<String>, &'a str)>, Error> {
+    let Some(var) = vars.get(name) else {
+        return Ok(None);
+    };
+    let bad = |expected: &str| Error::BadInventoryValue {
+        origin: var.origin.clone(),
+        name: name.to_owned(),
+        expected: expected.to_owned(),
+        found: crate::inventory::kind_of(&var.value),
+    };
+    let items: Vec<&Json> = match &var.value {
+        Json::Null => return Ok(None),
+        Json::Array(items) => items.iter().collect(),
+        one @ Json::String(s) if !s.is_empty() => vec![one],
+        Json::String(_) => Vec::new(),
+        _ => return Err(bad("a list of flags such as --log-opt=format=json")),
+    };
+    let mut out = Vec::new();
+    for item in items {
+        match item {
+            Json::String(s) if s.contains("{{") || s.contains("{%") => {
+                return Err(bad(
+                    "flags without Jinja expressions (they are not evaluated)",
+                ));
+            }
+            Json::String(_) | Json::Number(_) | Json::Bool(_) => {
+                out.push(crate::inventory::text_of(item));
+            }
+            _ => return Err(bad("a list of flags such as --log-opt=format=json")),
+        }
+    }
+    Ok(Some((out, var.origin.as_str())))
+}
+
+/// A list of Kubernetes objects (env vars, volumes, mounts), each with the `required` fields.
+fn objects<'a>(
+    vars: &'a InventoryVars,
+    name: &str,
+    required: &[&str],
+) -> Result<Option<(Vec<Json>, &'a str)>, Error> {
+    let Some(var) = vars.get(name) else {
+        return Ok(None);
+    };
+    let expected = format!(
+        "a list of mappings, each with {}, as in a pod spec",
+        required.join(" and ")
+    );
+    let items = match &var.value {
+        Json::Null => return Ok(None),
+        Json::Array(items) => items,
+        _ => {
+            return Err(Error::BadInventoryValue {
+                origin: var.origin.clone(),
+                name: name.to_owned(),
+                expected,
+                found: crate::inventory::kind_of(&var.value),
+            });
+        }
+    };
+    for item in items {
+        let complete = item.is_object() && required.iter().all(|f| item.get(*f).is_some());
+        if !complete || item.to_string().contains("{{") {
+            return Err(Error::BadInventoryValue {
+                origin: var.origin.clone(),
+                name: name.to_owned(),
+                expected: format!("{expected} (no Jinja expressions: they are not evaluated)"),
+                found: format!("the item {item}"),
+            });
+        }
+    }
+    Ok(Some((items.clone(), var.origin.as_str())))
 }
 
 /// Kubespray's relay serves TLS exactly when the agents do (both follow

@@ -1227,3 +1227,143 @@ fn hubble_without_certificates_is_named_as_not_carried() {
         translation.warnings
     );
 }
+
+#[test]
+fn template_era_workload_settings_map_to_the_chart_values_that_render_them() {
+    let settings: &[(&str, Json)] = &[
+        ("cilium_mtu", json!(1400)),
+        ("cilium_agent_custom_args", json!("--log-opt=format=json")),
+        (
+            "cilium_operator_custom_args",
+            json!(["--log-opt=format=json"]),
+        ),
+        (
+            "cilium_agent_extra_env_vars",
+            json!([{"name": "GODEBUG", "value": "x"}]),
+        ),
+        (
+            "cilium_agent_extra_volume_mounts",
+            json!([{"name": "cilium-config-path", "mountPath": "/cfg", "readOnly": true}]),
+        ),
+        (
+            "cilium_agent_extra_volumes",
+            json!([{"name": "never-rendered", "emptyDir": {}}]),
+        ),
+    ];
+    let with = |version: &str| {
+        let mut inventory = settings.to_vec();
+        inventory.push(("cilium_version", json!(version)));
+        run(&[], &inventory, "1.15.9").expect("translates")
+    };
+    let template = with("v1.15.9");
+    let json = template.values.to_json().expect("json");
+    assert_eq!(
+        json["extraArgs"],
+        json!(["--mtu=1400", "--log-opt=format=json"])
+    );
+    assert_eq!(
+        json["operator"]["extraArgs"],
+        json!(["--log-opt=format=json"])
+    );
+    assert_eq!(json["extraEnv"], json!([{"name": "GODEBUG", "value": "x"}]));
+    assert_eq!(json["MTU"], Json::Null, "the MTU stays the agent's flag");
+    // A mount of Kubespray's own config volume brings that volume along; the extra volumes
+    // Kubespray never rendered do not come.
+    assert_eq!(
+        json["extraVolumes"],
+        json!([{"name": "cilium-config-path", "configMap": {"name": "cilium-config"}}])
+    );
+    assert!(
+        template
+            .warnings
+            .iter()
+            .any(|w| w.key == "cilium_agent_extra_volumes" && w.message.starts_with("not carried")),
+        "{:#?}",
+        template.warnings
+    );
+    let origin = template
+        .values
+        .provenance_of("extraArgs")
+        .expect("provenance")
+        .to_string();
+    assert!(
+        origin.contains("cilium_mtu") && origin.contains("cilium_agent_custom_args"),
+        "{origin}"
+    );
+
+    // The cilium-cli era passes them through its own values file: nothing is taken from here.
+    let cli = with("1.17.7").values.to_json().expect("json");
+    for key in ["extraArgs", "extraEnv", "extraVolumes", "extraVolumeMounts"] {
+        assert_eq!(cli.get(key), None, "{key} in {cli:#}");
+    }
+
+    // Malformed items name the variable, where it was set, and what is expected.
+    let bad = run(
+        &[],
+        &[("cilium_agent_extra_env_vars", json!([{"value": "x"}]))],
+        "1.15.9",
+    )
+    .expect_err("an env var without a name");
+    let text = bad.to_string();
+    assert!(
+        text.contains("group_vars/k8s_cluster/k8s-net-cilium.yml")
+            && text.contains("cilium_agent_extra_env_vars")
+            && text.contains("each with name"),
+        "{text}"
+    );
+    let jinja = run(
+        &[],
+        &[("cilium_agent_custom_args", json!(["--mtu={{ mtu }}"]))],
+        "1.15.9",
+    )
+    .expect_err("an unevaluated flag");
+    assert!(jinja.to_string().contains("Jinja"), "{jinja}");
+}
+
+#[test]
+fn hubble_tls_keeps_the_relays_server_tls_and_pins_the_certificate_issuer() {
+    let hubble = |tls: bool, version: &str| {
+        run(
+            &[
+                ("enable-hubble", "true"),
+                ("hubble-listen-address", ":4244"),
+                ("hubble-disable-tls", if tls { "false" } else { "true" }),
+            ],
+            &[
+                ("cilium_enable_hubble", json!(true)),
+                ("cilium_hubble_install", json!(true)),
+                ("cilium_hubble_tls_generate", json!(tls)),
+                ("cilium_version", json!(version)),
+            ],
+            "1.15.9",
+        )
+        .expect("translates")
+    };
+    let on = hubble(true, "v1.15.9");
+    let json = on.values.to_json().expect("json");
+    assert_eq!(json["hubble"]["relay"]["tls"]["server"]["enabled"], true);
+    assert_eq!(
+        json["hubble"]["tls"]["auto"],
+        json!({"enabled": true, "method": "helm"})
+    );
+    assert!(
+        on.values
+            .provenance_of("hubble.tls.auto.method")
+            .is_some_and(|p| p.to_string().contains("not cronJob")),
+        "the choice is explained"
+    );
+    assert!(
+        on.warnings
+            .iter()
+            .any(|w| w.message.contains("ACT after the hand-over")),
+        "{:#?}",
+        on.warnings
+    );
+    // TLS off: the relay serves plain gRPC, as Kubespray's did; no issuer is pinned.
+    let off = hubble(false, "v1.15.9").values.to_json().expect("json");
+    assert_eq!(off["hubble"]["relay"].get("tls"), None, "{off:#}");
+    assert_eq!(off["hubble"]["tls"].get("auto"), None, "{off:#}");
+    // The cilium-cli era's relay never served TLS (Kubespray's values do not ask for it).
+    let cli = hubble(true, "1.17.7").values.to_json().expect("json");
+    assert_eq!(cli["hubble"]["relay"].get("tls"), None, "{cli:#}");
+}

@@ -553,3 +553,248 @@ fn another_host_path_or_no_host_network_blocks() {
         "{moved}"
     );
 }
+
+/// The workload settings of Kubespray's inventory (`k8s-net-cilium.yml`) that its v2.27.1
+/// templates put into the DaemonSet and the operator Deployment rather than into cilium-config.
+const WORKLOAD_SETTINGS: &str = r#"
+# workload settings (cilium-values tests/workload.rs)
+cilium_mtu: "1400"
+cilium_agent_custom_args:
+  - --log-opt=format=json
+cilium_operator_custom_args:
+  - --log-opt=format=json
+cilium_agent_extra_env_vars:
+  - name: GODEBUG
+    value: "madvdontneed=1"
+cilium_agent_extra_volume_mounts:
+  - name: hostproc
+    mountPath: /hostproc
+    readOnly: true
+cilium_operator_extra_volumes:
+  - name: extra-ca
+    hostPath:
+      path: /etc/ssl/certs
+      type: Directory
+cilium_operator_extra_volume_mounts:
+  - name: extra-ca
+    mountPath: /etc/ssl/certs
+    readOnly: true
+"#;
+
+/// Appends to `list` (created when missing) at `pointer` of the workload `kind`/`name`.
+fn append(objects: &mut [Json], kind: &str, name: &str, pointer: &str, items: &[Json]) {
+    let object = objects
+        .iter_mut()
+        .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)
+        .unwrap_or_else(|| panic!("no {kind}/{name}"));
+    let list = object
+        .pointer_mut(pointer)
+        .unwrap_or_else(|| panic!("{kind}/{name} has no {pointer}"))
+        .as_array_mut()
+        .unwrap_or_else(|| panic!("{kind}/{name} {pointer} is not a list"));
+    list.extend(items.iter().cloned());
+}
+
+/// sample@v2.27.1 with [`WORKLOAD_SETTINGS`] in its inventory, and its objects as Kubespray
+/// v2.27.1's templates render them: each setting appended where the template appends it.
+/// Checked by rendering that inventory with Kubespray v2.27.1's own role
+/// (`render-kubespray v2.27.1`): its objects differ from sample@v2.27.1's by exactly these items,
+/// and its cilium-config not at all. Built here from the shared case because the upstream folder
+/// holds no rendered case that sets them.
+fn workload_settings_case(upstream: &Upstream) -> (Case, Translation) {
+    let rendered = upstream
+        .rendered_case("sample", "v2.27.1")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let dir = tempfile::tempdir().expect("temp dir");
+    rendered
+        .inventory_copy(dir.path())
+        .expect("copy the inventory");
+    let cilium_vars = dir.path().join("group_vars/k8s_cluster/k8s-net-cilium.yml");
+    let mut text = std::fs::read_to_string(&cilium_vars)
+        .unwrap_or_else(|e| panic!("{}: {e}", cilium_vars.display()));
+    text.push_str(WORKLOAD_SETTINGS);
+    std::fs::write(&cilium_vars, text).expect("write the inventory");
+    let live_config = LiveConfig::read(rendered.file("cilium-config.yaml")).expect("cilium-config");
+    let translation = translate(&Sources {
+        live: Some(live_config),
+        inventory: inventory_vars(dir.path()),
+        version: ChartVersion::parse(HANDOVER_CHART).expect("version"),
+    })
+    .unwrap_or_else(|e| panic!("translates: {e}"));
+
+    let objects_file = rendered.file("objects.yaml");
+    let mut live = objects(
+        &std::fs::read_to_string(&objects_file)
+            .unwrap_or_else(|e| panic!("{}: {e}", objects_file.display())),
+        &objects_file.display().to_string(),
+    );
+    let agent = "/spec/template/spec/containers/0";
+    let operator = "/spec/template/spec/containers/0";
+    append(
+        &mut live,
+        "DaemonSet",
+        "cilium",
+        &format!("{agent}/args"),
+        &[json!("--mtu=1400"), json!("--log-opt=format=json")],
+    );
+    append(
+        &mut live,
+        "DaemonSet",
+        "cilium",
+        &format!("{agent}/env"),
+        &[json!({"name": "GODEBUG", "value": "madvdontneed=1"})],
+    );
+    append(
+        &mut live,
+        "DaemonSet",
+        "cilium",
+        &format!("{agent}/volumeMounts"),
+        &[json!({"mountPath": "/hostproc", "name": "hostproc", "readOnly": true})],
+    );
+    append(
+        &mut live,
+        "Deployment",
+        "cilium-operator",
+        &format!("{operator}/args"),
+        &[json!("--log-opt=format=json")],
+    );
+    append(
+        &mut live,
+        "Deployment",
+        "cilium-operator",
+        &format!("{operator}/volumeMounts"),
+        &[json!({"mountPath": "/etc/ssl/certs", "name": "extra-ca", "readOnly": true})],
+    );
+    append(
+        &mut live,
+        "Deployment",
+        "cilium-operator",
+        "/spec/template/spec/volumes",
+        &[json!({"hostPath": {"path": "/etc/ssl/certs", "type": "Directory"}, "name": "extra-ca"})],
+    );
+
+    let chart = upstream
+        .chart(HANDOVER_CHART)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let values = translation.values.to_json().expect("values serialise");
+    (
+        Case {
+            id: "sample@v2.27.1 with workload settings".to_owned(),
+            live,
+            rendered: render(&chart, &values),
+        },
+        translation,
+    )
+}
+
+/// What the chart adds for these settings: it passes the agent's extra environment and mounts to
+/// its init containers too (`clean-cilium-state`, and `config`, which is new as a whole).
+const WORKLOAD_SETTINGS_EXPLAINED: &[&str] = &[
+    "DaemonSet/cilium: initContainer clean-cilium-state: env GODEBUG",
+    "DaemonSet/cilium: initContainer clean-cilium-state: volumeMount /hostproc",
+];
+
+#[test]
+fn inventory_workload_settings_render_as_kubespray_rendered_them() {
+    let Some(upstream) = Upstream::for_test(
+        "workload::inventory_workload_settings_render_as_kubespray_rendered_them",
+    ) else {
+        return;
+    };
+    let (case, translation) = workload_settings_case(&upstream);
+    let values = translation.values.to_json().expect("values serialise");
+    // Each setting is carried, with the variable it came from.
+    for (path, variable) in [
+        ("extraArgs", "cilium_mtu"),
+        ("extraArgs", "cilium_agent_custom_args"),
+        ("operator.extraArgs", "cilium_operator_custom_args"),
+        ("extraEnv", "cilium_agent_extra_env_vars"),
+        ("extraVolumeMounts", "cilium_agent_extra_volume_mounts"),
+        ("operator.extraVolumes", "cilium_operator_extra_volumes"),
+        (
+            "operator.extraVolumeMounts",
+            "cilium_operator_extra_volume_mounts",
+        ),
+    ] {
+        let origin = translation
+            .values
+            .provenance_of(path)
+            .unwrap_or_else(|| panic!("no provenance for {path}"))
+            .to_string();
+        assert!(origin.contains(variable), "{path}: {origin}");
+    }
+    assert_eq!(
+        values["extraArgs"],
+        json!(["--mtu=1400", "--log-opt=format=json"])
+    );
+    assert!(
+        values.get("MTU").is_none(),
+        "the MTU stays a flag: {values:#}"
+    );
+
+    let differences = compare_workloads(&case.live, &case.rendered);
+    let names = sorted(differences.iter().map(|d| d.name.clone()));
+    let want = sorted(EXPLAINED.iter().chain(WORKLOAD_SETTINGS_EXPLAINED).copied());
+    assert_eq!(
+        names,
+        want,
+        "{}: new {:?}, gone {:?}",
+        case.id,
+        names
+            .iter()
+            .filter(|n| !want.contains(n))
+            .collect::<Vec<_>>(),
+        want.iter()
+            .filter(|n| !names.contains(n))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(
+        blocking(&differences),
+        Vec::<String>::new(),
+        "{}",
+        blocking_texts(&differences)
+    );
+
+    // Negative controls: without each value the gate blocks on what the node loses.
+    let chart = upstream
+        .chart(HANDOVER_CHART)
+        .unwrap_or_else(|e| panic!("{e}"));
+    for (path, blocks) in [
+        (
+            "/extraArgs",
+            "DaemonSet/cilium: container cilium-agent: args",
+        ),
+        (
+            "/operator/extraArgs",
+            "Deployment/cilium-operator: container cilium-operator: args",
+        ),
+        (
+            "/extraEnv",
+            "DaemonSet/cilium: container cilium-agent: env GODEBUG",
+        ),
+        (
+            "/extraVolumeMounts",
+            "DaemonSet/cilium: container cilium-agent: volumeMount /hostproc",
+        ),
+        (
+            "/operator/extraVolumeMounts",
+            "Deployment/cilium-operator: container cilium-operator: volumeMount /etc/ssl/certs",
+        ),
+    ] {
+        let mut without = values.clone();
+        let (parent, key) = path.rsplit_once('/').expect("a path");
+        let list = without
+            .pointer_mut(if parent.is_empty() { "" } else { parent })
+            .and_then(Json::as_object_mut)
+            .and_then(|o| o.get_mut(key))
+            .and_then(Json::as_array_mut)
+            .unwrap_or_else(|| panic!("values carry {path}"));
+        list.pop();
+        let differences = compare_workloads(&case.live, &render(&chart, &without));
+        assert!(
+            blocking(&differences).iter().any(|b| b == blocks),
+            "without the last item of {path}, {blocks} does not block:\n{}",
+            blocking_texts(&differences)
+        );
+    }
+}
