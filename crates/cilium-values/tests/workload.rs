@@ -10,7 +10,7 @@ use std::process::Command;
 
 use cilium_values::{
     ChartVersion, InventoryVar, InventoryVars, LiveConfig, Sources, Translation,
-    WorkloadDifference, compare_workloads, translate,
+    WorkloadDifference, compare_config_across, compare_workloads, translate,
 };
 use serde_json::{Value as Json, json};
 use upstream::{RenderedCase, RenderedEra, Upstream};
@@ -731,6 +731,32 @@ fn inventory_workload_settings_render_as_kubespray_rendered_them() {
         values.get("MTU").is_none(),
         "the MTU stays a flag: {values:#}"
     );
+    // The settings stay out of cilium-config: the config gate still finds no behaviour change.
+    let rendered_config = case
+        .rendered
+        .iter()
+        .find(|o| o["kind"] == "ConfigMap" && o["metadata"]["name"] == "cilium-config")
+        .and_then(|o| o["data"].as_object())
+        .expect("the chart renders cilium-config")
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+        .collect();
+    let live_config = upstream
+        .rendered_case("sample", "v2.27.1")
+        .map(|r| LiveConfig::read(r.file("cilium-config.yaml")).expect("cilium-config"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let version = ChartVersion::parse(HANDOVER_CHART).expect("version");
+    let changes: Vec<String> = compare_config_across(
+        &live_config,
+        version,
+        &LiveConfig::from_map(rendered_config, "helm template"),
+        version,
+    )
+    .iter()
+    .filter(|d| d.changes_behaviour)
+    .map(ToString::to_string)
+    .collect();
+    assert_eq!(changes, Vec::<String>::new());
 
     let differences = compare_workloads(&case.live, &case.rendered);
     let names = sorted(differences.iter().map(|d| d.name.clone()));
