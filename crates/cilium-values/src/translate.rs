@@ -1818,7 +1818,9 @@ fn workload_settings(mapper: &mut Mapper, vars: &InventoryVars) -> Result<(), Er
         args.push(format!("--mtu={mtu}"));
         origins.push(inv(o, "cilium_mtu"));
     }
-    if let Some((custom, o)) = flags(vars, "cilium_agent_custom_args")? {
+    if let Some((custom, o)) = flags(vars, "cilium_agent_custom_args")?
+        && !custom.is_empty()
+    {
         args.extend(custom);
         origins.push(inv(o, "cilium_agent_custom_args"));
     }

@@ -1367,3 +1367,34 @@ fn hubble_tls_keeps_the_relays_server_tls_and_pins_the_certificate_issuer() {
     let cli = hubble(true, "1.17.7").values.to_json().expect("json");
     assert_eq!(cli["hubble"]["relay"].get("tls"), None, "{cli:#}");
 }
+
+#[test]
+fn the_mtu_alone_is_one_flag_from_one_variable() {
+    let translation = run(
+        &[],
+        &[
+            ("cilium_mtu", json!("9000")),
+            ("cilium_agent_custom_args", json!([])),
+            ("cilium_version", json!("v1.15.9")),
+        ],
+        "1.15.9",
+    )
+    .expect("translates");
+    let json = translation.values.to_json().expect("json");
+    assert_eq!(json["extraArgs"], json!(["--mtu=9000"]));
+    let origin = translation
+        .values
+        .provenance_of("extraArgs")
+        .expect("provenance")
+        .to_string();
+    assert!(
+        origin.contains("cilium_mtu") && !origin.contains("cilium_agent_custom_args"),
+        "{origin}"
+    );
+    // Kubespray's default (an empty MTU) writes no flag.
+    let default = run(&[], &[("cilium_mtu", json!(""))], "1.15.9").expect("translates");
+    assert_eq!(
+        default.values.to_json().expect("json").get("extraArgs"),
+        None
+    );
+}
