@@ -109,6 +109,40 @@ pub fn rendered_case(
         .unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// The values file of a cilium-cli era case, after checking Kubespray's command line
+/// (`install.txt`, line 1) passes cilium-cli nothing else: `--version` and exactly one `-f`, the
+/// role's `cilium-values.yaml`. Then `helm upgrade --install cilium <chart> -n kube-system -f
+/// values.yaml` is the whole install (cilium-cli's defaults: release `cilium` in `kube-system`).
+pub fn cilium_cli_values(case: &upstream::RenderedCase) -> PathBuf {
+    let install = case.file("install.txt");
+    let text =
+        std::fs::read_to_string(&install).unwrap_or_else(|e| panic!("{}: {e}", install.display()));
+    let command: Vec<&str> = text
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    let flags: Vec<&str> = command
+        .iter()
+        .copied()
+        .filter(|w| w.starts_with('-'))
+        .collect();
+    assert!(
+        command.get(1) == Some(&"install") && flags == ["--version", "-f"],
+        "{}: Kubespray runs more than `cilium install --version X -f values.yaml`: {command:?}",
+        install.display()
+    );
+    assert!(
+        command
+            .last()
+            .is_some_and(|f| f.ends_with("/cilium-values.yaml")),
+        "{}: {command:?}",
+        install.display()
+    );
+    case.file("values.yaml")
+}
+
 /// A copy of a rendered case's inventory at `into/inventory`: never the shared original, because
 /// rollback and the hand-over edit write to it.
 pub fn rendered_inventory_copy(case: &upstream::RenderedCase, into: &std::path::Path) -> PathBuf {

@@ -252,7 +252,7 @@ async fn cilium_cli_era_fixture_is_a_deployed_release() {
     };
     let case = tests::rendered_case(&upstream, "sample", "v2.28.1");
     let chart = upstream.chart("1.17.3").unwrap_or_else(|e| panic!("{e}"));
-    let values = case.file("values.yaml");
+    let values = tests::cilium_cli_values(&case);
     let state = tempfile::tempdir().unwrap_or_else(|error| panic!("no temp dir: {error}"));
     let testbed = start_testbed(state.path()).await;
     let tools = testbed.tools();

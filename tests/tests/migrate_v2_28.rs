@@ -42,7 +42,7 @@ async fn v2_28_release_is_handed_over_without_restarting_pods_with_helm3_and_hel
         identity_allocation: IdentityAllocation::Crd,
         ..fixture_options(&testbed)
     };
-    let values = case.file("values.yaml");
+    let values = tests::cilium_cli_values(&case);
     // cilium-cli drives the Helm 3 SDK.
     fixtures::cilium_cli_era(
         &tools.helm3,

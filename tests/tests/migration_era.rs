@@ -26,7 +26,7 @@ async fn cilium_cli_release_is_detected_backed_up_and_needs_no_adoption() {
     };
     let case = tests::rendered_case(&upstream, "sample", "v2.28.1");
     let chart = upstream.chart("1.17.3").unwrap();
-    let values = case.file("values.yaml");
+    let values = tests::cilium_cli_values(&case);
     let tmp = tempfile::tempdir().unwrap();
     let testbed = start_testbed(&tmp.path().join("testbed")).await;
     let tools = testbed.tools();
