@@ -1,11 +1,11 @@
 //! End-to-end: the cilium-cli era (Kubespray >= v2.28). The release `cilium` is installed the way
 //! Kubespray v2.28.1 does through cilium-cli: `helm upgrade --install cilium <chart> -n
 //! kube-system -f values.yaml` with the values Kubespray's role rendered, from the released 1.17.3
-//! chart (Kubespray v2.28.1 names 1.17.7, which is not among the released archives at hand; the
-//! values are the same for both), `k8sServiceHost/Port: auto` resolved from the kubeconfig as
-//! cilium-cli does. `migration::flow` then hands it over to Helm with the same values and chart
-//! version: no pod restarts (every pod keeps its UID), with Helm 3, then, after `rollback`, again
-//! with Helm 4.
+//! chart (Kubespray v2.28.1 installs chart 1.17.7, which is not among the released archives at
+//! hand; its values, which pin the v1.17.7 images, are used as rendered), and
+//! `k8sServiceHost/Port: auto` replaced by the kubeconfig's API server host and port as cilium-cli
+//! does. `migration::flow` then hands it over to Helm with the same values and chart version: no
+//! pod restarts (every pod keeps its UID), with Helm 3, then, after `rollback`, again with Helm 4.
 //!
 //! Starts a testbed of its own (the fixture owns `kube-system`).
 
