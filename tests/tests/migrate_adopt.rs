@@ -1,6 +1,7 @@
 //! End-to-end: `migration::flow` (what `cargo xtask migrate` runs) adopts the objects Kubespray
-//! v2.27.1 (with Helm 3) and v2.26.0 (with Helm 4) really apply into a release of the released
-//! Cilium 1.15.9 chart on a real control plane, and `rollback` restores the backup exactly.
+//! really applies into a release of the released Cilium 1.15.9 chart on a real control plane, and
+//! `rollback` restores the backup exactly: v2.27.1's sample (with Helm 3), v2.27.1 with Hubble,
+//! relay, UI and certgen (`hubble-full`, with Helm 4) and v2.26.0's sample (with Helm 4).
 //!
 //! Each test starts a testbed of its own (the fixture owns `kube-system`). While the hand-over
 //! runs, `testbed::monitor::AgentMonitor` watches the agent DaemonSet's UID and which nodes have
@@ -31,8 +32,19 @@ use tests::{bundle_uids, files_under, live_uids};
 async fn v2_27_adopt_with_helm3() {
     adopt_and_roll_back(
         "migrate_adopt::v2_27_adopt_with_helm3",
-        "v2.27.1",
+        ("sample", "v2.27.1"),
         &testbed::Tools::default().helm3,
+    )
+    .await;
+}
+
+/// Hubble's relay, UI, certgen Job and CronJob and their Secrets are adopted or left alone too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v2_27_hubble_full_adopt_with_helm4() {
+    adopt_and_roll_back(
+        "migrate_adopt::v2_27_hubble_full_adopt_with_helm4",
+        ("hubble-full", "v2.27.1"),
+        &testbed::Tools::default().helm4,
     )
     .await;
 }
@@ -43,17 +55,17 @@ async fn v2_27_adopt_with_helm3() {
 async fn v2_26_adopt_with_helm4() {
     adopt_and_roll_back(
         "migrate_adopt::v2_26_adopt_with_helm4",
-        "v2.26.0",
+        ("sample", "v2.26.0"),
         &testbed::Tools::default().helm4,
     )
     .await;
 }
 
-async fn adopt_and_roll_back(test: &str, tag: &str, helm: &Path) {
+async fn adopt_and_roll_back(test: &str, (name, tag): (&str, &str), helm: &Path) {
     let Some(upstream) = upstream(test) else {
         return;
     };
-    let case = tests::rendered_case(&upstream, "sample", tag);
+    let case = tests::rendered_case(&upstream, name, tag);
     let chart = tests::cilium_chart(&upstream);
     let tmp = tempfile::tempdir().unwrap();
     let testbed = template_era_testbed(&tmp.path().join("testbed"), &case).await;

@@ -2,7 +2,7 @@
 //! machine. Speed and memory targets live here, never in timed tests.
 //!
 //! For each strategy (`adopt`, `replace`): a fresh testbed with `--nodes` kwok nodes, the objects
-//! Kubespray v2.27.1 applies for its sample inventory (the rendered case of the upstream
+//! Kubespray v2.27.1 applies with Hubble fully on (the rendered `hubble-full` case of the upstream
 //! artefacts, `CILIUM_MIGRATE_UPSTREAM`, and that case's inventory), the agent availability monitor (`testbed::monitor`) running, then
 //! the whole migration with `apply` and `yes` in a child process. Reported per strategy: the
 //! most nodes at once without a Ready agent, the longest gap on one node, node-seconds without an
@@ -98,10 +98,8 @@ pub(crate) const BUILD_PROFILE: &str = if cfg!(debug_assertions) {
     "release"
 };
 
-/// The Kubespray render the bench seeds: v2.27.1's sample. (`hubble-full` would add relay, UI and
-/// certgen, but the workload gate blocks its hand-over today: the values do not yet keep the
-/// relay's server TLS and the UI's TLS to the relay.)
-const BENCH_CASE: (&str, &str) = ("sample", "v2.27.1");
+/// The Kubespray render the bench seeds: v2.27.1 with Hubble, relay, UI, certgen and metrics.
+const BENCH_CASE: (&str, &str) = ("hubble-full", "v2.27.1");
 /// The released chart the bench hands over to (the Cilium that v2.27.1 runs).
 const BENCH_CHART: &str = "1.15.9";
 
