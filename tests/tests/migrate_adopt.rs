@@ -1,7 +1,9 @@
 //! End-to-end: `migration::flow` (what `cargo xtask migrate` runs) adopts the objects Kubespray
 //! really applies into a release of the released Cilium 1.15.9 chart on a real control plane, and
-//! `rollback` restores the backup exactly: v2.27.1's sample (with Helm 3), v2.27.1 with Hubble,
-//! relay, UI and certgen (`hubble-full`, with Helm 4) and v2.26.0's sample (with Helm 4).
+//! `rollback` restores the backup exactly, for every template-era case Kubespray's templates
+//! rendered: v2.27.1's sample (Helm 3), with Hubble, relay, UI and certgen (`hubble-full`, Helm
+//! 4), with IPsec in native routing (`ipsec-native`, Helm 3), with BGP and LB-IPAM
+//! (`bgp-lbipam`, Helm 4), and v2.26.0's sample (Helm 4).
 //!
 //! Each test starts a testbed of its own (the fixture owns `kube-system`). While the hand-over
 //! runs, `testbed::monitor::AgentMonitor` watches the agent DaemonSet's UID and which nodes have
@@ -44,6 +46,29 @@ async fn v2_27_hubble_full_adopt_with_helm4() {
     adopt_and_roll_back(
         "migrate_adopt::v2_27_hubble_full_adopt_with_helm4",
         ("hubble-full", "v2.27.1"),
+        &testbed::Tools::default().helm4,
+    )
+    .await;
+}
+
+/// IPsec in native routing: Kubespray's `cilium-ipsec-keys` Secret is kept and adopted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v2_27_ipsec_native_adopt_with_helm3() {
+    adopt_and_roll_back(
+        "migrate_adopt::v2_27_ipsec_native_adopt_with_helm3",
+        ("ipsec-native", "v2.27.1"),
+        &testbed::Tools::default().helm3,
+    )
+    .await;
+}
+
+/// BGP control plane and LB-IPAM: Kubespray's own pool and peering policy (custom resources it
+/// applies) stay as they are.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v2_27_bgp_lbipam_adopt_with_helm4() {
+    adopt_and_roll_back(
+        "migrate_adopt::v2_27_bgp_lbipam_adopt_with_helm4",
+        ("bgp-lbipam", "v2.27.1"),
         &testbed::Tools::default().helm4,
     )
     .await;
