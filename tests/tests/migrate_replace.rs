@@ -8,7 +8,11 @@
 //! unprivileged `cilium-agent` that drops ALL), and at no moment are more nodes without a Ready agent than the chart's
 //! `maxUnavailable`. The orphaned operator pods are replaced by the Deployment's new ReplicaSet.
 //!
-//! Starts a testbed of its own (the fixture owns `kube-system`).
+//! The released chart's selectors equal Kubespray's, so adopt would do; what `replace` exists
+//! for, a live DaemonSet whose selector differs, is made by fault injection (one label more in
+//! Kubespray's rendered DaemonSet): adopt is refused, replace hands over.
+//!
+//! Each test starts a testbed of its own (the fixture owns `kube-system`).
 
 // Helpers of a test panic on failure by design; clippy only exempts `#[test]` functions.
 #![allow(clippy::unwrap_used)]
@@ -242,4 +246,157 @@ async fn current_revision_hash(client: &kube::Client, daemonset: &DaemonSet) -> 
         .max_by_key(|r| r.revision)
         .and_then(|r| r.metadata.labels?.get("controller-revision-hash").cloned())
         .unwrap()
+}
+
+/// The label the fault injection adds to the agent DaemonSet's selector and pod template.
+const EXTRA_SELECTOR_LABEL: &str = "kubespray.example/selector-edit";
+
+/// Kubespray's v2.27.1 objects with one more label in the agent DaemonSet's selector (and pod
+/// template), written to `out`: a DaemonSet whose immutable selector the chart's cannot equal.
+/// No released chart or Kubespray render has such a selector, hence this edit.
+fn with_extra_selector_label(
+    objects: &std::path::Path,
+    out: &std::path::Path,
+) -> std::path::PathBuf {
+    let text = std::fs::read_to_string(objects).unwrap();
+    let label = format!("{EXTRA_SELECTOR_LABEL}: \"true\"");
+    let mut edited = String::new();
+    let (mut in_daemonset, mut edits) = (false, 0);
+    let mut previous = String::new();
+    for line in text.split_inclusive('\n') {
+        if line.starts_with("kind: ") {
+            in_daemonset = line.trim_end() == "kind: DaemonSet";
+        }
+        edited.push_str(line);
+        // `spec.selector.matchLabels` and `spec.template.metadata.labels` of the DaemonSet.
+        if in_daemonset
+            && line.trim_end() == "      k8s-app: cilium"
+            && previous.trim_end() == "    matchLabels:"
+        {
+            edited.push_str(&format!("      {label}\n"));
+            edits += 1;
+        }
+        if in_daemonset
+            && line.trim_end() == "        k8s-app: cilium"
+            && previous.trim_end() == "      labels:"
+        {
+            edited.push_str(&format!("        {label}\n"));
+            edits += 1;
+        }
+        previous = line.to_owned();
+    }
+    assert_eq!(
+        edits,
+        2,
+        "{}: not the DaemonSet this edit expects",
+        objects.display()
+    );
+    std::fs::write(out, edited).unwrap();
+    out.to_path_buf()
+}
+
+/// What `replace` exists for: a live DaemonSet whose immutable selector differs from the chart's.
+/// Adoption is refused with a pointer to `replace`, and `replace` hands over: the DaemonSet is
+/// re-created with the chart's selector and every agent runs under it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_differing_selector_blocks_adopt_and_replace_hands_over() {
+    let Some(upstream) =
+        upstream("migrate_replace::a_differing_selector_blocks_adopt_and_replace_hands_over")
+    else {
+        return;
+    };
+    let case = tests::rendered_case(&upstream, "sample", "v2.27.1");
+    let chart = tests::cilium_chart(&upstream);
+    let tmp = tempfile::tempdir().unwrap();
+    let testbed = migrate_common::start_testbed(&tmp.path().join("testbed")).await;
+    let objects =
+        with_extra_selector_label(&case.file("objects.yaml"), &tmp.path().join("objects.yaml"));
+    testbed::fixtures::template_era(
+        &testbed.tools().kubectl,
+        testbed.kubeconfig(),
+        &objects,
+        &migrate_common::fixture_options(&testbed),
+    )
+    .unwrap();
+    let client = testbed.client().await.unwrap();
+    let inventory = inventory_copy(&case, tmp.path());
+    let bundle_dir = tmp.path().join("bundle");
+    let helm = testbed.tools().helm4;
+    let mut migrate = migrate_options(&testbed, &inventory, &bundle_dir, &helm, tmp.path(), &chart);
+    let daemonsets: Api<DaemonSet> = Api::namespaced(client.clone(), "kube-system");
+    let live_uid = daemonsets.get("cilium").await.unwrap().metadata.uid;
+
+    // adopt (the default): the plan names the selector and the way out, and nothing changes.
+    migrate.apply = false;
+    let planned = flow::run(&migrate, &mut Recorder::default()).await.unwrap();
+    let Outcome::Planned { plan } = planned else {
+        panic!("expected a plan, got {planned:?}")
+    };
+    assert_eq!(plan.strategy, Strategy::Adopt);
+    assert!(
+        plan.blockers.iter().any(|b| b
+            .contains("selector of DaemonSet kube-system/cilium differs")
+            && b.contains("replace")),
+        "{:#?}",
+        plan.blockers
+    );
+    migrate.apply = true;
+    let refused = flow::run(&migrate, &mut Recorder::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(refused, flow::FlowError::Gate(_)), "{refused:?}");
+    assert!(
+        !bundle_dir.exists(),
+        "a refused hand-over wrote {}",
+        bundle_dir.display()
+    );
+    assert_eq!(
+        daemonsets.get("cilium").await.unwrap().metadata.uid,
+        live_uid
+    );
+
+    // replace: a new DaemonSet with the chart's selector, every agent under it. Its pods lose the
+    // injected label: the workload gate says so, and only that, accepted by name.
+    migrate.strategy = Some(Strategy::Replace);
+    migrate.apply = false;
+    let planned = flow::run(&migrate, &mut Recorder::default()).await.unwrap();
+    let Outcome::Planned { plan } = planned else {
+        panic!("expected a plan, got {planned:?}")
+    };
+    let dropped_label = format!("DaemonSet/cilium: label {EXTRA_SELECTOR_LABEL}");
+    assert_eq!(plan.blockers.len(), 1, "{:#?}", plan.blockers);
+    assert!(
+        plan.blockers[0].contains(&format!("--accept-workload-change '{dropped_label}'")),
+        "{:#?}",
+        plan.blockers
+    );
+    migrate.accept_workload_changes = vec![dropped_label];
+    migrate.apply = true;
+    let mut progress = Recorder::default();
+    let outcome = flow::run(&migrate, &mut progress)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", progress.lines.join("\n")));
+    assert!(matches!(outcome, Outcome::Migrated { .. }), "{outcome:?}");
+    let daemonset = daemonsets.get("cilium").await.unwrap();
+    assert_ne!(daemonset.metadata.uid, live_uid);
+    let selector = daemonset
+        .spec
+        .as_ref()
+        .and_then(|s| s.selector.match_labels.clone())
+        .unwrap_or_default();
+    assert!(!selector.contains_key(EXTRA_SELECTOR_LABEL), "{selector:?}");
+    let agents = pods(&client, "k8s-app=cilium").await;
+    assert_eq!(agents.len(), testbed.nodes().len());
+    let uid = daemonset.metadata.uid.clone().unwrap();
+    for pod in &agents {
+        assert!(
+            pod.metadata
+                .owner_references
+                .iter()
+                .flatten()
+                .any(|o| o.uid == uid),
+            "{:?} is not the new DaemonSet's",
+            pod.metadata.name
+        );
+    }
 }
