@@ -24,7 +24,7 @@ pub use inventory::{InventoryVar, InventoryVars, KubesprayView, ViewEntry, kubes
 pub use live::LiveConfig;
 pub use translate::{Sources, Translation, Warning, WarningKind, translate};
 pub use values::{ChartValues, Provenance, Values};
-pub use version::{ChartVersion, NEWEST_MINOR, OLDEST_MINOR};
+pub use version::{ChartVersion, NEWEST_MINOR, OLDEST_MINOR, parse_release};
 pub use workload::{WorkloadDifference, compare_workloads};
 
 use std::path::PathBuf;

@@ -43,29 +43,19 @@ impl ChartVersion {
         patch: 9,
     };
 
-    /// Parse `1.15.9`, `v1.15.9`, `1.16` (patch 0). Pre-release suffixes (`-rc.1`) are ignored.
+    /// Parse `1.15.9`, `v1.15.9`, `1.16` (patch 0). A pre-release or build suffix (`-rc.1`,
+    /// `+abc`) is dropped: the chart minor and patch decide what the values are.
     pub fn parse(text: &str) -> Result<Self, Error> {
         let bad = || Error::BadVersion {
             text: text.to_owned(),
         };
-        let trimmed = text.trim();
-        let plain = trimmed.strip_prefix('v').unwrap_or(trimmed);
-        let plain = plain.split(['-', '+']).next().unwrap_or(plain);
-        let mut parts = plain.split('.');
-        let mut number = |required: bool| -> Result<u32, Error> {
-            match parts.next() {
-                Some(p) => p.parse::<u32>().map_err(|_| bad()),
-                None if required => Err(bad()),
-                None => Ok(0),
-            }
-        };
-        let major = number(true)?;
-        let minor = number(true)?;
-        let patch = number(false)?;
-        if parts.next().is_some() {
-            return Err(bad());
-        }
-        Self::new(major, minor, patch)
+        let version = parse_release(text).map_err(|_| bad())?;
+        let number = |n: u64| u32::try_from(n).map_err(|_| bad());
+        Self::new(
+            number(version.major)?,
+            number(version.minor)?,
+            number(version.patch)?,
+        )
     }
 
     /// `values.schema.json` ships from chart 1.16.0: types are enforced (a string `"24"` for an integer fails).
@@ -281,6 +271,21 @@ impl ChartVersion {
     }
 }
 
+/// A release version as Kubespray, Helm and upstream tags write it: a leading `v` and surrounding
+/// whitespace are allowed, and `X.Y` means `X.Y.0` (semver itself wants all three numbers).
+pub fn parse_release(text: &str) -> Result<semver::Version, semver::Error> {
+    let plain = text.trim();
+    let plain = plain.strip_prefix('v').unwrap_or(plain);
+    semver::Version::parse(plain).or_else(|error| {
+        let (core, suffix) = plain.split_at(plain.find(['-', '+']).unwrap_or(plain.len()));
+        if core.matches('.').count() == 1 {
+            semver::Version::parse(&format!("{core}.0{suffix}")).map_err(|_| error)
+        } else {
+            Err(error)
+        }
+    })
+}
+
 impl fmt::Display for ChartVersion {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}.{}.{}", self.major, self.minor, self.patch)
@@ -320,6 +325,48 @@ mod tests {
                 .map(|v| (v.major, v.minor, v.patch));
             assert_eq!(got, *want, "parsing {text:?}");
         }
+    }
+
+    /// semver is stricter than the hand-written parser it replaced: an empty or non-ASCII
+    /// pre-release and leading zeros are refused now, and the error still quotes the input.
+    #[test]
+    fn malformed_suffixes_and_leading_zeros_are_bad_versions() {
+        for text in [
+            "1.17.0-",
+            "1.17.0+",
+            "1.17.0-rc_1",
+            "1.016.0",
+            "01.16.0",
+            "v1.16.x",
+        ] {
+            let error = ChartVersion::parse(text).expect_err(text);
+            assert!(matches!(error, Error::BadVersion { .. }), "{text}: {error}");
+            assert!(error.to_string().contains(&format!("`{text}`")), "{error}");
+        }
+        // Build metadata and a pre-release of a two-number version are dropped, as before.
+        assert_eq!(
+            ChartVersion::parse("v1.17.6+abc").ok(),
+            ChartVersion::new(1, 17, 6).ok()
+        );
+        assert_eq!(
+            ChartVersion::parse("1.18-rc.1").ok(),
+            ChartVersion::new(1, 18, 0).ok()
+        );
+        assert!(matches!(
+            ChartVersion::parse("1.4294967296.0"),
+            Err(Error::BadVersion { .. })
+        ));
+    }
+
+    #[test]
+    fn releases_parse_with_a_v_and_two_numbers() {
+        let v = |s: &str| parse_release(s).map(|v| v.to_string()).ok();
+        assert_eq!(v(" v1.2 ").as_deref(), Some("1.2.0"));
+        assert_eq!(v("v1.5.0-rc.2").as_deref(), Some("1.5.0-rc.2"));
+        assert_eq!(v("1.2-rc.2+b").as_deref(), Some("1.2.0-rc.2+b"));
+        assert_eq!(v("1"), None);
+        assert_eq!(v("1.2.3.4"), None);
+        assert_eq!(v("latest"), None);
     }
 
     #[test]
