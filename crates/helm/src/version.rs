@@ -47,28 +47,19 @@ impl HelmVersion {
     pub fn parse(text: &str) -> Option<HelmVersion> {
         let text = text.trim();
         let text = text.strip_prefix('v').unwrap_or(text);
+        // An unstamped `go install` build prints `v4.1`: semver wants the patch too.
+        let version = semver::Version::parse(text).ok().or_else(|| {
+            let (core, suffix) = text.split_at(text.find(['-', '+']).unwrap_or(text.len()));
+            (core.matches('.').count() == 1)
+                .then(|| semver::Version::parse(&format!("{core}.0{suffix}")).ok())
+                .flatten()
+        })?;
         // Build metadata (`+g1234abc`) is not part of the version.
-        let text = text.split('+').next().unwrap_or(text);
-        let (core, pre) = match text.split_once('-') {
-            Some((core, pre)) if !pre.is_empty() => (core, Some(pre.to_owned())),
-            Some(_) => return None,
-            None => (text, None),
-        };
-        let mut numbers = core.split('.');
-        let major = numbers.next()?.parse().ok()?;
-        let minor = numbers.next()?.parse().ok()?;
-        let patch = match numbers.next() {
-            Some(patch) => patch.parse().ok()?,
-            None => 0,
-        };
-        if numbers.next().is_some() {
-            return None;
-        }
         Some(HelmVersion {
-            major,
-            minor,
-            patch,
-            pre,
+            major: version.major.try_into().ok()?,
+            minor: version.minor.try_into().ok()?,
+            patch: version.patch.try_into().ok()?,
+            pre: (!version.pre.is_empty()).then(|| version.pre.to_string()),
         })
     }
 
@@ -121,6 +112,21 @@ mod tests {
             let expected = expected.map(|(a, b, c, d)| (a, b, c, d.map(str::to_owned)));
             assert_eq!(parsed, expected, "parsing {text:?}");
         }
+    }
+
+    /// semver refuses what the hand-written parser let through: leading zeros and an
+    /// empty or non-ASCII pre-release; a pre-release of a two-number version still parses.
+    #[test]
+    fn semver_edge_cases() {
+        for text in ["v3.017.0", "v3.17.0-rc_1", "v3.17.0+", "v4.1-"] {
+            assert_eq!(HelmVersion::parse(text), None, "{text}");
+        }
+        let rc = HelmVersion::parse("v4.1-rc.1").expect("parses");
+        assert_eq!(
+            (rc.minor, rc.patch, rc.pre.as_deref()),
+            (1, 0, Some("rc.1"))
+        );
+        assert_eq!(rc.to_string(), "4.1.0-rc.1");
     }
 
     #[test]
