@@ -44,16 +44,8 @@ impl FromStr for Era {
 impl Era {
     /// The era of a Kubespray release (`v2.27.1`, `2.28.0`, `2.26`); `None` if unreadable.
     pub fn from_kubespray_version(version: &str) -> Option<Era> {
-        let v = version.trim().trim_start_matches('v');
-        let mut parts = v.split('.');
-        let major: u64 = parts.next()?.parse().ok()?;
-        let minor: u64 = parts
-            .next()?
-            .split(|c: char| !c.is_ascii_digit())
-            .next()?
-            .parse()
-            .ok()?;
-        match (major, minor) {
+        let version = crate::resolve::parse_version(version)?;
+        match (version.major, version.minor) {
             (2, m) if m <= 27 => Some(Era::Template),
             (2, _) => Some(Era::CiliumCli),
             (0 | 1, _) => Some(Era::Template),
@@ -254,6 +246,12 @@ mod tests {
             assert_eq!(Era::from_kubespray_version(v), Some(era), "{v}");
         }
         assert_eq!(Era::from_kubespray_version("latest"), None);
+        // With semver a tag must be a whole version: no text glued to the minor.
+        assert_eq!(Era::from_kubespray_version("v2.28rc1"), None);
+        assert_eq!(
+            Era::from_kubespray_version("2.28.0-rc.1"),
+            Some(Era::CiliumCli)
+        );
         assert_eq!("cilium-cli".parse::<Era>(), Ok(Era::CiliumCli));
         assert!("sometimes".parse::<Era>().is_err());
     }

@@ -603,16 +603,21 @@ fn substitute_host(v: &Value, host: &str) -> Value {
     }
 }
 
-/// `v1.15.9` / `1.17` → numeric parts; `None` if not a version.
-pub(crate) fn parse_version(s: &str) -> Option<Vec<u64>> {
-    let s = s.trim().trim_start_matches('v');
-    let core = s.split(['-', '+']).next()?;
-    let parts: Option<Vec<u64>> = core.split('.').map(|p| p.parse().ok()).collect();
-    let mut parts = parts.filter(|p| !p.is_empty())?;
-    while parts.len() < 3 {
-        parts.push(0);
-    }
-    Some(parts)
+/// `v1.15.9` / `1.17` (for `1.17.0`) as a release; `None` if not a version. A pre-release or
+/// build suffix is dropped: Kubespray's `version` test compares the numbers.
+pub(crate) fn parse_version(s: &str) -> Option<semver::Version> {
+    let s = s.trim();
+    let s = s.strip_prefix('v').unwrap_or(s);
+    // semver wants all three numbers; Kubespray writes `1.12` too.
+    let mut version = semver::Version::parse(s).ok().or_else(|| {
+        let (core, suffix) = s.split_at(s.find(['-', '+']).unwrap_or(s.len()));
+        (core.matches('.').count() == 1)
+            .then(|| semver::Version::parse(&format!("{core}.0{suffix}")).ok())
+            .flatten()
+    })?;
+    version.pre = semver::Prerelease::EMPTY;
+    version.build = semver::BuildMetadata::EMPTY;
+    Some(version)
 }
 
 /// Whether Ansible's `bool` filter reads this string as a boolean.
@@ -758,5 +763,11 @@ mod tests {
         assert!(parse_version("1.11.5") < parse_version("1.11.6"));
         assert!(parse_version("v1.9.0") < parse_version("1.12"));
         assert_eq!(parse_version("latest"), None);
+        // A pre-release compares as its release, as before semver.
+        assert_eq!(parse_version("v1.12.0-rc.1"), parse_version("1.12"));
+        // semver refuses what the hand-written parser padded or let through.
+        for text in ["1", "1.2.3.4", "1.012.0", "v1.12.0-"] {
+            assert_eq!(parse_version(text), None, "{text}");
+        }
     }
 }
