@@ -33,7 +33,7 @@ use serde_json::{Value, json};
 use testbed::fixtures::{self, FixtureOptions};
 use testbed::{Options, Testbed, Tools};
 
-use crate::ui::{self, Output};
+use cilium_migrate::ui::{self, Output};
 use measure::Measurement;
 
 #[derive(clap::Args)]

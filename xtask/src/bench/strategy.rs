@@ -24,7 +24,7 @@ use testbed::monitor::{
 };
 
 use super::measure::{self, Measurement};
-use crate::ui;
+use cilium_migrate::ui;
 
 /// The label the DaemonSet controller puts on its pods and ControllerRevisions.
 const REVISION_HASH_LABEL: &str = "controller-revision-hash";

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use helm::HelmError;
 
+#[cfg(feature = "fault-injection")]
 use super::Step;
 use crate::adopt;
 use crate::era;
@@ -103,6 +104,7 @@ pub enum FlowError {
         source: std::io::Error,
     },
     /// The test hook fired.
+    #[cfg(feature = "fault-injection")]
     #[error(
         "injected failure after the work of step {0}, before it was recorded done (test hook CILIUM_MIGRATE_FAIL_AT)"
     )]

@@ -38,9 +38,9 @@
 //! `helm rollback` to the backed-up revision), deletes what the hand-over created, restores the
 //! backed-up objects and inventory files, and compares the cluster with the bundle.
 //!
-//! **Test hook:** [`MigrateOptions::fail_after`] makes the run fail right after the work of
-//! that step, before the journal records it done, as a crash there would (`cargo xtask migrate`
-//! sets it from `CILIUM_MIGRATE_FAIL_AT=<step>`).
+//! **Test hook** (feature `fault-injection`, test builds only): `MigrateOptions::fail_after`
+//! makes the run fail right after the work of that step, before the journal records it done, as
+//! a crash there would (`cargo xtask migrate` sets it from `CILIUM_MIGRATE_FAIL_AT=<step>`).
 //!
 //! Layout: this file holds the options, the plan and outcome types and [`run`]'s orchestration;
 //! `plan` decides (values, gate), `steps` carries out the journaled steps, `rollback` undoes a
@@ -145,6 +145,7 @@ pub struct MigrateOptions {
     /// Names of `verify` checks that do not block (reported, not required).
     pub ignore_checks: Vec<String>,
     /// Test hook: fail right after this step's work, before it is recorded done.
+    #[cfg(feature = "fault-injection")]
     pub fail_after: Option<Step>,
     /// Also save an etcd snapshot into the bundle during `backup` (`--etcd-snapshot`).
     pub etcd_snapshot: Option<EtcdSnapshotOptions>,
@@ -170,6 +171,7 @@ impl MigrateOptions {
             helm_timeout: Duration::from_secs(600),
             verify_timeout: Duration::from_secs(300),
             ignore_checks: Vec::new(),
+            #[cfg(feature = "fault-injection")]
             fail_after: None,
             etcd_snapshot: None,
         }
@@ -704,7 +706,9 @@ async fn run_boxed(
         let name = step.to_string();
         progress.started(&name, started.elapsed());
         journal.start(step)?;
+        #[cfg_attr(not(feature = "fault-injection"), allow(unused_mut))]
         let mut result = Box::pin(session.run_step(step, progress)).await;
+        #[cfg(feature = "fault-injection")]
         if result.is_ok() && options.fail_after == Some(step) {
             result = Err(FlowError::Injected(step));
         }

@@ -1,4 +1,4 @@
-//! `cargo xtask rollback`: return the cluster and the inventory to a migration's backup
+//! `cilium-migrate rollback`: return the cluster and the inventory to a migration's backup
 //! (`migration::flow::rollback`). Without `--apply` it says what it would do.
 
 use std::io::IsTerminal as _;
@@ -11,7 +11,7 @@ use migration::flow::{self, Plan, Progress, RollbackOptions, RollbackOutcome};
 use crate::ui;
 
 #[derive(clap::Args)]
-pub(crate) struct Args {
+pub struct Args {
     /// The bundle directory of the migration to undo.
     #[arg(long, value_name = "DIR")]
     bundle: PathBuf,

@@ -1,12 +1,13 @@
-//! `cargo xtask migrate`: hand the cluster's Cilium over to Helm (the library flow
+//! `cilium-migrate migrate`: hand the cluster's Cilium over to Helm (the library flow
 //! `migration::flow::run`, with a terminal around it).
 //!
 //! Read-only by default: it prints the plan and the gate. `--apply` runs the journaled steps;
 //! `--yes` skips the confirmation, and is required when stdin is not a terminal. Progress goes
 //! to stderr, one line when a step starts and one when it ends, with the time since the start.
 //!
-//! Test hook: `CILIUM_MIGRATE_FAIL_AT=<step>` (`backup`, `adopt-metadata`, `helm-install`, ...)
-//! makes the run fail right after that step's work, before the journal records it done.
+//! Test hook, in test builds only (feature `fault-injection`): `CILIUM_MIGRATE_FAIL_AT=<step>`
+//! (`backup`, `adopt-metadata`, `helm-install`, ...) makes the run fail right after that step's
+//! work, before the journal records it done.
 
 use std::io::{BufRead as _, IsTerminal as _, Write as _};
 use std::path::PathBuf;
@@ -16,16 +17,17 @@ use anyhow::{Context as _, bail};
 use cni_fs::{Access, Node, PodAccess, Ssh};
 use helm::ChartSource;
 use migration::etcd::EtcdSnapshotOptions;
-use migration::flow::{self, MigrateOptions, NodeCheck, Outcome, Plan, Progress, Step};
+use migration::flow::{self, MigrateOptions, NodeCheck, Outcome, Plan, Progress};
 use migration::journal::Strategy;
 
 use crate::ui;
 
 /// The environment variable of the failure-injection test hook.
+#[cfg(feature = "fault-injection")]
 pub(crate) const FAIL_AT_ENV: &str = "CILIUM_MIGRATE_FAIL_AT";
 
 #[derive(clap::Args)]
-pub(crate) struct Args {
+pub struct Args {
     /// The Kubespray inventory directory (the one holding group_vars/), or its inventory file.
     #[arg(long, value_name = "DIR")]
     inventory: PathBuf,
@@ -205,9 +207,19 @@ async fn options(args: &Args) -> anyhow::Result<MigrateOptions> {
         key_file: args.etcd_key.clone(),
         ..EtcdSnapshotOptions::new(ssh(args))
     });
-    options.fail_after = match std::env::var(FAIL_AT_ENV) {
+    #[cfg(feature = "fault-injection")]
+    {
+        options.fail_after = injected_failure()?;
+    }
+    Ok(options)
+}
+
+/// The step after which the test hook fails the run ([`FAIL_AT_ENV`]), if any.
+#[cfg(feature = "fault-injection")]
+fn injected_failure() -> anyhow::Result<Option<flow::Step>> {
+    Ok(match std::env::var(FAIL_AT_ENV) {
         Ok(step) if !step.is_empty() => Some(
-            serde_json::from_value::<Step>(serde_json::Value::String(step.clone())).map_err(
+            serde_json::from_value::<flow::Step>(serde_json::Value::String(step.clone())).map_err(
                 |_| {
                     anyhow::anyhow!(
                         "{FAIL_AT_ENV}={step}: not a step; use backup, adopt-metadata, delete-template-objects, helm-install, prune-fields, inventory-edit or verify"
@@ -216,8 +228,7 @@ async fn options(args: &Args) -> anyhow::Result<MigrateOptions> {
             )?,
         ),
         _ => None,
-    };
-    Ok(options)
+    })
 }
 
 /// The ssh client for the node check and the etcd snapshot.
@@ -383,7 +394,7 @@ fn print_text(outcome: &Outcome) {
                 plan.bundle.display()
             );
             println!(
-                "Undo with: cargo xtask rollback --bundle {} --apply",
+                "Undo with: cilium-migrate rollback --bundle {} --apply",
                 plan.bundle.display()
             );
         }

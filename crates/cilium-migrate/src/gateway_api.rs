@@ -1,4 +1,4 @@
-//! `cargo xtask gateway-api check|enable|rollback`: Cilium's Gateway API after the hand-over.
+//! `cilium-migrate gateway-api check|enable|rollback`: Cilium's Gateway API after the hand-over.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -10,7 +10,7 @@ use helm::{ChartSource, Helm};
 use crate::verify::parse_duration;
 
 #[derive(clap::Args)]
-pub(crate) struct Args {
+pub struct Args {
     #[command(subcommand)]
     command: Command,
 }

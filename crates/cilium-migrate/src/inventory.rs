@@ -1,4 +1,4 @@
-//! `cargo xtask inventory`: show (or write) the hand-over edit of a Kubespray inventory.
+//! `cilium-migrate inventory`: show (or write) the hand-over edit of a Kubespray inventory.
 
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
@@ -7,7 +7,7 @@ use anyhow::Context as _;
 use kubespray_config::{Era, HandoverOptions, Inventory};
 
 #[derive(clap::Args)]
-pub(crate) struct Args {
+pub struct Args {
     /// The Kubespray inventory directory (the one holding group_vars/), or its inventory file.
     #[arg(long, value_name = "DIR")]
     inventory: PathBuf,
@@ -78,7 +78,7 @@ fn validate(inventory: &Inventory) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::{Args, run};
-    use std::path::{Path, PathBuf};
+    use std::path::PathBuf;
 
     /// A scratch directory under the system temp dir, removed on drop.
     struct Scratch(PathBuf);
@@ -88,35 +88,24 @@ mod tests {
         }
     }
     fn scratch(name: &str) -> Scratch {
-        let dir =
-            std::env::temp_dir().join(format!("xtask-inventory-{name}-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!(
+            "cilium-migrate-inventory-{name}-{}",
+            std::process::id()
+        ));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("create scratch dir");
         Scratch(dir)
     }
-    fn copy_dir(from: &Path, to: &Path) {
-        std::fs::create_dir_all(to).expect("mkdir");
-        for entry in std::fs::read_dir(from).expect("read dir") {
-            let entry = entry.expect("entry");
-            let target = to.join(entry.file_name());
-            if entry.path().is_dir() {
-                copy_dir(&entry.path(), &target);
-            } else {
-                std::fs::copy(entry.path(), &target).expect("copy");
-            }
-        }
-    }
 
     #[test]
     fn write_applies_the_edit_once_and_bad_input_fails_without_writing() {
-        let sample =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/kubespray/samples/v2.27.1");
-        if !sample.is_dir() {
-            eprintln!("SKIP: {} is missing", sample.display());
+        let Some(upstream) = upstream::Upstream::for_test(
+            "inventory::tests::write_applies_the_edit_once_and_bad_input_fails_without_writing",
+        ) else {
             return;
-        }
+        };
         let dir = scratch("write");
-        copy_dir(&sample, &dir.0);
+        upstream::copy_tree(&upstream.kubespray_sample("v2.27.1"), &dir.0).expect("copy sample");
         let file = dir.0.join("group_vars/k8s_cluster/k8s-cluster.yml");
         let text = std::fs::read_to_string(&file).expect("read");
         std::fs::write(

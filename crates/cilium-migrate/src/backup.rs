@@ -1,4 +1,4 @@
-//! `cargo xtask backup --bundle DIR [--kubeconfig FILE] [--inventory DIR]`: take the backup the
+//! `cilium-migrate backup --bundle DIR [--kubeconfig FILE] [--inventory DIR]`: take the backup the
 //! hand-over takes, and nothing else.
 //!
 //! Writes a bundle (see `migration::bundle`): the template-era objects the hand-over touches, the
@@ -17,7 +17,7 @@ use migration::bundle::{BackupRequest, Bundle, DEFAULT_PAGE_SIZE};
 use migration::identity::ClusterIdentity;
 
 #[derive(clap::Args)]
-pub(crate) struct Args {
+pub struct Args {
     /// The bundle directory to create (must be new or empty).
     #[arg(long, value_name = "DIR")]
     bundle: PathBuf,

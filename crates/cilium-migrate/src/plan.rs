@@ -1,4 +1,4 @@
-//! `cargo xtask plan`: the whole migration plan for an inventory, without a cluster.
+//! `cilium-migrate plan`: the whole migration plan for an inventory, without a cluster.
 //!
 //! Everything `migrate` would decide before it touches anything: the era, the values with their
 //! provenance, the inventory edit, the objects it backs up and adopts (or replaces), the node
@@ -15,7 +15,7 @@ use serde::Serialize;
 use crate::ui;
 
 #[derive(clap::Args)]
-pub(crate) struct Args {
+pub struct Args {
     /// The Kubespray inventory directory (the one holding group_vars/), or its inventory file.
     #[arg(long, value_name = "DIR")]
     inventory: PathBuf,
@@ -113,7 +113,7 @@ fn build(args: &Args) -> anyhow::Result<Plan> {
             "kube_owner is {:?}: every Kubespray run chowns /opt/cni/bin to it, and the chart's agent \
              (uid 0 without CAP_DAC_OVERRIDE) then fails with `cp: cannot create regular file \
              '/hostbin/cilium-mount': Permission denied`; the inventory edit sets kube_owner: root \
-             and `cargo xtask nodes fix --apply` repairs the nodes",
+             and `cilium-migrate nodes fix --apply` repairs the nodes",
             kube_owner.as_deref().unwrap_or("(unset)")
         ));
     }
@@ -207,7 +207,7 @@ fn steps(era: Era) -> Vec<&'static str> {
         "detect the era from the live cluster and record its identity in the journal",
         "gate: helm template the chart with these values; diff cilium-config key by key and the agent DaemonSet, operator and Hubble Deployments field by field",
         "back up every object above, the cilium.io custom resources and the inventory files; verify the bundle",
-        "check that every node directory is root-owned (`cargo xtask nodes check`)",
+        "check that every node directory is root-owned (`cilium-migrate nodes check`)",
     ];
     steps.push(match era {
         Era::Template => {
@@ -287,7 +287,7 @@ fn print_text(plan: &Plan) {
         .collect();
     print!("{}", ui::table(&["NODE", "ADDRESS", "DIRECTORIES"], &rows));
     println!(
-        "Kubespray sets their owner to kube_owner ({}); check with `cargo xtask nodes check --inventory {}`.",
+        "Kubespray sets their owner to kube_owner ({}); check with `cilium-migrate nodes check --inventory {}`.",
         plan.kube_owner.as_deref().unwrap_or("unset"),
         plan.inventory
     );
@@ -306,7 +306,7 @@ mod tests {
     use super::*;
 
     fn example() -> PathBuf {
-        crate::ci::project_root().join("examples/homelab")
+        upstream::project_root().join("examples/homelab")
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! `cargo xtask verify`: Cilium's health through the Kubernetes API, like `cilium status`.
+//! `cilium-migrate verify`: Cilium's health through the Kubernetes API, like `cilium status`.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -15,7 +15,7 @@ pub(crate) enum Output {
 }
 
 #[derive(clap::Args)]
-pub(crate) struct Args {
+pub struct Args {
     /// Namespace Cilium runs in.
     #[arg(long, default_value = "kube-system")]
     namespace: String,

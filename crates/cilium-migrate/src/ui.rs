@@ -2,7 +2,7 @@
 
 /// How a command prints its result.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub(crate) enum Output {
+pub enum Output {
     /// Tables and text for people.
     Text,
     /// One JSON document for machines.
@@ -10,7 +10,7 @@ pub(crate) enum Output {
 }
 
 /// A section heading, bold on a terminal.
-pub(crate) fn heading(text: &str, colour: bool) -> String {
+pub fn heading(text: &str, colour: bool) -> String {
     if colour {
         format!("\x1b[1m== {text}\x1b[0m")
     } else {
@@ -19,7 +19,7 @@ pub(crate) fn heading(text: &str, colour: bool) -> String {
 }
 
 /// A table with left-aligned columns as wide as their widest cell.
-pub(crate) fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (i, cell) in row.iter().enumerate() {
@@ -49,7 +49,7 @@ pub(crate) fn table(header: &[&str], rows: &[Vec<String>]) -> String {
 }
 
 /// Colour a unified diff for a terminal (red removals, green additions, cyan hunk headers).
-pub(crate) fn paint_diff(diff: &str, colour: bool) -> String {
+pub fn paint_diff(diff: &str, colour: bool) -> String {
     if !colour {
         return diff.to_owned();
     }

@@ -1,4 +1,4 @@
-//! `cargo xtask nodes check|fix`: the node directories the unprivileged Cilium agent must write.
+//! `cilium-migrate nodes check|fix`: the node directories the unprivileged Cilium agent must write.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -7,7 +7,7 @@ use anyhow::{Context, bail};
 use cni_fs::{Access, Node, NodeFix, NodeReport, PodAccess, Ssh};
 
 #[derive(clap::Args)]
-pub(crate) struct Args {
+pub struct Args {
     #[command(subcommand)]
     action: Action,
 }
@@ -146,7 +146,7 @@ fn finish(reports: &[NodeReport], failed: &[String]) -> anyhow::Result<()> {
     match (summary.is_empty(), failed.is_empty()) {
         (true, true) => Ok(()),
         (false, _) => bail!(
-            "the Cilium agent would fail with `{}`:\n{summary}{}\nfix: cargo xtask nodes fix --apply",
+            "the Cilium agent would fail with `{}`:\n{summary}{}\nfix: cilium-migrate nodes fix --apply",
             cni_fs::HOSTBIN_ERROR,
             failed
                 .iter()
@@ -283,7 +283,10 @@ mod tests {
     }
 
     fn example() -> String {
-        format!("{}/../examples/homelab", env!("CARGO_MANIFEST_DIR"))
+        upstream::project_root()
+            .join("examples/homelab")
+            .display()
+            .to_string()
     }
 
     #[test]

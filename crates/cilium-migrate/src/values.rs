@@ -1,4 +1,4 @@
-//! `cargo xtask values`: Helm values for the Cilium chart, from the inventory and the live cilium-config.
+//! `cilium-migrate values`: Helm values for the Cilium chart, from the inventory and the live cilium-config.
 
 use std::path::{Path, PathBuf};
 
@@ -7,7 +7,7 @@ use cilium_values::{ChartVersion, InventoryVars, LiveConfig, Sources, Translatio
 use kubespray_config::{Era, Inventory};
 
 #[derive(clap::Args)]
-pub(crate) struct Args {
+pub struct Args {
     /// The Kubespray inventory directory (or its inventory file).
     #[arg(long, value_name = "DIR")]
     inventory: PathBuf,
