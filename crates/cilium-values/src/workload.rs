@@ -711,7 +711,9 @@ fn ports(value: &Json) -> Map<String, Json> {
         .collect()
 }
 
-fn daemonset_strategy(strategy: &Json) -> Json {
+/// A rolling update strategy with the API server's defaults filled in (`maxUnavailable`,
+/// `maxSurge`: a DaemonSet's are 1 and 0, a Deployment's 25% and 25%).
+fn rolling_strategy(strategy: &Json, max_unavailable: Json, max_surge: Json) -> Json {
     let kind = strategy["type"].as_str().unwrap_or("RollingUpdate");
     if kind != "RollingUpdate" {
         return json!({ "type": kind });
@@ -719,22 +721,17 @@ fn daemonset_strategy(strategy: &Json) -> Json {
     let rolling = &strategy["rollingUpdate"];
     json!({
         "type": kind,
-        "maxUnavailable": rolling.get("maxUnavailable").cloned().unwrap_or(json!(1)),
-        "maxSurge": rolling.get("maxSurge").cloned().unwrap_or(json!(0)),
+        "maxUnavailable": rolling.get("maxUnavailable").cloned().unwrap_or(max_unavailable),
+        "maxSurge": rolling.get("maxSurge").cloned().unwrap_or(max_surge),
     })
 }
 
+fn daemonset_strategy(strategy: &Json) -> Json {
+    rolling_strategy(strategy, json!(1), json!(0))
+}
+
 fn deployment_strategy(strategy: &Json) -> Json {
-    let kind = strategy["type"].as_str().unwrap_or("RollingUpdate");
-    if kind != "RollingUpdate" {
-        return json!({ "type": kind });
-    }
-    let rolling = &strategy["rollingUpdate"];
-    json!({
-        "type": kind,
-        "maxUnavailable": rolling.get("maxUnavailable").cloned().unwrap_or(json!("25%")),
-        "maxSurge": rolling.get("maxSurge").cloned().unwrap_or(json!("25%")),
-    })
+    rolling_strategy(strategy, json!("25%"), json!("25%"))
 }
 
 /// An int-or-percent of `replicas`, rounded as the Deployment controller rounds it.
@@ -1206,28 +1203,26 @@ fn unconfined_as_field(raw: &Raw, ctx: &Ctx<'_>) -> bool {
         && ctx.rendered["securityContext"]["appArmorProfile"]["type"] == "Unconfined"
 }
 
+type Image<'a> = (&'a str, Option<&'a str>, Option<&'a str>);
+
+/// The live and the rendered image, split by [`split_image`]; `None` unless both sides have one.
+fn images(raw: &Raw) -> Option<(Image<'_>, Image<'_>)> {
+    let (Some(l), Some(r)) = (&raw.live, &raw.rendered) else {
+        return None;
+    };
+    Some((
+        split_image(l.as_str().unwrap_or_default()),
+        split_image(r.as_str().unwrap_or_default()),
+    ))
+}
+
 fn same_repository_and_tag(raw: &Raw, _: &Ctx<'_>) -> bool {
-    match (&raw.live, &raw.rendered) {
-        (Some(l), Some(r)) => {
-            let (a, b) = (
-                split_image(l.as_str().unwrap_or_default()),
-                split_image(r.as_str().unwrap_or_default()),
-            );
-            a.0 == b.0 && a.1 == b.1
-        }
-        _ => false,
-    }
+    images(raw).is_some_and(|(a, b)| a.0 == b.0 && a.1 == b.1)
 }
 
 /// Only the tag (or digest) changed: the same registry serves it.
 fn same_repository(raw: &Raw, _: &Ctx<'_>) -> bool {
-    match (&raw.live, &raw.rendered) {
-        (Some(l), Some(r)) => {
-            split_image(l.as_str().unwrap_or_default()).0
-                == split_image(r.as_str().unwrap_or_default()).0
-        }
-        _ => false,
-    }
+    images(raw).is_some_and(|(a, b)| a.0 == b.0)
 }
 
 /// `.../operator:T` became `.../operator-<build>:T` (or the binary `cilium-operator` became
@@ -1244,11 +1239,7 @@ fn operator_build(raw: &Raw, _: &Ctx<'_>) -> bool {
             .is_some_and(|b| BUILDS.contains(&b))
     };
     if raw.aspect == "image" {
-        let (a, b) = (
-            split_image(l.as_str().unwrap_or_default()),
-            split_image(r.as_str().unwrap_or_default()),
-        );
-        a.1 == b.1 && build_of(a.0, b.0)
+        images(raw).is_some_and(|(a, b)| a.1 == b.1 && build_of(a.0, b.0))
     } else {
         match (l.as_array(), r.as_array()) {
             (Some(a), Some(b)) if a.len() == b.len() && !a.is_empty() => {
@@ -1263,14 +1254,18 @@ fn operator_build(raw: &Raw, _: &Ctx<'_>) -> bool {
     }
 }
 
+/// The variable is an optional reference (`configMapKeyRef`, `secretKeyRef`) into `name`.
+fn optional_ref(raw: &Raw, reference: &str, name: &str) -> bool {
+    let r = &raw.either()["valueFrom"][reference];
+    r["name"] == name && r["optional"] == true
+}
+
 fn optional_config_key(raw: &Raw, _: &Ctx<'_>) -> bool {
-    let r = &raw.either()["valueFrom"]["configMapKeyRef"];
-    r["name"] == "cilium-config" && r["optional"] == true
+    optional_ref(raw, "configMapKeyRef", "cilium-config")
 }
 
 fn optional_aws_secret(raw: &Raw, _: &Ctx<'_>) -> bool {
-    let r = &raw.either()["valueFrom"]["secretKeyRef"];
-    r["name"] == "cilium-aws" && r["optional"] == true
+    optional_ref(raw, "secretKeyRef", "cilium-aws")
 }
 
 fn rendered_has_config_init(_: &Raw, ctx: &Ctx<'_>) -> bool {
@@ -1396,26 +1391,25 @@ fn is_request(raw: &Raw, _: &Ctx<'_>) -> bool {
     raw.key.starts_with("requests.")
 }
 
-fn request_grows(raw: &Raw, ctx: &Ctx<'_>) -> bool {
-    is_request(raw, ctx)
+/// An amount under `prefix` (`requests.`, `limits.`) that the render sets where the live pod set
+/// none, or to a value that is not `safe` from the live one (either not a number: not safe).
+fn amount_moves(raw: &Raw, prefix: &str, safe: fn(live: f64, rendered: f64) -> bool) -> bool {
+    raw.key.starts_with(prefix)
         && match (&raw.live, &raw.rendered) {
             (_, None) => false,
             (None, Some(_)) => true,
             (Some(l), Some(r)) => {
-                !matches!((quantity(l), quantity(r)), (Some(a), Some(b)) if b <= a)
+                !matches!((quantity(l), quantity(r)), (Some(a), Some(b)) if safe(a, b))
             }
         }
 }
 
+fn request_grows(raw: &Raw, _: &Ctx<'_>) -> bool {
+    amount_moves(raw, "requests.", |live, rendered| rendered <= live)
+}
+
 fn limit_shrinks(raw: &Raw, _: &Ctx<'_>) -> bool {
-    raw.key.starts_with("limits.")
-        && match (&raw.live, &raw.rendered) {
-            (_, None) => false,
-            (None, Some(_)) => true,
-            (Some(l), Some(r)) => {
-                !matches!((quantity(l), quantity(r)), (Some(a), Some(b)) if b >= a)
-            }
-        }
+    amount_moves(raw, "limits.", |live, rendered| rendered >= live)
 }
 
 /// The live container was privileged; the rendered one runs with a capability list (and the
