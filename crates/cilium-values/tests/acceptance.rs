@@ -11,28 +11,20 @@
 //! - Per minor: every other released chart renders the homelab values; the gate's report is a
 //!   reviewed list per minor, and a changed live key is always reported.
 
+mod support;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use cilium_values::{
-    ChartVersion, ConfigDifference, InventoryVar, InventoryVars, LiveConfig, Sources, Translation,
+    ChartVersion, ConfigDifference, InventoryVars, LiveConfig, Sources, Translation,
     compare_config_across, translate,
 };
 use serde_json::Value as Json;
+use support::{
+    Chart, HANDOVER_CHART, case_inventory, changes, chart, helm_template, inventory_vars,
+    project_root, rendered_case, template_cases, tools_helm,
+};
 use upstream::{RenderedCase, RenderedEra, Upstream};
-
-/// The chart whose manifests Kubespray v2.27 applied: the hand-over target.
-const HANDOVER_CHART: &str = "1.15.9";
-
-/// The template-era cases the hand-over must keep (all of `kubespray/rendered` at this writing);
-/// a case added there is covered too, these must not go missing.
-const TEMPLATE_CASES: &[&str] = &[
-    "sample@v2.26.0",
-    "sample@v2.27.1",
-    "hubble-full@v2.27.1",
-    "ipsec-native@v2.27.1",
-    "bgp-lbipam@v2.27.1",
-];
 
 /// The cilium-cli era cases and the released chart each is installed with here. Kubespray v2.28.1
 /// installs 1.17.7 and v2.31.0 1.19.3; the closest released archives at hand stand in for them.
@@ -41,16 +33,6 @@ const CILIUM_CLI_CASES: &[(&str, &str)] = &[
     ("hubble-full@v2.28.1", "1.17.3"),
     ("sample@v2.31.0", "1.19.6"),
 ];
-
-/// The Kubernetes version the charts render for. Helm built without release flags assumes 1.20,
-/// which 1.17+ refuses; the charts' cilium-config branches on it only at 1.27 (client rate
-/// limits), so this one version (Kubespray v2.27.1's default) stands for every cluster Kubespray
-/// v2.26-v2.31 installs (1.30 to 1.34).
-const KUBE_VERSION: &str = "1.31.9";
-
-fn project_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
 
 /// The helm binaries to render with: `HELM` alone when set, else `helm3` and `helm4` from
 /// `$CILIUM_MIGRATE_TOOLS` or `target/tools/bin`. A missing binary fails the test: a silent pass
@@ -61,55 +43,10 @@ fn helms() -> Vec<PathBuf> {
         assert!(path.is_file(), "HELM={} is not a file", path.display());
         return vec![path];
     }
-    let dir = std::env::var_os("CILIUM_MIGRATE_TOOLS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| project_root().join("target/tools/bin"));
     ["helm3", "helm4"]
         .iter()
-        .map(|name| {
-            let path = dir.join(name);
-            assert!(
-                path.is_file(),
-                "no {name} at {}; build it with `cargo xtask testbed build`, or point HELM at a helm binary",
-                path.display()
-            );
-            path
-        })
+        .map(|name| tools_helm(name, ", or point HELM at a helm binary"))
         .collect()
-}
-
-/// A released chart archive and its version.
-struct Chart {
-    version: ChartVersion,
-    archive: PathBuf,
-}
-
-fn chart(upstream: &Upstream, version: &str) -> Chart {
-    Chart {
-        version: ChartVersion::parse(version).expect("a supported version"),
-        archive: upstream.chart(version).unwrap_or_else(|e| panic!("{e}")),
-    }
-}
-
-/// `helm template` of a chart with values files (later ones win, as with `helm -f a -f b`).
-fn helm_template(helm: &Path, chart: &Path, values: &[&str], extra: &[&str]) -> Output {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let mut command = Command::new(helm);
-    command
-        .arg("template")
-        .arg("cilium")
-        .arg(chart)
-        .args(["--namespace", "kube-system", "--kube-version", KUBE_VERSION])
-        .args(extra)
-        .env("HELM_CACHE_HOME", dir.path().join("cache"))
-        .env("HELM_CONFIG_HOME", dir.path().join("config"))
-        .env("HELM_DATA_HOME", dir.path().join("data"));
-    for (i, text) in values.iter().enumerate() {
-        let path = dir.path().join(format!("values-{i}.yaml"));
-        std::fs::write(&path, text).expect("write values");
-        command.arg("-f").arg(path);
-    }
-    command.output().expect("helm runs")
 }
 
 fn rendered_text(helm: &Path, chart: &Chart, values: &[&str], extra: &[&str]) -> String {
@@ -142,11 +79,11 @@ fn json_text(translation: &Translation) -> String {
         .expect("json")
 }
 
-/// The behaviour-changing differences, as text.
-fn changes(differences: &[ConfigDifference]) -> Vec<String> {
-    differences
+/// A translation's warnings, as text (for failure messages).
+fn warnings(translation: &Translation) -> Vec<String> {
+    translation
+        .warnings
         .iter()
-        .filter(|d| d.changes_behaviour)
         .map(ToString::to_string)
         .collect()
 }
@@ -162,36 +99,6 @@ fn changed_keys(differences: &[ConfigDifference]) -> Vec<String> {
     keys
 }
 
-/// The inventory in `dir` resolved by kubespray-config for `era`, as `migrate` hands it to
-/// `translate` (plus `etcd_access_addresses` from the etcd hosts, as Kubespray computes it).
-fn inventory_vars(dir: &Path, era: kubespray_config::Era) -> InventoryVars {
-    let inventory = kubespray_config::Inventory::load(dir)
-        .unwrap_or_else(|e| panic!("{}: the inventory loads: {e}", dir.display()));
-    let variables = inventory
-        .variables(era)
-        .unwrap_or_else(|e| panic!("{}: the variables resolve: {e}", dir.display()));
-    let mut vars = InventoryVars::new();
-    for variable in variables.iter() {
-        vars.insert(
-            variable.name.clone(),
-            InventoryVar::new(variable.value.clone(), variable.origin.to_string()),
-        );
-    }
-    let etcd: Vec<String> = inventory
-        .group_hosts("etcd")
-        .iter()
-        .map(|h| format!("https://{}:2379", h.access_address()))
-        .collect();
-    vars.insert(
-        "etcd_access_addresses".to_owned(),
-        InventoryVar::new(
-            Json::String(etcd.join(",")),
-            "inventory.ini: hosts of group etcd",
-        ),
-    );
-    vars
-}
-
 /// A live cluster to hand over: its cilium-config, its inventory and the agent that runs.
 struct Handover {
     name: String,
@@ -199,8 +106,6 @@ struct Handover {
     inventory: InventoryVars,
     /// The agent version that runs (the image Kubespray applied).
     running: ChartVersion,
-    /// Keeps a copied inventory alive.
-    _dir: Option<tempfile::TempDir>,
 }
 
 impl Handover {
@@ -211,6 +116,19 @@ impl Handover {
             version,
         })
         .unwrap_or_else(|e| panic!("{}: translates for {version}: {e}", self.name))
+    }
+
+    /// What changes behaviour when `rendered` (from `helm`) replaces the live cilium-config.
+    fn changes_on(&self, helm: &Path, rendered: &LiveConfig, version: ChartVersion) -> Vec<String> {
+        changes(&compare_config_across(
+            &self.live,
+            self.running,
+            rendered,
+            version,
+        ))
+        .into_iter()
+        .map(|change| format!("{}: {change}", helm.display()))
+        .collect()
     }
 }
 
@@ -228,7 +146,6 @@ fn homelab() -> Handover {
         inventory: inventory_vars(&dir, era),
         // The example's inventory pins cilium_version v1.15.9.
         running: ChartVersion::KUBESPRAY_2_27,
-        _dir: None,
     }
 }
 
@@ -251,34 +168,13 @@ fn template_case(case: &RenderedCase) -> Handover {
     if let Some(&(_, want)) = TAG_AGENTS.iter().find(|(tag, _)| *tag == case.tag) {
         assert_eq!(running.to_string(), want, "{}: the agent image", case.id());
     }
-    let dir = tempfile::tempdir().expect("temp dir");
-    case.inventory_copy(dir.path()).expect("copy the inventory");
     Handover {
         name: case.id(),
         live: LiveConfig::read(case.file("cilium-config.yaml"))
             .unwrap_or_else(|e| panic!("{}: {e}", case.id())),
-        inventory: inventory_vars(dir.path(), kubespray_config::Era::Template),
+        inventory: case_inventory(case, kubespray_config::Era::Template),
         running,
-        _dir: Some(dir),
     }
-}
-
-/// Every template-era case, checked against [`TEMPLATE_CASES`].
-fn template_cases(upstream: &Upstream) -> Vec<RenderedCase> {
-    let cases: Vec<RenderedCase> = upstream
-        .rendered_cases()
-        .into_iter()
-        .filter(|c| c.era() == RenderedEra::Template)
-        .collect();
-    let ids: Vec<String> = cases.iter().map(RenderedCase::id).collect();
-    for want in TEMPLATE_CASES {
-        assert!(
-            ids.iter().any(|id| id == want),
-            "the template-era case {want} is missing from {}: present {ids:?}",
-            upstream.kubespray().join("rendered").display()
-        );
-    }
-    cases
 }
 
 /// Run `check` on every hand-over (homelab first, then each template-era case) and fail once with
@@ -339,22 +235,10 @@ fn handover_on_the_released_1_15_9_chart_changes_no_behaviour() {
                         helm.display()
                     ));
                 }
-                let differences = compare_config_across(
-                    &handover.live,
-                    handover.running,
-                    &rendered,
-                    chart.version,
-                );
-                for change in changes(&differences) {
-                    failures.push(format!("{}: {change}", helm.display()));
-                }
+                failures.extend(handover.changes_on(&helm, &rendered, chart.version));
             }
             if !failures.is_empty() {
-                let warnings: Vec<String> = translation
-                    .warnings
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect();
+                let warnings = warnings(&translation);
                 failures.push(format!("warnings: {warnings:#?}"));
             }
             failures
@@ -412,15 +296,10 @@ fn cilium_cli_era_releases_are_taken_over_without_a_behaviour_change() {
     };
     let mut failures = Vec::new();
     for &(id, version) in CILIUM_CLI_CASES {
-        let (name, tag) = id.split_once('@').expect("case@tag");
-        let case = upstream
-            .rendered_case(name, tag)
-            .unwrap_or_else(|e| panic!("{e}"));
+        let case = rendered_case(&upstream, id);
         assert_eq!(case.era(), RenderedEra::CiliumCli, "{id}");
         let chart = chart(&upstream, version);
-        let dir = tempfile::tempdir().expect("temp dir");
-        case.inventory_copy(dir.path()).expect("copy the inventory");
-        let inventory = inventory_vars(dir.path(), kubespray_config::Era::CiliumCli);
+        let inventory = case_inventory(&case, kubespray_config::Era::CiliumCli);
         for helm in helms() {
             let live = cilium_cli_live(&helm, &chart, &case);
             let translation = translate(&Sources {
@@ -450,11 +329,7 @@ fn cilium_cli_era_releases_are_taken_over_without_a_behaviour_change() {
                 live.data().len()
             );
             if !found.is_empty() {
-                let warnings: Vec<String> = translation
-                    .warnings
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect();
+                let warnings = warnings(&translation);
                 failures.push(format!(
                     "{id} on chart {version} with {}:\n  {}\n  warnings: {warnings:#?}",
                     helm.display(),
@@ -975,15 +850,7 @@ fn inventory_alone_renders_what_kubespray_rendered() {
             let mut failures = Vec::new();
             for helm in helms() {
                 let rendered = render(&helm, &chart, &[&json_text(&translation)]);
-                let differences = compare_config_across(
-                    &handover.live,
-                    handover.running,
-                    &rendered,
-                    chart.version,
-                );
-                for change in changes(&differences) {
-                    failures.push(format!("{}: {change}", helm.display()));
-                }
+                failures.extend(handover.changes_on(&helm, &rendered, chart.version));
             }
             failures
         },

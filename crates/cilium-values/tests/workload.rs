@@ -5,47 +5,24 @@
 //! The charts and Kubespray's renders are found only through the `upstream` crate (never copied
 //! into the project); without them these tests are skipped loudly, and under CI they fail.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod support;
+
+use std::path::PathBuf;
 
 use cilium_values::{
-    ChartVersion, InventoryVar, InventoryVars, LiveConfig, Sources, Translation,
-    WorkloadDifference, compare_config_across, compare_workloads, translate,
+    ChartVersion, LiveConfig, Sources, Translation, WorkloadDifference, compare_config_across,
+    compare_workloads, translate,
 };
 use serde_json::{Value as Json, json};
-use upstream::{RenderedCase, RenderedEra, Upstream};
-
-/// The chart Kubespray v2.27 applied the manifests of: the hand-over target.
-const HANDOVER_CHART: &str = "1.15.9";
-
-/// The Kubernetes version the chart renders for (Kubespray v2.27.1's default).
-const KUBE_VERSION: &str = "1.31.9";
-
-/// The template-era cases at this writing; a case added upstream is covered too.
-const TEMPLATE_CASES: &[&str] = &[
-    "sample@v2.26.0",
-    "sample@v2.27.1",
-    "hubble-full@v2.27.1",
-    "ipsec-native@v2.27.1",
-    "bgp-lbipam@v2.27.1",
-];
-
-fn project_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+use support::{
+    Chart, HANDOVER_CHART, changes, chart, helm_template, inventory_copy, inventory_vars,
+    rendered_case, template_cases, tools_helm,
+};
+use upstream::{RenderedCase, Upstream};
 
 /// `helm3` from `$CILIUM_MIGRATE_TOOLS` or `target/tools/bin`; missing fails the test.
 fn helm3() -> PathBuf {
-    let dir = std::env::var_os("CILIUM_MIGRATE_TOOLS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| project_root().join("target/tools/bin"));
-    let path = dir.join("helm3");
-    assert!(
-        path.is_file(),
-        "no helm3 at {}; build it with `cargo xtask testbed build`",
-        path.display()
-    );
-    path
+    tools_helm("helm3", "")
 }
 
 /// Multi-document YAML as `kubectl apply` reads it: `0400` is octal, and a repeated key keeps the
@@ -61,62 +38,25 @@ fn objects(text: &str, origin: &str) -> Vec<Json> {
         .collect()
 }
 
-/// The inventory in `dir`, resolved for the template era as `migrate` hands it to `translate`.
-fn inventory_vars(dir: &Path) -> InventoryVars {
-    let inventory = kubespray_config::Inventory::load(dir)
-        .unwrap_or_else(|e| panic!("{}: the inventory loads: {e}", dir.display()));
-    let variables = inventory
-        .variables(kubespray_config::Era::Template)
-        .unwrap_or_else(|e| panic!("{}: the variables resolve: {e}", dir.display()));
-    let mut vars = InventoryVars::new();
-    for variable in variables.iter() {
-        vars.insert(
-            variable.name.clone(),
-            InventoryVar::new(variable.value.clone(), variable.origin.to_string()),
-        );
-    }
-    let etcd: Vec<String> = inventory
-        .group_hosts("etcd")
-        .iter()
-        .map(|h| format!("https://{}:2379", h.access_address()))
-        .collect();
-    vars.insert(
-        "etcd_access_addresses".to_owned(),
-        InventoryVar::new(
-            Json::String(etcd.join(",")),
-            "inventory.ini: hosts of group etcd",
-        ),
-    );
-    vars
+/// The objects Kubespray applied for a rendered case (its `objects.yaml`): the live workloads.
+fn live_objects(rendered: &RenderedCase) -> Vec<Json> {
+    let objects_file = rendered.file("objects.yaml");
+    objects(
+        &std::fs::read_to_string(&objects_file)
+            .unwrap_or_else(|e| panic!("{}: {e}", objects_file.display())),
+        &objects_file.display().to_string(),
+    )
 }
 
-/// One case: the live objects and the chart's render of the translated values.
-struct Case {
-    id: String,
-    live: Vec<Json>,
-    rendered: Vec<Json>,
-}
-
-fn render(chart: &Path, values: &Json) -> Vec<Json> {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let values_path = dir.path().join("values.json");
-    std::fs::write(&values_path, values.to_string()).expect("write values");
-    let output = Command::new(helm3())
-        .arg("template")
-        .arg("cilium")
-        .arg(chart)
-        .args(["--namespace", "kube-system", "--kube-version", KUBE_VERSION])
-        .arg("-f")
-        .arg(&values_path)
-        .env("HELM_CACHE_HOME", dir.path().join("cache"))
-        .env("HELM_CONFIG_HOME", dir.path().join("config"))
-        .env("HELM_DATA_HOME", dir.path().join("data"))
-        .output()
-        .expect("helm3 runs");
+/// The objects the chart renders from `values` with `helm3`.
+fn render(chart: &Chart, values: &Json) -> Vec<Json> {
+    let helm = helm3();
+    let output = helm_template(&helm, &chart.archive, &[&values.to_string()], &[]);
     assert!(
         output.status.success(),
-        "helm3 template {} failed: {}\nvalues: {values:#}",
-        chart.display(),
+        "{} template {} failed: {}\nvalues: {values:#}",
+        helm.display(),
+        chart.archive.display(),
         String::from_utf8_lossy(&output.stderr)
     );
     objects(
@@ -125,53 +65,59 @@ fn render(chart: &Path, values: &Json) -> Vec<Json> {
     )
 }
 
-fn case(upstream: &Upstream, rendered: &RenderedCase) -> Case {
-    let id = rendered.id();
-    let dir = tempfile::tempdir().expect("temp dir");
-    rendered
-        .inventory_copy(dir.path())
-        .expect("copy the inventory");
-    let live_config = LiveConfig::read(rendered.file("cilium-config.yaml"))
+/// One case: its live cilium-config, the live objects and the chart's render of the translated
+/// values.
+struct Case {
+    id: String,
+    config: LiveConfig,
+    live: Vec<Json>,
+    rendered: Vec<Json>,
+}
+
+/// A rendered case whose inventory (copied to `inventory`) is translated for the hand-over chart
+/// and rendered; `live` is what Kubespray applied.
+fn translated(
+    upstream: &Upstream,
+    rendered: &RenderedCase,
+    inventory: &tempfile::TempDir,
+    id: String,
+    live: Vec<Json>,
+) -> (Case, Translation) {
+    let config = LiveConfig::read(rendered.file("cilium-config.yaml"))
         .unwrap_or_else(|e| panic!("{id}: {e}"));
-    let version = ChartVersion::parse(HANDOVER_CHART).expect("a supported version");
+    let chart = chart(upstream, HANDOVER_CHART);
     let translation = translate(&Sources {
-        live: Some(live_config),
-        inventory: inventory_vars(dir.path()),
-        version,
+        live: Some(config.clone()),
+        inventory: inventory_vars(inventory.path(), kubespray_config::Era::Template),
+        version: chart.version,
     })
     .unwrap_or_else(|e| panic!("{id}: translates: {e}"));
     let values = translation.values.to_json().expect("values serialise");
-    let chart = upstream
-        .chart(HANDOVER_CHART)
-        .unwrap_or_else(|e| panic!("{e}"));
-    let objects_file = rendered.file("objects.yaml");
-    let live = objects(
-        &std::fs::read_to_string(&objects_file)
-            .unwrap_or_else(|e| panic!("{}: {e}", objects_file.display())),
-        &objects_file.display().to_string(),
-    );
-    Case {
+    let case = Case {
         id,
+        config,
         live,
         rendered: render(&chart, &values),
-    }
+    };
+    (case, translation)
 }
 
-/// Every template-era case, checked against [`TEMPLATE_CASES`].
-fn template_cases(upstream: &Upstream) -> Vec<Case> {
-    let cases: Vec<RenderedCase> = upstream
-        .rendered_cases()
-        .into_iter()
-        .filter(|c| c.era() == RenderedEra::Template)
-        .collect();
-    let ids: Vec<String> = cases.iter().map(RenderedCase::id).collect();
-    for want in TEMPLATE_CASES {
-        assert!(
-            ids.iter().any(|id| id == want),
-            "the template-era case {want} is missing: present {ids:?}"
-        );
-    }
-    cases.iter().map(|c| case(upstream, c)).collect()
+/// A rendered case with its translation.
+fn translated_case(upstream: &Upstream, rendered: &RenderedCase) -> (Case, Translation) {
+    translated(
+        upstream,
+        rendered,
+        &inventory_copy(rendered),
+        rendered.id(),
+        live_objects(rendered),
+    )
+}
+
+/// The names that are in `names` and not in `want` (new), and the other way round (gone).
+fn new_and_gone(names: &[String], want: &[String]) -> String {
+    let new: Vec<&String> = names.iter().filter(|n| !want.contains(n)).collect();
+    let gone: Vec<&String> = want.iter().filter(|n| !names.contains(n)).collect();
+    format!("new {new:?}, gone {gone:?}")
 }
 
 /// The differences every template-era case shows: the chart's way of running the same agent.
@@ -329,7 +275,10 @@ fn every_template_case_hands_over_its_workloads_as_reviewed() {
         return;
     };
     let mut failures = Vec::new();
-    let cases = template_cases(&upstream);
+    let cases: Vec<Case> = template_cases(&upstream)
+        .iter()
+        .map(|rendered| translated_case(&upstream, rendered).0)
+        .collect();
     for case in &cases {
         let differences = compare_workloads(&case.live, &case.rendered);
         let hubble = case.id.starts_with("hubble-full@");
@@ -343,19 +292,9 @@ fn every_template_case_hands_over_its_workloads_as_reviewed() {
             want_blocking.extend(V1_15_4_TO_1_15_9);
         }
         let names = sorted(differences.iter().map(|d| d.name.clone()));
-        if names != sorted(want.iter().copied()) {
-            let want = sorted(want.iter().copied());
-            failures.push(format!(
-                "{}: new {:?}, gone {:?}",
-                case.id,
-                names
-                    .iter()
-                    .filter(|n| !want.contains(n))
-                    .collect::<Vec<_>>(),
-                want.iter()
-                    .filter(|n| !names.contains(n))
-                    .collect::<Vec<_>>()
-            ));
+        let want = sorted(want.iter().copied());
+        if names != want {
+            failures.push(format!("{}: {}", case.id, new_and_gone(&names, &want)));
         }
         if blocking(&differences) != sorted(want_blocking.iter().copied()) {
             failures.push(format!(
@@ -380,34 +319,11 @@ fn every_template_case_hands_over_its_workloads_as_reviewed() {
     );
 }
 
-/// A rendered case with its translation, for the negative controls.
-fn translated_case(upstream: &Upstream, name: &str, tag: &str) -> (Case, Translation) {
-    let rendered = upstream
-        .rendered_case(name, tag)
-        .unwrap_or_else(|e| panic!("{e}"));
-    let live_config = LiveConfig::read(rendered.file("cilium-config.yaml")).expect("cilium-config");
-    let dir = tempfile::tempdir().expect("temp dir");
-    rendered
-        .inventory_copy(dir.path())
-        .expect("copy the inventory");
-    let translation = translate(&Sources {
-        live: Some(live_config),
-        inventory: inventory_vars(dir.path()),
-        version: ChartVersion::parse(HANDOVER_CHART).expect("version"),
-    })
-    .expect("translates");
-    (case(upstream, &rendered), translation)
-}
-
 /// A kvstore case (Kubespray v2.27's default) and its translated values, for the negative controls.
 fn kvstore_case(upstream: &Upstream) -> (Case, Json) {
-    let (case, translation) = translated_case(upstream, "sample", "v2.27.1");
-    let live_config = upstream
-        .rendered_case("sample", "v2.27.1")
-        .map(|r| LiveConfig::read(r.file("cilium-config.yaml")).expect("cilium-config"))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let (case, translation) = translated_case(upstream, &rendered_case(upstream, "sample@v2.27.1"));
     assert_eq!(
-        live_config.get("identity-allocation-mode"),
+        case.config.get("identity-allocation-mode"),
         Some("kvstore"),
         "sample@v2.27.1 is no longer a kvstore case"
     );
@@ -424,7 +340,8 @@ fn hubble_relay_tls_is_kept_and_losing_it_blocks() {
     else {
         return;
     };
-    let (case, translation) = translated_case(&upstream, "hubble-full", "v2.27.1");
+    let (case, translation) =
+        translated_case(&upstream, &rendered_case(&upstream, "hubble-full@v2.27.1"));
     let mut values = translation.values.to_json().expect("values serialise");
     // The values carry the relay's TLS from the inventory, and pin who issues the certificates.
     assert_eq!(values["hubble"]["relay"]["tls"]["server"]["enabled"], true);
@@ -453,9 +370,7 @@ fn hubble_relay_tls_is_kept_and_losing_it_blocks() {
 
     // Negative control: the relay without its server TLS, as before the fix.
     values["hubble"]["relay"]["tls"]["server"]["enabled"] = json!(false);
-    let chart = upstream
-        .chart(HANDOVER_CHART)
-        .unwrap_or_else(|e| panic!("{e}"));
+    let chart = chart(&upstream, HANDOVER_CHART);
     let differences = compare_workloads(&case.live, &render(&chart, &values));
     assert_eq!(
         blocking(&differences),
@@ -472,9 +387,7 @@ fn a_render_without_the_etcd_mounts_blocks() {
         return;
     };
     let (case, mut values) = kvstore_case(&upstream);
-    let chart = upstream
-        .chart(HANDOVER_CHART)
-        .unwrap_or_else(|e| panic!("{e}"));
+    let chart = chart(&upstream, HANDOVER_CHART);
     for key in ["extraVolumes", "extraVolumeMounts"] {
         assert!(
             values.as_object_mut().and_then(|v| v.remove(key)).is_some(),
@@ -518,9 +431,7 @@ fn another_host_path_or_no_host_network_blocks() {
         return;
     };
     let (case, mut values) = kvstore_case(&upstream);
-    let chart = upstream
-        .chart(HANDOVER_CHART)
-        .unwrap_or_else(|e| panic!("{e}"));
+    let chart = chart(&upstream, HANDOVER_CHART);
     // The CNI binaries elsewhere on the node: every container that mounts them is affected.
     values["cni"]["binPath"] = json!("/usr/libexec/cni");
     let mut rendered = render(&chart, &values);
@@ -602,88 +513,65 @@ fn append(objects: &mut [Json], kind: &str, name: &str, pointer: &str, items: &[
 /// and its cilium-config not at all. Built here from the shared case because the upstream folder
 /// holds no rendered case that sets them.
 fn workload_settings_case(upstream: &Upstream) -> (Case, Translation) {
-    let rendered = upstream
-        .rendered_case("sample", "v2.27.1")
-        .unwrap_or_else(|e| panic!("{e}"));
-    let dir = tempfile::tempdir().expect("temp dir");
-    rendered
-        .inventory_copy(dir.path())
-        .expect("copy the inventory");
+    let rendered = rendered_case(upstream, "sample@v2.27.1");
+    let dir = inventory_copy(&rendered);
     let cilium_vars = dir.path().join("group_vars/k8s_cluster/k8s-net-cilium.yml");
     let mut text = std::fs::read_to_string(&cilium_vars)
         .unwrap_or_else(|e| panic!("{}: {e}", cilium_vars.display()));
     text.push_str(WORKLOAD_SETTINGS);
     std::fs::write(&cilium_vars, text).expect("write the inventory");
-    let live_config = LiveConfig::read(rendered.file("cilium-config.yaml")).expect("cilium-config");
-    let translation = translate(&Sources {
-        live: Some(live_config),
-        inventory: inventory_vars(dir.path()),
-        version: ChartVersion::parse(HANDOVER_CHART).expect("version"),
-    })
-    .unwrap_or_else(|e| panic!("translates: {e}"));
 
-    let objects_file = rendered.file("objects.yaml");
-    let mut live = objects(
-        &std::fs::read_to_string(&objects_file)
-            .unwrap_or_else(|e| panic!("{}: {e}", objects_file.display())),
-        &objects_file.display().to_string(),
-    );
+    let mut live = live_objects(&rendered);
     let agent = "/spec/template/spec/containers/0";
     let operator = "/spec/template/spec/containers/0";
-    append(
-        &mut live,
-        "DaemonSet",
-        "cilium",
-        &format!("{agent}/args"),
-        &[json!("--mtu=1400"), json!("--log-opt=format=json")],
-    );
-    append(
-        &mut live,
-        "DaemonSet",
-        "cilium",
-        &format!("{agent}/env"),
-        &[json!({"name": "GODEBUG", "value": "madvdontneed=1"})],
-    );
-    append(
-        &mut live,
-        "DaemonSet",
-        "cilium",
-        &format!("{agent}/volumeMounts"),
-        &[json!({"mountPath": "/hostproc", "name": "hostproc", "readOnly": true})],
-    );
-    append(
-        &mut live,
-        "Deployment",
-        "cilium-operator",
-        &format!("{operator}/args"),
-        &[json!("--log-opt=format=json")],
-    );
-    append(
-        &mut live,
-        "Deployment",
-        "cilium-operator",
-        &format!("{operator}/volumeMounts"),
-        &[json!({"mountPath": "/etc/ssl/certs", "name": "extra-ca", "readOnly": true})],
-    );
-    append(
-        &mut live,
-        "Deployment",
-        "cilium-operator",
-        "/spec/template/spec/volumes",
-        &[json!({"hostPath": {"path": "/etc/ssl/certs", "type": "Directory"}, "name": "extra-ca"})],
-    );
-
-    let chart = upstream
-        .chart(HANDOVER_CHART)
-        .unwrap_or_else(|e| panic!("{e}"));
-    let values = translation.values.to_json().expect("values serialise");
-    (
-        Case {
-            id: "sample@v2.27.1 with workload settings".to_owned(),
-            live,
-            rendered: render(&chart, &values),
-        },
-        translation,
+    for (kind, name, pointer, items) in [
+        (
+            "DaemonSet",
+            "cilium",
+            format!("{agent}/args"),
+            vec![json!("--mtu=1400"), json!("--log-opt=format=json")],
+        ),
+        (
+            "DaemonSet",
+            "cilium",
+            format!("{agent}/env"),
+            vec![json!({"name": "GODEBUG", "value": "madvdontneed=1"})],
+        ),
+        (
+            "DaemonSet",
+            "cilium",
+            format!("{agent}/volumeMounts"),
+            vec![json!({"mountPath": "/hostproc", "name": "hostproc", "readOnly": true})],
+        ),
+        (
+            "Deployment",
+            "cilium-operator",
+            format!("{operator}/args"),
+            vec![json!("--log-opt=format=json")],
+        ),
+        (
+            "Deployment",
+            "cilium-operator",
+            format!("{operator}/volumeMounts"),
+            vec![json!({"mountPath": "/etc/ssl/certs", "name": "extra-ca", "readOnly": true})],
+        ),
+        (
+            "Deployment",
+            "cilium-operator",
+            "/spec/template/spec/volumes".to_owned(),
+            vec![
+                json!({"hostPath": {"path": "/etc/ssl/certs", "type": "Directory"}, "name": "extra-ca"}),
+            ],
+        ),
+    ] {
+        append(&mut live, kind, name, &pointer, &items);
+    }
+    translated(
+        upstream,
+        &rendered,
+        &dir,
+        "sample@v2.27.1 with workload settings".to_owned(),
+        live,
     )
 }
 
@@ -741,39 +629,19 @@ fn inventory_workload_settings_render_as_kubespray_rendered_them() {
         .iter()
         .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
         .collect();
-    let live_config = upstream
-        .rendered_case("sample", "v2.27.1")
-        .map(|r| LiveConfig::read(r.file("cilium-config.yaml")).expect("cilium-config"))
-        .unwrap_or_else(|e| panic!("{e}"));
     let version = ChartVersion::parse(HANDOVER_CHART).expect("version");
-    let changes: Vec<String> = compare_config_across(
-        &live_config,
+    let changes = changes(&compare_config_across(
+        &case.config,
         version,
         &LiveConfig::from_map(rendered_config, "helm template"),
         version,
-    )
-    .iter()
-    .filter(|d| d.changes_behaviour)
-    .map(ToString::to_string)
-    .collect();
+    ));
     assert_eq!(changes, Vec::<String>::new());
 
     let differences = compare_workloads(&case.live, &case.rendered);
     let names = sorted(differences.iter().map(|d| d.name.clone()));
     let want = sorted(EXPLAINED.iter().chain(WORKLOAD_SETTINGS_EXPLAINED).copied());
-    assert_eq!(
-        names,
-        want,
-        "{}: new {:?}, gone {:?}",
-        case.id,
-        names
-            .iter()
-            .filter(|n| !want.contains(n))
-            .collect::<Vec<_>>(),
-        want.iter()
-            .filter(|n| !names.contains(n))
-            .collect::<Vec<_>>()
-    );
+    assert_eq!(names, want, "{}: {}", case.id, new_and_gone(&names, &want));
     assert_eq!(
         blocking(&differences),
         Vec::<String>::new(),
@@ -782,9 +650,7 @@ fn inventory_workload_settings_render_as_kubespray_rendered_them() {
     );
 
     // Negative controls: without each value the gate blocks on what the node loses.
-    let chart = upstream
-        .chart(HANDOVER_CHART)
-        .unwrap_or_else(|e| panic!("{e}"));
+    let chart = chart(&upstream, HANDOVER_CHART);
     for (path, blocks) in [
         (
             "/extraArgs",
