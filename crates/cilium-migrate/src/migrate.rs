@@ -34,7 +34,9 @@ pub struct Args {
     /// Kubeconfig of the cluster (default: $KUBECONFIG, ~/.kube/config).
     #[arg(long, value_name = "FILE")]
     kubeconfig: Option<PathBuf>,
-    /// The backup bundle directory [default: resume ./cilium-migrate-<host>-* of this cluster, or a new one].
+    /// The backup bundle directory [default: this cluster's latest cilium-migrate-<host>-* in
+    /// $XDG_STATE_HOME/cilium-migrate (~/.local/state/cilium-migrate) or the working directory,
+    /// else a new one in the state directory].
     #[arg(long, value_name = "DIR")]
     bundle: Option<PathBuf>,
     /// The chart: repo/chart, oci://..., a .tgz or a chart directory.

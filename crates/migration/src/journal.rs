@@ -225,9 +225,11 @@ impl Journal {
         strategy: Strategy,
     ) -> Result<Journal, JournalError> {
         let path = bundle_dir.join(JOURNAL_FILE);
-        // The bundle directory holds Secrets: private from the start.
+        // The bundle directory holds Secrets: private from the start, as is the state directory
+        // that holds default bundles (created here, on the first --apply, not by a plan).
         if !bundle_dir.exists() {
             std::fs::DirBuilder::new()
+                .recursive(true)
                 .mode(0o700)
                 .create(bundle_dir)
                 .map_err(|source| JournalError::Io {

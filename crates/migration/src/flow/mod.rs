@@ -72,8 +72,8 @@ use crate::etcd::{self, EtcdSnapshotOptions};
 use crate::identity::ClusterIdentity;
 use crate::journal::{Journal, JournalStatus, StepState, Strategy};
 
-pub use bundle_dir::utc_stamp;
 use bundle_dir::{default_bundle, open_journal};
+pub use bundle_dir::{state_dir, utc_stamp};
 pub use error::FlowError;
 use error::{api, io};
 pub use inventory::inventory_vars;
@@ -116,8 +116,9 @@ pub struct MigrateOptions {
     pub inventory: PathBuf,
     /// Kubeconfig for the API client and helm (`None`: `$KUBECONFIG`, `~/.kube/config`).
     pub kubeconfig: Option<PathBuf>,
-    /// The bundle directory; `None` resumes an unfinished `./cilium-migrate-<host>-*` of this
-    /// cluster, or starts `./cilium-migrate-<host>-<UTC time>`.
+    /// The bundle directory; `None` resumes this cluster's `cilium-migrate-<host>-*` in the state
+    /// directory ([`state_dir`]) or the working directory, or starts
+    /// `<state dir>/cilium-migrate-<host>-<UTC time>`.
     pub bundle: Option<PathBuf>,
     /// The chart to hand over to.
     pub chart: ChartSource,
@@ -433,10 +434,18 @@ async fn run_boxed(
     let (client, identity) =
         connect_and_identify(progress, started, options.kubeconfig.as_deref()).await?;
 
-    // The bundle: given, or an unfinished one of this cluster in the working directory, or new.
+    // The bundle: given, or this cluster's latest in the state (or working) directory, or new.
     let bundle_dir = match &options.bundle {
         Some(dir) => dir.clone(),
-        None => default_bundle(&identity)?,
+        None => {
+            let dir = default_bundle(&identity)?;
+            // Said at once: the operator must know where the backup (and its Secrets) will be.
+            progress.note(&format!(
+                "bundle: {} (pick another with --bundle)",
+                dir.display()
+            ));
+            dir
+        }
     };
     let journal = open_journal(&bundle_dir, &identity)?;
     let journal_status = journal
