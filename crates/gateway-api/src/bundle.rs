@@ -76,29 +76,15 @@ impl BundleVersion {
         }
     }
 
-    /// Parses `v1.2.0`, `1.2.0`, `v1.5.0-rc.2`; `None` when it is not such a version.
+    /// Parses `v1.2.0`, `1.2.0`, `1.4` (patch 0), `v1.5.0-rc.2`; `None` when it is not such a
+    /// version.
     pub fn parse(text: &str) -> Option<BundleVersion> {
-        let text = text.trim();
-        let plain = text.strip_prefix('v').unwrap_or(text);
-        let (numbers, pre) = match plain.split_once('-') {
-            Some((numbers, pre)) => (numbers, Some(format!("-{pre}"))),
-            None => (plain, None),
-        };
-        let mut parts = numbers.split('.').map(str::parse::<u32>);
-        let major = parts.next()?.ok()?;
-        let minor = parts.next()?.ok()?;
-        let patch = match parts.next() {
-            Some(patch) => patch.ok()?,
-            None => 0,
-        };
-        if parts.next().is_some() {
-            return None;
-        }
+        let version = cilium_values::parse_release(text).ok()?;
         Some(BundleVersion {
-            major,
-            minor,
-            patch,
-            pre,
+            major: version.major.try_into().ok()?,
+            minor: version.minor.try_into().ok()?,
+            patch: version.patch.try_into().ok()?,
+            pre: (!version.pre.is_empty()).then(|| format!("-{}", version.pre)),
         })
     }
 
@@ -481,6 +467,12 @@ mod tests {
         assert_eq!(rc.map(|v| v.to_string()).as_deref(), Some("v1.5.0-rc.2"));
         assert_eq!(BundleVersion::parse("latest"), None);
         assert_eq!(BundleVersion::parse("v1.2.3.4"), None);
+        // With semver, build metadata is no part of the pre-release, and a malformed
+        // pre-release or a leading zero is refused.
+        let built = BundleVersion::parse("v1.3.0-rc.1+abc").map(|v| v.to_string());
+        assert_eq!(built.as_deref(), Some("v1.3.0-rc.1"));
+        assert_eq!(BundleVersion::parse("v1.2.0-"), None);
+        assert_eq!(BundleVersion::parse("v1.02.0"), None);
     }
 
     #[test]
