@@ -426,28 +426,28 @@ fn family_stamp(
 /// `ldflags` for `step`: `version` is the family's, `client_go` the `k8s.io/client-go` version
 /// the module requires (`v0.37.0`: Kubernetes 1.37, as Helm's Makefile computes it).
 fn ldflags(step: &Step, version: &str, client_go: Option<&str>) -> String {
-    let plain = version.trim_start_matches('v');
-    let mut parts = plain.split('.');
-    let major = parts.next().unwrap_or_default();
-    let minor = parts.next().unwrap_or_default();
-    let mut kube = client_go
-        .unwrap_or_default()
-        .trim_start_matches('v')
-        .split('.');
-    let kube_major = kube
-        .next()
-        .and_then(|major| major.parse::<u32>().ok())
-        .map(|major| (major + 1).to_string())
-        .unwrap_or_default();
-    let kube_minor = kube.next().unwrap_or_default();
+    // Go module versions are semver with a leading `v`.
+    let numbers = |text: &str, major_offset: u64| {
+        semver::Version::parse(text.trim_start_matches('v'))
+            .map(|v| {
+                (
+                    v.major.saturating_add(major_offset).to_string(),
+                    v.minor.to_string(),
+                )
+            })
+            .unwrap_or_default()
+    };
+    let (major, minor) = numbers(version, 0);
+    // client-go `v0.X.Y` belongs to Kubernetes `1.X`.
+    let (kube_major, kube_minor) = client_go.map(|v| numbers(v, 1)).unwrap_or_default();
     let mut flags = String::from("-s -w");
     for stamp in step.stamps {
         let stamp = stamp
             .replace("{version}", version)
-            .replace("{major}", major)
-            .replace("{minor}", minor)
+            .replace("{major}", &major)
+            .replace("{minor}", &minor)
             .replace("{kube_major}", &kube_major)
-            .replace("{kube_minor}", kube_minor);
+            .replace("{kube_minor}", &kube_minor);
         flags.push_str(" -X ");
         flags.push_str(&stamp);
     }
@@ -573,6 +573,16 @@ mod tests {
         assert!(flags.contains("-X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=37"));
         assert!(flags.contains("-X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=37"));
         assert!(!flags.contains('{'));
+    }
+
+    /// A pre-release stamps its numbers; a version that is not semver (Go modules always are)
+    /// stamps none, where the hand-written split took whatever preceded the dots.
+    #[test]
+    fn ldflags_read_versions_as_semver() {
+        let flags = ldflags(&FAMILIES[0].steps[0], "v4.0.0-rc.1", Some("v0.38.0-alpha.1"));
+        assert!(flags.contains("-X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=38"));
+        let flags = ldflags(&FAMILIES[2].steps[0], "v1.35", None);
+        assert!(flags.contains("-X k8s.io/component-base/version.gitMajor= "));
     }
 
     #[test]
