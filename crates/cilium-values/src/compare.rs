@@ -373,34 +373,17 @@ const SECONDS_KEYS: &[&str] = &["unmanaged-pod-watcher-interval"];
 
 /// A Go duration (`1h2m3.5s`, `100ms`) in seconds; `None` for anything else (a bare number too).
 fn duration_seconds(text: &str) -> Option<f64> {
-    let mut rest = text.trim();
-    if rest.is_empty() {
+    let text = text.trim();
+    // jiff also reads what the agent's `time.ParseDuration` refuses (ISO 8601 `PT5M`, signs,
+    // spaces, `5 mins`): only Go's digits and unit letters may reach it.
+    if !text
+        .chars()
+        .all(|c| c.is_ascii_digit() || ".hmsunµ".contains(c))
+    {
         return None;
     }
-    let mut total = 0.0;
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .filter(|&i| i > 0)?;
-        let (number, tail) = rest.split_at(digits);
-        let number: f64 = number.parse().ok()?;
-        let unit_len = tail
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(tail.len());
-        let (unit, tail) = tail.split_at(unit_len);
-        let scale = match unit {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return None,
-        };
-        total += number * scale;
-        rest = tail;
-    }
-    Some(total)
+    let duration: jiff::SignedDuration = text.parse().ok()?;
+    Some(duration.as_secs_f64())
 }
 
 fn yaml_map(text: &str) -> Option<serde_json::Map<String, Json>> {
@@ -702,6 +685,30 @@ mod tests {
                 got, want,
                 "live {live:?} vs rendered {rendered:?} on {chart}"
             );
+        }
+    }
+
+    #[test]
+    fn durations_are_read_as_go_writes_them() {
+        for (text, seconds) in [
+            ("5m", 300.0),
+            ("5m0s", 300.0),
+            ("1h2m3.5s", 3723.5),
+            ("100ms", 0.1),
+            ("1µs", 1e-6),
+            ("1ms500us", 0.0015),
+            ("1.5h", 5400.0),
+        ] {
+            assert_eq!(duration_seconds(text), Some(seconds), "{text}");
+        }
+        // Not Go durations: a bare number, ISO 8601, a sign, spaces and long unit names.
+        for text in ["", "300", "PT5M", "-5m", "5 m", "5mins", "1d"] {
+            assert_eq!(duration_seconds(text), None, "{text}");
+        }
+        // jiff wants units from largest to smallest, each once, and a fraction only in the last:
+        // Go reads these, the hand-written parser did too, and now they count as different.
+        for text in ["10s5m", "1m1m", "1.5h30m", ".5s"] {
+            assert_eq!(duration_seconds(text), None, "{text}");
         }
     }
 
