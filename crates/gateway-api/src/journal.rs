@@ -102,10 +102,7 @@ impl Journal {
 
 /// Seconds since the Unix epoch.
 pub(crate) fn now_unix() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or_default()
+    jiff::Timestamp::now().as_second()
 }
 
 /// Writes `bytes` to `path` with mode 0600 via a temporary sibling and a rename.

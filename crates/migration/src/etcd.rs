@@ -29,7 +29,6 @@
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use cni_fs::{Node, RemoteOutput, Ssh};
 use kubespray_config::{Era, Host, Inventory};
@@ -314,10 +313,7 @@ pub async fn snapshot_into(
     let options = &options.for_inventory(inventory, &target.node.name)?;
     // Refuse a bundle that already holds a snapshot before anything runs on the node.
     let writer = bundle.etcd_snapshot_writer()?;
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
+    let nanos = jiff::Timestamp::now().as_nanosecond();
     let remote_path = options
         .remote_tmp_dir
         .join(format!("cilium-migrate-etcd-{nanos}.db"));

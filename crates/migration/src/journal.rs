@@ -13,7 +13,6 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
@@ -493,10 +492,8 @@ fn header_line(header: &JournalHeader) -> String {
 
 /// Seconds since the epoch.
 pub(crate) fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    // A clock before 1970 reads as 0, as it did with `SystemTime`.
+    u64::try_from(jiff::Timestamp::now().as_second()).unwrap_or(0)
 }
 
 /// Fsyncs a directory so that entries created in it survive a crash.

@@ -4,7 +4,7 @@
 //! argument vector, so no shell is involved and a failure names the step that failed.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
@@ -52,9 +52,7 @@ pub struct ProbeOptions {
 
 /// A run id unique enough to tell concurrent runs apart (time plus process id).
 pub fn new_run_id() -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
+    let nanos = jiff::Timestamp::now().as_nanosecond();
     format!("{:x}{:x}", nanos & 0xffff_ffff_ffff, std::process::id())
 }
 

@@ -134,7 +134,7 @@ pub async fn restart<K>(api: &Api<K>, name: &str, field_manager: &str) -> Result
 where
     K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
-    let now = k8s_openapi::jiff::Timestamp::now().to_string();
+    let now = jiff::Timestamp::now().to_string();
     let patch = json!({
         "spec": { "template": { "metadata": { "annotations": { RESTARTED_AT: now } } } }
     });
