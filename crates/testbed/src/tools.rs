@@ -579,7 +579,11 @@ mod tests {
     /// stamps none, where the hand-written split took whatever preceded the dots.
     #[test]
     fn ldflags_read_versions_as_semver() {
-        let flags = ldflags(&FAMILIES[0].steps[0], "v4.0.0-rc.1", Some("v0.38.0-alpha.1"));
+        let flags = ldflags(
+            &FAMILIES[0].steps[0],
+            "v4.0.0-rc.1",
+            Some("v0.38.0-alpha.1"),
+        );
         assert!(flags.contains("-X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=38"));
         let flags = ldflags(&FAMILIES[2].steps[0], "v1.35", None);
         assert!(flags.contains("-X k8s.io/component-base/version.gitMajor= "));
