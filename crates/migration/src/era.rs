@@ -813,4 +813,20 @@ mod tests {
             assert_eq!(agent_version(&ds).as_deref(), want, "{image}");
         }
     }
+
+    /// The tag is read as a chart version with semver: a pre-release runs as its release, and a
+    /// tag that is no version is refused with the tag in the message.
+    #[test]
+    fn agent_tags_read_as_chart_versions() {
+        let mut ds = template_daemonset();
+        let mut chart = |image: &str| {
+            ds["spec"]["template"]["spec"]["containers"][0]["image"] = json!(image);
+            let tag = agent_version(&ds).expect("a tag");
+            cilium_values::ChartVersion::parse(&tag).map_err(|e| e.to_string())
+        };
+        let rc = chart("quay.io/cilium/cilium:v1.18.0-rc.1@sha256:abcd").expect("parses");
+        assert_eq!(rc.to_string(), "1.18.0");
+        let error = chart("quay.io/cilium/cilium:latest").expect_err("no version");
+        assert!(error.contains("`latest`"), "{error}");
+    }
 }
