@@ -92,10 +92,12 @@ fn build(args: &Args) -> anyhow::Result<Plan> {
     let variables = inventory.variables(era)?;
 
     // kube-proxy replaced means `kube_network_plugin: cni` must not bring it back.
-    let kube_proxy_replaced = matches!(
-        translation.values.chart.kube_proxy_replacement.as_deref(),
-        Some("true" | "strict")
-    );
+    let kube_proxy_replaced = translation
+        .values
+        .chart
+        .kube_proxy_replacement
+        .as_deref()
+        .is_some_and(cilium_values::replaces_kube_proxy);
     let edits = inventory
         .handover_edits(&HandoverOptions {
             kube_proxy_remove: kube_proxy_replaced,

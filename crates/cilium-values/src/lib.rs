@@ -12,6 +12,7 @@
 mod agent_defaults;
 mod compare;
 mod inventory;
+mod kube_proxy;
 mod live;
 mod translate;
 mod values;
@@ -21,6 +22,7 @@ mod workload;
 pub use agent_defaults::{AgentDefault, agent_defaults};
 pub use compare::{ConfigDifference, DifferenceKind, compare_config, compare_config_across};
 pub use inventory::{InventoryVar, InventoryVars, KubesprayView, ViewEntry, kubespray_config_view};
+pub use kube_proxy::{replaces_kube_proxy, replaces_kube_proxy_value};
 pub use live::LiveConfig;
 pub use translate::{Sources, Translation, Warning, WarningKind, translate};
 pub use values::{ChartValues, Provenance, Values};

@@ -436,7 +436,7 @@ fn kube_proxy_replacement(state: &ClusterState) -> String {
 
 /// Whether Cilium replaces kube-proxy (`true`, or 1.15's `strict`).
 pub fn kube_proxy_replaced(state: &ClusterState) -> bool {
-    matches!(kube_proxy_replacement(state).as_str(), "true" | "strict")
+    cilium_values::replaces_kube_proxy(&kube_proxy_replacement(state))
 }
 
 fn service_datapath_item(state: &ClusterState, version: ChartVersion) -> Item {

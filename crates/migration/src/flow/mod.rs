@@ -578,16 +578,8 @@ async fn run_boxed(
     };
     progress.finished("values", t.elapsed(), None);
     let values_file = write_temp_values(&values.json)?;
-    let kube_proxy_replaced = matches!(
-        values.json.get("kubeProxyReplacement"),
-        Some(Value::Bool(true))
-    ) || matches!(
-        values
-            .json
-            .get("kubeProxyReplacement")
-            .and_then(Value::as_str),
-        Some("true" | "strict")
-    );
+    let kube_proxy_replaced =
+        cilium_values::replaces_kube_proxy_value(values.json.get("kubeProxyReplacement"));
 
     let mut session = Session {
         options,
