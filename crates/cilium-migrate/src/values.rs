@@ -2,8 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, bail};
-use cilium_values::{ChartVersion, InventoryVars, LiveConfig, Sources, Translation, translate};
+use anyhow::Context;
+use cilium_values::{ChartVersion, LiveConfig, Sources, Translation, translate};
 use kubespray_config::{Era, Inventory};
 
 #[derive(clap::Args)]
@@ -80,7 +80,7 @@ pub(crate) fn values_for(
     let vars = migration::flow::inventory_vars(&inventory, &variables);
     let version = match cilium_version {
         Some(text) => ChartVersion::parse(text)?,
-        None => default_version(&vars)?,
+        None => migration::flow::default_version(&vars)?,
     };
     let live = live_config.map(LiveConfig::read).transpose()?;
     let translation = translate(&Sources {
@@ -89,27 +89,4 @@ pub(crate) fn values_for(
         version,
     })?;
     Ok((translation, inventory))
-}
-
-/// The chart version of the first Helm release is the Cilium version that runs now.
-fn default_version(vars: &InventoryVars) -> anyhow::Result<ChartVersion> {
-    let Some(var) = vars.get("cilium_version") else {
-        bail!(
-            "the inventory does not say which Cilium version runs (cilium_version); pass --cilium-version X.Y.Z"
-        );
-    };
-    match var.value.as_str().map(ChartVersion::parse) {
-        Some(Ok(version)) => Ok(version),
-        Some(Err(e)) => Err(e).with_context(|| {
-            format!(
-                "{}: cilium_version; pass --cilium-version X.Y.Z",
-                var.origin
-            )
-        }),
-        None => bail!(
-            "{}: cilium_version is {}, not a version; pass --cilium-version X.Y.Z",
-            var.origin,
-            var.value
-        ),
-    }
 }

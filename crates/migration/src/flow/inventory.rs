@@ -9,12 +9,25 @@ use serde_json::Value;
 use super::FlowError;
 use crate::era::InventoryClaim;
 
-pub(super) fn default_version(vars: &InventoryVars) -> Result<ChartVersion, FlowError> {
-    match vars.get("cilium_version").and_then(|v| v.value.as_str()) {
-        Some(text) => Ok(ChartVersion::parse(text)?),
-        None => Err(FlowError::Refused(
-            "neither the agent image nor the inventory says which Cilium version runs: pass --cilium-version X.Y.Z".into(),
-        )),
+/// The default chart version when none is given and no running agent says it: the inventory's
+/// `cilium_version`, the Cilium version that runs (the hand-over changes who manages Cilium, not
+/// its version). The one rule behind `values`, `plan` and `migrate`.
+pub fn default_version(vars: &InventoryVars) -> Result<ChartVersion, FlowError> {
+    let Some(var) = vars.get("cilium_version") else {
+        return Err(FlowError::Refused(
+            "neither the agent image nor the inventory says which Cilium version runs (cilium_version): pass --cilium-version X.Y.Z".into(),
+        ));
+    };
+    match var.value.as_str().map(ChartVersion::parse) {
+        Some(Ok(version)) => Ok(version),
+        Some(Err(e)) => Err(FlowError::Refused(format!(
+            "{}: cilium_version: {e}; pass --cilium-version X.Y.Z",
+            var.origin
+        ))),
+        None => Err(FlowError::Refused(format!(
+            "{}: cilium_version is {}, not a version; pass --cilium-version X.Y.Z",
+            var.origin, var.value
+        ))),
     }
 }
 
@@ -85,6 +98,30 @@ pub fn inventory_vars(inventory: &Inventory, variables: &Variables) -> Inventory
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_default_chart_version_is_the_inventorys_cilium_version() {
+        let mut vars = InventoryVars::new();
+        let err = default_version(&vars).expect_err("nothing says the version");
+        assert!(err.to_string().contains("--cilium-version"), "{err}");
+        vars.insert(
+            "cilium_version".into(),
+            InventoryVar::new(
+                Value::String("v1.15.9".into()),
+                "group_vars/k8s_cluster/k8s-net-cilium.yml: cilium_version",
+            ),
+        );
+        assert_eq!(
+            default_version(&vars).expect("version").to_string(),
+            "1.15.9"
+        );
+        vars.insert(
+            "cilium_version".into(),
+            InventoryVar::new(Value::String("latest".into()), "all.yml: cilium_version"),
+        );
+        let err = default_version(&vars).expect_err("not a version");
+        assert!(err.to_string().contains("all.yml: cilium_version"), "{err}");
+    }
 
     #[test]
     fn the_inventory_claim_follows_kube_network_plugin() {

@@ -76,8 +76,8 @@ use bundle_dir::{default_bundle, open_journal};
 pub use bundle_dir::{state_dir, utc_stamp};
 pub use error::FlowError;
 use error::{api, io};
-pub use inventory::inventory_vars;
-use inventory::{default_version, inventory_claim};
+use inventory::inventory_claim;
+pub use inventory::{default_version, inventory_vars};
 use plan::{
     ValuesChoice, agent_version_of, backed_up_agent_version, backed_up_config, backed_up_workloads,
     read_live_config, release_values, write_temp_values,
