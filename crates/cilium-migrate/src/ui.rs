@@ -18,34 +18,17 @@ pub fn heading(text: &str, colour: bool) -> String {
     }
 }
 
-/// A table with left-aligned columns as wide as their widest cell.
+/// A table with left-aligned columns as wide as their widest cell, two spaces apart.
 pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
-    for row in rows {
-        for (i, cell) in row.iter().enumerate() {
-            if let Some(w) = widths.get_mut(i) {
-                *w = (*w).max(cell.chars().count());
-            }
-        }
+    let mut table = comfy_table::Table::new();
+    // No borders, no styling: the same plain text on a terminal, in a pipe and in tests.
+    table.load_preset(comfy_table::presets::NOTHING);
+    table.set_header(header.iter().copied());
+    table.add_rows(rows.iter().map(|row| row.iter().map(String::as_str)));
+    for column in table.column_iter_mut() {
+        column.set_padding((0, 2));
     }
-    let line = |cells: Vec<&str>| -> String {
-        let last = cells.len().saturating_sub(1);
-        let mut out = String::new();
-        for (i, cell) in cells.into_iter().enumerate() {
-            out.push_str(cell);
-            if i < last {
-                let pad = widths[i] - cell.chars().count() + 2;
-                out.extend(std::iter::repeat_n(' ', pad));
-            }
-        }
-        out.push('\n');
-        out
-    };
-    let mut out = line(header.to_vec());
-    for row in rows {
-        out.push_str(&line(row.iter().map(String::as_str).collect()));
-    }
-    out
+    table.trim_fmt() + "\n"
 }
 
 /// Colour a unified diff for a terminal (red removals, green additions, cyan hunk headers).

@@ -235,24 +235,34 @@ pub fn render_fix(fixes: &[NodeFix]) -> String {
 }
 
 fn table(rows: &[[String; 6]]) -> String {
-    let mut widths = [0usize; 6];
-    for row in rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
+    let mut table = comfy_table::Table::new();
+    // No borders, no styling: the same plain text on a terminal, in a pipe and in tests.
+    table.load_preset(comfy_table::presets::NOTHING);
+    table.add_rows(rows.iter().map(|row| row.iter().map(String::as_str)));
+    for column in table.column_iter_mut() {
+        column.set_padding((0, 2));
     }
-    let mut out = String::new();
-    for row in rows {
-        let mut line = String::new();
-        for (i, cell) in row.iter().enumerate() {
-            if i == 5 {
-                line.push_str(cell);
-            } else {
-                let _ = write!(line, "{cell:<width$}  ", width = widths[i]);
-            }
-        }
-        out.push_str(line.trim_end());
+    let mut out = table.trim_fmt();
+    if !rows.is_empty() {
         out.push('\n');
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_aligns_columns_and_trims_line_ends() {
+        let rows = [
+            ["NODE", "PATH", "OWNER:GROUP", "MODE", "VERDICT", "WHY"].map(String::from),
+            ["n1", "/opt/cni/bin", "kube:root", "0755", "DENIED", ""].map(String::from),
+        ];
+        assert_eq!(
+            table(&rows),
+            "NODE  PATH          OWNER:GROUP  MODE  VERDICT  WHY\n\
+             n1    /opt/cni/bin  kube:root    0755  DENIED\n"
+        );
+    }
 }

@@ -131,7 +131,18 @@ impl Report {
 
     /// The table: status, item, detail; the fix indented below a warn or fail.
     pub fn table(&self) -> String {
-        let width = self.items.iter().map(|i| i.name.len()).max().unwrap_or(0);
+        let mut table = comfy_table::Table::new();
+        // No borders, no styling: the same plain text on a terminal, in a pipe and in tests.
+        table.load_preset(comfy_table::presets::NOTHING);
+        for item in &self.items {
+            table.add_row([item.status.label(), &item.name, &item.detail]);
+            if let Some(fix) = &item.fix {
+                table.add_row(["", "", &format!("fix: {fix}")]);
+            }
+        }
+        for column in table.column_iter_mut() {
+            column.set_padding((0, 2));
+        }
         let mut out = String::new();
         let _ = writeln!(
             out,
@@ -139,17 +150,8 @@ impl Report {
             self.cilium_version.as_deref().unwrap_or("?"),
             self.bundle.as_deref().unwrap_or("?")
         );
-        for item in &self.items {
-            let _ = writeln!(
-                out,
-                "{:<4}  {:<width$}  {}",
-                item.status.label(),
-                item.name,
-                item.detail
-            );
-            if let Some(fix) = &item.fix {
-                let _ = writeln!(out, "      {:<width$}  fix: {fix}", "");
-            }
+        if !self.items.is_empty() {
+            let _ = writeln!(out, "{}", table.trim_fmt());
         }
         let (fails, warns) = self.items.iter().fold((0, 0), |(f, w), i| match i.status {
             Status::Fail => (f + 1, w),

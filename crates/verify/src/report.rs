@@ -88,25 +88,27 @@ impl Report {
 
     /// The status table, one line per check, hints indented below their check.
     pub fn table(&self) -> String {
-        let name_width = self
-            .checks
-            .iter()
-            .map(|c| c.name.len())
-            .max()
-            .unwrap_or(5)
-            .max(5);
-        let mut out = format!("{:<name_width$}  {:<8}  DETAIL\n", "CHECK", "STATE");
+        use comfy_table::{ColumnConstraint, Table, Width};
+        let mut table = Table::new();
+        // No borders, no styling: the same plain text on a terminal, in a pipe and in tests.
+        table.load_preset(comfy_table::presets::NOTHING);
+        table.set_header(["CHECK", "STATE", "DETAIL"]);
         for check in &self.checks {
-            out.push_str(&format!(
-                "{:<name_width$}  {:<8}  {}\n",
-                check.name,
-                check.state.label(),
-                check.detail
-            ));
+            table.add_row([check.name.as_str(), check.state.label(), &check.detail]);
             if let Some(hint) = &check.hint {
-                out.push_str(&format!("{:<name_width$}  {:<8}  hint: {hint}\n", "", ""));
+                table.add_row(["", "", &format!("hint: {hint}")]);
             }
         }
+        for column in table.column_iter_mut() {
+            column.set_padding((0, 2));
+        }
+        // STATE is as wide as its longest label ("disabled") whichever states occur, so the
+        // columns do not move between `--wait` rounds; the width counts the padding.
+        if let Some(state) = table.column_mut(1) {
+            state.set_constraint(ColumnConstraint::Absolute(Width::Fixed(8 + 2)));
+        }
+        let mut out = table.trim_fmt();
+        out.push('\n');
         let problems = self.problems().count();
         if problems == 0 {
             out.push_str(&format!("\nall {} checks passed\n", self.checks.len()));
@@ -159,5 +161,14 @@ mod tests {
         assert!(lines[2].trim_start().starts_with("hint: run nodes fix"));
         assert!(lines[3].starts_with("cilium-config"));
         assert!(table.ends_with("1 of 2 checks did not pass\n"));
+        assert_eq!(
+            table,
+            "CHECK          STATE     DETAIL\n\
+             agent pods     error     init failed\n\
+             \x20                        hint: run nodes fix\n\
+             cilium-config  ok        no errors\n\
+             \n\
+             1 of 2 checks did not pass\n"
+        );
     }
 }
