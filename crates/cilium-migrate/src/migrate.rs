@@ -256,12 +256,7 @@ async fn node_check(args: &Args) -> anyhow::Result<NodeCheck> {
         args.paths.clone()
     };
     let (access, nodes) = match args.via {
-        Via::Local => {
-            let name = std::fs::read_to_string("/proc/sys/kernel/hostname")
-                .map(|h| h.trim().to_owned())
-                .unwrap_or_else(|_| "localhost".into());
-            (Access::Local, vec![Node::named(name)])
-        }
+        Via::Local => (Access::Local, vec![Node::this_machine()]),
         Via::Ssh => {
             let nodes = crate::cluster::inventory_nodes(&args.inventory, &args.group)?;
             (Access::Ssh(ssh(args)), nodes)
@@ -269,16 +264,7 @@ async fn node_check(args: &Args) -> anyhow::Result<NodeCheck> {
         Via::Pod => {
             let client = crate::cluster::client(args.kubeconfig.as_deref()).await?;
             let image = cni_fs::cilium_agent_image(&client, "kube-system").await?;
-            let list = kube::Api::<k8s_openapi::api::core::v1::Node>::all(client.clone())
-                .list(&Default::default())
-                .await
-                .context("listing the cluster's nodes")?;
-            let nodes = list
-                .items
-                .into_iter()
-                .filter_map(|n| n.metadata.name)
-                .map(Node::named)
-                .collect();
+            let nodes = Node::of_cluster(&client).await?;
             let access = Access::Pod(PodAccess {
                 client,
                 namespace: "kube-system".into(),

@@ -187,12 +187,7 @@ fn print_fix(fixes: &[NodeFix], output: Output) -> anyhow::Result<()> {
 /// The access method and the nodes it reaches.
 async fn connect(common: &Common) -> anyhow::Result<(Access, Vec<Node>)> {
     let access = match common.via {
-        Via::Local => {
-            let name = std::fs::read_to_string("/proc/sys/kernel/hostname")
-                .map(|h| h.trim().to_string())
-                .unwrap_or_else(|_| "localhost".into());
-            return Ok((Access::Local, vec![Node::named(name)]));
-        }
+        Via::Local => return Ok((Access::Local, vec![Node::this_machine()])),
         Via::Ssh => Access::Ssh(Ssh {
             program: None,
             config: common.ssh_config.clone(),
@@ -208,7 +203,7 @@ async fn connect(common: &Common) -> anyhow::Result<(Access, Vec<Node>)> {
             let nodes = if common.inventory.is_some() {
                 inventory_nodes(common)?
             } else {
-                cluster_nodes(&client).await?
+                Node::of_cluster(&client).await?
             };
             let access = Access::Pod(PodAccess {
                 client,
@@ -216,10 +211,13 @@ async fn connect(common: &Common) -> anyhow::Result<(Access, Vec<Node>)> {
                 image,
                 timeout: common.pod_timeout,
             });
-            return Ok((access, filter(nodes, &common.nodes)?));
+            return Ok((access, Node::select(nodes, &common.nodes)?));
         }
     };
-    Ok((access, filter(inventory_nodes(common)?, &common.nodes)?))
+    Ok((
+        access,
+        Node::select(inventory_nodes(common)?, &common.nodes)?,
+    ))
 }
 
 /// The inventory's hosts in `--group`, as nodes.
@@ -230,37 +228,6 @@ fn inventory_nodes(common: &Common) -> anyhow::Result<Vec<Node>> {
         );
     };
     crate::cluster::inventory_nodes(dir, &common.group)
-}
-
-async fn cluster_nodes(client: &kube::Client) -> anyhow::Result<Vec<Node>> {
-    let api: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(client.clone());
-    let list = api
-        .list(&Default::default())
-        .await
-        .context("listing the cluster's nodes")?;
-    Ok(list
-        .items
-        .into_iter()
-        .filter_map(|n| n.metadata.name)
-        .map(Node::named)
-        .collect())
-}
-
-fn filter(nodes: Vec<Node>, only: &[String]) -> anyhow::Result<Vec<Node>> {
-    if only.is_empty() {
-        return Ok(nodes);
-    }
-    if let Some(unknown) = only.iter().find(|o| !nodes.iter().any(|n| &&n.name == o)) {
-        let known: Vec<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
-        bail!(
-            "--node {unknown}: no such node (known: {})",
-            known.join(", ")
-        );
-    }
-    Ok(nodes
-        .into_iter()
-        .filter(|n| only.contains(&n.name))
-        .collect())
 }
 
 #[cfg(test)]
@@ -320,9 +287,9 @@ mod tests {
             "worker2",
             "--apply",
         ]);
-        let nodes = filter(inventory_nodes(&c).unwrap(), &c.nodes).unwrap();
+        let nodes = Node::select(inventory_nodes(&c).unwrap(), &c.nodes).unwrap();
         assert_eq!(nodes.len(), 1);
-        let err = filter(inventory_nodes(&c).unwrap(), &["nope".into()])
+        let err = Node::select(inventory_nodes(&c).unwrap(), &["nope".into()])
             .unwrap_err()
             .to_string();
         assert!(err.contains("nope") && err.contains("worker1"), "{err}");

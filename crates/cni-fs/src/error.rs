@@ -110,6 +110,14 @@ pub enum Error {
         /// The cause.
         source: kube::Error,
     },
+    /// `--node NAME` names no node of the selection.
+    #[error("--node {name}: no such node (known: {})", known.join(", "))]
+    UnknownNode {
+        /// The name asked for.
+        name: String,
+        /// The nodes there are.
+        known: Vec<String>,
+    },
     /// Some node directories would make the agent's init containers fail.
     #[error(
         "the Cilium agent would fail with `{}` on these nodes:\n{summary}\nfix: cargo xtask nodes fix --apply",

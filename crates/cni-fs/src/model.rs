@@ -34,6 +34,52 @@ impl Node {
             port: None,
         }
     }
+
+    /// This machine, by its host name (`--via local`: the tool runs on the node).
+    pub fn this_machine() -> Self {
+        let name = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_owned())
+            .ok()
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "localhost".into());
+        Node::named(name)
+    }
+
+    /// Every node the cluster lists, by name (`--via pod` without an inventory).
+    pub async fn of_cluster(client: &kube::Client) -> Result<Vec<Node>, crate::Error> {
+        let api: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(client.clone());
+        let list = api
+            .list(&Default::default())
+            .await
+            .map_err(|source| crate::Error::Kube {
+                what: "listing the cluster's nodes".into(),
+                source,
+            })?;
+        Ok(list
+            .items
+            .into_iter()
+            .filter_map(|n| n.metadata.name)
+            .map(Node::named)
+            .collect())
+    }
+
+    /// The nodes named in `only` (`--node`, repeatable), or all when it is empty. A name that is
+    /// not among `nodes` is an error listing the known ones: a typo must not check nothing.
+    pub fn select(nodes: Vec<Node>, only: &[String]) -> Result<Vec<Node>, crate::Error> {
+        if let Some(unknown) = only.iter().find(|o| !nodes.iter().any(|n| &n.name == *o)) {
+            return Err(crate::Error::UnknownNode {
+                name: unknown.clone(),
+                known: nodes.iter().map(|n| n.name.clone()).collect(),
+            });
+        }
+        if only.is_empty() {
+            return Ok(nodes);
+        }
+        Ok(nodes
+            .into_iter()
+            .filter(|n| only.contains(&n.name))
+            .collect())
+    }
 }
 
 /// The file type of an entry, as `find -printf %y` spells it.
@@ -363,5 +409,29 @@ fn lossy_opt_path<S: serde::Serializer>(path: &Option<PathBuf>, s: S) -> Result<
     match path {
         Some(p) => s.serialize_some(&p.to_string_lossy()),
         None => s.serialize_none(),
+    }
+}
+
+#[cfg(test)]
+mod node_selection_tests {
+    use super::*;
+
+    #[test]
+    fn select_keeps_the_named_nodes_and_refuses_unknown_names() {
+        let nodes = || vec![Node::named("cp1"), Node::named("w1"), Node::named("w2")];
+        assert_eq!(Node::select(nodes(), &[]).expect("all").len(), 3);
+        let picked = Node::select(nodes(), &["w2".into()]).expect("w2");
+        assert_eq!(picked, vec![Node::named("w2")]);
+        let err = Node::select(nodes(), &["w3".into()]).expect_err("unknown");
+        let text = err.to_string();
+        assert!(
+            text.contains("--node w3") && text.contains("cp1, w1, w2"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn this_machine_has_a_name() {
+        assert!(!Node::this_machine().name.is_empty());
     }
 }
