@@ -50,6 +50,7 @@
 mod bundle_dir;
 mod error;
 mod inventory;
+mod offline;
 mod plan;
 mod rollback;
 mod steps;
@@ -78,6 +79,11 @@ pub use error::FlowError;
 use error::{api, io};
 use inventory::inventory_claim;
 pub use inventory::{default_version, inventory_vars};
+pub use offline::{
+    EraChoice, NODE_DIRECTORIES, OfflineGate, OfflineOptions, OfflinePlan, PlannedNode,
+    PlannedObject, PlannedStep, choose_era, era_from_configmap, offline_values, plan_offline,
+    planned_steps,
+};
 use plan::{
     ValuesChoice, agent_version_of, backed_up_agent_version, backed_up_config, backed_up_workloads,
     read_live_config, release_values, write_temp_values,

@@ -255,7 +255,7 @@ fn summary(plan: &AdoptPlan) -> AdoptionSummary {
     }
 }
 
-fn string_map(data: &Value) -> BTreeMap<String, String> {
+pub(super) fn string_map(data: &Value) -> BTreeMap<String, String> {
     data.as_object()
         .map(|m| {
             m.iter()
