@@ -609,11 +609,12 @@ async fn run_boxed(
     progress.started("gate", started.elapsed());
     let gate =
         Box::pin(session.gate(&live_config, backed_up.as_deref(), install_done, progress)).await;
-    progress.finished(
-        "gate",
-        t.elapsed(),
-        gate.as_ref().err().map(ToString::to_string).as_deref(),
-    );
+    // A gate that found blockers did not pass: it must never read "ok" above its blockers.
+    let gate_failure = match &gate {
+        Err(e) => Some(e.to_string()),
+        Ok(result) => blocked_summary(&result.blockers),
+    };
+    progress.finished("gate", t.elapsed(), gate_failure.as_deref());
     let plan::GateResult {
         config: config_differences,
         workloads: workload_differences,
@@ -779,6 +780,35 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(work)
         .await
         .map_err(|e| FlowError::Refused(format!("a helm call did not finish: {e}")))
+}
+
+/// How a step that found blockers ends: their count and the first, `None` when there are none.
+pub fn blocked_summary(blockers: &[String]) -> Option<String> {
+    let first = blockers.first()?;
+    Some(format!(
+        "{} blocker(s), the first: {}",
+        blockers.len(),
+        first.lines().next().unwrap_or_default()
+    ))
+}
+
+#[cfg(test)]
+mod blocked_tests {
+    use super::blocked_summary;
+
+    #[test]
+    fn a_step_with_blockers_does_not_finish_ok() {
+        assert_eq!(blocked_summary(&[]), None);
+        let blockers = [
+            "cilium-config tunnel: vxlan -> disabled".to_owned(),
+            "x".into(),
+        ];
+        let summary = blocked_summary(&blockers).expect("blocked");
+        assert!(
+            summary.starts_with("2 blocker(s)") && summary.contains("tunnel"),
+            "{summary}"
+        );
+    }
 }
 
 #[cfg(test)]
