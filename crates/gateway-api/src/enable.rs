@@ -633,7 +633,7 @@ async fn restart_and_wait<K>(
     timeout: Duration,
 ) -> Result<(), Error>
 where
-    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
     K::DynamicType: Default,
 {
     rollout::restart(api, name, FIELD_MANAGER)

@@ -5,7 +5,8 @@
 //! `replace` hand-over (the roll of the adopted agents). The operator-facing checks in
 //! [`crate::checks`] read the same status fields but explain each shortfall as a finding.
 
-use std::time::{Duration, Instant};
+use std::sync::Mutex;
+use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use kube::api::{Api, Patch, PatchParams};
@@ -13,9 +14,6 @@ use serde_json::json;
 
 /// The pod template annotation `kubectl rollout restart` sets; a new value is a new revision.
 pub const RESTARTED_AT: &str = "kubectl.kubernetes.io/restartedAt";
-
-/// How often [`wait_rolled_out`] reads the workload again.
-const POLL_INTERVAL: Duration = Duration::from_millis(500);
 
 /// Whether a rollout is over, and what its status said (for progress lines and timeout errors).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -146,8 +144,8 @@ where
     Ok(())
 }
 
-/// Reads the workload every 500 ms until `rollout` says it is done, or fails after `timeout`
-/// with the last status seen.
+/// Watches the workload (kube's `await_condition`) until `rollout` says it is done, or fails
+/// after `timeout` with the last status seen.
 pub async fn wait_rolled_out<K>(
     api: &Api<K>,
     name: &str,
@@ -155,27 +153,51 @@ pub async fn wait_rolled_out<K>(
     timeout: Duration,
 ) -> Result<(), RolloutError>
 where
-    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
     K::DynamicType: Default,
 {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let object = api.get(name).await.map_err(|source| RolloutError::Kube {
+    // The condition is called for every version of the object the watch delivers; the timeout
+    // error names the last one.
+    let last_seen = Mutex::new(String::from("no status read yet"));
+    let rolled_out = |object: Option<&K>| {
+        let Rollout { done, seen } = match object {
+            Some(object) => rollout(object),
+            None => Rollout {
+                done: false,
+                seen: "the object does not exist".to_owned(),
+            },
+        };
+        *last_seen.lock().unwrap_or_else(|e| e.into_inner()) = seen;
+        done
+    };
+    let waited = tokio::time::timeout(
+        timeout,
+        kube::runtime::wait::await_condition(api.clone(), name, rolled_out),
+    )
+    .await;
+    match waited {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(kube::runtime::wait::Error::ProbeFailed(error))) => Err(RolloutError::Kube {
             what: workload(api, name),
-            source: Box::new(source),
-        })?;
-        let Rollout { done, seen } = rollout(&object);
-        if done {
-            return Ok(());
-        }
-        if Instant::now() >= deadline {
-            return Err(RolloutError::Timeout {
-                what: workload(api, name),
-                timeout,
-                seen,
-            });
-        }
-        tokio::time::sleep(POLL_INTERVAL).await;
+            source: Box::new(client_error(error)),
+        }),
+        Err(_elapsed) => Err(RolloutError::Timeout {
+            what: workload(api, name),
+            timeout,
+            seen: last_seen.into_inner().unwrap_or_else(|e| e.into_inner()),
+        }),
+    }
+}
+
+/// The client error under a failed watch (the watch lists and watches instead of getting).
+fn client_error(error: kube::runtime::watcher::Error) -> kube::Error {
+    use kube::runtime::watcher::Error;
+    match error {
+        Error::InitialListFailed(error)
+        | Error::WatchStartFailed(error)
+        | Error::WatchFailed(error) => error,
+        Error::WatchError(status) => kube::Error::Api(status),
+        other @ Error::NoResourceVersion => kube::Error::Service(Box::new(other)),
     }
 }
 
