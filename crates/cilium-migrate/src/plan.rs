@@ -1,16 +1,15 @@
 //! `cilium-migrate plan`: the whole migration plan for an inventory, without a cluster.
 //!
-//! Everything `migrate` would decide before it touches anything: the era, the values with their
-//! provenance, the inventory edit, the objects it backs up and adopts (or replaces), the node
-//! directories that must be root-owned, and the warnings. Read-only.
+//! Everything `migrate` would decide before it touches anything, as `migration::flow` decides it
+//! offline ([`migration::flow::plan_offline`]): the era, the values with their provenance, the
+//! inventory edit, the objects it backs up and adopts, the node directories that must be
+//! root-owned, the steps, the warnings, and with `--chart` the config gate. Read-only.
 
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
 
-use anyhow::Context as _;
-use kubespray_config::{Era, HandoverOptions, Inventory};
-use migration::template_era::{KEPT_SECRETS, NAMESPACE, TEMPLATE_OBJECTS};
-use serde::Serialize;
+use kubespray_config::Era;
+use migration::flow::{OfflineGate, OfflineOptions, OfflinePlan};
 
 use crate::ui;
 
@@ -25,206 +24,54 @@ pub struct Args {
     /// The chart version [default: the Cilium version that runs: the hand-over does not upgrade].
     #[arg(long, value_name = "X.Y.Z")]
     cilium_version: Option<String>,
-    /// The Kubespray era, when the inventory does not show it: template (<= v2.27) or cilium-cli (>= v2.28).
+    /// The Kubespray era, when neither the inventory nor the live cilium-config's metadata shows
+    /// it: template (<= v2.27) or cilium-cli (>= v2.28).
     #[arg(long)]
     era: Option<Era>,
-    /// `text` for people, `json` for machines.
-    #[arg(long, value_enum, default_value_t = ui::Output::Text)]
-    output: ui::Output,
-}
-
-/// Node directories the chart's agent writes through hostPath mounts.
-pub(crate) const NODE_DIRECTORIES: [&str; 2] = ["/opt/cni/bin", "/etc/cni/net.d"];
-
-#[derive(Serialize)]
-struct Plan {
-    inventory: String,
-    era: String,
-    era_evidence: Vec<String>,
-    chart_version: String,
-    strategy: &'static str,
-    kube_proxy_replaced: bool,
-    values_yaml: String,
-    inventory_diff: String,
-    objects: Vec<PlannedObject>,
-    nodes: Vec<PlannedNode>,
-    kube_owner: Option<String>,
-    steps: Vec<&'static str>,
-    warnings: Vec<String>,
-}
-
-#[derive(Serialize)]
-struct PlannedObject {
-    kind: &'static str,
-    name: String,
-    namespace: Option<&'static str>,
-    action: &'static str,
-}
-
-#[derive(Serialize)]
-struct PlannedNode {
-    node: String,
-    address: String,
-    directories: Vec<&'static str>,
+    /// Run the config gate offline with this chart (repo/chart, oci://..., a .tgz or a chart
+    /// directory; `helm template` needs no cluster) [default: no gate, the plan says so].
+    #[arg(long, value_name = "REF|TGZ|DIR")]
+    chart: Option<String>,
+    /// The helm binary for --chart [default: helm on PATH].
+    #[arg(long, value_name = "FILE")]
+    helm: Option<PathBuf>,
+    /// Accept the behaviour change of this cilium-config key (repeatable), as `migrate` does.
+    #[arg(long = "accept-config-change", value_name = "KEY")]
+    accept_config_changes: Vec<String>,
+    #[command(flatten)]
+    output: ui::OutputArg,
 }
 
 pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     let plan = build(&args)?;
-    match args.output {
+    match args.output.output {
         ui::Output::Json => println!("{}", serde_json::to_string_pretty(&plan)?),
         ui::Output::Text => print_text(&plan),
     }
     Ok(())
 }
 
-fn build(args: &Args) -> anyhow::Result<Plan> {
-    let (translation, inventory) = crate::values::values_for(
-        &args.inventory,
-        args.live_config.as_deref(),
-        args.cilium_version.as_deref(),
-        args.era,
-    )?;
-    let detection = inventory.detect_era();
-    let era = match args.era {
-        Some(era) => era,
-        None => detection.require(&inventory.dir)?,
-    };
-    let variables = inventory.variables(era)?;
-
-    // kube-proxy replaced means `kube_network_plugin: cni` must not bring it back.
-    let kube_proxy_replaced = translation
-        .values
-        .chart
-        .kube_proxy_replacement
-        .as_deref()
-        .is_some_and(cilium_values::replaces_kube_proxy);
-    let edits = inventory
-        .handover_edits(&HandoverOptions {
-            kube_proxy_remove: kube_proxy_replaced,
-        })
-        .context("cannot prepare the hand-over edit of the inventory")?;
-    let inventory_diff: String = edits.iter().map(|e| e.unified_diff()).collect();
-
-    let mut warnings: Vec<String> = translation.warnings.iter().map(|w| w.to_string()).collect();
-    let kube_owner = variables
-        .value("kube_owner")
-        .and_then(|v| v.as_str())
-        .map(str::to_owned);
-    if kube_owner.as_deref() != Some("root") {
-        warnings.push(format!(
-            "kube_owner is {:?}: every Kubespray run chowns /opt/cni/bin to it, and the chart's agent \
-             (uid 0 without CAP_DAC_OVERRIDE) then fails with `cp: cannot create regular file \
-             '/hostbin/cilium-mount': Permission denied`; the inventory edit sets kube_owner: root \
-             and `cilium-migrate nodes fix --apply` repairs the nodes",
-            kube_owner.as_deref().unwrap_or("(unset)")
-        ));
-    }
-
-    Ok(Plan {
-        inventory: inventory.dir.display().to_string(),
-        era: era.to_string(),
-        era_evidence: detection
-            .evidence
-            .iter()
-            .map(|e| {
-                format!(
-                    "{}: {}",
-                    inventory.display_path(&e.file).display(),
-                    e.reason
-                )
-            })
-            .collect(),
-        chart_version: translation.values.version.to_string(),
-        strategy: match era {
-            Era::Template => "adopt",
-            Era::CiliumCli => "hand over the existing release",
-        },
-        kube_proxy_replaced,
-        values_yaml: translation.values.to_yaml_with_provenance()?,
-        inventory_diff,
-        objects: planned_objects(era),
-        nodes: planned_nodes(&inventory),
-        kube_owner,
-        steps: steps(era),
-        warnings,
+fn options(args: &Args) -> anyhow::Result<OfflineOptions> {
+    Ok(OfflineOptions {
+        inventory: args.inventory.clone(),
+        live_config: args.live_config.clone(),
+        cilium_version: args.cilium_version.clone(),
+        era: args.era,
+        chart: args
+            .chart
+            .as_deref()
+            .map(helm::ChartSource::parse)
+            .transpose()?,
+        helm: args.helm.clone(),
+        accept_config_changes: args.accept_config_changes.clone(),
     })
 }
 
-fn planned_objects(era: Era) -> Vec<PlannedObject> {
-    let mut objects = Vec::new();
-    match era {
-        Era::Template => {
-            for kind in TEMPLATE_OBJECTS {
-                for name in kind.names {
-                    objects.push(PlannedObject {
-                        kind: kind.kind,
-                        name: (*name).to_owned(),
-                        namespace: kind.namespaced.then_some(NAMESPACE),
-                        action: "back up, adopt into release cilium (if present)",
-                    });
-                }
-            }
-            for name in KEPT_SECRETS {
-                objects.push(PlannedObject {
-                    kind: "Secret",
-                    name: (*name).to_owned(),
-                    namespace: Some(NAMESPACE),
-                    action: "back up (0600), keep: hubble/IPsec trust",
-                });
-            }
-        }
-        Era::CiliumCli => objects.push(PlannedObject {
-            kind: "Secret",
-            name: "sh.helm.release.v1.cilium.v*".to_owned(),
-            namespace: Some(NAMESPACE),
-            action: "back up; the release stays, Helm takes over from cilium-cli",
-        }),
-    }
-    objects.push(PlannedObject {
-        kind: "CustomResourceDefinition",
-        name: "*.cilium.io".to_owned(),
-        namespace: None,
-        action: "back up custom resources; never deleted",
-    });
-    objects
+fn build(args: &Args) -> anyhow::Result<OfflinePlan> {
+    Ok(migration::flow::plan_offline(&options(args)?)?)
 }
 
-fn planned_nodes(inventory: &Inventory) -> Vec<PlannedNode> {
-    let mut hosts = inventory.group_hosts("k8s_cluster");
-    if hosts.is_empty() {
-        hosts = inventory.hosts.iter().collect();
-    }
-    hosts
-        .into_iter()
-        .map(|host| PlannedNode {
-            node: host.name.clone(),
-            address: host.connect_address().to_owned(),
-            directories: NODE_DIRECTORIES.to_vec(),
-        })
-        .collect()
-}
-
-fn steps(era: Era) -> Vec<&'static str> {
-    let mut steps = vec![
-        "detect the era from the live cluster and record its identity in the journal",
-        "gate: helm template the chart with these values; diff cilium-config key by key and the agent DaemonSet, operator and Hubble Deployments field by field",
-        "back up every object above, the cilium.io custom resources and the inventory files; verify the bundle",
-        "check that every node directory is root-owned (`cilium-migrate nodes check`)",
-    ];
-    steps.push(match era {
-        Era::Template => {
-            "adopt: add Helm ownership metadata, prune Kubespray-only fields, helm upgrade --install (the DaemonSet rolls, never deleted)"
-        }
-        Era::CiliumCli => {
-            "hand over: helm upgrade the release with these values (no pod restarts when nothing changes)"
-        }
-    });
-    steps.push("edit the inventory (above) and save the values next to it");
-    steps.push("verify like `cilium status`; finish the journal");
-    steps
-}
-
-fn print_text(plan: &Plan) {
+fn print_text(plan: &OfflinePlan) {
     let colour = std::io::stdout().is_terminal();
     println!("{}", ui::heading("Migration plan", colour));
     println!("inventory:      {}", plan.inventory);
@@ -248,7 +95,44 @@ fn print_text(plan: &Plan) {
 
     println!("\n{}", ui::heading("Steps (with --apply)", colour));
     for (i, step) in plan.steps.iter().enumerate() {
-        println!("{:>2}. {step}", i + 1);
+        match step.journaled {
+            Some(name) => println!("{:>2}. [{name}] {}", i + 1, step.description),
+            None => println!("{:>2}. {}", i + 1, step.description),
+        }
+    }
+
+    println!("\n{}", ui::heading("Gate (offline)", colour));
+    match &plan.gate {
+        OfflineGate::Skipped { reason } => println!("skipped: {reason}"),
+        OfflineGate::Ran {
+            chart,
+            differences,
+            blockers,
+            not_checked,
+        } => {
+            // Blockers first and never after an "ok": the verdict is the first line.
+            if blockers.is_empty() {
+                println!(
+                    "ok: chart {chart} renders the live cilium-config ({} difference(s), none changes behaviour)",
+                    differences.len()
+                );
+            } else {
+                println!(
+                    "BLOCKED: chart {chart}: {} difference(s) change behaviour",
+                    blockers.len()
+                );
+                for blocker in blockers {
+                    println!("- {blocker}");
+                }
+            }
+            for d in differences
+                .iter()
+                .filter(|d| !d.difference.changes_behaviour)
+            {
+                println!("  (no behaviour change) {d}");
+            }
+            println!("not checked offline: {not_checked}");
+        }
     }
 
     println!("\n{}", ui::heading("Helm values", colour));
@@ -306,6 +190,28 @@ fn print_text(plan: &Plan) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser as _;
+    use migration::flow::Step;
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    fn args(extra: &[&str]) -> Args {
+        let example = example();
+        let live = example.join("cilium-config.yaml");
+        let mut argv = vec![
+            "plan".to_owned(),
+            "--inventory".into(),
+            example.display().to_string(),
+            "--live-config".into(),
+            live.display().to_string(),
+        ];
+        argv.extend(extra.iter().map(|s| (*s).to_owned()));
+        Cli::parse_from(argv).args
+    }
 
     fn example() -> PathBuf {
         upstream::project_root().join("examples/homelab")
@@ -313,17 +219,10 @@ mod tests {
 
     #[test]
     fn plan_on_the_bundled_example_covers_every_section() {
-        let args = Args {
-            inventory: example(),
-            live_config: Some(example().join("cilium-config.yaml")),
-            cilium_version: None,
-            era: None,
-            output: ui::Output::Json,
-        };
-        let plan = build(&args).expect("plan");
+        let plan = build(&args(&["--output", "json"])).expect("plan");
         assert!(plan.era.starts_with("template era"), "{}", plan.era);
         assert_eq!(plan.chart_version, "1.15.9");
-        assert_eq!(plan.strategy, "adopt");
+        assert_eq!(plan.strategy, migration::journal::Strategy::Adopt);
         assert!(!plan.kube_proxy_replaced, "the homelab keeps kube-proxy");
         assert!(plan.inventory_diff.contains("+kube_network_plugin: cni"));
         assert!(plan.inventory_diff.contains("+kube_owner: root"));
@@ -342,17 +241,59 @@ mod tests {
         assert_eq!(plan.nodes.len(), 3, "one control plane and two workers");
         assert!(plan.values_yaml.contains("live cilium-config"));
         assert!(plan.warnings.iter().any(|w| w.contains("kube_owner")));
+        // The same journaled steps as the live run's adopt.
+        let journaled: Vec<Step> = plan.steps.iter().filter_map(|s| s.journaled).collect();
+        assert_eq!(journaled, migration::journal::Strategy::Adopt.steps());
+        // Without --chart nothing is rendered, and the plan says so.
+        assert!(
+            matches!(&plan.gate, OfflineGate::Skipped { reason } if reason.contains("--chart")),
+            "{:?}",
+            plan.gate
+        );
+    }
+
+    #[test]
+    fn plan_with_the_released_chart_runs_the_gate_offline() {
+        let Some(upstream) = upstream::Upstream::for_test("plan_with_the_released_chart") else {
+            return;
+        };
+        let chart = upstream.chart("1.15.9").expect("the released 1.15.9 chart");
+        let helm = upstream::project_root().join("target/tools/bin/helm3");
+        assert!(
+            helm.is_file(),
+            "{} is missing: run `cargo xtask testbed build`",
+            helm.display()
+        );
+        let plan = build(&args(&[
+            "--chart",
+            &chart.display().to_string(),
+            "--helm",
+            &helm.display().to_string(),
+        ]))
+        .expect("plan");
+        match &plan.gate {
+            OfflineGate::Ran {
+                differences,
+                blockers,
+                ..
+            } => {
+                // The 1.15.9 render differs from Kubespray's ConfigMap in a few keys at least.
+                assert!(!differences.is_empty(), "no comparison happened");
+                // Every difference that changes behaviour is a blocker, and only those.
+                let changing = differences
+                    .iter()
+                    .filter(|d| d.difference.changes_behaviour)
+                    .count();
+                assert_eq!(blockers.len(), changing, "{blockers:?}");
+            }
+            OfflineGate::Skipped { reason } => panic!("the gate was skipped: {reason}"),
+        }
     }
 
     #[test]
     fn a_missing_inventory_is_a_clear_error() {
-        let args = Args {
-            inventory: PathBuf::from("/nonexistent/inventory"),
-            live_config: None,
-            cilium_version: None,
-            era: None,
-            output: ui::Output::Text,
-        };
+        let mut args = args(&[]);
+        args.inventory = PathBuf::from("/nonexistent/inventory");
         let err = format!("{:#}", build(&args).err().expect("error"));
         assert!(err.contains("/nonexistent/inventory"), "{err}");
     }

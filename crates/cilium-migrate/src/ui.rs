@@ -1,13 +1,6 @@
 //! Output for people: headings, tables and coloured diffs (colour only on a terminal).
 
-/// How a command prints its result.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum Output {
-    /// Tables and text for people.
-    Text,
-    /// One JSON document for machines.
-    Json,
-}
+pub use crate::output::{Output, OutputArg};
 
 /// A section heading, bold on a terminal.
 pub fn heading(text: &str, colour: bool) -> String {

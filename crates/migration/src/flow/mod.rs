@@ -81,7 +81,7 @@ use inventory::inventory_claim;
 pub use inventory::{default_version, inventory_vars};
 pub use offline::{
     EraChoice, NODE_DIRECTORIES, OfflineGate, OfflineOptions, OfflinePlan, PlannedNode,
-    PlannedObject, PlannedStep, choose_era, era_from_configmap, offline_values, plan_offline,
+    PlannedObject, PlannedStep, choose_era, era_from_configmap, offline_gate, offline_values, plan_offline,
     planned_steps,
 };
 use plan::{

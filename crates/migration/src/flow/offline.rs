@@ -353,8 +353,9 @@ pub fn plan_offline(options: &OfflineOptions) -> Result<OfflinePlan, FlowError> 
     })
 }
 
-/// The config gate without a cluster: render, then compare with the saved `cilium-config`.
-fn offline_gate(
+/// The config gate without a cluster: render `options.chart`, then compare with the saved
+/// `cilium-config` (`values --chart` and `plan --chart` both run it).
+pub fn offline_gate(
     options: &OfflineOptions,
     translation: &Translation,
 ) -> Result<OfflineGate, FlowError> {
