@@ -1,10 +1,12 @@
-//! `cilium-migrate values`: Helm values for the Cilium chart, from the inventory and the live cilium-config.
+//! `cilium-migrate values`: Helm values for the Cilium chart, from the inventory and the live
+//! cilium-config, translated as `plan` and `migrate` translate them
+//! ([`migration::flow::offline_values`]); with `--chart` the config gate runs offline too.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use anyhow::Context;
-use cilium_values::{ChartVersion, LiveConfig, Sources, Translation, translate};
+use anyhow::{Context, bail};
 use kubespray_config::{Era, Inventory};
+use migration::flow::{OfflineGate, OfflineOptions};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -17,9 +19,20 @@ pub struct Args {
     /// The chart version to write values for [default: the inventory's cilium_version].
     #[arg(long, value_name = "X.Y.Z")]
     cilium_version: Option<String>,
-    /// The Kubespray era, when the inventory does not show it: template (<= v2.27) or cilium-cli (>= v2.28).
+    /// The Kubespray era, when neither the inventory nor the live cilium-config's metadata shows
+    /// it: template (<= v2.27) or cilium-cli (>= v2.28).
     #[arg(long)]
     era: Option<Era>,
+    /// Check the values with this chart offline (`helm template`, then the config gate against
+    /// --live-config); blocking differences fail the command after the values are written.
+    #[arg(long, value_name = "REF|TGZ|DIR")]
+    chart: Option<String>,
+    /// The helm binary for --chart [default: helm on PATH].
+    #[arg(long, value_name = "FILE")]
+    helm: Option<PathBuf>,
+    /// Accept the behaviour change of this cilium-config key (repeatable), as `migrate` does.
+    #[arg(long = "accept-config-change", value_name = "KEY")]
+    accept_config_changes: Vec<String>,
     /// Write the values to this file instead of printing them.
     #[arg(long, value_name = "FILE")]
     output: Option<PathBuf>,
@@ -29,12 +42,24 @@ pub struct Args {
 }
 
 pub(crate) fn run(args: Args) -> anyhow::Result<()> {
-    let (translation, _) = values_for(
-        &args.inventory,
-        args.live_config.as_deref(),
-        args.cilium_version.as_deref(),
-        args.era,
-    )?;
+    let options = OfflineOptions {
+        inventory: args.inventory.clone(),
+        live_config: args.live_config.clone(),
+        cilium_version: args.cilium_version.clone(),
+        era: args.era,
+        chart: args
+            .chart
+            .as_deref()
+            .map(helm::ChartSource::parse)
+            .transpose()?,
+        helm: args.helm.clone(),
+        accept_config_changes: args.accept_config_changes.clone(),
+    };
+    let inventory = Inventory::load(&options.inventory)?;
+    for warning in &inventory.warnings {
+        eprintln!("warning: {warning}");
+    }
+    let (translation, _) = migration::flow::offline_values(&options, &inventory)?;
     let text = if args.json {
         translation.values.to_json_string()?
     } else {
@@ -56,37 +81,26 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         }
         None => print!("{text}"),
     }
-    Ok(())
-}
-
-/// Translate an inventory (and optionally a live cilium-config file) into chart values; also
-/// returns the loaded inventory for callers that need its hosts. Kubespray's own inventory
-/// warnings go to stderr.
-pub(crate) fn values_for(
-    inventory_path: &Path,
-    live_config: Option<&Path>,
-    cilium_version: Option<&str>,
-    era: Option<Era>,
-) -> anyhow::Result<(Translation, Inventory)> {
-    let inventory = Inventory::load(inventory_path)?;
-    for warning in &inventory.warnings {
-        eprintln!("warning: {warning}");
+    if options.chart.is_some() {
+        match migration::flow::offline_gate(&options, &translation)? {
+            OfflineGate::Skipped { reason } => eprintln!("gate: skipped: {reason}"),
+            OfflineGate::Ran {
+                chart, blockers, ..
+            } if blockers.is_empty() => {
+                eprintln!("gate: ok: chart {chart} renders the live cilium-config")
+            }
+            OfflineGate::Ran {
+                chart, blockers, ..
+            } => {
+                for blocker in &blockers {
+                    eprintln!("gate: BLOCKS: {blocker}");
+                }
+                bail!(
+                    "the chart {chart} with these values changes {} cilium-config key(s) (above)",
+                    blockers.len()
+                );
+            }
+        }
     }
-    let era = match era {
-        Some(era) => era,
-        None => inventory.detect_era().require(&inventory.dir)?,
-    };
-    let variables = inventory.variables(era)?;
-    let vars = migration::flow::inventory_vars(&inventory, &variables);
-    let version = match cilium_version {
-        Some(text) => ChartVersion::parse(text)?,
-        None => migration::flow::default_version(&vars)?,
-    };
-    let live = live_config.map(LiveConfig::read).transpose()?;
-    let translation = translate(&Sources {
-        live,
-        inventory: vars,
-        version,
-    })?;
-    Ok((translation, inventory))
+    Ok(())
 }

@@ -526,4 +526,73 @@ mod tests {
         // No metadata at all is no evidence either way.
         assert_eq!(era_from_configmap(&json!({"data": {}}), "cm.yaml"), None);
     }
+
+    /// The homelab inventory without `cilium_version`, and its ConfigMap with `metadata`
+    /// replaced, in a temporary directory.
+    fn unpinned_homelab(metadata: &str) -> (tempfile::TempDir, OfflineOptions) {
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/homelab");
+        let dir = tempfile::tempdir().expect("tempdir");
+        for file in [
+            "inventory.ini",
+            "group_vars/all/all.yml",
+            "group_vars/k8s_cluster/k8s-cluster.yml",
+            "group_vars/k8s_cluster/k8s-net-cilium.yml",
+        ] {
+            let text = std::fs::read_to_string(example.join(file)).expect("example file");
+            let text: String = text
+                .lines()
+                .filter(|l| !l.starts_with("cilium_version:"))
+                .map(|l| format!("{l}\n"))
+                .collect();
+            let target = dir.path().join(file);
+            std::fs::create_dir_all(target.parent().expect("parent")).expect("mkdir");
+            std::fs::write(target, text).expect("write");
+        }
+        let config = std::fs::read_to_string(example.join("cilium-config.yaml")).expect("config");
+        let data = &config[..config.find("\nmetadata:").expect("metadata")];
+        let live = dir.path().join("cilium-config.yaml");
+        std::fs::write(&live, format!("{data}\n{metadata}")).expect("write config");
+        let options = OfflineOptions {
+            inventory: dir.path().to_owned(),
+            live_config: Some(live),
+            cilium_version: Some("1.15.9".into()),
+            ..OfflineOptions::default()
+        };
+        (dir, options)
+    }
+
+    #[test]
+    fn an_unpinned_inventory_takes_the_era_from_the_configmap_metadata() {
+        let helm_owned = "metadata:\n  name: cilium-config\n  namespace: kube-system\n  labels:\n    app.kubernetes.io/managed-by: Helm\n  annotations:\n    meta.helm.sh/release-name: cilium\n";
+        let (_dir, options) = unpinned_homelab(helm_owned);
+        let plan = plan_offline(&options).expect("plan");
+        assert_eq!(plan.strategy, Strategy::TakeOverRelease);
+        assert!(
+            plan.era_evidence[0].contains("managed-by: Helm"),
+            "{:?}",
+            plan.era_evidence
+        );
+
+        let applied = "metadata:\n  name: cilium-config\n  namespace: kube-system\n";
+        let (_dir, options) = unpinned_homelab(applied);
+        let plan = plan_offline(&options).expect("plan");
+        assert_eq!(plan.strategy, Strategy::Adopt);
+        assert!(
+            plan.era_evidence[0].contains("no Helm ownership"),
+            "{:?}",
+            plan.era_evidence
+        );
+    }
+
+    #[test]
+    fn without_inventory_evidence_or_configmap_metadata_the_era_is_refused() {
+        let (_dir, mut options) = unpinned_homelab("");
+        let err = plan_offline(&options).expect_err("no era");
+        assert!(err.to_string().contains("--era"), "{err}");
+        options.era = Some(Era::Template);
+        assert_eq!(
+            plan_offline(&options).expect("plan").strategy,
+            Strategy::Adopt
+        );
+    }
 }
