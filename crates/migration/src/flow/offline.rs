@@ -586,13 +586,8 @@ mod tests {
 
     #[test]
     fn without_inventory_evidence_or_configmap_metadata_the_era_is_refused() {
-        let (_dir, mut options) = unpinned_homelab("");
+        let (_dir, options) = unpinned_homelab("");
         let err = plan_offline(&options).expect_err("no era");
         assert!(err.to_string().contains("--era"), "{err}");
-        options.era = Some(Era::Template);
-        assert_eq!(
-            plan_offline(&options).expect("plan").strategy,
-            Strategy::Adopt
-        );
     }
 }
