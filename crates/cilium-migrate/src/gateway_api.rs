@@ -28,13 +28,7 @@ enum Command {
     Convert(ConvertArgs),
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum Output {
-    /// One line per item, the fix below each warn and fail.
-    Table,
-    /// The report as JSON.
-    Json,
-}
+use crate::output::{Output, OutputArg};
 
 #[derive(clap::Args)]
 struct Cluster {
@@ -62,9 +56,8 @@ struct Cluster {
 struct CheckArgs {
     #[command(flatten)]
     cluster: Cluster,
-    /// Output format.
-    #[arg(long, value_enum, default_value = "table")]
-    output: Output,
+    #[command(flatten)]
+    output: OutputArg,
 }
 
 #[derive(clap::Args)]
@@ -198,8 +191,8 @@ async fn check(args: CheckArgs) -> anyhow::Result<()> {
     let helm = locate_helm(args.cluster.helm.as_ref(), args.cluster.kubeconfig.as_ref())?;
     let state = gateway_api::collect(&client, Some(&helm), &args.cluster.target()).await?;
     let report = gateway_api::check(&state, inventory.as_ref());
-    match args.output {
-        Output::Table => print!("{}", report.table()),
+    match args.output.output {
+        Output::Text => print!("{}", report.table()),
         Output::Json => println!("{}", serde_json::to_string_pretty(&report)?),
     }
     if report.failed() {

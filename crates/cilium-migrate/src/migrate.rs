@@ -121,8 +121,8 @@ pub struct Args {
     #[arg(long, value_name = "DURATION", value_parser = crate::verify::parse_duration, default_value = "10m")]
     helm_timeout: Duration,
     /// `text` for people, `json` for machines.
-    #[arg(long, value_enum, default_value_t = ui::Output::Text)]
-    output: ui::Output,
+    #[command(flatten)]
+    output: ui::OutputArg,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -155,7 +155,7 @@ async fn run_async(args: Args) -> anyhow::Result<()> {
     let options = options(&args).await?;
     let mut progress = Stderr {
         colour: std::io::stderr().is_terminal(),
-        output: args.output,
+        output: args.output.output,
     };
     let outcome = flow::run(&options, &mut progress).await;
     let outcome = match outcome {
@@ -166,7 +166,7 @@ async fn run_async(args: Args) -> anyhow::Result<()> {
         }
         Err(e) => return Err(e).context("migrate stopped"),
     };
-    match args.output {
+    match args.output.output {
         ui::Output::Json => println!("{}", serde_json::to_string_pretty(&outcome)?),
         ui::Output::Text => print_text(&outcome),
     }

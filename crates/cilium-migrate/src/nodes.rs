@@ -37,13 +37,7 @@ enum Via {
     Local,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum Output {
-    /// A table per node.
-    Table,
-    /// The full reports as JSON.
-    Json,
-}
+use crate::output::{Output, OutputArg};
 
 #[derive(clap::Args)]
 struct Common {
@@ -83,9 +77,8 @@ struct Common {
     /// pod: how long each pod may take.
     #[arg(long, value_name = "DURATION", value_parser = crate::verify::parse_duration, default_value = "2m")]
     pod_timeout: Duration,
-    /// Output format.
-    #[arg(long, value_enum, default_value = "table")]
-    output: Output,
+    #[command(flatten)]
+    output: OutputArg,
 }
 
 pub(crate) fn run(args: Args) -> anyhow::Result<()> {
@@ -117,7 +110,7 @@ async fn run_async(args: Args) -> anyhow::Result<()> {
                     Err(e) => failed.push(e.to_string()),
                 }
             }
-            print_check(&reports, common.output)?;
+            print_check(&reports, common.output.output)?;
             finish(&reports, &failed)
         }
         Some(apply) => {
@@ -128,7 +121,7 @@ async fn run_async(args: Args) -> anyhow::Result<()> {
                     Err(e) => failed.push(e.to_string()),
                 }
             }
-            print_fix(&fixes, common.output)?;
+            print_fix(&fixes, common.output.output)?;
             if apply {
                 let after: Vec<NodeReport> = fixes.iter().filter_map(|f| f.after.clone()).collect();
                 finish(&after, &failed)
@@ -159,8 +152,8 @@ fn finish(reports: &[NodeReport], failed: &[String]) -> anyhow::Result<()> {
 
 fn print_check(reports: &[NodeReport], output: Output) -> anyhow::Result<()> {
     match output {
-        Output::Table if reports.is_empty() => {}
-        Output::Table => print!("{}", cni_fs::render_check(reports)),
+        Output::Text if reports.is_empty() => {}
+        Output::Text => print!("{}", cni_fs::render_check(reports)),
         Output::Json => println!("{}", serde_json::to_string_pretty(reports)?),
     }
     Ok(())
@@ -168,8 +161,8 @@ fn print_check(reports: &[NodeReport], output: Output) -> anyhow::Result<()> {
 
 fn print_fix(fixes: &[NodeFix], output: Output) -> anyhow::Result<()> {
     match output {
-        Output::Table if fixes.is_empty() => {}
-        Output::Table => {
+        Output::Text if fixes.is_empty() => {}
+        Output::Text => {
             // After --apply the table shows the result, before it the current state.
             let state: Vec<NodeReport> = fixes
                 .iter()

@@ -25,8 +25,8 @@ pub struct Args {
     #[arg(long)]
     apply: bool,
     /// `text` for people, `json` for machines.
-    #[arg(long, value_enum, default_value_t = ui::Output::Text)]
-    output: ui::Output,
+    #[command(flatten)]
+    output: ui::OutputArg,
 }
 
 pub(crate) fn run(args: Args) -> anyhow::Result<()> {
@@ -40,7 +40,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     let outcome = runtime
         .block_on(flow::rollback(&options, &mut Stderr))
         .context("rollback stopped")?;
-    match args.output {
+    match args.output.output {
         ui::Output::Json => println!("{}", serde_json::to_string_pretty(&outcome)?),
         ui::Output::Text => print_text(&outcome),
     }

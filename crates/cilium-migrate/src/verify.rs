@@ -6,13 +6,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use verify::{Options, ProbeOptions, Report, UrlCheck};
 
-#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub(crate) enum Output {
-    /// A status table, one line per check.
-    Table,
-    /// One JSON object: `{"healthy": bool, "checks": [...]}`.
-    Json,
-}
+use crate::output::{Output, OutputArg};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -46,9 +40,9 @@ pub struct Args {
     /// Kubeconfig to use (default: $KUBECONFIG, ~/.kube/config or in-cluster).
     #[arg(long, value_name = "FILE", env = "KUBECONFIG")]
     kubeconfig: Option<PathBuf>,
-    /// Output format.
-    #[arg(long, value_enum, default_value = "table")]
-    output: Output,
+    /// `--output json` prints one object: `{"healthy": bool, "checks": [...]}`.
+    #[command(flatten)]
+    output: OutputArg,
 }
 
 fn parse_url(arg: &str) -> Result<UrlCheck, String> {
@@ -120,14 +114,14 @@ async fn run_async(args: Args) -> anyhow::Result<Report> {
 }
 
 pub(crate) fn run(args: Args) -> anyhow::Result<()> {
-    let output = args.output;
+    let output = args.output.output;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
     let report = runtime.block_on(run_async(args))?;
     match output {
-        Output::Table => print!("{}", report.table()),
+        Output::Text => print!("{}", report.table()),
         Output::Json => println!("{}", serde_json::to_string_pretty(&report)?),
     }
     if !report.healthy {
