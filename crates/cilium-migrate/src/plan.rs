@@ -294,7 +294,7 @@ mod tests {
     fn a_missing_inventory_is_a_clear_error() {
         let mut args = args(&[]);
         args.inventory = PathBuf::from("/nonexistent/inventory");
-        let err = format!("{:#}", build(&args).err().expect("error"));
+        let err = format!("{:#}", build(&args).expect_err("error"));
         assert!(err.contains("/nonexistent/inventory"), "{err}");
     }
 }
