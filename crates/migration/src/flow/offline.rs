@@ -11,7 +11,7 @@ use kubespray_config::{Era, HandoverOptions, Inventory};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::plan::{string_map, write_temp_values};
+use super::plan::{config_gate, rendered_cilium_config, write_temp_values};
 use super::{FlowError, GateDifference, default_version, inventory_vars};
 use crate::journal::{Step, Strategy};
 use crate::object;
@@ -386,34 +386,13 @@ pub fn offline_gate(
         ))
     })?;
     let chart_name = chart.reference().to_string_lossy().into_owned();
-    let rendered_config = rendered
-        .iter()
-        .find(|o| {
-            o["kind"] == "ConfigMap"
-                && object::str_at(o, &["metadata", "name"]) == Some("cilium-config")
-        })
-        .map(|o| LiveConfig::from_map(string_map(&o["data"]), "helm template"))
-        .ok_or_else(|| {
-            FlowError::Refused(format!(
-                "the chart {chart_name} renders no ConfigMap cilium-config with these values"
-            ))
-        })?;
+    let rendered_config = rendered_cilium_config(&rendered, &chart_name)?;
     // Offline the running agent's version is the chart's (the hand-over keeps the version).
-    let mut differences = Vec::new();
-    let mut blockers = Vec::new();
-    for d in cilium_values::compare_config_across(&live, version, &rendered_config, version) {
-        let accepted = options.accept_config_changes.contains(&d.key);
-        if d.changes_behaviour && !accepted {
-            blockers.push(format!(
-                "cilium-config {}; keep it with the values, or accept it with --accept-config-change {}",
-                d, d.key
-            ));
-        }
-        differences.push(GateDifference {
-            difference: d,
-            accepted,
-        });
-    }
+    let (differences, blockers) = config_gate(
+        cilium_values::compare_config_across(&live, version, &rendered_config, version),
+        &options.accept_config_changes,
+        false,
+    );
     Ok(OfflineGate::Ran {
         chart: chart_name,
         differences,

@@ -76,20 +76,10 @@ impl Session<'_> {
         let mut blockers = Vec::new();
 
         // cilium-config, key by key.
-        let rendered_config = self
-            .rendered
-            .iter()
-            .find(|o| {
-                o["kind"] == "ConfigMap" && object::str_at(o, &["metadata", "name"]) == Some("cilium-config")
-            })
-            .map(|o| string_map(&o["data"]))
-            .ok_or_else(|| {
-                FlowError::Refused(format!(
-                    "the chart {} renders no ConfigMap cilium-config with these values: it is not a Cilium chart, or the values disable the agent",
-                    self.options.chart.reference().to_string_lossy()
-                ))
-            })?;
-        let rendered_config = LiveConfig::from_map(rendered_config, "helm template");
+        let rendered_config = rendered_cilium_config(
+            &self.rendered,
+            &self.options.chart.reference().to_string_lossy(),
+        )?;
         let version = ChartVersion::parse(&self.chart_version)?;
         // Keys only the render sets are weighed against the defaults of the agent that runs now.
         let live_agent = match self.live_agent_version.as_deref().map(ChartVersion::parse) {
@@ -103,22 +93,17 @@ impl Session<'_> {
             }
             None => version,
         };
-        let mut differences = Vec::new();
-        for d in
-            cilium_values::compare_config_across(live_config, live_agent, &rendered_config, version)
-        {
-            let accepted = self.options.accept_config_changes.contains(&d.key);
-            if d.changes_behaviour && !accepted && !install_done {
-                blockers.push(format!(
-                    "cilium-config {}; keep it with the values, or accept it with --accept-config-change {}",
-                    d, d.key
-                ));
-            }
-            differences.push(GateDifference {
-                difference: d,
-                accepted,
-            });
-        }
+        let (differences, config_blockers) = config_gate(
+            cilium_values::compare_config_across(
+                live_config,
+                live_agent,
+                &rendered_config,
+                version,
+            ),
+            &self.options.accept_config_changes,
+            install_done,
+        );
+        blockers.extend(config_blockers);
         for key in &self.options.accept_config_changes {
             if !differences.iter().any(|d| &d.difference.key == key) {
                 progress.note(&format!(
@@ -253,6 +238,52 @@ fn summary(plan: &AdoptPlan) -> AdoptionSummary {
             .map(|(r, _)| show(r))
             .collect(),
     }
+}
+
+/// The rendered `cilium-config`, or why a chart that renders none is no Cilium chart.
+pub(super) fn rendered_cilium_config(
+    rendered: &[Value],
+    chart: &str,
+) -> Result<LiveConfig, FlowError> {
+    rendered
+        .iter()
+        .find(|o| {
+            o["kind"] == "ConfigMap"
+                && object::str_at(o, &["metadata", "name"]) == Some("cilium-config")
+        })
+        .map(|o| LiveConfig::from_map(string_map(&o["data"]), "helm template"))
+        .ok_or_else(|| {
+            FlowError::Refused(format!(
+                "the chart {chart} renders no ConfigMap cilium-config with these values: it is not a Cilium chart, or the values disable the agent"
+            ))
+        })
+}
+
+/// The config gate's verdict, live and offline alike: a behaviour change blocks unless accepted
+/// by key (or the install already ran: a resumed run compares with what it installed).
+pub(super) fn config_gate(
+    found: Vec<cilium_values::ConfigDifference>,
+    accepted_keys: &[String],
+    install_done: bool,
+) -> (Vec<GateDifference>, Vec<String>) {
+    let mut blockers = Vec::new();
+    let differences = found
+        .into_iter()
+        .map(|d| {
+            let accepted = accepted_keys.contains(&d.key);
+            if d.changes_behaviour && !accepted && !install_done {
+                blockers.push(format!(
+                    "cilium-config {}; keep it with the values, or accept it with --accept-config-change {}",
+                    d, d.key
+                ));
+            }
+            GateDifference {
+                difference: d,
+                accepted,
+            }
+        })
+        .collect();
+    (differences, blockers)
 }
 
 pub(super) fn string_map(data: &Value) -> BTreeMap<String, String> {
