@@ -81,8 +81,8 @@ use inventory::inventory_claim;
 pub use inventory::{default_version, inventory_vars};
 pub use offline::{
     EraChoice, NODE_DIRECTORIES, OfflineGate, OfflineOptions, OfflinePlan, PlannedNode,
-    PlannedObject, PlannedStep, choose_era, era_from_configmap, offline_gate, offline_values, plan_offline,
-    planned_steps,
+    PlannedObject, PlannedStep, choose_era, era_from_configmap, offline_gate, offline_values,
+    plan_offline, planned_steps,
 };
 use plan::{
     ValuesChoice, agent_version_of, backed_up_agent_version, backed_up_config, backed_up_workloads,
