@@ -11,6 +11,7 @@ pub mod gateway_api;
 pub mod inventory;
 pub mod migrate;
 pub mod nodes;
+pub mod offline;
 pub mod output;
 pub mod plan;
 pub mod rollback;

@@ -6,38 +6,16 @@
 //! root-owned, the steps, the warnings, and with `--chart` the config gate. Read-only.
 
 use std::io::IsTerminal as _;
-use std::path::PathBuf;
 
-use kubespray_config::Era;
-use migration::flow::{OfflineGate, OfflineOptions, OfflinePlan};
+use migration::flow::{OfflineGate, OfflinePlan};
 
+use crate::offline::OfflineArgs;
 use crate::ui;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The Kubespray inventory directory (the one holding group_vars/), or its inventory file.
-    #[arg(long, value_name = "DIR")]
-    inventory: PathBuf,
-    /// The live cilium-config, as `kubectl -n kube-system get configmap cilium-config -o yaml` prints it.
-    #[arg(long, value_name = "FILE")]
-    live_config: Option<PathBuf>,
-    /// The chart version [default: the Cilium version that runs: the hand-over does not upgrade].
-    #[arg(long, value_name = "X.Y.Z")]
-    cilium_version: Option<String>,
-    /// The Kubespray era, when neither the inventory nor the live cilium-config's metadata shows
-    /// it: template (<= v2.27) or cilium-cli (>= v2.28).
-    #[arg(long)]
-    era: Option<Era>,
-    /// Run the config gate offline with this chart (repo/chart, oci://..., a .tgz or a chart
-    /// directory; `helm template` needs no cluster) [default: no gate, the plan says so].
-    #[arg(long, value_name = "REF|TGZ|DIR")]
-    chart: Option<String>,
-    /// The helm binary for --chart [default: helm on PATH].
-    #[arg(long, value_name = "FILE")]
-    helm: Option<PathBuf>,
-    /// Accept the behaviour change of this cilium-config key (repeatable), as `migrate` does.
-    #[arg(long = "accept-config-change", value_name = "KEY")]
-    accept_config_changes: Vec<String>,
+    #[command(flatten)]
+    offline: OfflineArgs,
     #[command(flatten)]
     output: ui::OutputArg,
 }
@@ -51,24 +29,8 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn options(args: &Args) -> anyhow::Result<OfflineOptions> {
-    Ok(OfflineOptions {
-        inventory: args.inventory.clone(),
-        live_config: args.live_config.clone(),
-        cilium_version: args.cilium_version.clone(),
-        era: args.era,
-        chart: args
-            .chart
-            .as_deref()
-            .map(helm::ChartSource::parse)
-            .transpose()?,
-        helm: args.helm.clone(),
-        accept_config_changes: args.accept_config_changes.clone(),
-    })
-}
-
 fn build(args: &Args) -> anyhow::Result<OfflinePlan> {
-    Ok(migration::flow::plan_offline(&options(args)?)?)
+    Ok(migration::flow::plan_offline(&args.offline.options()?)?)
 }
 
 fn print_text(plan: &OfflinePlan) {
@@ -189,6 +151,8 @@ fn print_text(plan: &OfflinePlan) {
 
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
+
     use super::*;
     use clap::Parser as _;
     use migration::flow::Step;
@@ -293,7 +257,7 @@ mod tests {
     #[test]
     fn a_missing_inventory_is_a_clear_error() {
         let mut args = args(&[]);
-        args.inventory = PathBuf::from("/nonexistent/inventory");
+        args.offline.inventory = PathBuf::from("/nonexistent/inventory");
         let err = format!("{:#}", build(&args).expect_err("error"));
         assert!(err.contains("/nonexistent/inventory"), "{err}");
     }
