@@ -383,7 +383,7 @@ async fn verify_on_the_v2_27_fixture() {
     );
     let hint = agents.hint.as_deref().unwrap_or_default();
     assert!(
-        hint.contains("cargo xtask nodes fix --apply") && hint.contains(victim_node.as_str()),
+        hint.contains("cilium-migrate nodes fix --apply") && hint.contains(victim_node.as_str()),
         "{hint}"
     );
     assert!(

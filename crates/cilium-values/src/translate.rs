@@ -1767,7 +1767,7 @@ fn inventory_only(mapper: &mut Mapper, vars: &InventoryVars) -> Result<(), Error
                 "kube_owner",
                 None,
                 o.to_owned(),
-                format!("kube_owner is `{owner}`: /opt/cni/bin is not root-owned and the chart's unprivileged init containers cannot write to it; run `cargo xtask inventory --write` (kube_owner: root) and fix the nodes, or set securityContext.privileged"),
+                format!("kube_owner is `{owner}`: /opt/cni/bin is not root-owned and the chart's unprivileged init containers cannot write to it; run `cilium-migrate inventory --write` (kube_owner: root) and fix the nodes, or set securityContext.privileged"),
             );
     }
 

@@ -120,7 +120,7 @@ pub enum Error {
     },
     /// Some node directories would make the agent's init containers fail.
     #[error(
-        "the Cilium agent would fail with `{}` on these nodes:\n{summary}\nfix: cargo xtask nodes fix --apply",
+        "the Cilium agent would fail with `{}` on these nodes:\n{summary}\nfix: cilium-migrate nodes fix --apply",
         crate::HOSTBIN_ERROR
     )]
     AgentWouldFail {

@@ -234,7 +234,7 @@ fn release_item(state: &ClusterState) -> Item {
         None => Item::fail(
             "Helm release",
             "no Helm release of Cilium",
-            "hand Cilium over to Helm first (cargo xtask migrate); enable upgrades that release",
+            "hand Cilium over to Helm first (cilium-migrate migrate); enable upgrades that release",
         ),
         Some(release) if release.status != "deployed" => Item::fail(
             "Helm release",
@@ -659,7 +659,7 @@ fn inventory_items(state: &ClusterState, inventory: &InventoryFacts) -> Vec<Item
         Some(v) => Item::fail(
             name,
             format!("{} ({}): Kubespray would reinstall Cilium over the Helm release", text(&v.value), v.origin),
-            "set kube_network_plugin: cni in group_vars/k8s_cluster/k8s-cluster.yml (cargo xtask inventory --write)",
+            "set kube_network_plugin: cni in group_vars/k8s_cluster/k8s-cluster.yml (cilium-migrate inventory --write)",
         ),
         None => Item::fail(
             name,

@@ -102,7 +102,7 @@ pub enum Error {
     },
     /// A previous `enable` did not finish.
     #[error(
-        "journal {} says an earlier enable of {namespace}/{release} did not finish (it started at revision {previous_revision}); check `helm history {release} -n {namespace}`, then run `cargo xtask gateway-api rollback --journal {}` or move the journal away to start over",
+        "journal {} says an earlier enable of {namespace}/{release} did not finish (it started at revision {previous_revision}); check `helm history {release} -n {namespace}`, then run `cilium-migrate gateway-api rollback --journal {}` or move the journal away to start over",
         journal.display(), journal.display()
     )]
     Interrupted {

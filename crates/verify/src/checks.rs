@@ -303,8 +303,8 @@ pub fn agent_pods(pods: &[Pod]) -> Check {
         let nodes: Vec<String> = hostbin_nodes.into_iter().collect();
         check = check.with_hint(format!(
             "the agent's init containers run as root without CAP_DAC_OVERRIDE and cannot write the \
-             node's /opt/cni/bin (owned by Kubespray's kube_owner): run `cargo xtask nodes check` \
-             and `cargo xtask nodes fix --apply` for node(s) {}",
+             node's /opt/cni/bin (owned by Kubespray's kube_owner): run `cilium-migrate nodes check` \
+             and `cilium-migrate nodes fix --apply` for node(s) {}",
             list_names(&nodes)
         ));
     } else if let Some((namespace, pod, container)) = crashing.first() {

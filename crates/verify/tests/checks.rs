@@ -158,7 +158,7 @@ fn cases() -> Vec<Case> {
                 "cilium-x7k2n on node2: init container mount-cgroup CrashLoopBackOff (restarts 4), last exit 1",
                 "cp: cannot create regular file '/hostbin/cilium-mount': Permission denied",
             ],
-            hint: Some("`cargo xtask nodes fix --apply` for node(s) node2"),
+            hint: Some("`cilium-migrate nodes fix --apply` for node(s) node2"),
         },
         Case {
             name: "agent container crash-looping",

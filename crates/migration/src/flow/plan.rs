@@ -166,7 +166,7 @@ impl Session<'_> {
             }
             if !summary.is_empty() {
                 blockers.push(format!(
-                    "node directories the unprivileged agent cannot write:\n{summary}\nfix them with `cargo xtask nodes fix --apply` and set kube_owner: root"
+                    "node directories the unprivileged agent cannot write:\n{summary}\nfix them with `cilium-migrate nodes fix --apply` and set kube_owner: root"
                 ));
             }
         }
