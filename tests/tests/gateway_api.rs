@@ -5,7 +5,7 @@
 //! Cilium 1.15.9 chart (so the v1.0.0 bundle with the experimental GRPCRoute and TLSRoute
 //! applies) with the values `cargo xtask values` writes for Kubespray v2.27.1's sample, plus the
 //! test's own values.
-//! The CRDs are the minimal ones of `gateway_api::bundle` (upstream names, scopes and served
+//! The CRDs are the minimal ones of `cilium_gateway::bundle` (upstream names, scopes and served
 //! versions, no schema).
 //!
 //! What this cannot prove: nothing runs the Cilium operator on the testbed, so the test plays it
@@ -16,8 +16,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use gateway_api::bundle::{BundleVersion, Channel, minimal_bundle};
-use gateway_api::{AcceptWait, EnableOptions, Error, Journal, Outcome, Status, Target};
+use cilium_gateway::bundle::{BundleVersion, Channel, minimal_bundle};
+use cilium_gateway::{AcceptWait, EnableOptions, Error, Journal, Outcome, Status, Target};
 use helm::{ChartSource, Helm, OnFailure, Ownership, UpgradeInstall, ValuesScope, Wait};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -123,11 +123,11 @@ impl Cluster {
         Target::kubespray()
     }
 
-    async fn check(&self) -> gateway_api::Report {
-        let state = gateway_api::collect(&self.client, Some(&self.helm), &self.target())
+    async fn check(&self) -> cilium_gateway::Report {
+        let state = cilium_gateway::collect(&self.client, Some(&self.helm), &self.target())
             .await
             .unwrap_or_else(|e| panic!("collect: {e}"));
-        gateway_api::check(&state, None)
+        cilium_gateway::check(&state, None)
     }
 
     /// Writes the v1.0.0 experimental bundle (minimal CRDs) and returns the file.
@@ -212,7 +212,7 @@ async fn agents_restarted_at(client: &kube::Client) -> Option<String> {
         .and_then(|a| a.get("kubectl.kubernetes.io/restartedAt").cloned())
 }
 
-fn failing(report: &gateway_api::Report) -> Vec<&str> {
+fn failing(report: &cilium_gateway::Report) -> Vec<&str> {
     report.failures().map(|i| i.name.as_str()).collect()
 }
 
@@ -306,7 +306,7 @@ async fn check_then_enable_with_helm3() {
     let options = cluster.options(Vec::new(), AcceptWait::Within(TIMEOUT));
     let mut lines = Vec::new();
     let mut progress = |line: &str| lines.push(line.to_owned());
-    let enabled = gateway_api::enable(&cluster.client, &cluster.helm, &options, &mut progress)
+    let enabled = cilium_gateway::enable(&cluster.client, &cluster.helm, &options, &mut progress)
         .await
         .unwrap_or_else(|e| panic!("enable failed: {e}\nprogress: {lines:#?}"));
     accepted.await.unwrap_or_else(|e| panic!("{e}"));
@@ -387,7 +387,7 @@ async fn check_then_enable_with_helm3() {
 
     // A second run changes nothing.
     let mut ignore = |_: &str| {};
-    let again = gateway_api::enable(&cluster.client, &cluster.helm, &options, &mut ignore)
+    let again = cilium_gateway::enable(&cluster.client, &cluster.helm, &options, &mut ignore)
         .await
         .unwrap_or_else(|e| panic!("second enable: {e}"));
     assert_eq!((again.previous_revision, again.enabled_revision), (2, 2));
@@ -402,7 +402,7 @@ async fn check_then_enable_with_helm3() {
     let restarted_before = annotations
         .get("kubectl.kubernetes.io/restartedAt")
         .cloned();
-    let to = gateway_api::enable::roll_back_from_journal(
+    let to = cilium_gateway::enable::roll_back_from_journal(
         &cluster.client,
         &cluster.helm,
         &options.journal,
@@ -477,13 +477,14 @@ spec:
     )
     .unwrap_or_else(|e| panic!("{e}"));
     cluster.kubectl(&["apply", "-f", &manifest.display().to_string()]);
-    let (ingresses, services) = gateway_api::convert::read_ingresses(&cluster.client, Some("demo"))
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let conversion = gateway_api::convert::convert(
+    let (ingresses, services) =
+        cilium_gateway::convert::read_ingresses(&cluster.client, Some("demo"))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    let conversion = cilium_gateway::convert::convert(
         &ingresses,
         &services,
-        &gateway_api::convert::ConvertOptions::default(),
+        &cilium_gateway::convert::ConvertOptions::default(),
     );
     let warned: Vec<Option<&str>> = conversion
         .warnings
@@ -557,7 +558,7 @@ async fn a_forced_failure_rolls_back_with_helm4() {
         previous_revision: 1,
         enabled_revision: None,
         crds_applied: Vec::new(),
-        values_file: gateway_api::enable::values_file_for(&options.journal),
+        values_file: cilium_gateway::enable::values_file_for(&options.journal),
         operator_restart: None,
         agents_restarted: false,
         outcome: Outcome::InProgress,
@@ -567,7 +568,8 @@ async fn a_forced_failure_rolls_back_with_helm4() {
         .save(&options.journal)
         .unwrap_or_else(|e| panic!("{e}"));
     let mut ignore = |_: &str| {};
-    let refused = gateway_api::enable(&cluster.client, &cluster.helm, &options, &mut ignore).await;
+    let refused =
+        cilium_gateway::enable(&cluster.client, &cluster.helm, &options, &mut ignore).await;
     assert!(
         matches!(
             refused,
@@ -583,7 +585,8 @@ async fn a_forced_failure_rolls_back_with_helm4() {
 
     let mut lines = Vec::new();
     let mut progress = |line: &str| lines.push(line.to_owned());
-    let failed = gateway_api::enable(&cluster.client, &cluster.helm, &options, &mut progress).await;
+    let failed =
+        cilium_gateway::enable(&cluster.client, &cluster.helm, &options, &mut progress).await;
     match &failed {
         Err(Error::EnableFailed {
             reason,

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use gateway_api::{AcceptWait, EnableOptions, InventoryFacts, Target};
+use cilium_gateway::{AcceptWait, EnableOptions, InventoryFacts, Target};
 use helm::{ChartSource, Helm};
 
 use crate::verify::parse_duration;
@@ -148,7 +148,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
 async fn rollback(args: RollbackArgs) -> anyhow::Result<()> {
     let client = crate::cluster::client(args.kubeconfig.as_deref()).await?;
     let helm = locate_helm(args.helm.as_ref(), args.kubeconfig.as_ref())?;
-    let to = gateway_api::enable::roll_back_from_journal(
+    let to = cilium_gateway::enable::roll_back_from_journal(
         &client,
         &helm,
         &args.journal,
@@ -189,8 +189,8 @@ async fn check(args: CheckArgs) -> anyhow::Result<()> {
     let inventory = args.cluster.inventory()?;
     let client = crate::cluster::client(args.cluster.kubeconfig.as_deref()).await?;
     let helm = locate_helm(args.cluster.helm.as_ref(), args.cluster.kubeconfig.as_ref())?;
-    let state = gateway_api::collect(&client, Some(&helm), &args.cluster.target()).await?;
-    let report = gateway_api::check(&state, inventory.as_ref());
+    let state = cilium_gateway::collect(&client, Some(&helm), &args.cluster.target()).await?;
+    let report = cilium_gateway::check(&state, inventory.as_ref());
     match args.output.output {
         Output::Text => print!("{}", report.table()),
         Output::Json => println!("{}", serde_json::to_string_pretty(&report)?),
@@ -210,9 +210,9 @@ async fn enable(args: EnableArgs) -> anyhow::Result<()> {
     let chart = ChartSource::parse(&args.chart)?;
 
     if !args.apply {
-        let state = gateway_api::collect(&client, Some(&helm), &target).await?;
-        let crds = gateway_api::enable::read_crd_files(&args.install_crds)?;
-        let plan = gateway_api::plan(&state, inventory.as_ref(), crds)?;
+        let state = cilium_gateway::collect(&client, Some(&helm), &target).await?;
+        let crds = cilium_gateway::enable::read_crd_files(&args.install_crds)?;
+        let plan = cilium_gateway::plan(&state, inventory.as_ref(), crds)?;
         print!("{}", plan.report.table());
         println!("\nenable would:");
         for name in &plan.crd_names {
@@ -252,7 +252,7 @@ async fn enable(args: EnableArgs) -> anyhow::Result<()> {
         restart_agents: !args.no_agent_restart,
     };
     let mut progress = |line: &str| eprintln!("gateway-api: {line}");
-    let enabled = gateway_api::enable(&client, &helm, &options, &mut progress).await?;
+    let enabled = cilium_gateway::enable(&client, &helm, &options, &mut progress).await?;
     print!("{}", enabled.report.table());
     println!(
         "Gateway API enabled: revision {} -> {}{}{}; journal {}",
@@ -273,7 +273,7 @@ async fn enable(args: EnableArgs) -> anyhow::Result<()> {
 }
 
 async fn convert(args: ConvertArgs) -> anyhow::Result<()> {
-    use gateway_api::convert::{ConvertOptions, read_ingresses};
+    use cilium_gateway::convert::{ConvertOptions, read_ingresses};
     let (ingresses, services) = match &args.from {
         Some(path) => read_list(path)?,
         None => {
@@ -285,7 +285,7 @@ async fn convert(args: ConvertArgs) -> anyhow::Result<()> {
         ingress_class: args.ingress_class,
         gateway_class: args.gateway_class,
     };
-    let conversion = gateway_api::convert::convert(&ingresses, &services, &options);
+    let conversion = cilium_gateway::convert::convert(&ingresses, &services, &options);
     print!("{}", conversion.to_yaml()?);
     for warning in &conversion.warnings {
         match &warning.annotation {

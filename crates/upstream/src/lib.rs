@@ -11,7 +11,7 @@
 //!   ([`SKIP_LOG_ENV`]) that `cargo xtask ci` counts and reports as its last line.
 //!
 //! *Why a crate of its own:* the library crates' tests (cilium-values, kubespray-config,
-//! gateway-api, helm) need it as a light dev-dependency; the testbed crate that would otherwise be
+//! cilium-gateway, helm) need it as a light dev-dependency; the testbed crate that would otherwise be
 //! its home pulls a Kubernetes client and the Go tool builder into every one of them.
 
 use std::fmt;

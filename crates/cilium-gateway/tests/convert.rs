@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use gateway_api::convert::{ConvertOptions, convert};
+use cilium_gateway::convert::{ConvertOptions, convert};
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::networking::v1::Ingress;
 use serde::Deserialize;

@@ -4,9 +4,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use gateway_api::bundle::{BundleVersion, Channel, minimal_bundle, minimal_crd};
-use gateway_api::enable::read_crd_files;
-use gateway_api::{ClusterState, Error, InventoryFacts, Report, Status, check, plan};
+use cilium_gateway::bundle::{BundleVersion, Channel, minimal_bundle, minimal_crd};
+use cilium_gateway::enable::read_crd_files;
+use cilium_gateway::{ClusterState, Error, InventoryFacts, Report, Status, check, plan};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -278,7 +278,7 @@ fn guards(plugin: Status, owner: Status, proxy: Status) -> Vec<(String, Status)>
 #[test]
 fn kubespray_guards_fail_on_kubesprays_own_sample() {
     let Some(upstream) = upstream::Upstream::for_test(
-        "gateway-api::recorded::kubespray_guards_fail_on_kubesprays_own_sample",
+        "cilium-gateway::recorded::kubespray_guards_fail_on_kubesprays_own_sample",
     ) else {
         return;
     };
