@@ -49,36 +49,23 @@ fn parse_url(arg: &str) -> Result<UrlCheck, String> {
     arg.parse().map_err(|e: verify::Error| e.to_string())
 }
 
-/// Parses `90`, `90s`, `5m`, `1h30m`, `1m30s`.
+/// A duration flag, Go-style (`90s`, `5m`, `1h30m`, `1m30s`, `1.5m`, `500ms`) or a bare number
+/// of seconds (`90`). The one parser of every `DURATION` flag.
 pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     let bad = || format!("{text:?} is not a duration: write e.g. 90s, 5m or 1h30m");
     if let Ok(seconds) = text.parse::<u64>() {
         return Ok(Duration::from_secs(seconds));
     }
-    let mut total = 0u64;
-    let mut number = String::new();
-    for c in text.chars() {
-        if c.is_ascii_digit() {
-            number.push(c);
-            continue;
-        }
-        let unit = match c {
-            'h' => 3600,
-            'm' => 60,
-            's' => 1,
-            _ => return Err(bad()),
-        };
-        let value: u64 = number.parse().map_err(|_| bad())?;
-        total = value
-            .checked_mul(unit)
-            .and_then(|v| total.checked_add(v))
-            .ok_or_else(bad)?;
-        number.clear();
-    }
-    if !number.is_empty() || text.is_empty() {
+    // jiff also reads what Go's `time.ParseDuration` refuses (ISO 8601 `PT5M`, signs, spaces,
+    // `5 mins`): only Go's digits and unit letters may reach it.
+    if !text
+        .chars()
+        .all(|c| c.is_ascii_digit() || ".hmsunµ".contains(c))
+    {
         return Err(bad());
     }
-    Ok(Duration::from_secs(total))
+    let duration: jiff::SignedDuration = text.parse().map_err(|_| bad())?;
+    Duration::try_from(duration).map_err(|_| bad())
 }
 
 async fn run_async(args: Args) -> anyhow::Result<Report> {
@@ -137,20 +124,22 @@ mod tests {
 
     #[test]
     fn durations() {
-        for (text, seconds) in [
-            ("90", 90),
-            ("90s", 90),
-            ("5m", 300),
-            ("1h30m", 5400),
-            ("1m30s", 90),
+        for (text, millis) in [
+            ("90", 90_000),
+            ("90s", 90_000),
+            ("5m", 300_000),
+            ("1h30m", 5_400_000),
+            ("1m30s", 90_000),
+            ("1.5m", 90_000),
+            ("500ms", 500),
         ] {
             assert_eq!(
                 parse_duration(text),
-                Ok(Duration::from_secs(seconds)),
+                Ok(Duration::from_millis(millis)),
                 "{text}"
             );
         }
-        for text in ["", "5x", "m", "5m3", "1.5m"] {
+        for text in ["", "5x", "m", "5m3", "-5m", "PT5M", "5 minutes", "5mins"] {
             let error = parse_duration(text).expect_err(text);
             assert!(error.contains("90s, 5m or 1h30m"), "{error}");
         }
