@@ -106,36 +106,12 @@ fn default_bundle_in(
             return Ok(dir);
         }
     }
-    Ok(new_in.join(format!("{prefix}{}", utc_stamp(now_secs()))))
+    Ok(new_in.join(format!("{prefix}{}", utc_stamp(jiff::Timestamp::now()))))
 }
 
-pub(super) fn now_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
-/// `YYYYMMDDTHHMMSSZ` for seconds since the epoch (UTC, proleptic Gregorian).
-pub fn utc_stamp(secs: u64) -> String {
-    let days = secs / 86_400;
-    let rest = secs % 86_400;
-    // Howard Hinnant's days-to-civil.
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}{month:02}{day:02}T{:02}{:02}{:02}Z",
-        rest / 3600,
-        rest % 3600 / 60,
-        rest % 60
-    )
+/// `YYYYMMDDTHHMMSSZ`: the instant in UTC, as bundle names and the hand-over marker carry it.
+pub fn utc_stamp(at: jiff::Timestamp) -> String {
+    at.strftime("%Y%m%dT%H%M%SZ").to_string()
 }
 
 #[cfg(test)]
@@ -239,10 +215,12 @@ mod tests {
 
     #[test]
     fn utc_stamps_are_civil_dates() {
-        assert_eq!(utc_stamp(0), "19700101T000000Z");
+        let stamp =
+            |secs| utc_stamp(jiff::Timestamp::from_second(secs).unwrap_or_else(|e| panic!("{e}")));
+        assert_eq!(stamp(0), "19700101T000000Z");
         // 2026-11-26 18:30:05 UTC.
-        assert_eq!(utc_stamp(1_795_717_805), "20261126T183005Z");
+        assert_eq!(stamp(1_795_717_805), "20261126T183005Z");
         // A leap day.
-        assert_eq!(utc_stamp(951_782_400), "20000229T000000Z");
+        assert_eq!(stamp(951_782_400), "20000229T000000Z");
     }
 }

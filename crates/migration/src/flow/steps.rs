@@ -11,11 +11,11 @@ use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::Api;
 use kube::api::{ListParams, PostParams};
+use kube::runtime::wait::{await_condition, conditions};
 use kubespray_config::{HandoverOptions, Inventory};
 use serde_json::json;
 use verify::rollout::{self, RESTARTED_AT, daemon_set_rollout};
 
-use super::bundle_dir::now_secs;
 use super::{
     CheckLine, FlowError, Progress, Session, Step, VALUES_FILE, api, blocking, io, utc_stamp,
 };
@@ -27,6 +27,9 @@ use crate::guard;
 use crate::journal::Strategy;
 use crate::object::{self, ObjectRef};
 use crate::template_era::{self, NAMESPACE};
+
+/// How long a deleted template-era object may take to go (its finalizers).
+const DELETE_TIMEOUT: Duration = Duration::from_secs(120);
 
 impl Session<'_> {
     pub(super) async fn run_step(
@@ -176,21 +179,25 @@ impl Session<'_> {
                 Some(ns) => Api::namespaced_with(self.client.clone(), ns, &resource),
                 None => Api::all_with(self.client.clone(), &resource),
             };
-            let deadline = Instant::now() + Duration::from_secs(120);
-            loop {
-                let live = api_
-                    .get_opt(&object.name)
-                    .await
-                    .map_err(api(format!("reading {object}")))?;
-                if live.is_none_or(|o| o.metadata.uid.as_deref() != Some(uid.as_str())) {
-                    break;
-                }
-                if Instant::now() >= deadline {
+            // Gone, or replaced by another object of that name (another uid).
+            let gone = tokio::time::timeout(
+                DELETE_TIMEOUT,
+                await_condition(api_, &object.name, conditions::is_deleted(uid)),
+            )
+            .await;
+            match gone {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
                     return Err(FlowError::Refused(format!(
-                        "{object} was deleted but is still there after 2 minutes (finalizers?); check it and run again"
+                        "{object} was deleted but watching it until it is gone failed: {e}; check it and run again"
                     )));
                 }
-                tokio::time::sleep(Duration::from_millis(250)).await;
+                Err(_) => {
+                    return Err(FlowError::Refused(format!(
+                        "{object} was deleted but is still there after {} minutes (finalizers?); check it and run again",
+                        DELETE_TIMEOUT.as_secs() / 60
+                    )));
+                }
             }
         }
         progress.note(&format!("deleted {} template-era objects", deletions.len()));
@@ -440,7 +447,11 @@ impl Session<'_> {
         }
         era::write_handover_marker(
             &self.client,
-            &format!("{} {}", utc_stamp(now_secs()), self.bundle_dir.display()),
+            &format!(
+                "{} {}",
+                utc_stamp(jiff::Timestamp::now()),
+                self.bundle_dir.display()
+            ),
         )
         .await?;
         Ok(())
