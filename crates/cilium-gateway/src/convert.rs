@@ -12,10 +12,21 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use gateway_api::gateways::{
+    Gateway, GatewayListeners, GatewayListenersTls, GatewayListenersTlsCertificateRefs,
+    GatewayListenersTlsMode, GatewaySpec,
+};
+use gateway_api::httproutes::{
+    HttpRoute, HttpRouteParentRefs, HttpRouteRules, HttpRouteRulesBackendRefs,
+    HttpRouteRulesFilters, HttpRouteRulesFiltersRequestRedirect,
+    HttpRouteRulesFiltersRequestRedirectScheme, HttpRouteRulesFiltersType, HttpRouteRulesMatches,
+    HttpRouteRulesMatchesHeaders, HttpRouteRulesMatchesHeadersType, HttpRouteRulesMatchesPath,
+    HttpRouteRulesMatchesPathType, HttpRouteSpec,
+};
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::networking::v1::{Ingress, IngressBackend};
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// The annotation prefix of ingress-nginx.
 pub const NGINX_PREFIX: &str = "nginx.ingress.kubernetes.io/";
@@ -88,13 +99,13 @@ impl Conversion {
 struct Backend {
     service: String,
     port: Option<i32>,
-    weight: Option<i64>,
+    weight: Option<i32>,
 }
 
 /// One rule being built: a path match and its backends (and an optional header match).
 #[derive(Debug, Clone)]
 struct Rule {
-    path_type: &'static str,
+    path_type: HttpRouteRulesMatchesPathType,
     path: String,
     header: Option<(String, String)>,
     backends: Vec<Backend>,
@@ -169,9 +180,9 @@ pub fn convert(
         }
         let canary = is_canary(ingress);
         let weight_total = nginx("canary-weight-total")
-            .and_then(|w| w.parse::<i64>().ok())
+            .and_then(|w| w.parse::<i32>().ok())
             .unwrap_or(100);
-        let weight = nginx("canary-weight").and_then(|w| w.parse::<i64>().ok());
+        let weight = nginx("canary-weight").and_then(|w| w.parse::<i32>().ok());
         let header = nginx("canary-by-header").map(|h| {
             (
                 h.to_owned(),
@@ -250,13 +261,11 @@ pub fn convert(
                 ) else {
                     continue;
                 };
-                let (path_type, value) = match path.path_type.as_str() {
-                    "Exact" => ("Exact", path.path.clone().unwrap_or_else(|| "/".to_owned())),
-                    _ => (
-                        "PathPrefix",
-                        path.path.clone().unwrap_or_else(|| "/".to_owned()),
-                    ),
+                let path_type = match path.path_type.as_str() {
+                    "Exact" => HttpRouteRulesMatchesPathType::Exact,
+                    _ => HttpRouteRulesMatchesPathType::PathPrefix,
                 };
+                let value = path.path.clone().unwrap_or_else(|| "/".to_owned());
                 if !canary {
                     route.rules.push(Rule {
                         path_type,
@@ -303,7 +312,7 @@ pub fn convert(
 
     // Listeners per namespace: one HTTP (and with TLS one HTTPS) listener per host, aliases
     // included; keyed by name so that hosts shared by several routes appear once.
-    let mut gateways: BTreeMap<String, BTreeMap<String, Value>> = BTreeMap::new();
+    let mut gateways: BTreeMap<String, BTreeMap<String, GatewayListeners>> = BTreeMap::new();
     let mut route_objects = Vec::new();
     for ((namespace, host), route) in &routes {
         let secret = tls_secrets.get(&(namespace.clone(), host.clone()));
@@ -314,24 +323,37 @@ pub fn convert(
         let mut redirect_sections = Vec::new();
         for listener_host in &hosts {
             let slug = listener_slug(listener_host);
+            let hostname = Some(listener_host.clone()).filter(|h| !h.is_empty());
             let http_name = format!("{slug}-http");
-            let mut http = json!({ "name": http_name, "protocol": "HTTP", "port": 80 });
-            if !listener_host.is_empty() {
-                http["hostname"] = json!(listener_host);
-            }
+            let http = GatewayListeners {
+                name: http_name.clone(),
+                protocol: "HTTP".to_owned(),
+                port: 80,
+                hostname: hostname.clone(),
+                ..GatewayListeners::default()
+            };
             listeners.insert(http_name.clone(), http);
             let Some(secret) = secret else {
                 route_sections.push(http_name);
                 continue;
             };
             let https_name = format!("{slug}-https");
-            let mut https = json!({
-                "name": https_name, "protocol": "HTTPS", "port": 443,
-                "tls": { "mode": "Terminate", "certificateRefs": [{ "kind": "Secret", "name": secret }] }
-            });
-            if !listener_host.is_empty() {
-                https["hostname"] = json!(listener_host);
-            }
+            let https = GatewayListeners {
+                name: https_name.clone(),
+                protocol: "HTTPS".to_owned(),
+                port: 443,
+                hostname,
+                tls: Some(GatewayListenersTls {
+                    mode: Some(GatewayListenersTlsMode::Terminate),
+                    certificate_refs: Some(vec![GatewayListenersTlsCertificateRefs {
+                        kind: Some("Secret".to_owned()),
+                        name: secret.clone(),
+                        ..GatewayListenersTlsCertificateRefs::default()
+                    }]),
+                    ..GatewayListenersTls::default()
+                }),
+                ..GatewayListeners::default()
+            };
             listeners.insert(https_name.clone(), https);
             route_sections.push(https_name);
             if route.redirect_to_https {
@@ -340,53 +362,60 @@ pub fn convert(
                 route_sections.push(http_name);
             }
         }
-        let gateway = options.gateway_class.clone();
-        let parents = |sections: &[String]| -> Vec<Value> {
-            sections
-                .iter()
-                .map(|s| json!({ "name": gateway, "sectionName": s }))
-                .collect()
-        };
-        let mut spec = json!({
-            "parentRefs": parents(&route_sections),
-            "rules": route.rules.iter().map(rule_json).collect::<Vec<_>>(),
-        });
-        if !route.hostnames.is_empty() {
-            spec["hostnames"] = json!(route.hostnames);
-        }
-        route_objects.push(json!({
-            "apiVersion": "gateway.networking.k8s.io/v1",
-            "kind": "HTTPRoute",
-            "metadata": { "name": route.name, "namespace": namespace },
-            "spec": spec,
-        }));
-        if !redirect_sections.is_empty() {
-            let mut spec = json!({
-                "parentRefs": parents(&redirect_sections),
-                "rules": [{ "filters": [{ "type": "RequestRedirect",
-                    "requestRedirect": { "scheme": "https", "statusCode": 301 } }] }],
+        let parents = |sections: &[String]| -> Option<Vec<HttpRouteParentRefs>> {
+            let refs = sections.iter().map(|s| HttpRouteParentRefs {
+                name: options.gateway_class.clone(),
+                section_name: Some(s.clone()),
+                ..HttpRouteParentRefs::default()
             });
-            if !route.hostnames.is_empty() {
-                spec["hostnames"] = json!(route.hostnames);
-            }
-            route_objects.push(json!({
-                "apiVersion": "gateway.networking.k8s.io/v1",
-                "kind": "HTTPRoute",
-                "metadata": { "name": format!("{}-https-redirect", route.name), "namespace": namespace },
-                "spec": spec,
-            }));
+            Some(refs.collect())
+        };
+        let hostnames =
+            Some(route.hostnames.iter().cloned().collect::<Vec<_>>()).filter(|h| !h.is_empty());
+        route_objects.push(object(&http_route(
+            &route.name,
+            namespace,
+            HttpRouteSpec {
+                parent_refs: parents(&route_sections),
+                rules: Some(route.rules.iter().map(route_rule).collect()),
+                hostnames: hostnames.clone(),
+            },
+        )));
+        if !redirect_sections.is_empty() {
+            let redirect = HttpRouteRulesFilters {
+                r#type: HttpRouteRulesFiltersType::RequestRedirect,
+                request_redirect: Some(HttpRouteRulesFiltersRequestRedirect {
+                    scheme: Some(HttpRouteRulesFiltersRequestRedirectScheme::Https),
+                    status_code: Some(301),
+                    ..HttpRouteRulesFiltersRequestRedirect::default()
+                }),
+                ..HttpRouteRulesFilters::default()
+            };
+            route_objects.push(object(&http_route(
+                &format!("{}-https-redirect", route.name),
+                namespace,
+                HttpRouteSpec {
+                    parent_refs: parents(&redirect_sections),
+                    rules: Some(vec![HttpRouteRules {
+                        filters: Some(vec![redirect]),
+                        ..HttpRouteRules::default()
+                    }]),
+                    hostnames,
+                },
+            )));
         }
     }
     for (namespace, listeners) in gateways {
-        conversion.objects.push(json!({
-            "apiVersion": "gateway.networking.k8s.io/v1",
-            "kind": "Gateway",
-            "metadata": { "name": options.gateway_class, "namespace": namespace },
-            "spec": {
-                "gatewayClassName": options.gateway_class,
-                "listeners": listeners.into_values().collect::<Vec<_>>(),
-            }
-        }));
+        let mut gateway = Gateway::new(
+            &options.gateway_class,
+            GatewaySpec {
+                gateway_class_name: options.gateway_class.clone(),
+                listeners: listeners.into_values().collect(),
+                ..GatewaySpec::default()
+            },
+        );
+        gateway.metadata.namespace = Some(namespace);
+        conversion.objects.push(object(&gateway));
     }
     conversion.objects.extend(route_objects);
     conversion.warnings.sort();
@@ -469,26 +498,43 @@ fn backend(
     })
 }
 
-fn rule_json(rule: &Rule) -> Value {
-    let mut matched = json!({ "path": { "type": rule.path_type, "value": rule.path } });
-    if let Some((name, value)) = &rule.header {
-        matched["headers"] = json!([{ "type": "Exact", "name": name, "value": value }]);
+fn http_route(name: &str, namespace: &str, spec: HttpRouteSpec) -> HttpRoute {
+    let mut route = HttpRoute::new(name, spec);
+    route.metadata.namespace = Some(namespace.to_owned());
+    route
+}
+
+/// A typed object as the JSON the output is made of (serializing a typed object cannot fail).
+fn object(typed: &impl Serialize) -> Value {
+    serde_json::to_value(typed).unwrap_or_default()
+}
+
+fn route_rule(rule: &Rule) -> HttpRouteRules {
+    let matched = HttpRouteRulesMatches {
+        path: Some(HttpRouteRulesMatchesPath {
+            r#type: Some(rule.path_type.clone()),
+            value: Some(rule.path.clone()),
+        }),
+        headers: rule.header.as_ref().map(|(name, value)| {
+            vec![HttpRouteRulesMatchesHeaders {
+                r#type: Some(HttpRouteRulesMatchesHeadersType::Exact),
+                name: name.clone(),
+                value: value.clone(),
+            }]
+        }),
+        ..HttpRouteRulesMatches::default()
+    };
+    let backends = rule.backends.iter().map(|b| HttpRouteRulesBackendRefs {
+        name: b.service.clone(),
+        port: b.port,
+        weight: b.weight,
+        ..HttpRouteRulesBackendRefs::default()
+    });
+    HttpRouteRules {
+        matches: Some(vec![matched]),
+        backend_refs: Some(backends.collect()),
+        ..HttpRouteRules::default()
     }
-    let backends: Vec<Value> = rule
-        .backends
-        .iter()
-        .map(|b| {
-            let mut reference = json!({ "name": b.service });
-            if let Some(port) = b.port {
-                reference["port"] = json!(port);
-            }
-            if let Some(weight) = b.weight {
-                reference["weight"] = json!(weight);
-            }
-            reference
-        })
-        .collect();
-    json!({ "matches": [matched], "backendRefs": backends })
 }
 
 /// A listener/route name part for a host: `app.example.com` stays, `*.example.com` becomes
