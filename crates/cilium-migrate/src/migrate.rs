@@ -471,21 +471,9 @@ fn print_plan(plan: &Plan, colour: bool) {
             println!("{line}");
         }
     }
-    println!(
-        "\n{}",
-        ui::heading(&format!("Warnings ({})", plan.warnings.len()), colour)
-    );
-    for w in &plan.warnings {
-        println!("- {w}");
-    }
+    print!("{}", ui::section("Warnings", &plan.warnings, colour));
     if !plan.blockers.is_empty() {
-        println!(
-            "\n{}",
-            ui::heading(&format!("BLOCKED ({})", plan.blockers.len()), colour)
-        );
-        for b in &plan.blockers {
-            println!("- {b}");
-        }
+        print!("{}", ui::section("BLOCKED", &plan.blockers, colour));
     }
 }
 

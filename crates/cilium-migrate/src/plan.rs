@@ -140,13 +140,7 @@ fn print_text(plan: &OfflinePlan) {
         plan.inventory
     );
 
-    println!(
-        "\n{}",
-        ui::heading(&format!("Warnings ({})", plan.warnings.len()), colour)
-    );
-    for warning in &plan.warnings {
-        println!("- {warning}");
-    }
+    print!("{}", ui::section("Warnings", &plan.warnings, colour));
 }
 
 #[cfg(test)]

@@ -11,6 +11,18 @@ pub fn heading(text: &str, colour: bool) -> String {
     }
 }
 
+/// A headed list, `== TITLE (N)` then one `- item` per line: the plans' warnings and blockers.
+pub fn section<T: std::fmt::Display>(title: &str, items: &[T], colour: bool) -> String {
+    let mut out = format!(
+        "\n{}\n",
+        heading(&format!("{title} ({})", items.len()), colour)
+    );
+    for item in items {
+        out.push_str(&format!("- {item}\n"));
+    }
+    out
+}
+
 /// A table with left-aligned columns as wide as their widest cell, two spaces apart.
 pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     let mut table = comfy_table::Table::new();
@@ -61,6 +73,13 @@ pub fn paint_diff(diff: &str, colour: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_section_counts_its_items_and_lists_each() {
+        let text = section("Warnings", &["one", "two"], false);
+        assert_eq!(text, "\n== Warnings (2)\n- one\n- two\n");
+        assert_eq!(section::<&str>("BLOCKED", &[], false), "\n== BLOCKED (0)\n");
+    }
 
     #[test]
     fn table_aligns_columns_to_the_widest_cell() {
