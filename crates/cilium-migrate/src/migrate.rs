@@ -17,7 +17,7 @@ use anyhow::{Context as _, bail};
 use cni_fs::{Access, Node, PodAccess, Ssh};
 use helm::ChartSource;
 use migration::etcd::EtcdSnapshotOptions;
-use migration::flow::{self, MigrateOptions, NodeCheck, Outcome, Plan, Progress};
+use migration::flow::{self, MigrateOptions, NodeCheck, Outcome, Plan};
 use migration::journal::Strategy;
 
 use crate::ui;
@@ -153,10 +153,9 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
 
 async fn run_async(args: Args) -> anyhow::Result<()> {
     let options = options(&args).await?;
-    let mut progress = Stderr {
-        colour: std::io::stderr().is_terminal(),
-        output: args.output.output,
-    };
+    let (colour, output) = (std::io::stderr().is_terminal(), args.output.output);
+    let mut progress =
+        ui::StderrProgress::new(|plan: &Plan| confirm_on_terminal(plan, colour, output));
     let outcome = flow::run(&options, &mut progress).await;
     let outcome = match outcome {
         Ok(outcome) => outcome,
@@ -281,51 +280,24 @@ async fn node_check(args: &Args) -> anyhow::Result<NodeCheck> {
     })
 }
 
-/// Progress on stderr: a line when a step starts and one when it ends.
-struct Stderr {
-    colour: bool,
-    output: ui::Output,
-}
-
-impl Progress for Stderr {
-    fn started(&mut self, name: &str, elapsed: Duration) {
-        eprintln!("[{:>7.1}s] {name} ...", elapsed.as_secs_f64());
+/// Asks on the terminal whether to go ahead, after printing the plan (text output only).
+fn confirm_on_terminal(plan: &Plan, colour: bool, output: ui::Output) -> bool {
+    if output == ui::Output::Text {
+        print_plan(plan, colour);
     }
-
-    fn finished(&mut self, name: &str, took: Duration, error: Option<&str>) {
-        match error {
-            None => eprintln!("{:>11} {name} ok ({:.1}s)", "", took.as_secs_f64()),
-            Some(e) => eprintln!(
-                "{:>11} {name} FAILED ({:.1}s): {}",
-                "",
-                took.as_secs_f64(),
-                e.lines().next().unwrap_or_default()
-            ),
-        }
+    eprint!(
+        "Hand Cilium over to Helm on {} with strategy {}, starting at {}? [y/N] ",
+        plan.cluster.api_server,
+        plan.strategy,
+        plan.next_step
+            .map_or("the end".to_owned(), |s| s.to_string())
+    );
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    if std::io::stdin().lock().read_line(&mut answer).is_err() {
+        return false;
     }
-
-    fn note(&mut self, message: &str) {
-        eprintln!("{:>11} {message}", "");
-    }
-
-    fn confirm(&mut self, plan: &Plan) -> bool {
-        if self.output == ui::Output::Text {
-            print_plan(plan, self.colour);
-        }
-        eprint!(
-            "Hand Cilium over to Helm on {} with strategy {}, starting at {}? [y/N] ",
-            plan.cluster.api_server,
-            plan.strategy,
-            plan.next_step
-                .map_or("the end".to_owned(), |s| s.to_string())
-        );
-        let _ = std::io::stderr().flush();
-        let mut answer = String::new();
-        if std::io::stdin().lock().read_line(&mut answer).is_err() {
-            return false;
-        }
-        matches!(answer.trim(), "y" | "Y" | "yes")
-    }
+    matches!(answer.trim(), "y" | "Y" | "yes")
 }
 
 fn print_text(outcome: &Outcome) {

@@ -3,10 +3,9 @@
 
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use anyhow::{Context as _, bail};
-use migration::flow::{self, Plan, Progress, RollbackOptions, RollbackOutcome};
+use migration::flow::{self, Plan, RollbackOptions, RollbackOutcome};
 
 use crate::ui;
 
@@ -38,7 +37,10 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         apply: args.apply,
     };
     let outcome = runtime
-        .block_on(flow::rollback(&options, &mut Stderr))
+        .block_on(flow::rollback(
+            &options,
+            &mut ui::StderrProgress::new(|_: &Plan| false),
+        ))
         .context("rollback stopped")?;
     match args.output.output {
         ui::Output::Json => println!("{}", serde_json::to_string_pretty(&outcome)?),
@@ -51,29 +53,6 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-struct Stderr;
-
-impl Progress for Stderr {
-    fn started(&mut self, name: &str, elapsed: Duration) {
-        eprintln!("[{:>7.1}s] {name} ...", elapsed.as_secs_f64());
-    }
-
-    fn finished(&mut self, name: &str, took: Duration, error: Option<&str>) {
-        match error {
-            None => eprintln!("{:>11} {name} ok ({:.1}s)", "", took.as_secs_f64()),
-            Some(e) => eprintln!("{:>11} {name} FAILED ({:.1}s): {e}", "", took.as_secs_f64()),
-        }
-    }
-
-    fn note(&mut self, message: &str) {
-        eprintln!("{:>11} {message}", "");
-    }
-
-    fn confirm(&mut self, _: &Plan) -> bool {
-        false
-    }
 }
 
 fn print_text(outcome: &RollbackOutcome) {

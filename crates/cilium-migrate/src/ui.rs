@@ -11,6 +11,47 @@ pub fn heading(text: &str, colour: bool) -> String {
     }
 }
 
+/// Progress of a journaled run on stderr: a line when a step starts and one when it ends (its
+/// error's first line; the whole error comes back from the run). `confirm` answers the run's
+/// question before it changes anything: `migrate` asks on the terminal, `rollback` never
+/// confirms (it runs only with `--apply`).
+pub struct StderrProgress<F> {
+    confirm: F,
+}
+
+impl<F: FnMut(&migration::flow::Plan) -> bool> StderrProgress<F> {
+    /// Progress lines on stderr, with `confirm` as the answer to the run's question.
+    pub fn new(confirm: F) -> Self {
+        StderrProgress { confirm }
+    }
+}
+
+impl<F: FnMut(&migration::flow::Plan) -> bool> migration::flow::Progress for StderrProgress<F> {
+    fn started(&mut self, name: &str, elapsed: std::time::Duration) {
+        eprintln!("[{:>7.1}s] {name} ...", elapsed.as_secs_f64());
+    }
+
+    fn finished(&mut self, name: &str, took: std::time::Duration, error: Option<&str>) {
+        match error {
+            None => eprintln!("{:>11} {name} ok ({:.1}s)", "", took.as_secs_f64()),
+            Some(e) => eprintln!(
+                "{:>11} {name} FAILED ({:.1}s): {}",
+                "",
+                took.as_secs_f64(),
+                e.lines().next().unwrap_or_default()
+            ),
+        }
+    }
+
+    fn note(&mut self, message: &str) {
+        eprintln!("{:>11} {message}", "");
+    }
+
+    fn confirm(&mut self, plan: &migration::flow::Plan) -> bool {
+        (self.confirm)(plan)
+    }
+}
+
 /// A headed list, `== TITLE (N)` then one `- item` per line: the plans' warnings and blockers.
 pub fn section<T: std::fmt::Display>(title: &str, items: &[T], colour: bool) -> String {
     let mut out = format!(
