@@ -68,7 +68,7 @@ pub fn xtask_values(
         .arg(&inventory)
         .arg("--live-config")
         .arg(case.file("cilium-config.yaml"))
-        .args(["--cilium-version", version, "--era", "template", "--output"])
+        .args(["--cilium-version", version, "--era", "template", "--write"])
         .arg(&values)
         .stdin(std::process::Stdio::null())
         .output()
