@@ -110,7 +110,10 @@ mod tests {
         let text = std::fs::read_to_string(&file).expect("values written");
         let values: serde_json::Value = serde_json::from_str(&text).expect("plain JSON");
         assert!(values.is_object(), "{text}");
-        assert!(!text.contains('#'), "no provenance comments in JSON: {text}");
+        assert!(
+            !text.contains('#'),
+            "no provenance comments in JSON: {text}"
+        );
     }
 
     #[test]
