@@ -2,7 +2,7 @@
 //! CRDs, an operator restart, the wait for GatewayClass `cilium`, verification and rollback.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use helm::{ChartSource, Helm, OnFailure, Ownership, RollbackRequest, UpgradeInstall, Wait};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
@@ -657,34 +657,42 @@ where
         })
 }
 
-/// Waits until GatewayClass `cilium` has `Accepted: True`; the error is the last state seen.
+/// Waits until GatewayClass `cilium` has `Accepted: True` (a watch through kube's
+/// `await_condition`, not a polling loop); the error is the last state seen.
 pub async fn wait_accepted(client: &kube::Client, timeout: Duration) -> Result<(), String> {
-    let deadline = Instant::now() + timeout;
     let resource = kube::api::ApiResource::from_gvk_with_plural(
         &kube::core::GroupVersionKind::gvk(crate::bundle::GROUP, "v1", "GatewayClass"),
         "gatewayclasses",
     );
     let api: Api<kube::api::DynamicObject> = Api::all_with(client.clone(), &resource);
-    loop {
-        let last = match api.get_opt(crate::collect::GATEWAY_CLASS).await {
+    let accepted = |object: Option<&kube::api::DynamicObject>| {
+        object.is_some_and(|o| {
+            crate::collect::gateway_class_facts(&o.data).accepted.as_deref() == Some("True")
+        })
+    };
+    let watch = kube::runtime::wait::await_condition(
+        api.clone(),
+        crate::collect::GATEWAY_CLASS,
+        accepted,
+    );
+    match tokio::time::timeout(timeout, watch).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(error)) => Err(format!("watching GatewayClass cilium: {error}")),
+        // Timed out: say what the class looks like now.
+        Err(_) => Err(match api.get_opt(crate::collect::GATEWAY_CLASS).await {
             Ok(Some(object)) => {
                 let facts = crate::collect::gateway_class_facts(&object.data);
-                if facts.accepted.as_deref() == Some("True") {
-                    return Ok(());
-                }
                 format!(
                     "Accepted {} {}",
                     facts.accepted.as_deref().unwrap_or("absent"),
                     facts.message
                 )
+                .trim()
+                .to_owned()
             }
             Ok(None) => "GatewayClass cilium does not exist".to_owned(),
             Err(error) => error.to_string(),
-        };
-        if Instant::now() >= deadline {
-            return Err(last.trim().to_owned());
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        }),
     }
 }
 
