@@ -667,14 +667,14 @@ pub async fn wait_accepted(client: &kube::Client, timeout: Duration) -> Result<(
     let api: Api<kube::api::DynamicObject> = Api::all_with(client.clone(), &resource);
     let accepted = |object: Option<&kube::api::DynamicObject>| {
         object.is_some_and(|o| {
-            crate::collect::gateway_class_facts(&o.data).accepted.as_deref() == Some("True")
+            crate::collect::gateway_class_facts(&o.data)
+                .accepted
+                .as_deref()
+                == Some("True")
         })
     };
-    let watch = kube::runtime::wait::await_condition(
-        api.clone(),
-        crate::collect::GATEWAY_CLASS,
-        accepted,
-    );
+    let watch =
+        kube::runtime::wait::await_condition(api.clone(), crate::collect::GATEWAY_CLASS, accepted);
     match tokio::time::timeout(timeout, watch).await {
         Ok(Ok(_)) => Ok(()),
         Ok(Err(error)) => Err(format!("watching GatewayClass cilium: {error}")),
