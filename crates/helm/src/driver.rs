@@ -86,7 +86,9 @@ impl Helm {
         })
     }
 
-    /// Talk to the cluster of this kubeconfig (`--kubeconfig`) instead of `$KUBECONFIG`.
+    /// Talk to the cluster of this kubeconfig (`--kubeconfig`) instead of `$KUBECONFIG`. Helm
+    /// never sees `KUBECONFIG` or the `HELM_KUBE*` overrides of this process (those are dropped
+    /// even without a kubeconfig: the Kubernetes client ignores them).
     pub fn with_kubeconfig(mut self, path: &Path) -> Helm {
         self.kubeconfig = Some(path.to_owned());
         self
@@ -157,6 +159,15 @@ impl Helm {
             .stdin(Stdio::null())
             // Helm 4 colours its output on terminals; never in what we parse.
             .env("NO_COLOR", "1");
+        // Helm reads these at every call and they win over the kubeconfig: a `HELM_KUBECONTEXT`
+        // exported in the operator's shell would send helm to another cluster than the one the
+        // Kubernetes client identified (which ignores them).
+        for key in kube_overrides() {
+            command.env_remove(key);
+        }
+        if self.kubeconfig.is_some() {
+            command.env_remove("KUBECONFIG");
+        }
         for (key, value) in &self.env {
             command.env(key, value);
         }
@@ -491,6 +502,29 @@ impl Helm {
     }
 }
 
+/// Helm's environment variables that override the kubeconfig (Helm 3.17 and 4), and any other
+/// `HELM_KUBE*` this process has.
+const HELM_KUBE_VARIABLES: &[&str] = &[
+    "HELM_KUBEAPISERVER",
+    "HELM_KUBEASGROUPS",
+    "HELM_KUBEASUSER",
+    "HELM_KUBECAFILE",
+    "HELM_KUBECONTEXT",
+    "HELM_KUBEINSECURE_SKIP_TLS_VERIFY",
+    "HELM_KUBETLS_SERVER_NAME",
+    "HELM_KUBETOKEN",
+];
+
+fn kube_overrides() -> Vec<OsString> {
+    let mut keys: Vec<OsString> = HELM_KUBE_VARIABLES.iter().map(OsString::from).collect();
+    let present: Vec<OsString> = std::env::vars_os()
+        .map(|(key, _)| key)
+        .filter(|key| key.to_string_lossy().starts_with("HELM_KUBE") && !keys.contains(key))
+        .collect();
+    keys.extend(present);
+    keys
+}
+
 fn not_found_is_none<T>(result: Result<T, HelmError>) -> Result<Option<T>, HelmError> {
     match result {
         Ok(value) => Ok(Some(value)),
@@ -638,6 +672,51 @@ mod tests {
             command_line(Path::new("/usr/bin/helm"), &args),
             "helm template 'x y' --set 'a='\\''b'\\''' ''"
         );
+    }
+
+    /// One cluster for every call: the kubeconfig and context are arguments, and nothing in
+    /// helm's environment can point it elsewhere.
+    #[test]
+    fn a_pinned_helm_gets_its_cluster_in_arguments_and_no_kube_environment() {
+        let helm = Helm {
+            program: PathBuf::from("/usr/bin/helm"),
+            version: HelmVersion::parse("v3.18.4").expect("a version"),
+            major: HelmMajor::V3,
+            kubeconfig: None,
+            kube_context: None,
+            env: Vec::new(),
+        }
+        .with_kubeconfig(Path::new("/run/pinned/kubeconfig"))
+        .with_kube_context("prod");
+        let command = helm.command(["status", "cilium"]);
+        let args: Vec<&OsStr> = command.get_args().collect();
+        assert_eq!(
+            args,
+            [
+                "status",
+                "cilium",
+                "--kubeconfig",
+                "/run/pinned/kubeconfig",
+                "--kube-context",
+                "prod"
+            ]
+        );
+        let removed: Vec<&OsStr> = command
+            .get_envs()
+            .filter(|(_, value)| value.is_none())
+            .map(|(key, _)| key)
+            .collect();
+        for key in [
+            "KUBECONFIG",
+            "HELM_KUBECONTEXT",
+            "HELM_KUBEAPISERVER",
+            "HELM_KUBETOKEN",
+        ] {
+            assert!(
+                removed.contains(&OsStr::new(key)),
+                "{key} stays: {removed:?}"
+            );
+        }
     }
 
     #[test]
