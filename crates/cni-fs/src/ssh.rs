@@ -57,7 +57,17 @@ impl Ssh {
         remote_argvs: &[Vec<OsString>],
     ) -> Result<Vec<OsString>, Error> {
         validate_word(node, "ansible_host", &node.address)?;
-        let mut argv: Vec<OsString> = ["-T", "-o", "BatchMode=yes"].map(OsString::from).to_vec();
+        // ssh keeps the first value it sees for an option: host key checking comes before the
+        // operator's options (and the config file), so none can turn it off.
+        let mut argv: Vec<OsString> = [
+            "-T",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "StrictHostKeyChecking=yes",
+        ]
+        .map(OsString::from)
+        .to_vec();
         if let Some(config) = &self.config {
             argv.push("-F".into());
             argv.push(config.into());
@@ -323,11 +333,13 @@ mod tests {
             .map(|a| a.to_string_lossy().into_owned())
             .collect();
         assert_eq!(
-            &text[..11],
+            &text[..13],
             [
                 "-T",
                 "-o",
                 "BatchMode=yes",
+                "-o",
+                "StrictHostKeyChecking=yes",
                 "-o",
                 "ConnectTimeout=15",
                 "-p",
@@ -339,9 +351,9 @@ mod tests {
             ]
         );
         assert!(
-            text[11].starts_with("'sudo' '-n' '--' 'find' '/x/a b'\\''c' '-xdev'"),
+            text[13].starts_with("'sudo' '-n' '--' 'find' '/x/a b'\\''c' '-xdev'"),
             "{}",
-            text[11]
+            text[13]
         );
     }
 

@@ -344,3 +344,24 @@ fn run_to_writer_streams_through_a_fixed_buffer_and_stops_when_the_writer_fails(
         marker.display()
     );
 }
+
+#[test]
+fn user_ssh_options_cannot_turn_off_host_key_checking() {
+    let sshd = Sshd::start();
+    let rt = runtime();
+    // An operator's `--ssh-option` that would accept any host key with no known_hosts at all.
+    let empty = sshd.dir.path().join("empty_known_hosts");
+    std::fs::write(&empty, b"").unwrap();
+    let ssh = cni_fs::Ssh {
+        options: vec![
+            "StrictHostKeyChecking=no".into(),
+            format!("UserKnownHostsFile={}", empty.display()),
+        ],
+        ..sshd.ssh(false)
+    };
+    let err = rt
+        .block_on(ssh.run(&sshd.node(), vec!["true".into()]))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("Host key verification failed"), "{err}");
+}
