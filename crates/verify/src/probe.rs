@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use futures::StreamExt as _;
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
     Capabilities, Container, Pod, PodSecurityContext, PodSpec, PodTemplateSpec,
@@ -14,6 +15,8 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{DeleteParams, ListParams, LogParams, PostParams, PropagationPolicy};
+use kube::runtime::wait::{await_condition, conditions};
+use kube::runtime::{WatchStreamExt as _, reflector, watcher};
 use kube::{Api, Client, ResourceExt};
 
 use crate::Error;
@@ -34,8 +37,6 @@ pub const PROBE_NODE_ANNOTATION: &str = "cilium-verify/node";
 /// The URL the probe calls: the API server through the `kubernetes` Service, by DNS name.
 pub const HEALTHZ_URL: &str = "https://kubernetes.default.svc/healthz";
 
-/// How often the probe polls for its Jobs to finish.
-const POLL_INTERVAL: Duration = Duration::from_secs(1);
 /// How long cleanup may take before leftovers are reported.
 const CLEANUP_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -352,6 +353,38 @@ pub async fn run_probes(
     Ok(checks)
 }
 
+/// Returns once every node's probe Job or pod has finished, watching both (kube's reflectors)
+/// rather than polling. Watch errors are retried with kube's backoff; the caller's timeout bounds
+/// the wait.
+async fn wait_finished(jobs: &Api<Job>, pods: &Api<Pod>, selector: &str, nodes: &[String]) {
+    let config = watcher::Config::default().labels(selector);
+    let (job_store, job_writer) = reflector::store();
+    let (pod_store, pod_writer) = reflector::store();
+    let job_events = reflector(
+        job_writer,
+        watcher(jobs.clone(), config.clone()).default_backoff(),
+    )
+    .map(|_| ());
+    let pod_events =
+        reflector(pod_writer, watcher(pods.clone(), config).default_backoff()).map(|_| ());
+    let mut events = std::pin::pin!(futures::stream::select(job_events, pod_events));
+    let finished = || {
+        let (jobs, pods) = (job_store.state(), pod_store.state());
+        nodes.iter().all(|node| {
+            jobs.iter()
+                .any(|j| probe_node(&j.metadata) == Some(node) && job_finished(j))
+                || pods
+                    .iter()
+                    .any(|p| probe_node(&p.metadata) == Some(node) && pod_finished(p))
+        })
+    };
+    while events.next().await.is_some() {
+        if finished() {
+            return;
+        }
+    }
+}
+
 async fn wait_and_read(
     jobs: &Api<Job>,
     pods: &Api<Pod>,
@@ -359,33 +392,10 @@ async fn wait_and_read(
     nodes: &[String],
     timeout: Duration,
 ) -> Result<Vec<Check>, Error> {
+    // Timing out is not an error here: unfinished nodes are reported by `probe_outcome`.
+    let _ = tokio::time::timeout(timeout, wait_finished(jobs, pods, selector, nodes)).await;
     let params = ListParams::default().labels(selector);
-    let deadline = tokio::time::Instant::now() + timeout;
-    let (job_list, pod_list) = loop {
-        let job_list = jobs
-            .list(&params)
-            .await
-            .map_err(kube_error("listing probe Jobs".into()))?
-            .items;
-        let pod_list = pods
-            .list(&params)
-            .await
-            .map_err(kube_error("listing probe pods".into()))?
-            .items;
-        let finished = nodes.iter().all(|node| {
-            let job_done = job_list
-                .iter()
-                .any(|j| probe_node(&j.metadata) == Some(node) && job_finished(j));
-            let pod_done = pod_list
-                .iter()
-                .any(|p| probe_node(&p.metadata) == Some(node) && pod_finished(p));
-            job_done || pod_done
-        });
-        if finished || tokio::time::Instant::now() >= deadline {
-            break (job_list, pod_list);
-        }
-        tokio::time::sleep(POLL_INTERVAL).await;
-    };
+    let (job_list, pod_list) = list_probe_objects(jobs, pods, &params).await?;
     let mut checks = Vec::new();
     for node in nodes {
         let job = job_list
@@ -429,26 +439,49 @@ async fn clean_up(jobs: &Api<Job>, pods: &Api<Pod>, selector: &str) -> Result<Ve
     pods.delete_collection(&DeleteParams::default().grace_period(0), &params)
         .await
         .map_err(kube_error("deleting probe pods".into()))?;
-    let deadline = tokio::time::Instant::now() + CLEANUP_TIMEOUT;
-    loop {
-        let job_list = jobs
-            .list(&params)
-            .await
-            .map_err(kube_error("listing probe Jobs".into()))?
-            .items;
-        let pod_list = pods
-            .list(&params)
-            .await
-            .map_err(kube_error("listing probe pods".into()))?
-            .items;
-        let left: Vec<String> = job_list
-            .iter()
-            .map(|j| format!("job/{}", j.name_any()))
-            .chain(pod_list.iter().map(|p| format!("pod/{}", p.name_any())))
-            .collect();
-        if left.is_empty() || tokio::time::Instant::now() >= deadline {
-            return Ok(left);
-        }
-        tokio::time::sleep(POLL_INTERVAL).await;
-    }
+    // Wait for each object's deletion (kube's `await_condition`), bounded by CLEANUP_TIMEOUT.
+    let (job_list, pod_list) = list_probe_objects(jobs, pods, &params).await?;
+    let gone = futures::future::join(
+        futures::future::join_all(job_list.iter().map(|j| deleted(jobs, j))),
+        futures::future::join_all(pod_list.iter().map(|p| deleted(pods, p))),
+    );
+    // Timing out is fine: a fresh list says what is left over.
+    let _ = tokio::time::timeout(CLEANUP_TIMEOUT, gone).await;
+    let (jobs_left, pods_left) = list_probe_objects(jobs, pods, &params).await?;
+    Ok(jobs_left
+        .iter()
+        .map(|j| format!("job/{}", j.name_any()))
+        .chain(pods_left.iter().map(|p| format!("pod/{}", p.name_any())))
+        .collect())
+}
+
+/// The run's Jobs and pods.
+async fn list_probe_objects(
+    jobs: &Api<Job>,
+    pods: &Api<Pod>,
+    params: &ListParams,
+) -> Result<(Vec<Job>, Vec<Pod>), Error> {
+    let job_list = jobs
+        .list(params)
+        .await
+        .map_err(kube_error("listing probe Jobs".into()))?;
+    let pod_list = pods
+        .list(params)
+        .await
+        .map_err(kube_error("listing probe pods".into()))?;
+    Ok((job_list.items, pod_list.items))
+}
+
+/// Returns once the object is gone (or its watch failed: the caller lists what is left).
+async fn deleted<K>(api: &Api<K>, object: &K)
+where
+    K: kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + 'static,
+{
+    let uid = object.meta().uid.clone().unwrap_or_default();
+    let _ = await_condition(
+        api.clone(),
+        &object.name_any(),
+        conditions::is_deleted(&uid),
+    )
+    .await;
 }
