@@ -27,7 +27,8 @@ pub const JOURNAL_FILE: &str = "journal.jsonl";
 pub enum Strategy {
     /// Label and annotate the live objects, prune Kubespray-only fields, then `helm upgrade --install`.
     Adopt,
-    /// Delete the template-era objects (never CRDs, custom resources or Secrets), then install.
+    /// Adopt the template-era objects as `Adopt` does, except the workloads the chart renders:
+    /// those are deleted with their pods orphaned and re-created by the install.
     Replace,
     /// A release `cilium` already exists (Kubespray >= v2.28): only the owner changes.
     TakeOverRelease,
@@ -52,6 +53,7 @@ impl Strategy {
                 Step::Backup,
                 Step::DeleteTemplateObjects,
                 Step::HelmInstall,
+                Step::PruneFields,
                 Step::InventoryEdit,
                 Step::Verify,
             ],
@@ -85,7 +87,7 @@ pub enum Step {
     AdoptMetadata,
     /// Remove Kubespray-only fields from the live objects.
     PruneFields,
-    /// Delete the template-era objects (replace strategy).
+    /// Adopt the template-era objects but delete the workloads, orphaning their pods (replace).
     DeleteTemplateObjects,
     /// `helm upgrade --install`.
     HelmInstall,
@@ -146,6 +148,30 @@ pub struct StepRecord {
     /// Error text for a failed step.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// A helm run this step starts on the release (recorded before helm runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub helm: Option<HelmRun>,
+}
+
+/// A helm run that changes the release, recorded before helm starts: a `pending-*` revision
+/// left behind is this run's own only when the journal recorded the run that writes it.
+/// Anything else pending (another operator's `helm upgrade --wait`, a helm orphaned by another
+/// tool) is not ours to forget or roll back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HelmRun {
+    /// `upgrade --install` or `rollback`.
+    pub action: String,
+    /// The release.
+    pub release: String,
+    /// Its namespace.
+    pub namespace: String,
+    /// The revision this helm run writes (the release's last revision plus one).
+    pub revision: u32,
+    /// Who runs it (`user@host pid N`).
+    pub holder: String,
+    /// The chart archive's sha256 (`upgrade --install`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chart_sha256: Option<String>,
 }
 
 /// Where a migration stands according to its journal.
@@ -416,6 +442,7 @@ impl Journal {
             state: StepState::Started,
             at: now(),
             error: None,
+            helm: None,
         })
     }
 
@@ -427,6 +454,7 @@ impl Journal {
             state: StepState::Done,
             at: now(),
             error: None,
+            helm: None,
         })
     }
 
@@ -438,7 +466,30 @@ impl Journal {
             state: StepState::Failed,
             at: now(),
             error: Some(error.to_owned()),
+            helm: None,
         })
+    }
+
+    /// Records, while `step` runs, that it starts helm on the release (fsynced before helm
+    /// runs, like every record).
+    pub fn helm_started(&mut self, step: Step, run: HelmRun) -> Result<(), JournalError> {
+        self.ensure_started(step)?;
+        self.append(StepRecord {
+            step,
+            state: StepState::Started,
+            at: now(),
+            error: None,
+            helm: Some(run),
+        })
+    }
+
+    /// The helm run this journal recorded that writes `revision` of `release` in `namespace`.
+    pub fn helm_run(&self, release: &str, namespace: &str, revision: u32) -> Option<&HelmRun> {
+        self.records
+            .iter()
+            .rev()
+            .filter_map(|r| r.helm.as_ref())
+            .find(|h| h.release == release && h.namespace == namespace && h.revision == revision)
     }
 
     fn ensure_started(&self, step: Step) -> Result<(), JournalError> {
@@ -612,6 +663,32 @@ mod tests {
             Err(JournalError::Corrupt { line, .. }) => assert_eq!(line, 4),
             other => panic!("expected Corrupt, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_recorded_helm_run_is_found_by_the_revision_it_writes() {
+        let (dir, mut j) = new_journal(Strategy::TakeOverRelease);
+        j.start(Step::Backup).unwrap();
+        j.done(Step::Backup).unwrap();
+        let run = HelmRun {
+            action: "upgrade --install".into(),
+            release: "cilium".into(),
+            namespace: "kube-system".into(),
+            revision: 3,
+            holder: "root@admin pid 42".into(),
+            chart_sha256: Some("ab12".into()),
+        };
+        // Only a running step starts helm.
+        assert!(j.helm_started(Step::HelmInstall, run.clone()).is_err());
+        j.start(Step::HelmInstall).unwrap();
+        j.helm_started(Step::HelmInstall, run.clone()).unwrap();
+        let j = Journal::open(dir.path()).unwrap();
+        assert_eq!(j.helm_run("cilium", "kube-system", 3), Some(&run));
+        assert_eq!(j.helm_run("cilium", "kube-system", 4), None);
+        assert_eq!(j.helm_run("other", "kube-system", 3), None);
+        // The record keeps the step running: a resumed run starts it again.
+        assert_eq!(j.state_of(Step::HelmInstall), Some(StepState::Started));
+        assert_eq!(j.next_step(), Some(Step::HelmInstall));
     }
 
     #[test]

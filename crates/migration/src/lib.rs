@@ -39,6 +39,8 @@ pub mod flow;
 pub mod guard;
 pub mod identity;
 pub mod journal;
+pub mod kubeconfig;
+pub mod lock;
 pub mod object;
 pub mod restore;
 pub mod template_era;
