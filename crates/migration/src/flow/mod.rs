@@ -72,6 +72,8 @@ use crate::era::{self, Era};
 use crate::etcd::{self, EtcdSnapshotOptions};
 use crate::identity::ClusterIdentity;
 use crate::journal::{Journal, JournalStatus, StepState, Strategy};
+use crate::kubeconfig::PinnedKubeconfig;
+use crate::lock::{self, BundleLock, ClusterLease, Holder};
 
 use bundle_dir::{default_bundle, open_journal};
 pub use bundle_dir::{state_dir, utc_stamp};
@@ -378,36 +380,145 @@ pub enum Outcome {
 
 /// A client for the kubeconfig (or the default one) and the API server URL it talks to.
 pub async fn connect(kubeconfig: Option<&Path>) -> Result<(Client, String), FlowError> {
-    let shown = kubeconfig.map_or_else(|| "default".to_owned(), |p| p.display().to_string());
-    let bad = |reason: String| FlowError::Kubeconfig {
-        path: shown.clone(),
-        reason,
-    };
-    let config = match kubeconfig {
-        Some(path) => {
-            let file = kube::config::Kubeconfig::read_from(path).map_err(|e| bad(e.to_string()))?;
-            kube::Config::from_custom_kubeconfig(file, &Default::default())
+    let connection = Connection::open(kubeconfig).await?;
+    Ok((connection.client, connection.api_server))
+}
+
+/// One cluster for a whole run: the kubeconfig's current context, resolved once and pinned
+/// ([`PinnedKubeconfig`]); the client and every helm call of the run use that same context.
+pub struct Connection {
+    /// The Kubernetes client.
+    pub client: Client,
+    /// The API server URL it talks to (what the cluster identity records).
+    pub api_server: String,
+    /// The pinned kubeconfig (`None`: no kubeconfig, in-cluster).
+    pub kubeconfig: Option<PinnedKubeconfig>,
+}
+
+impl Connection {
+    /// Connects through `kubeconfig` (`--kubeconfig`), else `$KUBECONFIG`, `~/.kube/config`,
+    /// or in-cluster, pinning the context it resolves.
+    pub async fn open(kubeconfig: Option<&Path>) -> Result<Connection, FlowError> {
+        let shown = kubeconfig.map_or_else(|| "default".to_owned(), |p| p.display().to_string());
+        let bad = |reason: String| FlowError::Kubeconfig {
+            path: shown.clone(),
+            reason,
+        };
+        let pinned = PinnedKubeconfig::pin(kubeconfig).map_err(|e| FlowError::Kubeconfig {
+            path: e.path,
+            reason: e.reason,
+        })?;
+        let config = match &pinned {
+            Some(pinned) => {
+                kube::Config::from_custom_kubeconfig(pinned.config().clone(), &Default::default())
+                    .await
+                    .map_err(|e| bad(e.to_string()))?
+            }
+            None => kube::Config::infer()
                 .await
-                .map_err(|e| bad(e.to_string()))?
+                .map_err(|e| bad(e.to_string()))?,
+        };
+        let api_server = config
+            .cluster_url
+            .to_string()
+            .trim_end_matches('/')
+            .to_owned();
+        let client = Client::try_from(config).map_err(|e| bad(e.to_string()))?;
+        Ok(Connection {
+            client,
+            api_server,
+            kubeconfig: pinned,
+        })
+    }
+
+    /// helm (`explicit`, else on `PATH`) talking to this connection's cluster only.
+    pub fn helm(&self, explicit: Option<&Path>) -> Result<Helm, FlowError> {
+        let helm = Helm::locate(explicit)?;
+        Ok(match &self.kubeconfig {
+            Some(pinned) => pinned.helm(helm),
+            None => helm,
+        })
+    }
+
+    /// What the operator should know about the kubeconfig (`insecure-skip-tls-verify`).
+    pub fn warnings(&self) -> &[String] {
+        self.kubeconfig
+            .as_ref()
+            .map_or(&[], PinnedKubeconfig::warnings)
+    }
+}
+
+/// The chart the gate renders and the install installs: one local archive, resolved once per
+/// run (pulled, packaged or copied into a private directory), with its sha256.
+struct PinnedChart {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+    sha256: String,
+}
+
+impl PinnedChart {
+    fn resolve(helm: &Helm, source: &ChartSource, version: &str) -> Result<PinnedChart, FlowError> {
+        let dir = tempfile::Builder::new()
+            .prefix("cilium-migrate-chart-")
+            .tempdir()
+            .map_err(io(&std::env::temp_dir()))?;
+        let path = match source {
+            ChartSource::Archive(archive) => {
+                let to = dir.path().join(
+                    archive
+                        .file_name()
+                        .unwrap_or(std::ffi::OsStr::new("chart.tgz")),
+                );
+                std::fs::copy(archive, &to).map_err(io(archive))?;
+                to
+            }
+            ChartSource::Directory(chart) => helm.package(chart, dir.path())?,
+            ChartSource::Repository { .. } | ChartSource::Oci(_) => {
+                helm.prepare(source)?;
+                helm.pull(source, Some(version), dir.path())?
+            }
+        };
+        let sha256 = file_sha256(&path)?;
+        Ok(PinnedChart {
+            _dir: dir,
+            path,
+            sha256,
+        })
+    }
+
+    /// The archive's sha256, refusing an archive that changed since the gate rendered it.
+    fn verified_sha256(&self) -> Result<&str, FlowError> {
+        let now = file_sha256(&self.path)?;
+        if now != self.sha256 {
+            return Err(FlowError::Refused(format!(
+                "the chart archive {} changed since the gate rendered it (sha256 {} then, {now} now): nothing was installed; run again to gate the chart as it is",
+                self.path.display(),
+                self.sha256
+            )));
         }
-        None => kube::Config::infer()
-            .await
-            .map_err(|e| bad(e.to_string()))?,
-    };
-    let url = config
-        .cluster_url
-        .to_string()
-        .trim_end_matches('/')
-        .to_owned();
-    let client = Client::try_from(config).map_err(|e| bad(e.to_string()))?;
-    Ok((client, url))
+        Ok(&self.sha256)
+    }
+}
+
+fn file_sha256(path: &Path) -> Result<String, FlowError> {
+    use sha2::Digest as _;
+    let bytes = std::fs::read(path).map_err(io(path))?;
+    Ok(sha2::Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
 }
 
 /// The run's shared state.
 struct Session<'a> {
+    /// The run's options, with `chart` the pinned archive.
     options: &'a MigrateOptions,
     client: Client,
     helm: Helm,
+    /// The archive `options.chart` names, and its sha256.
+    chart: PinnedChart,
+    /// This run, as the Lease and the journal's helm records name it.
+    holder: Holder,
     identity: ClusterIdentity,
     release: Release,
     bundle_dir: PathBuf,
@@ -421,6 +532,64 @@ struct Session<'a> {
     values_yaml: String,
     kube_proxy_replaced: bool,
     rendered: Vec<Value>,
+}
+
+impl Session<'_> {
+    /// A `pending-*` release is this bundle's own interrupted helm run only when its journal
+    /// recorded starting the helm run that writes that revision; anything else (another
+    /// operator's `helm upgrade --wait`, a helm another tool left running) is refused untouched.
+    fn ensure_pending_is_ours(&self, status: &helm::ReleaseInfo) -> Result<(), FlowError> {
+        let journal = Journal::open(&self.bundle_dir)?;
+        if journal
+            .helm_run(&status.name, &status.namespace, status.revision)
+            .is_some()
+        {
+            return Ok(());
+        }
+        Err(FlowError::Refused(format!(
+            "release {} is {} at revision {}, and this run's journal {} did not record starting that helm run: \
+             it is another operator's helm upgrade or rollback (perhaps still running), or a helm another tool left behind. \
+             Nothing was changed. Check `helm history {} -n {}` and who runs helm; run again once that run has finished, \
+             or, if its helm is gone, after `helm rollback {} <last deployed revision> -n {}`",
+            status.name,
+            status.info.status,
+            status.revision,
+            journal.path().display(),
+            status.name,
+            status.namespace,
+            status.name,
+            status.namespace,
+        )))
+    }
+
+    /// Records in the journal, before helm starts, that this run's `step` runs helm `action`
+    /// on the release, writing the revision after `last_revision` (`None`: no release).
+    fn record_helm_run(
+        &self,
+        step: Step,
+        action: &str,
+        last_revision: Option<u32>,
+        chart_sha256: Option<String>,
+    ) -> Result<(), FlowError> {
+        let mut journal = Journal::open(&self.bundle_dir)?;
+        journal.helm_started(
+            step,
+            crate::journal::HelmRun {
+                action: action.to_owned(),
+                release: self.release.name.clone(),
+                namespace: self.release.namespace.clone(),
+                revision: last_revision.map_or(1, |r| r.saturating_add(1)),
+                holder: self.holder.process().to_owned(),
+                chart_sha256,
+            },
+        )?;
+        Ok(())
+    }
+
+    /// The pinned chart's sha256, refusing an archive that changed since the gate.
+    fn verified_chart(&self) -> Result<String, FlowError> {
+        self.chart.verified_sha256().map(str::to_owned)
+    }
 }
 
 /// Runs the migration (see the module documentation).
@@ -437,8 +606,62 @@ async fn run_boxed(
     progress: &mut dyn Progress,
 ) -> Result<Outcome, FlowError> {
     let started = Instant::now();
-    let (client, identity) =
-        connect_and_identify(progress, started, options.kubeconfig.as_deref()).await?;
+    let (connection, identity) =
+        connect_pinned_and_identify(progress, started, options.kubeconfig.as_deref()).await?;
+    let holder = Holder::this_process("migrate --apply");
+    // Only a run that changes the cluster takes the lock; a plan may run beside one.
+    let lease = if options.apply {
+        Some(lock_cluster(&connection.client, holder.clone(), progress).await?)
+    } else {
+        None
+    };
+    let result = Box::pin(run_connected(
+        options,
+        progress,
+        started,
+        connection,
+        identity,
+        holder,
+        lease.as_ref(),
+    ))
+    .await;
+    if let Some(lease) = lease
+        && let Err(e) = lease.release().await
+    {
+        progress.note(&format!("warning: {e}"));
+    }
+    result
+}
+
+/// Takes the cluster's run Lease for `holder`, saying so when it replaces a dead run's.
+pub async fn lock_cluster(
+    client: &Client,
+    holder: Holder,
+    progress: &mut dyn Progress,
+) -> Result<ClusterLease, FlowError> {
+    let lease = ClusterLease::acquire(client, holder)
+        .await
+        .map_err(|e| FlowError::Refused(e.to_string()))?;
+    if let Some(previous) = lease.taken_over() {
+        progress.note(&format!(
+            "took over Lease {}/{} from {previous}: it lapsed or its process is gone",
+            lock::LEASE_NAMESPACE,
+            lock::LEASE_NAME
+        ));
+    }
+    Ok(lease)
+}
+
+async fn run_connected(
+    options: &MigrateOptions,
+    progress: &mut dyn Progress,
+    started: Instant,
+    connection: Connection,
+    identity: ClusterIdentity,
+    holder: Holder,
+    lease: Option<&ClusterLease>,
+) -> Result<Outcome, FlowError> {
+    let client = connection.client.clone();
 
     // The bundle: given, or this cluster's latest in the state (or working) directory, or new.
     let bundle_dir = match &options.bundle {
@@ -452,6 +675,12 @@ async fn run_boxed(
             ));
             dir
         }
+    };
+    // Another process of this host on the same bundle is refused before its journal is read.
+    let _bundle_lock = if options.apply {
+        Some(BundleLock::acquire(&bundle_dir).map_err(|e| FlowError::Refused(e.to_string()))?)
+    } else {
+        None
     };
     let journal = open_journal(&bundle_dir, &identity)?;
     let journal_status = journal
@@ -525,10 +754,7 @@ async fn run_boxed(
         .is_some_and(|j| j.state_of(Step::HelmInstall) == Some(StepState::Done));
 
     // Helm, the chart, the values.
-    let mut helm = Helm::locate(options.helm.as_deref())?;
-    if let Some(kubeconfig) = &options.kubeconfig {
-        helm = helm.with_kubeconfig(kubeconfig);
-    }
+    let helm = connection.helm(options.helm.as_deref())?;
     let release = Release::default();
     // A resumed run reads what ran before it began: the backup, not a half-migrated cluster.
     let (live_config, agent_version, backed_up) = if backup_done {
@@ -583,14 +809,25 @@ async fn run_boxed(
         }
     };
     progress.finished("values", t.elapsed(), None);
+    // The gate renders and the install installs this very archive.
+    let chart = {
+        let (helm, source, version) = (helm.clone(), options.chart.clone(), values.version.clone());
+        blocking(move || PinnedChart::resolve(&helm, &source, &version)).await??
+    };
+    let pinned_options = MigrateOptions {
+        chart: ChartSource::Archive(chart.path.clone()),
+        ..options.clone()
+    };
     let values_file = write_temp_values(&values.json)?;
     let kube_proxy_replaced =
         cilium_values::replaces_kube_proxy_value(values.json.get("kubeProxyReplacement"));
 
     let mut session = Session {
-        options,
+        options: &pinned_options,
         client,
         helm,
+        chart,
+        holder,
         identity,
         release,
         bundle_dir,
@@ -675,12 +912,7 @@ async fn run_boxed(
             .as_ref()
             .map_or(Some(Step::Backup), Journal::next_step),
         steps: strategy.steps().to_vec(),
-        chart: session
-            .options
-            .chart
-            .reference()
-            .to_string_lossy()
-            .into_owned(),
+        chart: options.chart.reference().to_string_lossy().into_owned(),
         chart_version: session.chart_version.clone(),
         values_yaml: session.values_yaml.clone(),
         inventory_diff,
@@ -712,6 +944,11 @@ async fn run_boxed(
     while let Some(step) = journal.next_step() {
         let t = Instant::now();
         let name = step.to_string();
+        if let Some(lease) = lease {
+            lease
+                .ensure_held()
+                .map_err(|e| FlowError::Refused(e.to_string()))?;
+        }
         progress.started(&name, started.elapsed());
         journal.start(step)?;
         #[cfg_attr(not(feature = "fault-injection"), allow(unused_mut))]
@@ -746,15 +983,19 @@ async fn run_boxed(
     })
 }
 
-/// The `connect` phase, then the cluster's identity (what the journal and the bundle are bound to).
-async fn connect_and_identify(
+/// The `connect` phase (the kubeconfig pinned, its warnings noted), then the cluster's identity
+/// (what the journal and the bundle are bound to).
+async fn connect_pinned_and_identify(
     progress: &mut dyn Progress,
     started: Instant,
     kubeconfig: Option<&Path>,
-) -> Result<(Client, ClusterIdentity), FlowError> {
-    let (client, url) = phase(progress, started, "connect", connect(kubeconfig)).await?;
-    let identity = ClusterIdentity::read(&client, &url).await?;
-    Ok((client, identity))
+) -> Result<(Connection, ClusterIdentity), FlowError> {
+    let connection = phase(progress, started, "connect", Connection::open(kubeconfig)).await?;
+    for warning in connection.warnings() {
+        progress.note(&format!("warning: {warning}"));
+    }
+    let identity = ClusterIdentity::read(&connection.client, &connection.api_server).await?;
+    Ok((connection, identity))
 }
 
 async fn phase<T>(

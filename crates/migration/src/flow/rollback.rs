@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use helm::{Helm, ReleaseStatus, RollbackRequest, Wait};
+use helm::{ReleaseStatus, RollbackRequest, Wait};
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Client};
@@ -14,7 +14,7 @@ use serde_json::json;
 use super::bundle_dir::open_journal;
 use super::{
     FlowError, MANIFEST_FILE, Progress, ROLLED_BACK_JOURNAL, Step, VALUES_FILE, api, blocking,
-    connect_and_identify, io, phase,
+    connect_pinned_and_identify, io, phase,
 };
 use crate::adopt::Release;
 use crate::bundle::{Bundle, Section};
@@ -71,8 +71,9 @@ async fn rollback_boxed(
     progress: &mut dyn Progress,
 ) -> Result<RollbackOutcome, FlowError> {
     let started = Instant::now();
-    let (client, identity) =
-        connect_and_identify(progress, started, options.kubeconfig.as_deref()).await?;
+    let (connection, identity) =
+        connect_pinned_and_identify(progress, started, options.kubeconfig.as_deref()).await?;
+    let client = connection.client.clone();
     let dir = &options.bundle;
     if !dir.join(MANIFEST_FILE).exists() {
         let journal = open_journal(dir, &identity)?;
@@ -97,10 +98,7 @@ async fn rollback_boxed(
     bundle.manifest().cluster.ensure_same(&identity)?;
     let release = Release::default();
     let recorded = recorded_revision(&bundle)?;
-    let mut helm = Helm::locate(options.helm.as_deref())?;
-    if let Some(kubeconfig) = &options.kubeconfig {
-        helm = helm.with_kubeconfig(kubeconfig);
-    }
+    let helm = connection.helm(options.helm.as_deref())?;
     let mut outcome = RollbackOutcome {
         release: match recorded {
             None => "release cilium did not exist before: forget it (delete its records only; the objects stay and are restored)".into(),

@@ -206,7 +206,8 @@ impl Session<'_> {
 
     async fn install(&self, progress: &mut dyn Progress) -> Result<(), FlowError> {
         // A previous attempt of this step may have been cut short while helm ran: repair the
-        // pending revision it left, as Helm's own hint says.
+        // pending revision it left, as Helm's own hint says, but only when the journal shows it
+        // is that attempt's.
         let helm = self.helm.clone();
         let release = self.release.clone();
         let status = {
@@ -222,6 +223,7 @@ impl Session<'_> {
                     | ReleaseStatus::PendingRollback
             )
         {
+            self.ensure_pending_is_ours(&status)?;
             let history = {
                 let helm = helm.clone();
                 let release = release.clone();
@@ -240,6 +242,12 @@ impl Session<'_> {
                         RollbackRequest::new(&release.name, &release.namespace, Some(good));
                     request.wait = Wait::ReadyLegacy;
                     request.timeout = self.options.helm_timeout;
+                    self.record_helm_run(
+                        Step::HelmInstall,
+                        "rollback",
+                        Some(status.revision),
+                        None,
+                    )?;
                     let helm = helm.clone();
                     blocking(move || helm.rollback(&request)).await??;
                     progress.note(&format!(
@@ -264,6 +272,20 @@ impl Session<'_> {
                 on_failure: helm::OnFailure::Keep,
             };
         }
+        let last_revision = {
+            let helm = helm.clone();
+            let release = release.clone();
+            blocking(move || helm.status(&release.name, &release.namespace))
+                .await??
+                .map(|s| s.revision)
+        };
+        let chart_sha256 = self.verified_chart()?;
+        self.record_helm_run(
+            Step::HelmInstall,
+            "upgrade --install",
+            last_revision,
+            Some(chart_sha256),
+        )?;
         let info = blocking(move || helm.upgrade_install(&request)).await??;
         progress.note(&format!(
             "release {} revision {} {}",
