@@ -53,6 +53,24 @@ pub enum Error {
         message: String,
     },
 
+    /// A YAML file expands to more than an inventory holds (an alias bomb, or not an inventory).
+    #[error(
+        "{}:{line}:{column}: the YAML expands to more than an inventory file holds ({detail}); \
+         nothing was read from it; fix: write the values out instead of repeating anchors and aliases (&name / *name), \
+         or point --inventory at the Kubespray inventory",
+        path.display()
+    )]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line (0 when unknown).
+        line: u64,
+        /// 1-based column (0 when unknown).
+        column: u64,
+        /// Which limit was reached.
+        detail: String,
+    },
+
     /// A vars file or YAML inventory has the wrong shape (e.g. a list at the top level).
     #[error("{}: {what}; fix: {fix}", path.display())]
     Shape {
@@ -212,11 +230,40 @@ impl Error {
 
     pub(crate) fn yaml(path: impl Into<PathBuf>, err: &serde_saphyr::Error) -> Self {
         let (line, column) = err.location().map_or((0, 0), |l| (l.line(), l.column()));
+        if let Some(detail) = budget_breach(err) {
+            return Self::TooLarge {
+                path: path.into(),
+                line,
+                column,
+                detail,
+            };
+        }
         Self::Yaml {
             path: path.into(),
             line,
             column,
             message: err.without_snippet().to_string(),
+        }
+    }
+}
+
+/// The limit a YAML read ran into, when it stopped on one of the budget's limits.
+fn budget_breach(err: &serde_saphyr::Error) -> Option<String> {
+    let mut err = err;
+    loop {
+        match err {
+            serde_saphyr::Error::WithSnippet { error, .. }
+            | serde_saphyr::Error::AliasError { error, .. } => err = error,
+            serde_saphyr::Error::Budget { breach, .. } => return Some(format!("{breach:?}")),
+            serde_saphyr::Error::AliasReplayLimitExceeded {
+                max_total_replayed_events,
+                ..
+            } => {
+                return Some(format!(
+                    "aliases replay more than {max_total_replayed_events} events"
+                ));
+            }
+            _ => return None,
         }
     }
 }

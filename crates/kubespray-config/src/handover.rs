@@ -6,7 +6,7 @@
 //! edited file is parsed again and compared with the original (only the intended keys may differ,
 //! and only their lines may change), and nothing is written unless [`FileEdit::write`] is called.
 
-use std::io::Write as _;
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -15,7 +15,7 @@ use yaml_edit::{ScalarStyle, ScalarValue, YamlFile, YamlNode};
 
 use crate::resolve::Defined;
 use crate::vars::{parse_vars, top_level_key};
-use crate::{Error, Inventory, Scope};
+use crate::{Error, Inventory, Scope, files};
 
 /// What the hand-over edit should do.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -27,8 +27,12 @@ pub struct HandoverOptions {
 /// The change to one file: its text before and after, and the keys that changed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileEdit {
-    /// The file.
+    /// The file, as the inventory names it.
     pub path: PathBuf,
+    /// The file the edit writes: `path` with every symlink resolved, always inside the
+    /// inventory directory (a link that leads out of it is refused, see
+    /// [`Inventory::handover_edits`]).
+    pub target: PathBuf,
     /// Its text as read.
     pub before: String,
     /// Its text after the edit.
@@ -50,35 +54,23 @@ impl FileEdit {
             .to_string()
     }
 
-    /// Write the edited text: atomically (a temporary file in the same directory, renamed over
-    /// the original), keeping the file's permissions. Refuses if the file changed since it was read.
+    /// Write the edited text to [`FileEdit::target`] (so a symlink inside the inventory stays a
+    /// link): atomically, keeping the file's permission bits, synced to disk with its directory
+    /// ([`files::write_atomic`]). Refuses if the file changed since it was read.
     pub fn write(&self) -> Result<(), Error> {
-        let current =
-            std::fs::read_to_string(&self.path).map_err(|e| Error::io(&self.path, "read", e))?;
+        let current = files::read_capped(&self.target, files::MAX_INVENTORY_FILE_BYTES)
+            .map_err(|e| Error::io(&self.target, "read", e))?;
         if current != self.before {
             return Err(Error::ChangedOnDisk {
                 path: self.path.clone(),
             });
         }
-        let permissions = std::fs::metadata(&self.path)
-            .map_err(|e| Error::io(&self.path, "read", e))?
-            .permissions();
-        let dir = match self.path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
-            _ => PathBuf::from("."),
-        };
-        let mut tmp = tempfile::NamedTempFile::new_in(&dir)
-            .map_err(|e| Error::io(&dir, "create a temporary file in", e))?;
-        tmp.write_all(self.after.as_bytes())
-            .map_err(|e| Error::io(tmp.path(), "write", e))?;
-        tmp.as_file()
-            .sync_all()
-            .map_err(|e| Error::io(tmp.path(), "write", e))?;
-        std::fs::set_permissions(tmp.path(), permissions)
-            .map_err(|e| Error::io(tmp.path(), "set permissions of", e))?;
-        tmp.persist(&self.path)
-            .map_err(|e| Error::io(&self.path, "replace", e.error))?;
-        Ok(())
+        let mode = std::fs::metadata(&self.target)
+            .map_err(|e| Error::io(&self.target, "read", e))?
+            .permissions()
+            .mode();
+        files::write_atomic(&self.target, self.after.as_bytes(), mode)
+            .map_err(|e| Error::io(&self.target, "replace", e))
     }
 }
 
@@ -156,19 +148,48 @@ impl Inventory {
         }
         let mut edits = Vec::new();
         for (path, keys) in plan {
+            let target = self.edit_target(&path, &keys)?;
             let before = match self.vars_files.iter().find(|f| f.path == path) {
                 Some(f) => f.text.clone(),
-                None => std::fs::read_to_string(&path).map_err(|e| Error::io(&path, "read", e))?,
+                None => files::read_capped(&target, files::MAX_INVENTORY_FILE_BYTES)
+                    .map_err(|e| Error::io(&path, "read", e))?,
             };
             let after = edit_vars_text(&path, &before, &keys)?;
             edits.push(FileEdit {
                 path,
+                target,
                 before,
                 after,
                 changed_keys: keys.iter().map(|(k, _)| (*k).to_owned()).collect(),
             });
         }
         Ok(edits)
+    }
+
+    /// The file an edit of `path` writes, every symlink resolved. A link that leads out of the
+    /// inventory directory is refused: the file it leads to is shared (other clusters' inventories
+    /// link it too, or it lives in another checkout), so the edit would hand those clusters over as
+    /// well, and neither this inventory's backup nor its rollback would cover it.
+    fn edit_target(&self, path: &Path, keys: &[(&str, Target)]) -> Result<PathBuf, Error> {
+        let root = std::fs::canonicalize(&self.dir).map_err(|e| Error::io(&self.dir, "read", e))?;
+        let target = std::fs::canonicalize(path).map_err(|e| Error::io(path, "read", e))?;
+        if target.starts_with(&root) {
+            return Ok(target);
+        }
+        Err(Error::CannotEdit {
+            path: path.to_owned(),
+            key: keys.iter().map(|(k, _)| *k).collect::<Vec<_>>().join(", "),
+            what: format!(
+                "the file is reached through a symlink and is {}, outside the inventory {}: \
+                 other inventories may share it, and the hand-over edit would change them too",
+                target.display(),
+                root.display()
+            ),
+            fix: format!(
+                "make it a file of this inventory (replace the link with a copy of {}), or make the change by hand",
+                target.display()
+            ),
+        })
     }
 
     /// Host variables and deeper groups win over `k8s_cluster`: an edit there would not take effect.

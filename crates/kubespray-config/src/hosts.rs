@@ -14,6 +14,10 @@ use serde_json::Value;
 
 use crate::Error;
 
+/// The most hosts an inventory may hold: twice the 5,000 nodes Kubernetes supports. Host
+/// ranges are checked against it before they are expanded.
+pub(crate) const MAX_HOSTS: usize = 10_000;
+
 /// One variable assignment read from an inventory file, with where it was written.
 #[derive(Debug, Clone, PartialEq)]
 pub struct InventoryVar {
@@ -240,6 +244,13 @@ pub fn parse_ini(path: &Path, text: &str) -> Result<HostList, Error> {
                 for name in names {
                     list.add_host(&current.0, &name, vars.clone());
                 }
+                if list.hosts.len() > MAX_HOSTS {
+                    return Err(ini_err(
+                        line_no,
+                        format!("the inventory lists more than {MAX_HOSTS} hosts"),
+                        "point --inventory at the inventory of one cluster",
+                    ));
+                }
             }
             Section::Children => {
                 let child = line.split('#').next().unwrap_or_default().trim();
@@ -398,6 +409,11 @@ fn parse_ini_value(v: &str) -> Value {
 
 /// Expand Ansible host ranges: `node[1:3]`, `node[01:10:2]`, `[a:c]-x`.
 pub(crate) fn expand_host_pattern(pattern: &str) -> Result<Vec<String>, String> {
+    expand_part(pattern, pattern)
+}
+
+/// Expands `pattern`, a tail of `whole` (which messages name).
+fn expand_part(pattern: &str, whole: &str) -> Result<Vec<String>, String> {
     let Some(open) = pattern.find('[') else {
         if pattern.contains(']') {
             return Err(format!("unbalanced ']' in host name '{pattern}'"));
@@ -423,10 +439,21 @@ pub(crate) fn expand_host_pattern(pattern: &str) -> Result<Vec<String>, String> 
         None => 1,
     };
     let (start, end) = (parts[0], parts[1]);
+    // Ranges multiply (`n[0:99999][0:99999]` is ten billion names): count before expanding.
+    let tails = expand_part(tail, whole)?;
+    let too_many = |count: u64| {
+        format!(
+            "host pattern '{whole}' expands to {count} hosts or more, more than the {MAX_HOSTS} an inventory may hold"
+        )
+    };
     let mut items = Vec::new();
     if let (Ok(a), Ok(b)) = (start.parse::<u64>(), end.parse::<u64>()) {
-        if a > b || b - a > 100_000 {
+        if a > b {
             return Err(bad());
+        }
+        let count = ((b - a) / step as u64 + 1).saturating_mul(tails.len() as u64);
+        if count > MAX_HOSTS as u64 {
+            return Err(too_many(count));
         }
         let width = if start.starts_with('0') && start.len() > 1 {
             start.len()
@@ -449,8 +476,12 @@ pub(crate) fn expand_host_pattern(pattern: &str) -> Result<Vec<String>, String> 
             _ => return Err(bad()),
         }
     }
+    let count = (items.len() as u64).saturating_mul(tails.len() as u64);
+    if count > MAX_HOSTS as u64 {
+        return Err(too_many(count));
+    }
     let mut out = Vec::new();
-    for tail_name in expand_host_pattern(tail)? {
+    for tail_name in tails {
         for item in &items {
             out.push(format!("{head}{item}{tail_name}"));
         }
@@ -550,6 +581,13 @@ fn yaml_group(
                     for host in names {
                         list.add_host(name, &host, vars.clone());
                     }
+                    if list.hosts.len() > MAX_HOSTS {
+                        return Err(Error::Shape {
+                            path: path.to_owned(),
+                            what: format!("the inventory lists more than {MAX_HOSTS} hosts"),
+                            fix: "point --inventory at the inventory of one cluster".to_owned(),
+                        });
+                    }
                 }
             }
             "children" => {
@@ -648,6 +686,21 @@ mod tests {
         for bad in ["node[3:1]", "node[1", "node[x]", "node]"] {
             assert!(expand_host_pattern(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn host_ranges_that_multiply_past_the_limit_are_refused_before_expanding() {
+        let err = expand_host_pattern("n[0:99999][0:99999]").expect_err("ten billion hosts");
+        assert!(
+            err.contains("'n[0:99999][0:99999]'") && err.contains("more than the 10000"),
+            "{err}"
+        );
+        let err = expand_host_pattern("n[0:99][0:99][0:99]").expect_err("a million hosts");
+        assert!(err.contains("1000000 hosts"), "{err}");
+        assert_eq!(
+            expand_host_pattern("n[0:99][0:99]").map(|h| h.len()),
+            Ok(10_000)
+        );
     }
 
     #[test]

@@ -117,13 +117,24 @@ impl Inventory {
         }
         let mut list = HostList::default();
         for file in &files {
-            let text = std::fs::read_to_string(file).map_err(|e| Error::io(file, "read", e))?;
+            let text = crate::files::read_capped(file, crate::files::MAX_INVENTORY_FILE_BYTES)
+                .map_err(|e| Error::io(file, "read", e))?;
             let parsed = if is_yaml_name(file) {
                 hosts::parse_yaml(file, &text)?
             } else {
                 hosts::parse_ini(file, &text)?
             };
             list.merge(parsed);
+            if list.hosts.len() > hosts::MAX_HOSTS {
+                return Err(Error::Shape {
+                    path: file.clone(),
+                    what: format!(
+                        "the inventory files list more than {} hosts together",
+                        hosts::MAX_HOSTS
+                    ),
+                    fix: "point --inventory at the inventory of one cluster".to_owned(),
+                });
+            }
         }
         let group_vars = dir.join("group_vars");
         if !group_vars.is_dir() {

@@ -11,6 +11,7 @@
 mod defaults;
 mod era;
 mod error;
+pub mod files;
 mod handover;
 mod hosts;
 mod inventory;

@@ -63,13 +63,28 @@ pub(crate) fn top_level_key(line: &str) -> Option<&str> {
     Some(key)
 }
 
+/// The most YAML nodes one inventory file may hold once its aliases are expanded. A sample
+/// inventory holds a few hundred; an inventory of 5,000 hosts (Kubernetes' limit) tens of
+/// thousands. More is an alias bomb or not an inventory.
+pub(crate) const MAX_YAML_NODES: usize = 250_000;
+
+/// The most events aliases may replay in one inventory file (Kubespray's samples use none).
+pub(crate) const MAX_ALIAS_REPLAYED_EVENTS: usize = 100_000;
+
 /// serde-saphyr options that read YAML the way Ansible (PyYAML, YAML 1.1) does: `yes`/`on` are
-/// booleans, `0755` is octal, and a repeated key keeps the last value.
+/// booleans, `0755` is octal, and a repeated key keeps the last value. The budget stops alias
+/// bombs (a few lines that expand to billions of values) before they are expanded.
 pub fn yaml_options() -> serde_saphyr::Options {
     serde_saphyr::options! {
         legacy_octal_numbers: true,
         strict_booleans: false,
         duplicate_keys: serde_saphyr::DuplicateKeyPolicy::LastWins,
+        budget: serde_saphyr::budget! {
+            max_nodes: MAX_YAML_NODES,
+        },
+        alias_limits: serde_saphyr::alias_limits! {
+            max_total_replayed_events: MAX_ALIAS_REPLAYED_EVENTS,
+        },
     }
 }
 
@@ -181,7 +196,8 @@ fn file_name(path: &Path) -> String {
 }
 
 fn read_vars_file(path: &Path, scope: Scope) -> Result<VarsFile, Error> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, "read", e))?;
+    let text = crate::files::read_capped(path, crate::files::MAX_INVENTORY_FILE_BYTES)
+        .map_err(|e| Error::io(path, "read", e))?;
     let values = parse_vars(path, &text)?;
     Ok(VarsFile {
         path: path.to_owned(),

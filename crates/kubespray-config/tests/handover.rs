@@ -191,3 +191,76 @@ fn written_files_keep_their_permissions() {
         .collect();
     assert_eq!(leftovers.len(), 1, "temporary file left behind");
 }
+
+/// A shared `group_vars` linked into several inventories (a symlinked file or directory that
+/// leads out of the inventory) is refused, naming the link, the shared file and the fix, and
+/// nothing is written: the edit would hand the other clusters over too.
+#[test]
+fn a_vars_file_shared_through_a_symlink_is_refused_and_left_alone() {
+    use std::os::unix::fs::symlink;
+    let shared = tempfile::tempdir().expect("shared");
+    let shared_file = shared.path().join("k8s-cluster.yml");
+    std::fs::write(&shared_file, "kube_network_plugin: cilium\n").expect("shared file");
+    // A linked file, and a linked directory.
+    for link_dir in [false, true] {
+        let dir = common::inventory(&[("inventory.ini", INI), ("group_vars/all/all.yml", "")]);
+        let group_dir = dir.path().join("group_vars/k8s_cluster");
+        if link_dir {
+            symlink(shared.path(), &group_dir).expect("link dir");
+        } else {
+            std::fs::create_dir_all(&group_dir).expect("dir");
+            symlink(&shared_file, group_dir.join("k8s-cluster.yml")).expect("link file");
+        }
+        let err = Inventory::load(dir.path())
+            .expect("load")
+            .handover_edits(&HandoverOptions::default())
+            .expect_err("a shared file is not edited");
+        let text = err.to_string();
+        let real = std::fs::canonicalize(&shared_file).expect("real path");
+        assert!(
+            text.contains("group_vars/k8s_cluster/k8s-cluster.yml")
+                && text.contains(&real.display().to_string())
+                && text.contains("other inventories may share it")
+                && text.contains("replace the link with a copy"),
+            "{text}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(&shared_file).expect("read"),
+            "kube_network_plugin: cilium\n"
+        );
+    }
+}
+
+/// A symlink that stays inside the inventory (a legacy group name linked to the new one) is
+/// edited at the file it leads to, and stays a link.
+#[test]
+fn a_symlink_inside_the_inventory_is_edited_through_and_stays_a_link() {
+    use std::os::unix::fs::symlink;
+    let dir = common::inventory(&[
+        ("inventory.ini", INI),
+        ("shared/k8s-cluster.yml", "kube_network_plugin: cilium\n"),
+    ]);
+    let group_dir = dir.path().join("group_vars/k8s_cluster");
+    std::fs::create_dir_all(&group_dir).expect("dir");
+    let link = group_dir.join("k8s-cluster.yml");
+    symlink("../../shared/k8s-cluster.yml", &link).expect("link");
+    let edits = Inventory::load(dir.path())
+        .expect("load")
+        .handover_edits(&HandoverOptions::default())
+        .expect("edits");
+    assert_eq!(edits.len(), 1);
+    let real = std::fs::canonicalize(dir.path().join("shared/k8s-cluster.yml")).expect("real");
+    assert_eq!(edits[0].path, link);
+    assert_eq!(edits[0].target, real);
+    edits[0].write().expect("write");
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .expect("meta")
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(
+        std::fs::read_to_string(&real).expect("read"),
+        "kube_network_plugin: cni\nkube_owner: root\n"
+    );
+}
