@@ -1,0 +1,225 @@
+//! The plan on the released charts (no cluster): the path, the values carried per hop and every
+//! behaviour change each hop brings, for the two starts of the acceptance: Kubespray v2.27.1's
+//! hand-over (chart 1.15.9) and Kubespray v2.28.1's cilium-cli release (chart 1.17.3).
+//!
+//! "What runs" before the first hop is the start chart rendered with the release's values:
+//! after a hand-over (or a cilium-cli install) the live objects are that render.
+#![allow(clippy::unwrap_used, clippy::print_stderr)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use cilium_upgrade::plan::{Start, config_and_workloads, object_names, render};
+use cilium_upgrade::{ChartArchive, ChartStore, Target, UpgradePlan, plan, upgrade_path};
+use migration::flow::{OfflineOptions, offline_values};
+use serde_json::{Value as Json, json};
+
+fn helm() -> helm::Helm {
+    let dir = match std::env::var_os("CILIUM_MIGRATE_TOOLS") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/tools/bin"),
+    };
+    let path = dir.join("helm3");
+    assert!(
+        path.is_file(),
+        "{} is missing: run `cargo xtask testbed build` (or set CILIUM_MIGRATE_TOOLS)",
+        path.display()
+    );
+    helm::Helm::locate(Some(&path)).unwrap()
+}
+
+/// The start: `chart` rendered with `values`, as the cluster runs it.
+fn start(helm: &helm::Helm, chart: &ChartArchive, values: Json, scratch: &Path) -> Start {
+    let manifest = render(helm, chart, &values, None, scratch).unwrap();
+    let (config, workloads) = config_and_workloads(&manifest, &chart.path).unwrap();
+    Start {
+        cluster: None,
+        release: "cilium".into(),
+        namespace: "kube-system".into(),
+        revision: 1,
+        version: chart.version.clone(),
+        values,
+        config,
+        workloads,
+        objects: object_names(&manifest),
+    }
+}
+
+fn plan_to(upstream: &upstream::Upstream, start: &Start, to: &str, scratch: &Path) -> UpgradePlan {
+    let store = ChartStore::Directory(upstream.charts_dir());
+    let helm = helm();
+    let path = upgrade_path(
+        &start.version,
+        Some(to.parse::<Target>().unwrap()),
+        &store.versions(&helm).unwrap(),
+        &store.describe(),
+    )
+    .unwrap();
+    let charts: Vec<ChartArchive> = path
+        .iter()
+        .map(|v| store.archive(&helm, v).unwrap())
+        .collect();
+    plan(start, &charts, &helm, None, scratch).unwrap()
+}
+
+/// One stable text per plan: per hop the values translated and dropped, and every change key.
+fn summary(plan: &UpgradePlan) -> String {
+    let mut out = format!(
+        "{} -> {} (upgradeCompatibility {}: {})\n",
+        plan.release.version,
+        plan.target,
+        plan.upgrade_compatibility,
+        plan.upgrade_compatibility_origin
+    );
+    for hop in &plan.hops {
+        out.push_str(&format!(
+            "\n== {} -> {} (preflight: {})\n",
+            hop.from, hop.version, hop.preflight
+        ));
+        for t in &hop.translated {
+            out.push_str(&format!(
+                "translated {} = {} -> {} = {}\n",
+                t.path, t.before, t.to_path, t.after
+            ));
+        }
+        for d in &hop.dropped {
+            out.push_str(&format!("dropped {} = {}\n", d.path, d.value));
+        }
+        if let Some(gateway) = &hop.gateway_api {
+            out.push_str(&format!("gateway API CRDs {}\n", gateway.bundle));
+        }
+        for change in &hop.changes {
+            out.push_str(&format!("accept {}\n", change.key));
+        }
+    }
+    out
+}
+
+#[test]
+fn kubespray_2_27_hand_over_to_1_17_goes_through_every_minor_and_keeps_envoy_in_the_agent() {
+    let Some(upstream) = upstream::Upstream::for_test(
+        "plan::kubespray_2_27_hand_over_to_1_17_goes_through_every_minor_and_keeps_envoy_in_the_agent",
+    ) else {
+        return;
+    };
+    let scratch = tempfile::tempdir().unwrap();
+    let case = upstream.rendered_case("sample", "v2.27.1").unwrap();
+    let inventory = case
+        .inventory_copy(&scratch.path().join("inventory"))
+        .unwrap();
+    let options = OfflineOptions {
+        inventory: inventory.clone(),
+        live_config: Some(case.file("cilium-config.yaml")),
+        cilium_version: Some("1.15.9".into()),
+        era: Some(kubespray_config::Era::Template),
+        chart: None,
+        helm: None,
+        accept_config_changes: Vec::new(),
+    };
+    let loaded = kubespray_config::Inventory::load(&inventory).unwrap();
+    let (translation, _) = offline_values(&options, &loaded).unwrap();
+    let values = translation.values.to_json().unwrap();
+    let helm = helm();
+    let chart = ChartArchive::read(&upstream.chart("1.15.9").unwrap()).unwrap();
+    let start = start(&helm, &chart, values, scratch.path());
+    let plan = plan_to(&upstream, &start, "1.17", scratch.path());
+
+    let hops: Vec<&str> = plan.hops.iter().map(|h| h.version.as_str()).collect();
+    assert_eq!(hops, ["1.15.19", "1.16.19", "1.17.18"]);
+    assert_eq!(plan.upgrade_compatibility, "1.15");
+    for hop in &plan.hops {
+        assert_eq!(
+            hop.values["upgradeCompatibility"],
+            json!("1.15"),
+            "{}",
+            hop.version
+        );
+        assert!(
+            !hop.changes
+                .iter()
+                .any(|c| c.key == "object:DaemonSet/cilium-envoy")
+        );
+    }
+    // Envoy stays inside the agent, explicitly, from the first 1.16 hop on.
+    assert_eq!(plan.hops[1].values["envoy"]["enabled"], json!(false));
+    // Every hop renders the agent DaemonSet: it is upgraded in place, never removed.
+    for hop in &plan.hops {
+        assert!(!hop.objects.iter().any(|o| o.object == "DaemonSet/cilium"));
+    }
+    insta::assert_snapshot!("kubespray_2_27_to_1_17", summary(&plan));
+}
+
+#[test]
+fn kubespray_2_28_release_to_1_19_6() {
+    let Some(upstream) = upstream::Upstream::for_test("plan::kubespray_2_28_release_to_1_19_6")
+    else {
+        return;
+    };
+    let scratch = tempfile::tempdir().unwrap();
+    let case = upstream.rendered_case("sample", "v2.28.1").unwrap();
+    let text = std::fs::read_to_string(case.file("values.yaml")).unwrap();
+    let mut values: Json = serde_saphyr::from_str(&text).unwrap();
+    // cilium-cli resolves `auto` from the kubeconfig before it installs.
+    values["k8sServiceHost"] = json!("10.0.0.10");
+    values["k8sServicePort"] = json!(6443);
+    let helm = helm();
+    let chart = ChartArchive::read(&upstream.chart("1.17.3").unwrap()).unwrap();
+    let start = start(&helm, &chart, values, scratch.path());
+    let plan = plan_to(&upstream, &start, "1.19.6", scratch.path());
+
+    let hops: Vec<&str> = plan.hops.iter().map(|h| h.version.as_str()).collect();
+    assert_eq!(hops, ["1.17.18", "1.18.12", "1.19.6"]);
+    assert_eq!(plan.upgrade_compatibility, "1.17");
+    insta::assert_snapshot!("kubespray_2_28_to_1_19_6", summary(&plan));
+}
+
+#[test]
+fn a_strict_kube_proxy_replacement_becomes_true_and_removed_values_are_reported() {
+    let Some(upstream) = upstream::Upstream::for_test(
+        "plan::a_strict_kube_proxy_replacement_becomes_true_and_removed_values_are_reported",
+    ) else {
+        return;
+    };
+    let chart = ChartArchive::read(&upstream.chart("1.16.19").unwrap()).unwrap();
+    let user = json!({
+        "kubeProxyReplacement": "strict",
+        "k8sServiceHost": "10.0.0.10",
+        "remoteNodeIdentity": true,
+        "encryption": {"keyFile": "keys"},
+        "notACiliumValue": {"x": 1},
+        "extraConfig": {"anything-goes": "1"},
+        "hubble": {"relay": {"enabled": true, "madeUp": 2}},
+    });
+    let hop = cilium_upgrade::values::hop_values(&user, &chart, "1.15", false).unwrap();
+    assert_eq!(hop.values["kubeProxyReplacement"], json!(true));
+    assert_eq!(
+        hop.values["encryption"],
+        json!({"ipsec": {"keyFile": "keys"}})
+    );
+    assert_eq!(hop.values["extraConfig"], json!({"anything-goes": "1"}));
+    assert_eq!(hop.values["envoy"]["enabled"], json!(false));
+    let dropped: BTreeMap<&str, &Json> = hop
+        .dropped
+        .iter()
+        .map(|d| (d.path.as_str(), &d.value))
+        .collect();
+    assert_eq!(
+        dropped.keys().copied().collect::<Vec<_>>(),
+        [
+            "hubble.relay.madeUp",
+            "notACiliumValue",
+            "remoteNodeIdentity"
+        ]
+    );
+    // 1.15.19 still has them all.
+    let chart = ChartArchive::read(&upstream.chart("1.15.19").unwrap()).unwrap();
+    let hop = cilium_upgrade::values::hop_values(&user, &chart, "1.15", false).unwrap();
+    assert_eq!(hop.values["kubeProxyReplacement"], json!("strict"));
+    assert_eq!(
+        hop.dropped
+            .iter()
+            .map(|d| d.path.as_str())
+            .collect::<Vec<_>>(),
+        ["notACiliumValue", "hubble.relay.madeUp"]
+    );
+}
