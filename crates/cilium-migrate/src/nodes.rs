@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use cni_fs::{Access, Node, NodeFix, NodeReport, PodAccess, Ssh};
+use cni_fs::{Access, FixPaths, Node, NodeFix, NodeReport, PodAccess, Ssh};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -24,6 +24,10 @@ enum Action {
         /// Change the nodes (without it, only show what would change).
         #[arg(long)]
         apply: bool,
+        /// Allow a --path outside /opt/cni/bin and /etc/cni/net.d: the fix makes everything
+        /// under it root:root (`/` and paths with `..` are always refused).
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -90,18 +94,27 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
 }
 
 async fn run_async(args: Args) -> anyhow::Result<()> {
-    let (common, apply) = match &args.action {
-        Action::Check(common) => (common, None),
-        Action::Fix { common, apply } => (common, Some(*apply)),
+    let (common, apply, force) = match &args.action {
+        Action::Check(common) => (common, None, false),
+        Action::Fix {
+            common,
+            apply,
+            force,
+        } => (common, Some(*apply), *force),
     };
     let paths: Vec<PathBuf> = if common.paths.is_empty() {
         cni_fs::DEFAULT_PATHS.iter().map(PathBuf::from).collect()
     } else {
         common.paths.clone()
     };
+    // Refuse a bad --path before reaching any node.
+    let fix_paths = match apply {
+        Some(_) => Some(FixPaths::new(&paths, force)?),
+        None => None,
+    };
     let (access, nodes) = connect(common).await?;
     let mut failed = Vec::new();
-    match apply {
+    match fix_paths.zip(apply) {
         None => {
             let mut reports = Vec::new();
             for node in &nodes {
@@ -113,10 +126,10 @@ async fn run_async(args: Args) -> anyhow::Result<()> {
             print_check(&reports, common.output.output)?;
             finish(&reports, &failed)
         }
-        Some(apply) => {
+        Some((fix_paths, apply)) => {
             let mut fixes = Vec::new();
             for node in &nodes {
-                match access.fix(node, &paths, apply).await {
+                match access.fix(node, &fix_paths, apply).await {
                     Ok(fix) => fixes.push(fix),
                     Err(e) => failed.push(e.to_string()),
                 }
@@ -247,6 +260,64 @@ mod tests {
             .join("examples/homelab")
             .display()
             .to_string()
+    }
+
+    fn run_cli(args: &[&str]) -> anyhow::Result<()> {
+        let cli = Cli::try_parse_from(std::iter::once("nodes").chain(args.iter().copied()))?;
+        run(Args { action: cli.action })
+    }
+
+    #[test]
+    fn fix_refuses_paths_outside_the_cni_directories_unless_forced_and_root_or_dotdot_always() {
+        let tmp = tempfile::tempdir().unwrap();
+        let outside = tmp.path().display().to_string();
+        for (args, refused) in [
+            (vec!["fix", "--via", "local", "--path", &outside], true),
+            (vec!["fix", "--via", "local", "--path", "/opt"], true),
+            (
+                vec!["fix", "--via", "local", "--path", "/opt/cni/bin/../../.."],
+                true,
+            ),
+            (
+                vec!["fix", "--via", "local", "--force", "--path", "/", "--apply"],
+                true,
+            ),
+            (
+                vec![
+                    "fix",
+                    "--via",
+                    "local",
+                    "--force",
+                    "--path",
+                    "/opt/cni/bin/../..",
+                    "--apply",
+                ],
+                true,
+            ),
+            (vec!["check", "--via", "local", "--path", "/"], true),
+            (
+                vec!["fix", "--via", "local", "--force", "--path", &outside],
+                false,
+            ),
+        ] {
+            let result = run_cli(&args);
+            if refused {
+                let err = format!("{:#}", result.expect_err(&args.join(" ")));
+                assert!(err.contains("path \""), "{args:?}: {err}");
+            } else {
+                result.unwrap_or_else(|e| panic!("{args:?}: {e:#}"));
+            }
+        }
+        let err = format!(
+            "{:#}",
+            run_cli(&["fix", "--via", "local", "--path", &outside]).unwrap_err()
+        );
+        assert!(
+            err.contains("/opt/cni/bin")
+                && err.contains("/etc/cni/net.d")
+                && err.contains("--force"),
+            "{err}"
+        );
     }
 
     #[test]

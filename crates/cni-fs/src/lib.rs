@@ -24,7 +24,7 @@ pub use pod::{
     POD_LABEL, PodAccess, PodResult, cilium_agent_image, parse_logs, pod_name, pod_spec,
 };
 pub use policy::{diff, fixed_attrs, judge, needs_fix, plan_fix};
-pub use remote::{fix_argvs, inspect_argv, shell_command, shell_quote};
+pub use remote::{FixPaths, fix_argvs, inspect_argv, shell_command, shell_quote};
 pub use ssh::{RemoteOutput, STREAM_BUFFER_BYTES, Ssh, StreamedOutput};
 
 use std::fmt::Write as _;
@@ -53,15 +53,15 @@ impl Access {
     }
 
     /// Plans the fix of `roots` on `node`, and with `apply` carries it out and inspects again.
-    pub async fn fix(&self, node: &Node, roots: &[PathBuf], apply: bool) -> Result<NodeFix, Error> {
-        let roots = remote::validate_roots(roots)?;
+    pub async fn fix(&self, node: &Node, roots: &FixPaths, apply: bool) -> Result<NodeFix, Error> {
+        let roots = roots.paths();
         let (before, after) = match self {
             Access::Pod(pod) => {
-                let result = pod.run(&node.name, &roots, apply).await?;
+                let result = pod.run(&node.name, roots, apply).await?;
                 (result.before, result.after)
             }
             _ => {
-                let before = self.inspect(node, &roots).await?;
+                let before = self.inspect(node, roots).await?;
                 let planned = plan_fix(&before);
                 if !apply || planned.is_empty() {
                     (before, None)
@@ -76,7 +76,7 @@ impl Access {
                         Access::Ssh(ssh) => ssh.fix(node, &present).await?,
                         _ => local::fix(&present)?,
                     }
-                    let after = self.inspect(node, &roots).await?;
+                    let after = self.inspect(node, roots).await?;
                     (before, Some(after))
                 }
             }
@@ -197,10 +197,14 @@ pub fn render_check(reports: &[NodeReport]) -> String {
                             ]);
                         }
                     }
-                    let others = entries
+                    let not_root =
+                        |e: &&Entry| e.kind != Kind::Dir && (e.attrs.uid, e.attrs.gid) != (0, 0);
+                    let linked = entries
                         .iter()
-                        .filter(|e| e.kind != Kind::Dir && (e.attrs.uid, e.attrs.gid) != (0, 0))
+                        .filter(not_root)
+                        .filter(|e| e.hard_linked())
                         .count();
+                    let others = entries.iter().filter(not_root).count() - linked;
                     if others > 0 {
                         rows.push([
                             report.node.clone(),
@@ -209,6 +213,19 @@ pub fn render_check(reports: &[NodeReport]) -> String {
                             "-".into(),
                             "note".into(),
                             format!("{others} files/links not root:root (fix chowns them too)"),
+                        ]);
+                    }
+                    if linked > 0 {
+                        rows.push([
+                            report.node.clone(),
+                            format!("{}/*", tree.root.display()),
+                            "-".into(),
+                            "-".into(),
+                            "note".into(),
+                            format!(
+                                "{linked} hard-linked files not root:root: fix leaves them (each is \
+                                 also a file elsewhere); check them by hand"
+                            ),
                         ]);
                     }
                 }

@@ -75,6 +75,7 @@ fn walk(
             gid: meta.gid(),
             mode: meta.mode() & 0o7777,
         },
+        links: meta.nlink(),
         user: names.users.get(&meta.uid()).cloned(),
         group: names.groups.get(&meta.gid()).cloned(),
         link_target,
@@ -149,7 +150,9 @@ fn fix_children(dir: &OwnedFd, dir_path: &Path, dev: u64) -> Result<(), Error> {
         let path = dir_path.join(OsStr::from_bytes(name.to_bytes()));
         let stat = rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)
             .map_err(|e| Error::io(&path, e.into()))?;
-        if needs_owner_fix(&stat) {
+        let is_dir = FileType::from_raw_mode(stat.st_mode) == FileType::Directory;
+        // A file with other hard links is also a file elsewhere: leave it (the plan does too).
+        if needs_owner_fix(&stat) && (is_dir || stat.st_nlink <= 1) {
             rustix::fs::chownat(
                 dir,
                 name,
@@ -159,7 +162,7 @@ fn fix_children(dir: &OwnedFd, dir_path: &Path, dev: u64) -> Result<(), Error> {
             )
             .map_err(|e| Error::io(&path, e.into()))?;
         }
-        if FileType::from_raw_mode(stat.st_mode) == FileType::Directory {
+        if is_dir {
             let child = rustix::fs::openat(
                 dir,
                 name,

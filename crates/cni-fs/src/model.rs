@@ -137,6 +137,9 @@ pub struct Entry {
     pub kind: Kind,
     /// Owner, group and mode.
     pub attrs: Attrs,
+    /// How many names it has (hard links). The fix leaves a file with more than one alone:
+    /// changing its owner would change a file elsewhere too.
+    pub links: u64,
     /// The owner's user name on the node, when known.
     pub user: Option<String>,
     /// The group name on the node, when known.
@@ -149,6 +152,11 @@ pub struct Entry {
 }
 
 impl Entry {
+    /// True for a file (not a directory) with more than one name: the fix leaves it alone.
+    pub fn hard_linked(&self) -> bool {
+        self.kind != Kind::Dir && self.links > 1
+    }
+
     /// `kube:root`-style owner text (names when known, else numbers).
     pub fn owner_group(&self) -> String {
         let user = self

@@ -16,7 +16,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// Where the host directories appear inside the pod.
+/// Where the parents of the host directories are mounted in the pod, one directory per
+/// requested path (`/host/0`, `/host/1`, ...); also the container's working directory.
 const HOST_PREFIX: &str = "/host";
 /// The container name.
 const CONTAINER: &str = "cni-fs";
@@ -56,10 +57,43 @@ pub struct PodResult {
     pub after: Option<NodeReport>,
 }
 
-/// The pod's path for a host path.
-fn in_pod(root: &Path) -> PathBuf {
-    let rel = root.strip_prefix("/").unwrap_or(root);
-    Path::new(HOST_PREFIX).join(rel)
+/// How the pod reaches one requested host directory.
+///
+/// Kubelet resolves a hostPath's symlinks before mounting it, so mounting the directory itself
+/// would turn a symlinked `/opt/cni/bin` into its target, which the fix would then change. The
+/// parent is mounted instead and `find` starts at the directory's own name in it: like over SSH,
+/// a symlink there is listed, never followed.
+struct Mounted {
+    /// The host directory mounted (the parent of the requested one).
+    host_parent: String,
+    /// Where it is mounted in the pod (`/host/<index>`).
+    mount_path: String,
+    /// What `find` is given: the requested directory relative to the working directory
+    /// [`HOST_PREFIX`] (`<index>/<name>`: starts with a digit, so never read as an option).
+    shown: PathBuf,
+}
+
+fn layout(roots: &[PathBuf]) -> Result<Vec<Mounted>, Error> {
+    roots
+        .iter()
+        .enumerate()
+        .map(|(i, root)| {
+            let (Some(parent), Some(name)) = (root.parent(), root.file_name()) else {
+                return Err(Error::InvalidPath {
+                    path: root.clone(),
+                    reason: "has no parent directory to mount; give the CNI directory, \
+                             e.g. /opt/cni/bin"
+                        .into(),
+                });
+            };
+            utf8(root)?;
+            Ok(Mounted {
+                host_parent: utf8(parent)?,
+                mount_path: format!("{HOST_PREFIX}/{i}"),
+                shown: Path::new(&i.to_string()).join(name),
+            })
+        })
+        .collect()
 }
 
 /// A DNS-1123 pod name for a node: readable prefix plus a hash so different nodes never collide.
@@ -94,7 +128,8 @@ pub fn pod_spec(
     roots: &[PathBuf],
     apply: bool,
 ) -> Result<Pod, Error> {
-    let shown: Vec<PathBuf> = roots.iter().map(|r| in_pod(r)).collect();
+    let mounted = layout(roots)?;
+    let shown: Vec<PathBuf> = mounted.iter().map(|m| m.shown.clone()).collect();
     let mut volumes = vec![Volume {
         name: "scratch".into(),
         empty_dir: Some(EmptyDirVolumeSource::default()),
@@ -105,20 +140,20 @@ pub fn pod_spec(
         mount_path: "/tmp".into(),
         ..VolumeMount::default()
     }];
-    for (i, (root, shown)) in roots.iter().zip(&shown).enumerate() {
+    for (i, m) in mounted.iter().enumerate() {
         let name = format!("host-{i}");
         volumes.push(Volume {
             name: name.clone(),
             // `Directory`: a missing path fails the mount instead of being created.
             host_path: Some(HostPathVolumeSource {
-                path: utf8(root)?,
+                path: m.host_parent.clone(),
                 type_: Some("Directory".into()),
             }),
             ..Volume::default()
         });
         mounts.push(VolumeMount {
             name,
-            mount_path: utf8(shown)?,
+            mount_path: m.mount_path.clone(),
             read_only: Some(!apply),
             ..VolumeMount::default()
         });
@@ -165,6 +200,8 @@ pub fn pod_spec(
                 // The agent image is on every node already; never pull.
                 image_pull_policy: Some("Never".into()),
                 command: Some(vec!["sh".into(), "-c".into(), SCRIPT.into()]),
+                // The commands name the directories relative to it.
+                working_dir: Some(HOST_PREFIX.into()),
                 env: Some(env),
                 volume_mounts: Some(mounts),
                 security_context: Some(SecurityContext {
@@ -202,7 +239,7 @@ fn unhex(node: &str, text: &str) -> Result<Vec<u8>, Error> {
 
 /// Parses the pod's log into the inspections before and (when it fixed) after.
 pub fn parse_logs(node: &str, roots: &[PathBuf], logs: &str) -> Result<PodResult, Error> {
-    let shown: Vec<PathBuf> = roots.iter().map(|r| in_pod(r)).collect();
+    let shown: Vec<PathBuf> = layout(roots)?.into_iter().map(|m| m.shown).collect();
     let (mut before, mut after) = (None, None);
     for line in logs.lines() {
         let Some(rest) = line.strip_prefix("cni-fs-result ") else {
@@ -446,11 +483,18 @@ mod tests {
         let c = &spec["containers"][0];
         assert_eq!(c["imagePullPolicy"], "Never");
         assert_eq!(c["securityContext"]["privileged"], true);
+        // The parent is mounted: kubelet would resolve a symlinked /opt/cni/bin to its target.
         assert_eq!(
             spec["volumes"][1]["hostPath"],
-            serde_json::json!({"path": "/opt/cni/bin", "type": "Directory"})
+            serde_json::json!({"path": "/opt/cni", "type": "Directory"})
         );
-        assert_eq!(c["volumeMounts"][1]["mountPath"], "/host/opt/cni/bin");
+        assert_eq!(
+            spec["volumes"][2]["hostPath"],
+            serde_json::json!({"path": "/etc/cni", "type": "Directory"})
+        );
+        assert_eq!(c["volumeMounts"][1]["mountPath"], "/host/0");
+        assert_eq!(c["volumeMounts"][2]["mountPath"], "/host/1");
+        assert_eq!(c["workingDir"], "/host");
         assert_eq!(
             c["volumeMounts"][1]["readOnly"], true,
             "check mounts read-only"
@@ -461,7 +505,7 @@ mod tests {
             env[0]["value"]
                 .as_str()
                 .unwrap()
-                .starts_with("'find' '/host/opt/cni/bin' '/host/etc/cni/net.d' '-xdev'")
+                .starts_with("'find' '0/bin' '1/net.d' '-xdev'")
         );
     }
 
@@ -496,10 +540,9 @@ mod tests {
 
     #[test]
     fn parses_a_recorded_fix_log() {
-        let before =
-            b"/host/opt/cni/bin\0d\x001001\x000\x001001\0root\x00755\0/host/opt/cni/bin\0\0";
-        let after = b"/host/opt/cni/bin\0d\x000\x000\0root\0root\x00755\0/host/opt/cni/bin\0\0";
-        let missing = b"find: '/host/etc/cni/net.d': No such file or directory\n";
+        let before = b"0/bin\0d\x001001\x000\x001001\0root\x00755\x001\x000/bin\0\0";
+        let after = b"0/bin\0d\x000\x000\0root\0root\x00755\x001\x000/bin\0\0";
+        let missing = b"find: '1/net.d': No such file or directory\n";
         let logs = format!(
             "cni-fs-result before 1 {} {}\ncni-fs-result fix 0  \ncni-fs-result after 1 {} {}\n",
             hex(before),
@@ -523,7 +566,7 @@ mod tests {
     #[test]
     fn a_failed_fix_in_the_pod_is_an_error() {
         let logs = format!("cni-fs-result before 0 {} \ncni-fs-result fix 1 {} {}\n",
-            hex(b"/host/opt/cni/bin\0d\x000\x000\0root\0root\x00755\0/host/opt/cni/bin\0\0/host/etc/cni/net.d\0d\x000\x000\0root\0root\x00755\0/host/etc/cni/net.d\0\0"),
+            hex(b"0/bin\0d\x000\x000\0root\0root\x00755\x001\x000/bin\0\x001/net.d\0d\x000\x000\0root\0root\x00755\x001\x001/net.d\0\0"),
             "", hex(b"chown: Read-only file system"));
         let err = parse_logs("node-1", &roots(), &logs).unwrap_err();
         assert!(err.to_string().contains("Read-only"), "{err}");

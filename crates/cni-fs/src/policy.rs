@@ -96,7 +96,7 @@ pub fn plan_fix(report: &NodeReport) -> Vec<Change> {
         .trees
         .iter()
         .flat_map(|t| t.entries())
-        .filter(|e| needs_fix(e.kind, e.attrs))
+        .filter(|e| needs_fix(e.kind, e.attrs) && !e.hard_linked())
         .map(|e| Change {
             path: e.path.clone(),
             kind: e.kind,
@@ -154,6 +154,7 @@ mod tests {
             path: path.into(),
             kind: Kind::Dir,
             attrs: Attrs { uid, gid, mode },
+            links: 2,
             user: None,
             group: None,
             link_target: None,

@@ -2,16 +2,25 @@
 //! argument is shell-quoted, and the parser for what they print.
 
 use crate::error::Error;
-use crate::model::{Attrs, Entry, Kind, NodeReport, Tree, TreeState};
+use crate::model::{Attrs, DEFAULT_PATHS, Entry, Kind, NodeReport, Tree, TreeState};
 use crate::policy::{self, FIX_DIR_ADD, FIX_DIR_REMOVE, FIX_OWNER};
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 /// `find -printf` format: ten NUL-terminated fields per entry, so any byte in a name is safe.
-/// Start point, type, uid, gid, user, group, mode, path, link target.
-const FIND_FORMAT: &str = "%H\\0%y\\0%U\\0%G\\0%u\\0%g\\0%m\\0%p\\0%l\\0";
-const FIELDS: usize = 9;
+/// Start point, type, uid, gid, user, group, mode, link count, path, link target.
+const FIND_FORMAT: &str = "%H\\0%y\\0%U\\0%G\\0%u\\0%g\\0%m\\0%n\\0%p\\0%l\\0";
+const FIELDS: usize = 10;
+
+/// Changes the mode of each directory named in its arguments without following a symlink: the
+/// argument is entered (`cd -P`), and changed as `.` only when the directory entered has the
+/// caller's directory (fd 3, opened first) as its parent. A symlink swapped in after `find`
+/// looked leads elsewhere and fails the check instead of changing its target. chmod has no
+/// `-h`, hence the detour. The text is fixed; the names arrive as arguments.
+const CHMOD_DIRS_SCRIPT: &str = "exec 3<. || exit 1; for d do \
+(cd -P -- \"$d\" && [ .. -ef /dev/fd/3 ] && chmod u+rwx,go-w .) || \
+{ echo \"$d: not the directory find saw (replaced while fixing?); run the fix again\" >&2; exit 1; }; done";
 
 /// The inspection command: `find ROOTS... -xdev -printf FORMAT` (never follows symlinks).
 pub fn inspect_argv(roots: &[PathBuf]) -> Vec<OsString> {
@@ -21,9 +30,11 @@ pub fn inspect_argv(roots: &[PathBuf]) -> Vec<OsString> {
     argv
 }
 
-/// The two fix commands: chown every entry not root:root (`-h`: the link, not its target), then
-/// `u+rwx,go-w` on directories that need it. `-execdir` runs each from the entry's own directory,
-/// so no path through a symlink is ever resolved.
+/// The two fix commands: chown every entry not root:root (`-h`: the link, not its target; a
+/// file with other hard links is left alone, it is also a file elsewhere), then `u+rwx,go-w` on
+/// directories that need it (through [`CHMOD_DIRS_SCRIPT`], which never follows a symlink).
+/// `-execdir` runs each from the entry's own directory, so no path through a symlink is ever
+/// resolved.
 pub fn fix_argvs(roots: &[PathBuf]) -> [Vec<OsString>; 2] {
     let start = || -> Vec<OsString> {
         let mut argv: Vec<OsString> = vec!["find".into()];
@@ -43,6 +54,13 @@ pub fn fix_argvs(roots: &[PathBuf]) -> [Vec<OsString>; 2] {
             "!",
             "-gid",
             &gid.to_string(),
+            ")",
+            "(",
+            "-type",
+            "d",
+            "-o",
+            "-links",
+            "1",
             ")",
             "-execdir",
             "chown",
@@ -68,9 +86,10 @@ pub fn fix_argvs(roots: &[PathBuf]) -> [Vec<OsString>; 2] {
             &format!("-{FIX_DIR_ADD:03o}"),
             ")",
             "-execdir",
-            "chmod",
-            "u+rwx,go-w",
-            "--",
+            "sh",
+            "-c",
+            CHMOD_DIRS_SCRIPT,
+            "sh",
             "{}",
             "+",
         ]
@@ -144,13 +163,66 @@ pub(crate) fn validate_roots(roots: &[PathBuf]) -> Result<Vec<PathBuf>, Error> {
                 reason: "contains a NUL byte".into(),
             });
         }
+        // `..` would make the path mean something else than it reads (`/opt/cni/bin/../..`).
+        if root.components().any(|c| c == Component::ParentDir) {
+            return Err(Error::InvalidPath {
+                path: root.clone(),
+                reason: "contains `..`; give the directory itself, e.g. /opt/cni/bin".into(),
+            });
+        }
         // Drops trailing and doubled slashes, so the path matches what `find` prints.
         let normal: PathBuf = root.components().collect();
+        if normal.parent().is_none() {
+            return Err(Error::InvalidPath {
+                path: root.clone(),
+                reason: "is the root directory: the whole file system would be inspected or \
+                         made root:root; give the CNI directory, e.g. /opt/cni/bin"
+                    .into(),
+            });
+        }
         if !out.contains(&normal) {
             out.push(normal);
         }
     }
     Ok(out)
+}
+
+/// The directories a fix may change, checked: the known CNI directories ([`DEFAULT_PATHS`]) and
+/// directories under them, or with `force` any other absolute path. Never `/` nor a path with
+/// `..`: one typo must not make a whole tree `root:root`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FixPaths(Vec<PathBuf>);
+
+impl FixPaths {
+    /// Checks `paths` (see [`FixPaths`]); `force` allows paths outside the CNI directories.
+    pub fn new(paths: &[PathBuf], force: bool) -> Result<FixPaths, Error> {
+        let roots = validate_roots(paths)?;
+        if !force
+            && let Some(outside) = roots
+                .iter()
+                .find(|r| !DEFAULT_PATHS.iter().any(|known| r.starts_with(known)))
+        {
+            return Err(Error::InvalidPath {
+                path: outside.clone(),
+                reason: format!(
+                    "is not {} or a directory under them, and the fix makes everything under it \
+                     root:root; give the CNI directory, or pass --force if you mean it",
+                    DEFAULT_PATHS.join(", ")
+                ),
+            });
+        }
+        Ok(FixPaths(roots))
+    }
+
+    /// The known CNI directories, [`DEFAULT_PATHS`].
+    pub fn known() -> FixPaths {
+        FixPaths(DEFAULT_PATHS.iter().map(PathBuf::from).collect())
+    }
+
+    /// The checked paths (normalised, without duplicates).
+    pub fn paths(&self) -> &[PathBuf] {
+        &self.0
+    }
 }
 
 /// Parses the output of [`inspect_argv`]: `stdout`, `stderr` and the exit status of `find`.
@@ -193,7 +265,7 @@ pub(crate) fn parse_inspection(
         };
         let kind = Kind::from_find_letter(&text(1))
             .ok_or_else(|| bad(format!("unknown file type `{}`", text(1))))?;
-        let shown_path = Path::new(OsStr::from_bytes(record[7]));
+        let shown_path = Path::new(OsStr::from_bytes(record[8]));
         let rel = shown_path.strip_prefix(start).map_err(|_| {
             bad(format!(
                 "{} is not under {}",
@@ -216,10 +288,13 @@ pub(crate) fn parse_inspection(
                 gid,
                 mode: number(6, 8)?,
             },
+            links: text(7)
+                .parse()
+                .map_err(|_| bad(format!("link count `{}` is not a number", text(7))))?,
             user: name(4, uid),
             group: name(5, gid),
             link_target: (kind == Kind::Symlink)
-                .then(|| PathBuf::from(OsStr::from_bytes(record[8]))),
+                .then(|| PathBuf::from(OsStr::from_bytes(record[9]))),
             verdict: None,
         });
     }
@@ -289,20 +364,22 @@ mod tests {
         };
         assert_eq!(
             text(&chown),
-            "find /opt/cni/bin -xdev ( ! -uid 0 -o ! -gid 0 ) -execdir chown -h 0:0 -- {} +"
+            "find /opt/cni/bin -xdev ( ! -uid 0 -o ! -gid 0 ) ( -type d -o -links 1 ) -execdir chown -h 0:0 -- {} +"
         );
         assert_eq!(
             text(&chmod),
-            "find /opt/cni/bin -xdev -type d ( -perm /022 -o ! -perm -700 ) -execdir chmod u+rwx,go-w -- {} +"
+            format!(
+                "find /opt/cni/bin -xdev -type d ( -perm /022 -o ! -perm -700 ) -execdir sh -c {CHMOD_DIRS_SCRIPT} sh {{}} +"
+            )
         );
     }
 
     #[test]
     fn parses_recorded_find_output_with_missing_root() {
         // Recorded from `find /opt/cni/bin /etc/cni/net.d -xdev -printf ...` on a Kubespray node.
-        let stdout = b"/opt/cni/bin\0d\x001001\x000\0kube\0root\x00755\0/opt/cni/bin\0\0\
-/opt/cni/bin\0f\x001001\x000\0kube\0root\x00755\0/opt/cni/bin/loopback\0\0\
-/opt/cni/bin\0l\x000\x000\0root\0root\x00777\0/opt/cni/bin/odd\nname\0/etc/passwd\0";
+        let stdout = b"/opt/cni/bin\0d\x001001\x000\0kube\0root\x00755\x002\0/opt/cni/bin\0\0\
+/opt/cni/bin\0f\x001001\x000\0kube\0root\x00755\x001\0/opt/cni/bin/loopback\0\0\
+/opt/cni/bin\0l\x000\x000\0root\0root\x00777\x001\0/opt/cni/bin/odd\nname\0/etc/passwd\0";
         let stderr = b"find: '/etc/cni/net.d': No such file or directory\n";
         let roots: Vec<PathBuf> = vec!["/opt/cni/bin".into(), "/etc/cni/net.d".into()];
         let report = parse_inspection("node1", &roots, &roots, 1, stdout, stderr).unwrap();
@@ -323,7 +400,7 @@ mod tests {
 
     #[test]
     fn permission_denied_while_listing_is_an_error() {
-        let stdout = b"/r\0d\x000\x000\0root\0root\x00755\0/r\0\0";
+        let stdout = b"/r\0d\x000\x000\0root\0root\x00755\x002\0/r\0\0";
         let stderr = b"find: '/r/private': Permission denied\n";
         let roots: Vec<PathBuf> = vec!["/r".into()];
         let err = parse_inspection("n", &roots, &roots, 1, stdout, stderr).unwrap_err();
@@ -334,5 +411,41 @@ mod tests {
     fn relative_paths_are_refused() {
         let err = validate_roots(&["opt/cni/bin".into()]).unwrap_err();
         assert!(err.to_string().contains("opt/cni/bin"));
+    }
+
+    #[test]
+    fn fix_paths_are_the_cni_directories_and_below_unless_forced() {
+        let known = FixPaths::known();
+        assert_eq!(FixPaths::new(known.paths(), false).unwrap(), known);
+        assert!(
+            FixPaths::new(
+                &["/opt/cni/bin/sub".into(), "/etc/cni/net.d/".into()],
+                false
+            )
+            .is_ok()
+        );
+        for path in ["/opt", "/opt/cni", "/opt/cni/binx", "/etc", "/tmp/x"] {
+            let err = FixPaths::new(&[path.into()], false)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains(&format!("{path:?}")) && err.contains("--force"),
+                "{path}: {err}"
+            );
+            assert!(FixPaths::new(&[path.into()], true).is_ok(), "{path}");
+        }
+        for path in ["/", "/opt/cni/bin/../../.."] {
+            assert!(FixPaths::new(&[path.into()], true).is_err(), "{path}");
+        }
+    }
+
+    #[test]
+    fn the_root_directory_and_dotdot_are_refused() {
+        for path in ["/", "//", "/opt/cni/bin/../..", "/opt/cni/bin/.."] {
+            let err = validate_roots(&[path.into()]).unwrap_err().to_string();
+            assert!(err.contains(&format!("{path:?}")), "{path}: {err}");
+        }
+        let ok = validate_roots(&["/opt/cni/bin/".into(), "/opt/./cni/bin".into()]).unwrap();
+        assert_eq!(ok, [PathBuf::from("/opt/cni/bin")]);
     }
 }

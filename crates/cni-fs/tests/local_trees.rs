@@ -252,6 +252,11 @@ fn verdicts(report: &NodeReport) -> BTreeMap<PathBuf, &'static str> {
         .collect()
 }
 
+/// The test trees live in temp dirs, outside the CNI directories: fix them as `--force` would.
+fn forced(roots: &[PathBuf]) -> cni_fs::FixPaths {
+    cni_fs::FixPaths::new(roots, true).unwrap()
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -283,14 +288,14 @@ proptest! {
         // A dry run plans but changes nothing.
         let outside_before = snapshot(&world.outside);
         let tree_before = snapshot(&world.root);
-        let dry = rt.block_on(Access::Local.fix(&node, &roots, false)).unwrap();
+        let dry = rt.block_on(Access::Local.fix(&node, &forced(&roots), false)).unwrap();
         prop_assert!(dry.changed.is_none());
         prop_assert_eq!(&snapshot(&world.root), &tree_before);
 
         // The fix changes exactly what it planned, makes every directory pass, and touches
         // nothing outside the tree (links are never followed).
         let base_before = std::fs::symlink_metadata(&world.base).unwrap().mode();
-        let fix = rt.block_on(Access::Local.fix(&node, &roots, true)).unwrap();
+        let fix = rt.block_on(Access::Local.fix(&node, &forced(&roots), true)).unwrap();
         prop_assert_eq!(fix.changed.as_ref().unwrap(), &fix.planned);
         let after = fix.after.as_ref().unwrap();
         prop_assert!(!after.agent_would_fail(), "after fix: {:?}", verdicts(after));
@@ -310,7 +315,7 @@ proptest! {
         prop_assert_eq!(std::fs::symlink_metadata(&world.base).unwrap().mode(), base_before);
 
         // Idempotent: a second fix plans and changes nothing.
-        let again = rt.block_on(Access::Local.fix(&node, &roots, true)).unwrap();
+        let again = rt.block_on(Access::Local.fix(&node, &forced(&roots), true)).unwrap();
         prop_assert!(again.planned.is_empty());
         prop_assert_eq!(again.changed.as_deref(), Some(&[][..]));
         let present = matches!(again.before.trees[0].state, TreeState::Present { .. });
@@ -356,7 +361,9 @@ fn kubespray_tree_is_denied_with_the_hostbin_error_and_fixed() {
         "{err}"
     );
 
-    let fix = rt.block_on(Access::Local.fix(&node, &roots, true)).unwrap();
+    let fix = rt
+        .block_on(Access::Local.fix(&node, &forced(&roots), true))
+        .unwrap();
     assert_eq!(
         fix.changed.as_ref().map(Vec::len),
         Some(2),
@@ -392,12 +399,48 @@ fn a_symlinked_root_is_reported_not_followed() {
     ));
     assert!(report.agent_would_fail());
     let fix = rt
-        .block_on(Access::Local.fix(&node, &[link], true))
+        .block_on(Access::Local.fix(&node, &forced(&[link]), true))
         .unwrap();
     assert_eq!(fix.changed.as_deref(), Some(&[][..]));
     assert_eq!(
         std::fs::metadata(&real).unwrap().uid(),
         1001,
         "the link's target is untouched"
+    );
+}
+
+#[test]
+fn a_hard_linked_file_is_left_alone_and_named_in_the_check() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("bin");
+    std::fs::create_dir(&root).unwrap();
+    // A kube-owned file outside the tree with a second name inside it.
+    let outside = tmp.path().join("elsewhere");
+    std::fs::write(&outside, b"x").unwrap();
+    std::os::unix::fs::chown(&outside, Some(1001), Some(1001)).unwrap();
+    std::fs::hard_link(&outside, root.join("linked")).unwrap();
+    std::fs::write(root.join("plain"), b"x").unwrap();
+    for p in [&root, &root.join("plain")] {
+        std::os::unix::fs::chown(p, Some(1001), Some(0)).unwrap();
+    }
+    let rt = runtime();
+    let node = Node::named("n");
+    let roots = vec![root.clone()];
+    let report = rt.block_on(Access::Local.inspect(&node, &roots)).unwrap();
+    let table = cni_fs::render_check(std::slice::from_ref(&report));
+    assert!(
+        table.contains("1 hard-linked files not root:root: fix leaves them"),
+        "{table}"
+    );
+    let fix = rt
+        .block_on(Access::Local.fix(&node, &forced(&roots), true))
+        .unwrap();
+    let planned: Vec<&Path> = fix.planned.iter().map(|c| c.path.as_path()).collect();
+    assert_eq!(planned, [root.as_path(), &root.join("plain")]);
+    assert_eq!(fix.changed.as_ref(), Some(&fix.planned));
+    assert_eq!(
+        std::fs::metadata(&outside).unwrap().uid(),
+        1001,
+        "the file elsewhere changed owner through its hard link"
     );
 }

@@ -16,6 +16,11 @@ mod support {
 
 use support::sshd::Sshd;
 
+/// The test trees live in temp dirs, outside the CNI directories: fix them as `--force` would.
+fn forced(roots: &[PathBuf]) -> cni_fs::FixPaths {
+    cni_fs::FixPaths::new(roots, true).unwrap()
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -98,12 +103,16 @@ fn ssh_check_finds_kube_owned_tree_fix_repairs_it_and_second_fix_changes_nothing
 
     // fix without --apply changes nothing.
     let before = snapshot(work.path());
-    let dry = rt.block_on(access.fix(&node, &roots, false)).unwrap();
+    let dry = rt
+        .block_on(access.fix(&node, &forced(&roots), false))
+        .unwrap();
     assert_eq!(dry.planned.len(), 5, "root, sub dir, two files, the link");
     assert_eq!(snapshot(work.path()), before);
 
     // fix --apply repairs exactly what it planned.
-    let fix = rt.block_on(access.fix(&node, &roots, true)).unwrap();
+    let fix = rt
+        .block_on(access.fix(&node, &forced(&roots), true))
+        .unwrap();
     assert_eq!(fix.changed.as_ref(), Some(&fix.planned));
     assert!(!fix.after.as_ref().unwrap().agent_would_fail());
     let after = snapshot(work.path());
@@ -119,7 +128,9 @@ fn ssh_check_finds_kube_owned_tree_fix_repairs_it_and_second_fix_changes_nothing
     );
 
     // The second fix changes nothing.
-    let again = rt.block_on(access.fix(&node, &roots, true)).unwrap();
+    let again = rt
+        .block_on(access.fix(&node, &forced(&roots), true))
+        .unwrap();
     assert!(again.planned.is_empty());
     assert_eq!(again.changed.as_deref(), Some(&[][..]));
 
@@ -148,7 +159,7 @@ fn become_runs_through_sudo_and_the_ssh_config_alias_is_honoured() {
     };
     let access = sshd.access(true);
     let fix = rt
-        .block_on(access.fix(&node, std::slice::from_ref(&root), true))
+        .block_on(access.fix(&node, &forced(std::slice::from_ref(&root)), true))
         .unwrap();
     assert_eq!(fix.changed.as_ref().map(Vec::len), Some(5));
     assert!(!marker.exists());
@@ -364,4 +375,36 @@ fn user_ssh_options_cannot_turn_off_host_key_checking() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("Host key verification failed"), "{err}");
+}
+
+#[test]
+fn ssh_fix_leaves_a_hard_linked_file_alone() {
+    let sshd = Sshd::start();
+    let rt = runtime();
+    let work = tempfile::tempdir().unwrap();
+    let root = work.path().join("bin");
+    std::fs::create_dir(&root).unwrap();
+    let outside = work.path().join("elsewhere");
+    std::fs::write(&outside, b"x").unwrap();
+    std::os::unix::fs::chown(&outside, Some(1001), Some(1001)).unwrap();
+    std::fs::hard_link(&outside, root.join("linked")).unwrap();
+    std::os::unix::fs::chown(&root, Some(1001), Some(0)).unwrap();
+    let roots = vec![root.clone()];
+    let fix = rt
+        .block_on(sshd.access(false).fix(&sshd.node(), &forced(&roots), true))
+        .unwrap();
+    assert_eq!(fix.changed.as_ref(), Some(&fix.planned));
+    assert_eq!(
+        fix.planned.len(),
+        1,
+        "only the directory: {:?}",
+        fix.planned
+    );
+    let linked = &fix.before.trees[0].entries()[1];
+    assert_eq!((linked.links, linked.hard_linked()), (2, true));
+    assert_eq!(
+        std::fs::metadata(&outside).unwrap().uid(),
+        1001,
+        "the file elsewhere changed owner through its hard link"
+    );
 }
