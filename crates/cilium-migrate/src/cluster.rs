@@ -12,6 +12,46 @@ pub(crate) async fn connect(kubeconfig: Option<&Path>) -> anyhow::Result<(kube::
     Ok(migration::flow::connect(kubeconfig).await?)
 }
 
+/// One cluster for the whole command: the kubeconfig's context resolved once and pinned, for
+/// the client and every helm call (`migration::flow::Connection`); its warnings go to stderr.
+pub(crate) async fn connect_pinned(
+    kubeconfig: Option<&Path>,
+) -> anyhow::Result<migration::flow::Connection> {
+    let connection = migration::flow::Connection::open(kubeconfig).await?;
+    for warning in connection.warnings() {
+        eprintln!("warning: {warning}");
+    }
+    Ok(connection)
+}
+
+/// The cluster's run lock (Lease kube-system/cilium-migrate) for this process running
+/// `command`: refused with the holder and its age while another run holds it.
+pub(crate) async fn lock(
+    client: &kube::Client,
+    command: &str,
+) -> anyhow::Result<migration::lock::ClusterLease> {
+    let lease = migration::lock::ClusterLease::acquire(
+        client,
+        migration::lock::Holder::this_process(command),
+    )
+    .await?;
+    if let Some(previous) = lease.taken_over() {
+        eprintln!("took over the run lock from {previous}: it lapsed or its process is gone");
+    }
+    Ok(lease)
+}
+
+/// Releases `lease` after `result`, keeping `result`'s error first.
+pub(crate) async fn unlock<T>(
+    lease: migration::lock::ClusterLease,
+    result: anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    if let Err(e) = lease.release().await {
+        eprintln!("warning: {e}");
+    }
+    result
+}
+
 /// A Kubernetes client, as [`connect`] makes it.
 pub(crate) async fn client(kubeconfig: Option<&Path>) -> anyhow::Result<kube::Client> {
     Ok(connect(kubeconfig).await?.0)

@@ -146,25 +146,20 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
 }
 
 async fn rollback(args: RollbackArgs) -> anyhow::Result<()> {
-    let client = crate::cluster::client(args.kubeconfig.as_deref()).await?;
-    let helm = locate_helm(args.helm.as_ref(), args.kubeconfig.as_ref())?;
-    let to = cilium_gateway::enable::roll_back_from_journal(
-        &client,
+    let connection = crate::cluster::connect_pinned(args.kubeconfig.as_deref()).await?;
+    let helm = connection.helm(args.helm.as_deref())?;
+    let lease = crate::cluster::lock(&connection.client, "gateway-api rollback").await?;
+    let result = cilium_gateway::enable::roll_back_from_journal(
+        &connection.client,
         &helm,
         &args.journal,
         args.helm_timeout,
     )
-    .await?;
+    .await
+    .map_err(anyhow::Error::from);
+    let to = crate::cluster::unlock(lease, result).await?;
     eprintln!("rolled back to revision {to} ({})", args.journal.display());
     Ok(())
-}
-
-fn locate_helm(helm: Option<&PathBuf>, kubeconfig: Option<&PathBuf>) -> anyhow::Result<Helm> {
-    let mut helm = Helm::locate(helm.map(PathBuf::as_path))?;
-    if let Some(kubeconfig) = kubeconfig {
-        helm = helm.with_kubeconfig(kubeconfig);
-    }
-    Ok(helm)
 }
 
 impl Cluster {
@@ -187,9 +182,12 @@ impl Cluster {
 
 async fn check(args: CheckArgs) -> anyhow::Result<()> {
     let inventory = args.cluster.inventory()?;
-    let client = crate::cluster::client(args.cluster.kubeconfig.as_deref()).await?;
-    let helm = locate_helm(args.cluster.helm.as_ref(), args.cluster.kubeconfig.as_ref())?;
-    let state = cilium_gateway::collect(&client, Some(&helm), &args.cluster.target()).await?;
+    let connection = crate::cluster::connect_pinned(args.cluster.kubeconfig.as_deref()).await?;
+    let (client, helm) = (
+        &connection.client,
+        connection.helm(args.cluster.helm.as_deref())?,
+    );
+    let state = cilium_gateway::collect(client, Some(&helm), &args.cluster.target()).await?;
     let report = cilium_gateway::check(&state, inventory.as_ref());
     match args.output.output {
         Output::Text => print!("{}", report.table()),
@@ -204,13 +202,16 @@ async fn check(args: CheckArgs) -> anyhow::Result<()> {
 
 async fn enable(args: EnableArgs) -> anyhow::Result<()> {
     let inventory = args.cluster.inventory()?;
-    let client = crate::cluster::client(args.cluster.kubeconfig.as_deref()).await?;
-    let helm = locate_helm(args.cluster.helm.as_ref(), args.cluster.kubeconfig.as_ref())?;
+    let connection = crate::cluster::connect_pinned(args.cluster.kubeconfig.as_deref()).await?;
+    let (client, helm) = (
+        &connection.client,
+        connection.helm(args.cluster.helm.as_deref())?,
+    );
     let target = args.cluster.target();
     let chart = ChartSource::parse(&args.chart)?;
 
     if !args.apply {
-        let state = cilium_gateway::collect(&client, Some(&helm), &target).await?;
+        let state = cilium_gateway::collect(client, Some(&helm), &target).await?;
         let crds = cilium_gateway::enable::read_crd_files(&args.install_crds)?;
         let plan = cilium_gateway::plan(&state, inventory.as_ref(), crds)?;
         print!("{}", plan.report.table());
@@ -233,6 +234,19 @@ async fn enable(args: EnableArgs) -> anyhow::Result<()> {
         return Ok(());
     }
 
+    let lease = crate::cluster::lock(client, "gateway-api enable --apply").await?;
+    let result = enable_locked(args, client, &helm, target, chart, inventory).await;
+    crate::cluster::unlock(lease, result).await
+}
+
+async fn enable_locked(
+    args: EnableArgs,
+    client: &kube::Client,
+    helm: &Helm,
+    target: Target,
+    chart: ChartSource,
+    inventory: Option<InventoryFacts>,
+) -> anyhow::Result<()> {
     if args.chart == "cilium/cilium" {
         helm.prepare(&chart)?;
     }
@@ -252,7 +266,7 @@ async fn enable(args: EnableArgs) -> anyhow::Result<()> {
         restart_agents: !args.no_agent_restart,
     };
     let mut progress = |line: &str| eprintln!("gateway-api: {line}");
-    let enabled = cilium_gateway::enable(&client, &helm, &options, &mut progress).await?;
+    let enabled = cilium_gateway::enable(client, helm, &options, &mut progress).await?;
     print!("{}", enabled.report.table());
     println!(
         "Gateway API enabled: revision {} -> {}{}{}; journal {}",

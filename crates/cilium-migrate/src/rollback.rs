@@ -30,17 +30,8 @@ pub struct Args {
 
 pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    let options = RollbackOptions {
-        bundle: args.bundle.clone(),
-        kubeconfig: args.kubeconfig.clone(),
-        helm: args.helm.clone(),
-        apply: args.apply,
-    };
     let outcome = runtime
-        .block_on(flow::rollback(
-            &options,
-            &mut ui::StderrProgress::new(|_: &Plan| false),
-        ))
+        .block_on(roll_back(&args))
         .context("rollback stopped")?;
     match args.output.output {
         ui::Output::Json => println!("{}", serde_json::to_string_pretty(&outcome)?),
@@ -53,6 +44,38 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// The rollback; with `--apply` under the cluster's run lock and the bundle's lock, on the one
+/// cluster the kubeconfig's context named when it started.
+async fn roll_back(args: &Args) -> anyhow::Result<RollbackOutcome> {
+    let mut options = RollbackOptions {
+        bundle: args.bundle.clone(),
+        kubeconfig: args.kubeconfig.clone(),
+        helm: args.helm.clone(),
+        apply: args.apply,
+    };
+    let mut progress = ui::StderrProgress::new(|_: &Plan| false);
+    if !args.apply {
+        return Ok(flow::rollback(&options, &mut progress).await?);
+    }
+    // The Lease is taken on the cluster the rollback then runs on: the flow reads the pinned
+    // single-context copy, not the kubeconfig another terminal may switch meanwhile.
+    let connection = flow::Connection::open(args.kubeconfig.as_deref()).await?;
+    if let Some(pinned) = &connection.kubeconfig {
+        options.kubeconfig = Some(pinned.path().to_owned());
+    }
+    let lease = crate::cluster::lock(&connection.client, "rollback --apply").await?;
+    let result = async {
+        let _bundle = if args.bundle.is_dir() {
+            Some(migration::lock::BundleLock::acquire(&args.bundle)?)
+        } else {
+            None
+        };
+        Ok(flow::rollback(&options, &mut progress).await?)
+    }
+    .await;
+    crate::cluster::unlock(lease, result).await
 }
 
 fn print_text(outcome: &RollbackOutcome) {
