@@ -62,6 +62,9 @@ async fn v2_27_replace_rolls_the_adopted_agents_onto_the_chart() {
     );
     assert!(!operators_before.is_empty());
 
+    let kept_before = live_objects(&client, KEPT_BY_REPLACE).await;
+    let replaced_before = live_objects(&client, REPLACED_BY_REPLACE).await;
+
     let mut progress = Recorder::default();
     let outcome = flow::run(&migrate, &mut progress)
         .await
@@ -161,6 +164,36 @@ async fn v2_27_replace_rolls_the_adopted_agents_onto_the_chart() {
     let before = uids(&agents_before);
     assert!(uids(&agents_after).iter().all(|u| !before.contains(u)));
 
+    // Only the workloads were deleted and re-created; the ServiceAccounts, RBAC and
+    // cilium-config the orphaned agents ran on were adopted in place (same UIDs, so never
+    // absent), with Helm's ownership and without kubectl's last-applied annotation.
+    let kept_after = live_objects(&client, KEPT_BY_REPLACE).await;
+    for ((what, before), (_, after)) in kept_before.iter().zip(&kept_after) {
+        let (before, after) = (before.as_ref().unwrap(), after.as_ref().unwrap());
+        assert_eq!(
+            after["metadata"]["uid"], before["metadata"]["uid"],
+            "{what} was deleted and re-created"
+        );
+        assert_eq!(
+            after["metadata"]["annotations"]["meta.helm.sh/release-name"], "cilium",
+            "{what} is not the release's"
+        );
+        assert!(
+            after["metadata"]["annotations"]
+                .get("kubectl.kubernetes.io/last-applied-configuration")
+                .is_none(),
+            "{what} keeps Kubespray's last-applied annotation"
+        );
+    }
+    let replaced_after = live_objects(&client, REPLACED_BY_REPLACE).await;
+    for ((what, before), (_, after)) in replaced_before.iter().zip(&replaced_after) {
+        assert_ne!(
+            after.as_ref().unwrap()["metadata"]["uid"],
+            before.as_ref().unwrap()["metadata"]["uid"],
+            "{what} was not re-created"
+        );
+    }
+
     // The Deployment rolls by itself: its new ReplicaSet (new pod-template-hash) replaced the
     // orphaned operator pods.
     let operators_after = pods(&client, "io.cilium/app=operator").await;
@@ -191,6 +224,111 @@ async fn v2_27_replace_rolls_the_adopted_agents_onto_the_chart() {
         availability.max_nodes_without_agent,
         availability.gaps
     );
+}
+
+/// (apiVersion, kind, plural, namespace, name) of an object.
+type Named = (
+    &'static str,
+    &'static str,
+    &'static str,
+    Option<&'static str>,
+    &'static str,
+);
+
+/// What the orphaned agents and operator run on until the chart's pods replace them: `replace`
+/// must adopt these, not delete them.
+const KEPT_BY_REPLACE: &[Named] = &[
+    (
+        "v1",
+        "ServiceAccount",
+        "serviceaccounts",
+        Some("kube-system"),
+        "cilium",
+    ),
+    (
+        "v1",
+        "ServiceAccount",
+        "serviceaccounts",
+        Some("kube-system"),
+        "cilium-operator",
+    ),
+    (
+        "v1",
+        "ConfigMap",
+        "configmaps",
+        Some("kube-system"),
+        "cilium-config",
+    ),
+    (
+        "rbac.authorization.k8s.io/v1",
+        "ClusterRole",
+        "clusterroles",
+        None,
+        "cilium",
+    ),
+    (
+        "rbac.authorization.k8s.io/v1",
+        "ClusterRole",
+        "clusterroles",
+        None,
+        "cilium-operator",
+    ),
+    (
+        "rbac.authorization.k8s.io/v1",
+        "ClusterRoleBinding",
+        "clusterrolebindings",
+        None,
+        "cilium",
+    ),
+    (
+        "rbac.authorization.k8s.io/v1",
+        "ClusterRoleBinding",
+        "clusterrolebindings",
+        None,
+        "cilium-operator",
+    ),
+];
+
+/// The workloads `replace` deletes (orphaning their pods) for the chart to re-create.
+const REPLACED_BY_REPLACE: &[Named] = &[
+    (
+        "apps/v1",
+        "DaemonSet",
+        "daemonsets",
+        Some("kube-system"),
+        "cilium",
+    ),
+    (
+        "apps/v1",
+        "Deployment",
+        "deployments",
+        Some("kube-system"),
+        "cilium-operator",
+    ),
+];
+
+/// Each object as JSON (`None` when absent), named `Kind namespace/name`.
+async fn live_objects(
+    client: &kube::Client,
+    objects: &[Named],
+) -> Vec<(String, Option<serde_json::Value>)> {
+    let mut out = Vec::new();
+    for (api_version, kind, plural, namespace, name) in objects {
+        let resource = migrate_common::resource(api_version, kind, plural);
+        let api: Api<kube::api::DynamicObject> = match namespace {
+            Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
+            None => Api::all_with(client.clone(), &resource),
+        };
+        let live = api.get_opt(name).await.unwrap();
+        out.push((
+            format!(
+                "{kind} {}{name}",
+                namespace.map(|n| format!("{n}/")).unwrap_or_default()
+            ),
+            live.map(|o| serde_json::to_value(o).unwrap()),
+        ));
+    }
+    out
 }
 
 /// Live (not terminating) pods in kube-system with these labels.
@@ -295,6 +433,25 @@ fn with_extra_selector_label(
     out.to_path_buf()
 }
 
+/// A testbed of its own holding Kubespray's v2.27.1 objects with the agent DaemonSet's selector
+/// edited ([`with_extra_selector_label`]), plus the custom resources of a running Cilium.
+async fn differing_selector_testbed(
+    scratch: &std::path::Path,
+    case: &upstream::RenderedCase,
+) -> testbed::Testbed {
+    let testbed = migrate_common::start_testbed(&scratch.join("testbed")).await;
+    let objects =
+        with_extra_selector_label(&case.file("objects.yaml"), &scratch.join("objects.yaml"));
+    testbed::fixtures::template_era(
+        &testbed.tools().kubectl,
+        testbed.kubeconfig(),
+        &objects,
+        &migrate_common::fixture_options(&testbed),
+    )
+    .unwrap();
+    testbed
+}
+
 /// What `replace` exists for: a live DaemonSet whose immutable selector differs from the chart's.
 /// Adoption is refused with a pointer to `replace`, and `replace` hands over: the DaemonSet is
 /// re-created with the chart's selector and every agent runs under it.
@@ -308,16 +465,7 @@ async fn a_differing_selector_blocks_adopt_and_replace_hands_over() {
     let case = tests::rendered_case(&upstream, "sample", "v2.27.1");
     let chart = tests::cilium_chart(&upstream);
     let tmp = tempfile::tempdir().unwrap();
-    let testbed = migrate_common::start_testbed(&tmp.path().join("testbed")).await;
-    let objects =
-        with_extra_selector_label(&case.file("objects.yaml"), &tmp.path().join("objects.yaml"));
-    testbed::fixtures::template_era(
-        &testbed.tools().kubectl,
-        testbed.kubeconfig(),
-        &objects,
-        &migrate_common::fixture_options(&testbed),
-    )
-    .unwrap();
+    let testbed = differing_selector_testbed(tmp.path(), &case).await;
     let client = testbed.client().await.unwrap();
     let inventory = inventory_copy(&case, tmp.path());
     let bundle_dir = tmp.path().join("bundle");
@@ -399,4 +547,160 @@ async fn a_differing_selector_blocks_adopt_and_replace_hands_over() {
             pod.metadata.name
         );
     }
+}
+
+/// Rolling back a `replace` whose chart's selector differs from Kubespray's (the case `replace`
+/// exists for) re-creates Kubespray's DaemonSet, whose immutable selector the chart's cannot
+/// take. The chart's agents are orphaned and adopted by the re-created DaemonSet, which then
+/// replaces them within its `maxUnavailable`: never every agent at once, as a cascading delete
+/// would. A second rollback of the bundle is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rolling_back_replace_hands_the_agents_over_node_by_node() {
+    let Some(upstream) =
+        upstream("migrate_replace::rolling_back_replace_hands_the_agents_over_node_by_node")
+    else {
+        return;
+    };
+    let case = tests::rendered_case(&upstream, "sample", "v2.27.1");
+    let chart = tests::cilium_chart(&upstream);
+    let tmp = tempfile::tempdir().unwrap();
+    let testbed = differing_selector_testbed(tmp.path(), &case).await;
+    let client = testbed.client().await.unwrap();
+    let inventory = inventory_copy(&case, tmp.path());
+    let bundle_dir = tmp.path().join("bundle");
+    let helm = testbed.tools().helm4;
+    let mut migrate = migrate_options(&testbed, &inventory, &bundle_dir, &helm, tmp.path(), &chart);
+    migrate.strategy = Some(Strategy::Replace);
+    migrate.accept_workload_changes =
+        vec![format!("DaemonSet/cilium: label {EXTRA_SELECTOR_LABEL}")];
+    let mut progress = Recorder::default();
+    let outcome = flow::run(&migrate, &mut progress)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", progress.lines.join("\n")));
+    assert!(matches!(outcome, Outcome::Migrated { .. }), "{outcome:?}");
+    let daemonsets: Api<DaemonSet> = Api::namespaced(client.clone(), "kube-system");
+    let chart_daemonset = daemonsets
+        .get("cilium")
+        .await
+        .unwrap()
+        .metadata
+        .uid
+        .unwrap();
+    let chart_agents: Vec<String> = pods(&client, "k8s-app=cilium")
+        .await
+        .iter()
+        .filter_map(|p| p.metadata.uid.clone())
+        .collect();
+    assert_eq!(chart_agents.len(), testbed.nodes().len());
+
+    let monitor = AgentMonitor::start(&client, testbed.nodes());
+    monitor
+        .wait_all_ready(Duration::from_secs(120))
+        .await
+        .unwrap();
+    let options = migration::flow::RollbackOptions {
+        bundle: bundle_dir.clone(),
+        kubeconfig: Some(testbed.kubeconfig().to_path_buf()),
+        helm: Some(helm.clone()),
+        apply: true,
+    };
+    let mut progress = Recorder::default();
+    let rolled = flow::rollback(&options, &mut progress)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", progress.lines.join("\n")));
+    assert!(
+        rolled.differences.is_empty(),
+        "{:#?}\n{}",
+        rolled.differences,
+        progress.lines.join("\n")
+    );
+    assert!(
+        rolled
+            .recreated
+            .iter()
+            .any(|o| o == "DaemonSet kube-system/cilium"),
+        "{rolled:?}"
+    );
+    // The rollback waited for the roll: every agent is the re-created DaemonSet's, on its
+    // current revision, running Kubespray's privileged spec again.
+    let restored = daemonsets.get("cilium").await.unwrap();
+    let restored_uid = restored.metadata.uid.clone().unwrap();
+    assert_ne!(restored_uid, chart_daemonset);
+    let selector = restored
+        .spec
+        .as_ref()
+        .and_then(|s| s.selector.match_labels.clone())
+        .unwrap_or_default();
+    assert!(selector.contains_key(EXTRA_SELECTOR_LABEL), "{selector:?}");
+    let current = current_revision_hash(&client, &restored).await;
+    let agents = pods(&client, "k8s-app=cilium").await;
+    assert_eq!(agents.len(), testbed.nodes().len());
+    for pod in &agents {
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        assert!(
+            pod.metadata
+                .owner_references
+                .iter()
+                .flatten()
+                .any(|o| o.uid == restored_uid),
+            "{name} is not the re-created DaemonSet's"
+        );
+        assert_eq!(
+            label(pod, "controller-revision-hash"),
+            Some(current.as_str()),
+            "{name}"
+        );
+        assert!(privileged(pod), "{name} does not run Kubespray's spec");
+    }
+    monitor
+        .wait_all_ready(Duration::from_secs(120))
+        .await
+        .unwrap();
+    let controllers = monitor.pod_controllers();
+    let availability = monitor.stop();
+
+    // Each chart agent outlived the DaemonSet's re-creation: it was adopted by the re-created
+    // DaemonSet before that one replaced it (a cascading delete takes every one down with the
+    // chart's DaemonSet, never adopted).
+    for uid in &chart_agents {
+        let seen = controllers.get(uid).cloned().unwrap_or_default();
+        assert!(
+            seen.contains(&restored_uid),
+            "agent pod {uid} went without being adopted by the re-created DaemonSet (controllers seen: {seen:?})\n{}",
+            progress.lines.join("\n")
+        );
+    }
+    // And they were replaced within the restored maxUnavailable, never all at once.
+    let max_unavailable = restored
+        .spec
+        .as_ref()
+        .and_then(|s| s.update_strategy.as_ref())
+        .and_then(|s| s.rolling_update.as_ref())
+        .and_then(|r| r.max_unavailable.as_ref())
+        .map(|m| match m {
+            k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(n) => *n as usize,
+            k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String(s) => {
+                panic!("maxUnavailable {s} is not a count")
+            }
+        })
+        .unwrap();
+    assert!(
+        availability.max_nodes_without_agent <= max_unavailable
+            && availability.max_nodes_without_agent < testbed.nodes().len(),
+        "{} nodes at once without a Ready agent (maxUnavailable {max_unavailable}, {} nodes): {:?}",
+        availability.max_nodes_without_agent,
+        testbed.nodes().len(),
+        availability.gaps
+    );
+    assert_eq!(availability.agents_replaced, chart_agents.len());
+
+    // Rolled back once: a second rollback of the bundle is refused, and changes nothing.
+    let again = flow::rollback(&options, &mut Recorder::default())
+        .await
+        .unwrap_err();
+    assert!(again.to_string().contains("rolled back already"), "{again}");
+    assert_eq!(
+        daemonsets.get("cilium").await.unwrap().metadata.uid,
+        Some(restored_uid)
+    );
 }

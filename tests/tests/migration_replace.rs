@@ -1,6 +1,8 @@
-//! End-to-end: the `replace` strategy's deletions through the guard, adoption of the kept
-//! Secrets, the Helm install, and rollback (forget the release, delete what it created,
-//! re-create and restore from the bundle), compared object by object.
+//! End-to-end: the `replace` strategy's parts: adoption of everything the chart renders but the
+//! workloads (ServiceAccounts, RBAC, `cilium-config`, the kept Secrets stay in place), deletion
+//! of only the workloads through the guard, the Helm install, and rollback (forget the release,
+//! delete what it created, restore from the bundle), compared object by object, with the custom
+//! resources that churn on a live cluster changed meanwhile.
 //!
 //! On the objects Kubespray v2.27.1 applies with Hubble fully on (`hubble-full`: relay, UI,
 //! certgen, so there are Secrets to keep), with the released Cilium 1.15.9 chart. Starts a
@@ -69,18 +71,49 @@ async fn replace_deletes_only_template_objects_and_rollback_recreates_them() {
     bundle.verify().unwrap();
     journal.done(Step::Backup).unwrap();
 
-    // Delete what `replace` deletes, through the guard, waiting until each is gone.
-    let state = era::collect_state(&client).await.unwrap();
-    let deletions = guard::replace_deletions(&state.objects);
-    assert!(deletions.iter().any(|(r, _)| r.kind == "DaemonSet"));
-    assert!(deletions.iter().all(|(r, _)| r.kind != "Secret"));
+    // What `replace` does: adopt everything the chart renders except the workloads, then
+    // delete those (orphaning their pods) through the guard, waiting until each is gone.
+    let live = adopt::fetch_live(&client, &rendered, &release)
+        .await
+        .unwrap();
+    let deletions = guard::replace_deletions(&live, &rendered);
+    let kinds: Vec<&str> = deletions.iter().map(|(r, _)| r.kind.as_str()).collect();
+    assert!(kinds.contains(&"DaemonSet"), "{kinds:?}");
+    assert!(
+        kinds
+            .iter()
+            .all(|k| *k == "DaemonSet" || *k == "Deployment"),
+        "replace deletes only workloads: {kinds:?}"
+    );
+    let replaced: Vec<ObjectRef> = deletions.iter().map(|(r, _)| r.clone()).collect();
+    let plan = adopt::plan_adoption(&live, &rendered, &release).without(&replaced);
+    assert!(plan.can_adopt(), "{:?}", plan.blockers);
+    let adopted_kinds: Vec<&str> = plan
+        .patches
+        .iter()
+        .map(|p| p.object.kind.as_str())
+        .collect();
+    for kind in [
+        "ServiceAccount",
+        "ConfigMap",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Secret",
+    ] {
+        assert!(
+            adopted_kinds.contains(&kind),
+            "{kind} not adopted: {adopted_kinds:?}"
+        );
+    }
     journal.start(Step::DeleteTemplateObjects).unwrap();
+    adopt::apply_adoption(&client, &plan, Phase::Metadata)
+        .await
+        .unwrap();
     for (object, uid) in &deletions {
         let kind = template_era::template_kind(object).unwrap();
         let resource = resource_of(object, kind.plural);
         // Workload pods are orphaned, so the replacement adopts them instead of a restart wave.
-        let orphan = matches!(object.kind.as_str(), "DaemonSet" | "Deployment");
-        guard::delete(&client, &resource, object, uid, orphan)
+        guard::delete(&client, &resource, object, uid, true)
             .await
             .unwrap();
         let api: Api<DynamicObject> = match &object.namespace {
@@ -127,25 +160,21 @@ async fn replace_deletes_only_template_objects_and_rollback_recreates_them() {
         assert_eq!(live, Some(None), "{r}");
     }
 
-    // The rendered objects that remain (the kept hubble Secrets) are adopted, then Helm
-    // installs the chart, which creates the workloads anew.
+    // Everything that stayed is adopted already: a fresh plan has nothing left to do before
+    // the install (only kubectl's last-applied annotation, which goes after it).
     let live = adopt::fetch_live(&client, &rendered, &release)
         .await
         .unwrap();
     let plan = adopt::plan_adoption(&live, &rendered, &release);
     assert!(plan.can_adopt(), "{:?}", plan.blockers);
-    let kinds: Vec<&str> = plan
-        .patches
-        .iter()
-        .map(|p| p.object.kind.as_str())
-        .collect();
-    assert!(
-        !kinds.is_empty() && kinds.iter().all(|k| *k == "Secret"),
-        "{kinds:?}"
-    );
-    adopt::apply_adoption(&client, &plan, Phase::Metadata)
-        .await
-        .unwrap();
+    for p in &plan.patches {
+        assert!(
+            p.metadata.is_none() && p.prune_json_patch_for(Phase::Metadata).is_none(),
+            "{} is not adopted",
+            p.object
+        );
+    }
+    // Helm installs the chart, which creates the workloads anew.
     journal.start(Step::HelmInstall).unwrap();
     helm(
         &tools.helm3,
@@ -181,8 +210,9 @@ async fn replace_deletes_only_template_objects_and_rollback_recreates_them() {
             .any(|r| r.kind == "DaemonSet" && r.name == "cilium"),
         "{restored:?}"
     );
-    // Objects the chart does not render come back from the bundle.
-    assert!(!restored.created.is_empty(), "{restored:?}");
+    // What churns on a live cluster by itself is no rollback difference: an endpoint whose pod
+    // went, an identity the operator collected, a CiliumNode its agent rewrote.
+    churn(&client).await;
     let differences = restore::compare_with_cluster(
         &client,
         &bundle,
@@ -209,4 +239,59 @@ async fn replace_deletes_only_template_objects_and_rollback_recreates_them() {
         ),
         Ok(era::Era::TemplateManifests { .. })
     ));
+}
+
+/// What a running Cilium does to its own custom resources while nobody hands anything over:
+/// one CiliumEndpoint and one CiliumIdentity go, one CiliumNode is rewritten.
+async fn churn(client: &kube::Client) {
+    for (kind, plural) in [
+        ("CiliumEndpoint", "ciliumendpoints"),
+        ("CiliumIdentity", "ciliumidentities"),
+    ] {
+        let resource =
+            migration_common::resource_of(&ObjectRef::new("cilium.io/v2", kind, None, "x"), plural);
+        let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
+        let first = api
+            .list(&kube::api::ListParams::default().limit(1))
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| panic!("the fixture has no {kind}"));
+        let name = first.metadata.name.clone().unwrap();
+        let scoped: Api<DynamicObject> = match first.metadata.namespace.as_deref() {
+            Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
+            None => api,
+        };
+        scoped
+            .delete(&name, &kube::api::DeleteParams::default())
+            .await
+            .unwrap();
+    }
+    let nodes: Api<DynamicObject> = Api::all_with(
+        client.clone(),
+        &migration_common::resource_of(
+            &ObjectRef::new("cilium.io/v2", "CiliumNode", None, "x"),
+            "ciliumnodes",
+        ),
+    );
+    let node = nodes
+        .list(&kube::api::ListParams::default().limit(1))
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .next()
+        .expect("the fixture has CiliumNodes");
+    let patch =
+        serde_json::json!({"metadata": {"annotations": {"network.cilium.io/churn": "rewritten"}}});
+    nodes
+        .patch(
+            &node.metadata.name.unwrap(),
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&patch),
+        )
+        .await
+        .unwrap();
 }

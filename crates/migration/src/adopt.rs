@@ -203,6 +203,17 @@ pub enum Blocker {
     },
 }
 
+impl Blocker {
+    /// The object that blocks.
+    pub fn object(&self) -> &ObjectRef {
+        match self {
+            Blocker::SelectorDiffers { object, .. }
+            | Blocker::OwnedByAnotherRelease { object, .. }
+            | Blocker::HookCollision { object } => object,
+        }
+    }
+}
+
 impl fmt::Display for Blocker {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -248,6 +259,18 @@ impl AdoptPlan {
     /// Whether nothing blocks adoption.
     pub fn can_adopt(&self) -> bool {
         self.blockers.is_empty()
+    }
+
+    /// The plan without these objects: what `replace` adopts, the workloads it deletes and
+    /// re-creates left out (their selectors may differ; that is what `replace` is for).
+    pub fn without(mut self, objects: &[ObjectRef]) -> AdoptPlan {
+        let kept = |r: &ObjectRef| !objects.iter().any(|o| o.same_object(r));
+        self.patches.retain(|p| kept(&p.object));
+        self.hook_job_deletions.retain(|(r, _)| kept(r));
+        self.to_create.retain(|r| kept(r));
+        self.leftovers.retain(|r| kept(r));
+        self.blockers.retain(|b| kept(b.object()));
+        self
     }
 
     /// Whether every patch is applied (a re-planned, finished adoption).
@@ -1187,6 +1210,28 @@ mod tests {
         let mut rendered = rendered_daemonset();
         rendered["spec"]["selector"]["matchExpressions"] = json!([]);
         assert!(plan_adoption(&[live_daemonset()], &[rendered], &Release::default()).can_adopt());
+    }
+
+    #[test]
+    fn replace_adopts_everything_but_the_workloads_it_re_creates() {
+        let mut rendered = rendered_daemonset();
+        rendered["spec"]["selector"]["matchLabels"]["kubernetes.io/cluster-service"] =
+            json!("true");
+        let config = json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "cilium-config", "namespace": "kube-system", "uid": "c1"},
+            "data": {"debug": "false"}});
+        let plan = plan_adoption(
+            &[live_daemonset(), config.clone()],
+            &[rendered, config],
+            &Release::default(),
+        );
+        assert!(!plan.can_adopt());
+        let daemonset = ObjectRef::new("apps/v1", "DaemonSet", Some("kube-system"), "cilium");
+        let rest = plan.without(std::slice::from_ref(&daemonset));
+        assert!(rest.can_adopt(), "{:?}", rest.blockers);
+        let adopted: Vec<String> = rest.patches.iter().map(|p| p.object.to_string()).collect();
+        assert_eq!(adopted, ["ConfigMap kube-system/cilium-config"]);
+        assert!(rest.patches[0].metadata.is_some());
     }
 
     #[test]

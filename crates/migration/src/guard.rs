@@ -182,16 +182,33 @@ pub async fn forget_release(
     Ok(forgotten)
 }
 
-/// The objects the `replace` strategy deletes: the template-era objects that exist, never a
-/// Secret, CRD or custom resource (those are not in the template-era list, and the guard
-/// refuses them anyway).
-pub fn replace_deletions(live: &[serde_json::Value]) -> Vec<(ObjectRef, String)> {
+/// Kinds `replace` deletes and re-creates: the workloads, whose immutable selector is why the
+/// strategy exists. Their pods are orphaned, not deleted (see [`delete`]).
+pub const REPLACED_KINDS: &[&str] = &["DaemonSet", "Deployment"];
+
+/// The objects the `replace` strategy deletes: the template-era workloads (agent DaemonSet,
+/// Deployments) that exist and that the chart renders, whose replacement takes their pods over.
+/// Everything else is adopted as `adopt` does: deleting the ServiceAccounts, RBAC or
+/// `cilium-config` would break the orphaned agents that still run on them (their tokens die with
+/// the ServiceAccount, a restarting agent cannot mount its config) until Helm re-creates them,
+/// and for good if the install fails. A workload the chart does not render stays, as with
+/// `adopt`. Never a Secret, CRD or custom resource (the guard refuses them anyway).
+pub fn replace_deletions(
+    live: &[serde_json::Value],
+    rendered: &[serde_json::Value],
+) -> Vec<(ObjectRef, String)> {
     let wanted = template_era::template_object_refs();
+    let rendered: Vec<ObjectRef> = rendered.iter().filter_map(ObjectRef::of).collect();
     live.iter()
         .filter_map(|o| {
             let r = ObjectRef::of(o)?;
             let uid = crate::object::str_at(o, &["metadata", "uid"])?.to_owned();
-            wanted.iter().any(|w| w.same_object(&r)).then_some((r, uid))
+            let replaced = REPLACED_KINDS.contains(&r.kind.as_str())
+                && wanted.iter().any(|w| w.same_object(&r))
+                && rendered
+                    .iter()
+                    .any(|x| x.group() == r.group() && x.kind == r.kind && x.name == r.name);
+            replaced.then_some((r, uid))
         })
         .filter(|(r, _)| check_deletable(r).is_ok())
         .collect()
@@ -399,21 +416,37 @@ mod tests {
     }
 
     #[test]
-    fn replace_deletes_only_template_objects_that_exist() {
+    fn replace_deletes_only_the_template_workloads_the_chart_renders() {
         let live = vec![
             json!({"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "cilium", "namespace": "kube-system", "uid": "u1"}}),
             json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "hubble-ca-secret", "namespace": "kube-system", "uid": "u2"}}),
             json!({"apiVersion": "cilium.io/v2", "kind": "CiliumNetworkPolicy", "metadata": {"name": "cilium", "namespace": "kube-system", "uid": "u3"}}),
             json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "coredns", "namespace": "kube-system", "uid": "u4"}}),
             json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "cilium", "uid": "u5"}}),
+            json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "cilium", "namespace": "kube-system", "uid": "u6"}}),
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cilium-config", "namespace": "kube-system", "uid": "u7"}}),
+            json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "cilium-operator", "namespace": "kube-system", "uid": "u8"}}),
+            // The chart renders no hubble-ui here: it stays, as adopt leaves it.
+            json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "hubble-ui", "namespace": "kube-system", "uid": "u9"}}),
         ];
-        let got: Vec<String> = replace_deletions(&live)
+        // `helm template` output: no namespace on some objects.
+        let rendered = vec![
+            json!({"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "cilium", "namespace": "kube-system"}}),
+            json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "cilium-operator"}}),
+            json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "cilium", "namespace": "kube-system"}}),
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cilium-config", "namespace": "kube-system"}}),
+            json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": "cilium"}}),
+        ];
+        let got: Vec<String> = replace_deletions(&live, &rendered)
             .into_iter()
             .map(|(r, uid)| format!("{r} {uid}"))
             .collect();
         assert_eq!(
             got,
-            ["DaemonSet kube-system/cilium u1", "ClusterRole cilium u5"]
+            [
+                "DaemonSet kube-system/cilium u1",
+                "Deployment kube-system/cilium-operator u8"
+            ]
         );
     }
 }

@@ -16,14 +16,31 @@
 //! re-created: they are finished one-shot runs (Kubespray's certgen Job would issue new hubble
 //! certificates), not state.
 //!
+//! A workload re-created that way (the agent DaemonSet after `replace` with a chart whose
+//! selector differs from Kubespray's) is deleted with its pods *orphaned*, never cascading: a
+//! cascading delete would take every agent down at once. The orphans (pods and
+//! ControllerRevisions of a DaemonSet, ReplicaSets of a Deployment) get the restored selector's
+//! labels, so the re-created workload adopts them; an adopted agent pod also loses its
+//! `pod-template-generation` label, so that the DaemonSet controller never counts it as up to
+//! date and replaces it within the restored `maxUnavailable`, node by node, as the forward path
+//! rolls the agents. [`wait_daemonset_rolled`] awaits that roll.
+//!
 //! The comparison ignores what the API server manages: `uid`, `resourceVersion`,
 //! `creationTimestamp`, `generation`, `managedFields`, `selfLink`, `status`, and the
 //! annotations `deprecated.daemonset.template.generation` and `deployment.kubernetes.io/revision`
 //! (they count template changes), and for Jobs the generated selector and controller-uid labels.
+//! It skips the custom resources that a running Cilium writes for itself and that churn on a live
+//! cluster whatever the hand-over did ([`CHURNING_KINDS`]: endpoints, identities, nodes): a pod
+//! that came or went since the backup is no rollback difference.
 
 use std::fmt;
+use std::time::{Duration, Instant};
 
-use kube::api::{DynamicObject, PostParams};
+use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{
+    ApiResource, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams, PostParams,
+};
 use kube::runtime::conditions;
 use kube::runtime::wait::await_condition;
 use kube::{Api, Client};
@@ -31,6 +48,23 @@ use serde_json::{Value, json};
 
 use crate::bundle::{Bundle, BundleError, Section};
 use crate::object::{self, ObjectRef};
+
+/// Kinds of `cilium.io` custom resources that the agents and the operator write for themselves
+/// and rewrite or remove as pods, identities and nodes come and go: a live cluster differs from
+/// any backup in them within minutes, so they are not compared. They are still backed up, and
+/// never deleted ([`crate::guard`]).
+pub const CHURNING_KINDS: &[&str] = &[
+    "CiliumEndpoint",
+    "CiliumEndpointSlice",
+    "CiliumIdentity",
+    "CiliumNode",
+    "CiliumBGPNodeConfig",
+];
+
+/// Whether the comparison skips objects of this kind (see [`CHURNING_KINDS`]).
+pub fn churns(api_version: &str, kind: &str) -> bool {
+    object::is_cilium_group(object::group_of(api_version)) && CHURNING_KINDS.contains(&kind)
+}
 
 /// Metadata fields the API server sets.
 pub const SERVER_MANAGED_METADATA: &[&str] = &[
@@ -347,12 +381,16 @@ pub async fn restore_handover(
                             Err(kube::Error::Api(status))
                                 if status.code == 422 && live_uid != backup_uid =>
                             {
+                                // A workload's pods are orphaned and adopted by the re-created
+                                // one below, which then rolls them (module documentation).
+                                let workload =
+                                    crate::guard::REPLACED_KINDS.contains(&r.kind.as_str());
                                 crate::guard::delete(
                                     client,
                                     &file.api_resource(),
                                     &r,
                                     &live_uid,
-                                    false,
+                                    workload,
                                 )
                                 .await?;
                                 let gone = tokio::time::timeout(
@@ -369,6 +407,9 @@ pub async fn restore_handover(
                                         object: r.clone(),
                                         timeout: DELETE_TIMEOUT,
                                     });
+                                }
+                                if workload {
+                                    hand_orphans_over(client, &r, &live_json, &backup).await?;
                                 }
                                 let body: DynamicObject =
                                     serde_json::from_value(creation_body(&backup))
@@ -465,7 +506,8 @@ pub async fn remove_created(
 }
 
 /// Compares the cluster with the bundle, object by object, for the given sections (and the
-/// objects recorded absent, for `handover`). Empty means "restored exactly".
+/// objects recorded absent, for `handover`), except the kinds that churn by themselves
+/// ([`CHURNING_KINDS`]). Empty means "restored exactly".
 pub async fn compare_with_cluster(
     client: &Client,
     bundle: &Bundle,
@@ -476,7 +518,7 @@ pub async fn compare_with_cluster(
         .manifest()
         .objects
         .iter()
-        .filter(|f| sections.contains(&f.section))
+        .filter(|f| sections.contains(&f.section) && !churns(&f.api_version, &f.kind))
     {
         for backup in bundle.read_objects(file)? {
             let backup = backup?;
@@ -531,6 +573,261 @@ pub async fn compare_with_cluster(
     Ok(differences)
 }
 
+/// The label the DaemonSet controller compares with the DaemonSet's template generation: a pod
+/// whose label equals it counts as up to date, whatever it runs.
+const POD_TEMPLATE_GENERATION_LABEL: &str = "pod-template-generation";
+/// The label the DaemonSet controller puts on its pods and ControllerRevisions.
+pub(crate) const REVISION_HASH_LABEL: &str = "controller-revision-hash";
+
+/// What a re-created workload must adopt from the one deleted with orphaning: (apiVersion,
+/// kind, plural, labels to drop so the adopted object counts as outdated).
+fn orphaned_dependents(
+    kind: &str,
+) -> &'static [(
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static [&'static str],
+)] {
+    match kind {
+        "DaemonSet" => &[
+            ("v1", "Pod", "pods", &[POD_TEMPLATE_GENERATION_LABEL]),
+            ("apps/v1", "ControllerRevision", "controllerrevisions", &[]),
+        ],
+        "Deployment" => &[("apps/v1", "ReplicaSet", "replicasets", &[])],
+        _ => &[],
+    }
+}
+
+/// After `workload` (as `live`) was deleted with its dependents orphaned: gives each orphan that
+/// its selector chose the labels of the restored selector (`backup`'s), so the re-created
+/// workload adopts it instead of starting a second agent next to it, and drops the labels that
+/// would make it count as up to date. Orphans that went away or changed meanwhile are skipped.
+async fn hand_orphans_over(
+    client: &Client,
+    workload: &ObjectRef,
+    live: &Value,
+    backup: &Value,
+) -> Result<(), RestoreError> {
+    let Some(namespace) = workload.namespace.as_deref() else {
+        return Ok(());
+    };
+    // An empty selector would choose every object of the namespace: no orphan can be told apart.
+    let Some(chosen) = label_selector(object::value_at(live, &["spec", "selector"])) else {
+        return Ok(());
+    };
+    let wanted = object::value_at(backup, &["spec", "selector", "matchLabels"])
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    let failed = |action: &'static str| {
+        let workload = workload.clone();
+        move |source| RestoreError::Api {
+            action,
+            object: workload,
+            source,
+        }
+    };
+    for (api_version, kind, plural, dropped) in orphaned_dependents(&workload.kind) {
+        let gvk = GroupVersionKind::gvk(
+            object::group_of(api_version),
+            object::version_of(api_version),
+            kind,
+        );
+        let resource = ApiResource::from_gvk_with_plural(&gvk, plural);
+        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &resource);
+        let listed = api
+            .list(&ListParams::default().labels(&chosen))
+            .await
+            .map_err(failed("listing the orphaned dependents of"))?;
+        for item in listed.items {
+            let owned = item
+                .metadata
+                .owner_references
+                .iter()
+                .flatten()
+                .any(|o| o.controller == Some(true));
+            if owned {
+                continue;
+            }
+            let labels = item.metadata.labels.clone().unwrap_or_default();
+            let mut changes = serde_json::Map::new();
+            for (key, value) in &wanted {
+                if labels.get(key).map(String::as_str) != value.as_str() {
+                    changes.insert(key.clone(), value.clone());
+                }
+            }
+            for key in *dropped {
+                if labels.contains_key(*key) {
+                    changes.insert((*key).to_owned(), Value::Null);
+                }
+            }
+            if changes.is_empty() {
+                continue;
+            }
+            // The UID is a precondition: a pod re-created under that name is not touched.
+            let patch = json!({"metadata": {"uid": item.metadata.uid, "labels": changes}});
+            let name = item.metadata.name.clone().unwrap_or_default();
+            match api
+                .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+            {
+                Ok(_) => {}
+                Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => {}
+                Err(e) => return Err(failed("labelling an orphaned dependent of")(e)),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A label selector (`k=v,k in (a,b),!k`) from a workload's `spec.selector`; `None` when it is
+/// empty (it would choose everything).
+pub fn label_selector(selector: Option<&Value>) -> Option<String> {
+    let mut parts = Vec::new();
+    let labels = selector
+        .and_then(|s| s.get("matchLabels"))
+        .and_then(Value::as_object);
+    for (key, value) in labels.into_iter().flatten() {
+        parts.push(format!("{key}={}", value.as_str()?));
+    }
+    let expressions = selector
+        .and_then(|s| s.get("matchExpressions"))
+        .and_then(Value::as_array);
+    for e in expressions.into_iter().flatten() {
+        let key = e.get("key")?.as_str()?;
+        let values = || -> Option<String> {
+            let list: Option<Vec<&str>> = e
+                .get("values")?
+                .as_array()?
+                .iter()
+                .map(Value::as_str)
+                .collect();
+            Some(list?.join(","))
+        };
+        parts.push(match e.get("operator")?.as_str()? {
+            "In" => format!("{key} in ({})", values()?),
+            "NotIn" => format!("{key} notin ({})", values()?),
+            "Exists" => key.to_owned(),
+            "DoesNotExist" => format!("!{key}"),
+            _ => return None,
+        });
+    }
+    (!parts.is_empty()).then(|| parts.join(","))
+}
+
+/// The DaemonSet's `matchLabels` as a label selector.
+pub(crate) fn daemonset_selector(daemonset: &DaemonSet) -> String {
+    daemonset
+        .spec
+        .as_ref()
+        .and_then(|s| s.selector.match_labels.as_ref())
+        .map(|labels| {
+            labels
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default()
+}
+
+/// The `controller-revision-hash` of the DaemonSet's newest ControllerRevision (`None` before
+/// the controller has written one).
+pub(crate) async fn current_revision_hash(
+    client: &Client,
+    daemonset: &DaemonSet,
+) -> Result<Option<String>, kube::Error> {
+    let uid = daemonset.metadata.uid.clone().unwrap_or_default();
+    let namespace = daemonset.metadata.namespace.as_deref().unwrap_or_default();
+    let revisions: Api<ControllerRevision> = Api::namespaced(client.clone(), namespace);
+    let list = revisions
+        .list(&ListParams::default().labels(&daemonset_selector(daemonset)))
+        .await?;
+    Ok(list
+        .items
+        .into_iter()
+        .filter(|r| {
+            r.metadata
+                .owner_references
+                .iter()
+                .flatten()
+                .any(|o| o.controller == Some(true) && o.uid == uid)
+        })
+        .max_by_key(|r| r.revision)
+        .and_then(|r| r.metadata.labels?.get(REVISION_HASH_LABEL).cloned()))
+}
+
+/// Names of the DaemonSet's pods whose revision is not `hash` (terminating ones included: the
+/// rollout is not over while they exist).
+pub(crate) async fn pods_not_on(
+    client: &Client,
+    daemonset: &DaemonSet,
+    hash: &str,
+) -> Result<Vec<String>, kube::Error> {
+    let namespace = daemonset.metadata.namespace.as_deref().unwrap_or_default();
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let list = pods
+        .list(&ListParams::default().labels(&daemonset_selector(daemonset)))
+        .await?;
+    Ok(list
+        .items
+        .into_iter()
+        .filter(|p| {
+            p.metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(REVISION_HASH_LABEL))
+                .map(String::as_str)
+                != Some(hash)
+        })
+        .map(|p| p.metadata.name.unwrap_or_default())
+        .collect())
+}
+
+/// Waits until DaemonSet `namespace/name` has rolled out ([`verify::rollout::daemon_set_rollout`])
+/// and each of its pods runs its current revision, or `timeout` passes. Returns what is behind
+/// then: empty when rolled out (or when there is no such DaemonSet), else the pods not on the
+/// current revision (or the rollout status, while the controller is still at it).
+pub async fn wait_daemonset_rolled(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    timeout: Duration,
+) -> Result<Vec<String>, RestoreError> {
+    let daemonsets: Api<DaemonSet> = Api::namespaced(client.clone(), namespace);
+    let object = ObjectRef::new("apps/v1", "DaemonSet", Some(namespace), name);
+    let failed = |source| RestoreError::Api {
+        action: "watching the rollout of",
+        object: object.clone(),
+        source,
+    };
+    let deadline = Instant::now() + timeout;
+    loop {
+        let Some(daemonset) = daemonsets.get_opt(name).await.map_err(failed)? else {
+            return Ok(Vec::new());
+        };
+        let rollout = verify::rollout::daemon_set_rollout(&daemonset);
+        let behind = if rollout.done {
+            match current_revision_hash(client, &daemonset)
+                .await
+                .map_err(failed)?
+            {
+                None => vec!["(no ControllerRevision yet)".to_owned()],
+                Some(hash) => pods_not_on(client, &daemonset, &hash)
+                    .await
+                    .map_err(failed)?,
+            }
+        } else {
+            vec![format!("(rollout in progress: {})", rollout.seen)]
+        };
+        if behind.is_empty() || Instant::now() >= deadline {
+            return Ok(behind);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -544,6 +841,62 @@ mod tests {
                                          "kubectl.kubernetes.io/last-applied-configuration": "{}"}},
             "spec": {"template": {"spec": {"containers": [{"name": "cilium-agent", "image": "a:1"}]}}},
             "status": {"numberReady": 3}})
+    }
+
+    #[test]
+    fn the_agent_selector_is_the_daemonsets_match_labels() -> Result<(), serde_json::Error> {
+        let daemonset: DaemonSet = serde_json::from_value(json!({
+            "metadata": {"name": "cilium"},
+            "spec": {
+                "selector": {"matchLabels": {"k8s-app": "cilium", "tier": "agent"}},
+                "template": {}
+            }
+        }))?;
+        assert_eq!(daemonset_selector(&daemonset), "k8s-app=cilium,tier=agent");
+        Ok(())
+    }
+
+    #[test]
+    fn selectors_become_label_selectors() {
+        let selector = json!({
+            "matchLabels": {"k8s-app": "cilium", "kubespray.example/edit": "true"},
+            "matchExpressions": [
+                {"key": "tier", "operator": "In", "values": ["agent", "node"]},
+                {"key": "canary", "operator": "DoesNotExist"},
+                {"key": "zone", "operator": "Exists"},
+                {"key": "env", "operator": "NotIn", "values": ["test"]}
+            ]
+        });
+        assert_eq!(
+            label_selector(Some(&selector)).as_deref(),
+            Some(
+                "k8s-app=cilium,kubespray.example/edit=true,tier in (agent,node),!canary,zone,env notin (test)"
+            )
+        );
+        // An empty selector chooses everything: no orphan can be told apart by it.
+        assert_eq!(label_selector(Some(&json!({}))), None);
+        assert_eq!(label_selector(None), None);
+    }
+
+    #[test]
+    fn the_custom_resources_a_running_cilium_rewrites_are_not_compared() {
+        for kind in [
+            "CiliumEndpoint",
+            "CiliumIdentity",
+            "CiliumNode",
+            "CiliumEndpointSlice",
+        ] {
+            assert!(churns("cilium.io/v2", kind), "{kind}");
+        }
+        assert!(churns("cilium.io/v2alpha1", "CiliumEndpointSlice"));
+        for (api_version, kind) in [
+            ("cilium.io/v2", "CiliumNetworkPolicy"),
+            ("cilium.io/v2alpha1", "CiliumLoadBalancerIPPool"),
+            ("example.com/v1", "CiliumEndpoint"),
+            ("v1", "Endpoints"),
+        ] {
+            assert!(!churns(api_version, kind), "{api_version} {kind}");
+        }
     }
 
     #[test]

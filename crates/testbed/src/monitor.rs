@@ -393,6 +393,8 @@ struct Shared {
     last_error: Mutex<Option<String>>,
     /// Which watches have finished their first list.
     listed: Mutex<(bool, bool)>,
+    /// Every controller (owner UID) each agent pod was seen with, by pod UID.
+    controllers: Mutex<BTreeMap<String, BTreeSet<String>>>,
 }
 
 impl Shared {
@@ -432,6 +434,7 @@ impl AgentMonitor {
             changed,
             last_error: Mutex::new(None),
             listed: Mutex::new((false, false)),
+            controllers: Mutex::new(BTreeMap::new()),
         });
         let pods: Api<Pod> = Api::namespaced(client.clone(), AGENT_NAMESPACE);
         let daemonsets: Api<DaemonSet> = Api::namespaced(client.clone(), AGENT_NAMESPACE);
@@ -465,6 +468,16 @@ impl AgentMonitor {
     pub fn report(&self) -> AvailabilityReport {
         let end = self.elapsed();
         self.inspect(|log| log.report(end))
+    }
+
+    /// Every controller (the UID of its controlling owner, a DaemonSet) each agent pod was seen
+    /// with while watched, by pod UID: a pod adopted by a re-created DaemonSet shows both.
+    pub fn pod_controllers(&self) -> BTreeMap<String, BTreeSet<String>> {
+        self.shared
+            .controllers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// The last error of a watch, if any (they retry on their own).
@@ -588,6 +601,7 @@ async fn watch_pods(api: Api<Pod>, started: Instant, shared: Arc<Shared>) {
         let at = started.elapsed();
         match event {
             Ok(Event::Apply(pod) | Event::InitApply(pod)) => {
+                record_controller(&shared, &pod);
                 if let Some(observation) = pod_observation(&pod) {
                     if let PodObservation::Seen { uid, .. } = &observation {
                         relisted.insert(uid.clone());
@@ -608,6 +622,26 @@ async fn watch_pods(api: Api<Pod>, started: Instant, shared: Arc<Shared>) {
             Err(error) => record_error(&shared, format!("watching agent pods: {error}")),
         }
     }
+}
+
+fn record_controller(shared: &Shared, pod: &Pod) {
+    let (Some(uid), Some(owner)) = (
+        pod.metadata.uid.clone(),
+        pod.metadata
+            .owner_references
+            .iter()
+            .flatten()
+            .find(|o| o.controller == Some(true)),
+    ) else {
+        return;
+    };
+    shared
+        .controllers
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .entry(uid)
+        .or_default()
+        .insert(owner.uid.clone());
 }
 
 async fn watch_daemonset(api: Api<DaemonSet>, started: Instant, shared: Arc<Shared>) {

@@ -177,7 +177,7 @@ fn describe(step: Step, strategy: Strategy) -> &'static str {
             "adopt: add Helm ownership metadata to the live objects (the DaemonSet rolls, never deleted)"
         }
         (Step::DeleteTemplateObjects, _) => {
-            "replace: delete Kubespray's objects (never CRDs, custom resources or Secrets)"
+            "replace: adopt Kubespray's objects, but delete its DaemonSet and Deployments, their pods orphaned for the chart's to take over"
         }
         (Step::HelmInstall, Strategy::TakeOverRelease) => {
             "hand over: helm upgrade the release with these values (no pod restarts when nothing changes)"

@@ -15,9 +15,10 @@ use super::{
     AdoptionSummary, FlowError, GateDifference, GateWorkloadDifference, NodeCheck, Progress,
     Session, api, io,
 };
-use crate::adopt::{self, AdoptPlan, Blocker, Release};
+use crate::adopt::{self, AdoptPlan, Release};
 use crate::bundle::{Bundle, Section};
 use crate::era;
+use crate::guard;
 use crate::journal::Strategy;
 use crate::object::{self, ObjectRef};
 use crate::template_era::NAMESPACE;
@@ -125,21 +126,20 @@ impl Session<'_> {
         for note in notes {
             progress.note(&note);
         }
-        let plan = adopt::plan_adoption(&live, &self.rendered, &self.release);
-        let adoption = (self.strategy == Strategy::Adopt).then(|| summary(&plan));
+        let mut plan = adopt::plan_adoption(&live, &self.rendered, &self.release);
+        if self.strategy == Strategy::Replace {
+            // `replace` adopts everything but the workloads it re-creates, whose selectors may
+            // differ (what it is for): the rest blocks it as it blocks `adopt`.
+            let replaced: Vec<ObjectRef> = guard::replace_deletions(&live, &self.rendered)
+                .into_iter()
+                .map(|(r, _)| r)
+                .collect();
+            plan = plan.without(&replaced);
+        }
+        let adoption =
+            matches!(self.strategy, Strategy::Adopt | Strategy::Replace).then(|| summary(&plan));
         if !install_done {
-            for b in &plan.blockers {
-                let replacing = self.strategy == Strategy::Replace;
-                if replacing
-                    && matches!(
-                        b,
-                        Blocker::SelectorDiffers { .. } | Blocker::HookCollision { .. }
-                    )
-                {
-                    continue;
-                }
-                blockers.push(b.to_string());
-            }
+            blockers.extend(plan.blockers.iter().map(ToString::to_string));
         }
 
         // Node directories, before anything restarts.

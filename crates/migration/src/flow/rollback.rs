@@ -1,8 +1,15 @@
 //! Undoing a hand-over from its bundle: [`rollback`] and its helpers. Separate from the
 //! forward flow: it shares only the connection, the bundle and the progress reporting with it.
+//!
+//! A bundle is rolled back once: the rollback renames its journal to [`ROLLED_BACK_JOURNAL`],
+//! and a second rollback of it is refused before anything is read from the cluster (it would
+//! put the backup over whatever changed since). After the objects are restored, the rollback
+//! waits for the agent DaemonSet to roll onto the restored pod template, node by node within
+//! its `maxUnavailable` ([`restore::wait_daemonset_rolled`]); agents still on the chart's
+//! template when [`AGENT_ROLL_TIMEOUT`] passes are reported among the differences.
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use helm::{ReleaseStatus, RollbackRequest, Wait};
 use k8s_openapi::api::core::v1::Namespace;
@@ -23,6 +30,12 @@ use crate::guard;
 use crate::journal::{JOURNAL_FILE, StepState};
 use crate::restore::{self, Difference, RestoreReport};
 use crate::template_era::NAMESPACE;
+
+/// How long the rollback waits for the agents to roll onto the restored DaemonSet's template.
+const AGENT_ROLL_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// The agent DaemonSet, in both eras.
+const AGENT_DAEMONSET: &str = "cilium";
 
 /// What [`rollback`] does.
 #[derive(Debug, Clone)]
@@ -71,10 +84,11 @@ async fn rollback_boxed(
     progress: &mut dyn Progress,
 ) -> Result<RollbackOutcome, FlowError> {
     let started = Instant::now();
+    let dir = &options.bundle;
+    refuse_rolled_back(dir)?;
     let (connection, identity) =
         connect_pinned_and_identify(progress, started, options.kubeconfig.as_deref()).await?;
     let client = connection.client.clone();
-    let dir = &options.bundle;
     if !dir.join(MANIFEST_FILE).exists() {
         let journal = open_journal(dir, &identity)?;
         return match journal {
@@ -155,6 +169,19 @@ async fn rollback_boxed(
     progress.finished("restore objects", t.elapsed(), None);
 
     let t = Instant::now();
+    progress.started("agent rollout", started.elapsed());
+    let behind =
+        restore::wait_daemonset_rolled(&client, NAMESPACE, AGENT_DAEMONSET, AGENT_ROLL_TIMEOUT)
+            .await?;
+    let agents_behind = (!behind.is_empty()).then(|| {
+        format!(
+            "DaemonSet {NAMESPACE}/{AGENT_DAEMONSET}: not rolled onto the restored pod template within {AGENT_ROLL_TIMEOUT:?}: {}; check `kubectl -n {NAMESPACE} rollout status ds/{AGENT_DAEMONSET}`",
+            behind.join(", ")
+        )
+    });
+    progress.finished("agent rollout", t.elapsed(), agents_behind.as_deref());
+
+    let t = Instant::now();
     progress.started("restore inventory", started.elapsed());
     outcome.inventory = bundle.restore_inventory()?;
     // The values file the hand-over saved next to the inventory, when it did not exist before.
@@ -198,8 +225,20 @@ async fn rollback_boxed(
     )
     .await?;
     outcome.differences = differences.iter().map(Difference::to_string).collect();
+    outcome.differences.extend(agents_behind);
     progress.finished("compare", t.elapsed(), None);
     Ok(outcome)
+}
+
+/// Refuses a bundle whose rollback has run: its journal was renamed to [`ROLLED_BACK_JOURNAL`].
+fn refuse_rolled_back(dir: &Path) -> Result<(), FlowError> {
+    if dir.join(ROLLED_BACK_JOURNAL).exists() && !dir.join(JOURNAL_FILE).exists() {
+        return Err(FlowError::Refused(format!(
+            "{} was rolled back already ({ROLLED_BACK_JOURNAL}); rolling back again would put its backup over everything changed since: nothing was done. To restore that backup once more anyway, rename {ROLLED_BACK_JOURNAL} to {JOURNAL_FILE} in it and run the rollback again",
+            dir.display()
+        )));
+    }
+    Ok(())
 }
 
 /// The newest deployed revision among the backed-up release records (`None`: no release).
@@ -228,4 +267,36 @@ async fn remove_marker(client: &Client) -> Result<(), FlowError> {
             "removing the hand-over marker from namespace kube-system",
         ))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Refused from the bundle alone, before any cluster is asked (the kubeconfig is missing).
+    #[tokio::test]
+    async fn a_rolled_back_bundle_is_not_rolled_back_again() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(MANIFEST_FILE), "{}").unwrap();
+        std::fs::write(dir.path().join(ROLLED_BACK_JOURNAL), "").unwrap();
+        let options = RollbackOptions {
+            bundle: dir.path().to_owned(),
+            kubeconfig: Some(dir.path().join("no-kubeconfig")),
+            helm: None,
+            apply: true,
+        };
+        let mut progress = super::super::Quiet;
+        let err = rollback(&options, &mut progress).await.unwrap_err();
+        assert!(matches!(err, FlowError::Refused(_)), "{err:?}");
+        let message = err.to_string();
+        assert!(
+            message.contains("rolled back already") && message.contains(ROLLED_BACK_JOURNAL),
+            "{message}"
+        );
+        // A bundle whose journal is back in place (the operator's explicit choice) passes the
+        // check and fails later, at the missing kubeconfig.
+        std::fs::write(dir.path().join(JOURNAL_FILE), "").unwrap();
+        let err = rollback(&options, &mut progress).await.unwrap_err();
+        assert!(!err.to_string().contains("rolled back already"), "{err}");
+    }
 }

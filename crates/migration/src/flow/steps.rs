@@ -7,10 +7,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use helm::{Ownership, ReleaseStatus, RollbackRequest, UpgradeInstall, Wait};
-use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
-use k8s_openapi::api::core::v1::{Pod, Secret};
+use k8s_openapi::api::apps::v1::DaemonSet;
+use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
-use kube::api::{ListParams, PostParams};
+use kube::api::PostParams;
 use kube::runtime::wait::{await_condition, conditions};
 use kubespray_config::{HandoverOptions, Inventory};
 use serde_json::json;
@@ -26,6 +26,7 @@ use crate::etcd;
 use crate::guard;
 use crate::journal::Strategy;
 use crate::object::{self, ObjectRef};
+use crate::restore;
 use crate::template_era::{self, NAMESPACE};
 
 /// How long a deleted template-era object may take to go (its finalizers).
@@ -160,9 +161,17 @@ impl Session<'_> {
         Ok(())
     }
 
+    /// `replace`: the template-era objects are adopted as `adopt` does (metadata and pruning),
+    /// except the workloads the chart renders, which are deleted with their pods orphaned
+    /// ([`guard::replace_deletions`]). The ServiceAccounts, RBAC and `cilium-config` the
+    /// orphaned agents run on stay in place throughout. Adoption comes first: what blocks it
+    /// stops the step before anything is deleted.
     async fn delete_template_objects(&self, progress: &mut dyn Progress) -> Result<(), FlowError> {
-        let state = era::collect_state(&self.client).await?;
-        let deletions = guard::replace_deletions(&state.objects);
+        let live = adopt::fetch_live(&self.client, &self.rendered, &self.release).await?;
+        let deletions = guard::replace_deletions(&live, &self.rendered);
+        let replaced: Vec<ObjectRef> = deletions.iter().map(|(r, _)| r.clone()).collect();
+        let plan = adopt::plan_adoption(&live, &self.rendered, &self.release).without(&replaced);
+        let adopted = adopt::apply_adoption(&self.client, &plan, Phase::Metadata).await?;
         for (object, uid) in &deletions {
             let Some(kind) = template_era::template_kind(object) else {
                 continue;
@@ -173,8 +182,7 @@ impl Session<'_> {
             // Workload pods are orphaned (the blog's manual procedure cascades): the chart's
             // workload with the same selector takes them over instead of leaving every node
             // without an agent; the install step then rolls the adopted agents.
-            let orphan = matches!(object.kind.as_str(), "DaemonSet" | "Deployment");
-            guard::delete(&self.client, &resource, object, uid, orphan).await?;
+            guard::delete(&self.client, &resource, object, uid, true).await?;
             let api_: Api<kube::api::DynamicObject> = match &object.namespace {
                 Some(ns) => Api::namespaced_with(self.client.clone(), ns, &resource),
                 None => Api::all_with(self.client.clone(), &resource),
@@ -200,7 +208,16 @@ impl Session<'_> {
                 }
             }
         }
-        progress.note(&format!("deleted {} template-era objects", deletions.len()));
+        progress.note(&format!(
+            "adopted {} template-era objects; deleted {} workloads, their pods orphaned for the chart's to take over: {}",
+            adopted.len(),
+            deletions.len(),
+            replaced
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
         Ok(())
     }
 
@@ -321,11 +338,16 @@ impl Session<'_> {
             };
             stale = Vec::new();
             if daemon_set_rollout(&daemonset).done {
-                match self.current_revision_hash(&daemonset).await? {
+                match restore::current_revision_hash(&self.client, &daemonset)
+                    .await
+                    .map_err(api("reading the agent ControllerRevisions in kube-system"))?
+                {
                     // The controller has not written the revision yet.
                     None => stale.push("(no ControllerRevision yet)".into()),
                     Some(hash) => {
-                        stale = self.agents_not_on(&daemonset, &hash).await?;
+                        stale = restore::pods_not_on(&self.client, &daemonset, &hash)
+                            .await
+                            .map_err(api("listing the agent pods in kube-system"))?;
                         if stale.is_empty() {
                             if restarted {
                                 progress.note("agent rollout finished: every agent pod runs the chart's pod template");
@@ -357,58 +379,6 @@ impl Session<'_> {
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
-    }
-
-    /// The `controller-revision-hash` of the DaemonSet's newest ControllerRevision.
-    async fn current_revision_hash(
-        &self,
-        daemonset: &DaemonSet,
-    ) -> Result<Option<String>, FlowError> {
-        let uid = daemonset.metadata.uid.clone().unwrap_or_default();
-        let revisions: Api<ControllerRevision> = Api::namespaced(self.client.clone(), NAMESPACE);
-        let list = revisions
-            .list(&ListParams::default().labels(&selector_of(daemonset)))
-            .await
-            .map_err(api("listing the agent ControllerRevisions in kube-system"))?;
-        Ok(list
-            .items
-            .into_iter()
-            .filter(|r| {
-                r.metadata
-                    .owner_references
-                    .iter()
-                    .flatten()
-                    .any(|o| o.controller == Some(true) && o.uid == uid)
-            })
-            .max_by_key(|r| r.revision)
-            .and_then(|r| r.metadata.labels?.get(REVISION_HASH_LABEL).cloned()))
-    }
-
-    /// Names of the DaemonSet's pods whose revision is not `hash` (terminating ones included:
-    /// the rollout is not over while they exist).
-    async fn agents_not_on(
-        &self,
-        daemonset: &DaemonSet,
-        hash: &str,
-    ) -> Result<Vec<String>, FlowError> {
-        let pods: Api<Pod> = Api::namespaced(self.client.clone(), NAMESPACE);
-        let list = pods
-            .list(&ListParams::default().labels(&selector_of(daemonset)))
-            .await
-            .map_err(api("listing the agent pods in kube-system"))?;
-        Ok(list
-            .items
-            .into_iter()
-            .filter(|p| {
-                p.metadata
-                    .labels
-                    .as_ref()
-                    .and_then(|l| l.get(REVISION_HASH_LABEL))
-                    .map(String::as_str)
-                    != Some(hash)
-            })
-            .map(|p| p.metadata.name.unwrap_or_default())
-            .collect())
     }
 
     /// What `kubectl rollout restart` does: a new pod template annotation, hence a new revision.
@@ -498,46 +468,9 @@ impl Session<'_> {
 
 /// The agent DaemonSet, in both eras.
 const AGENT_DAEMONSET: &str = "cilium";
-/// The label the DaemonSet controller puts on its pods and ControllerRevisions.
-const REVISION_HASH_LABEL: &str = "controller-revision-hash";
 /// Field manager of this tool's own writes.
 const FIELD_MANAGER: &str = "cilium-migrate";
 
-/// The DaemonSet's `matchLabels` as a label selector.
-fn selector_of(daemonset: &DaemonSet) -> String {
-    daemonset
-        .spec
-        .as_ref()
-        .and_then(|s| s.selector.match_labels.as_ref())
-        .map(|labels| {
-            labels
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>()
-                .join(",")
-        })
-        .unwrap_or_default()
-}
-
 fn absolute(path: &Path) -> Result<PathBuf, FlowError> {
     std::path::absolute(path).map_err(io(path))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    // When the agent rollout counts as settled is tested with the rule, in `verify::rollout`.
-    #[test]
-    fn the_agent_selector_is_the_daemonsets_match_labels() -> Result<(), serde_json::Error> {
-        let daemonset: DaemonSet = serde_json::from_value(json!({
-            "metadata": {"name": "cilium"},
-            "spec": {
-                "selector": {"matchLabels": {"k8s-app": "cilium", "tier": "agent"}},
-                "template": {}
-            }
-        }))?;
-        assert_eq!(selector_of(&daemonset), "k8s-app=cilium,tier=agent");
-        Ok(())
-    }
 }
