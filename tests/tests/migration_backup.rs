@@ -502,14 +502,19 @@ async fn backup_adopt_and_restore(test: &str, helm_major: HelmMajor) {
         Era::TemplateManifests { .. }
     ));
 
-    // Inventory files come back byte for byte.
+    // An inventory file the hand-over wrote (recorded first) comes back byte for byte.
     let cilium_vars = files_under(&inventory)
         .into_keys()
         .find(|p| p.ends_with("k8s-net-cilium.yml"))
         .expect("the rendered inventory has k8s-net-cilium.yml");
     let original = fs::read(&cilium_vars).unwrap();
-    fs::write(&cilium_vars, "kube_network_plugin: cni\n").unwrap();
-    bundle.restore_inventory().unwrap();
+    let mut bundle = bundle;
+    let edited = b"kube_network_plugin: cni\n";
+    bundle
+        .record_write(&cilium_vars, Some((&original, 0o644)), (edited, 0o644))
+        .unwrap();
+    fs::write(&cilium_vars, edited).unwrap();
+    bundle.restore_written().unwrap();
     assert_eq!(fs::read(&cilium_vars).unwrap(), original);
 
     // A change to the bundle after the backup is caught before anything is written.

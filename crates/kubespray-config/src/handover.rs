@@ -44,14 +44,7 @@ pub struct FileEdit {
 impl FileEdit {
     /// A unified diff of the edit (`a/<path>` → `b/<path>`), without colours.
     pub fn unified_diff(&self) -> String {
-        // `a//abs/path` reads badly; git shows `a/abs/path`.
-        let shown = self.path.display().to_string();
-        let name = shown.trim_start_matches('/');
-        similar::TextDiff::from_lines(&self.before, &self.after)
-            .unified_diff()
-            .context_radius(3)
-            .header(&format!("a/{name}"), &format!("b/{name}"))
-            .to_string()
+        unified_diff(&self.path, &self.before, &self.after)
     }
 
     /// Write the edited text to [`FileEdit::target`] (so a symlink inside the inventory stays a
@@ -72,6 +65,18 @@ impl FileEdit {
         files::write_atomic(&self.target, self.after.as_bytes(), mode)
             .map_err(|e| Error::io(&self.target, "replace", e))
     }
+}
+
+/// A unified diff of two texts of one file (`a/<path>` → `b/<path>`), without colours.
+pub fn unified_diff(path: &Path, before: &str, after: &str) -> String {
+    // `a//abs/path` reads badly; git shows `a/abs/path`.
+    let shown = path.display().to_string();
+    let name = shown.trim_start_matches('/');
+    similar::TextDiff::from_lines(before, after)
+        .unified_diff()
+        .context_radius(3)
+        .header(&format!("a/{name}"), &format!("b/{name}"))
+        .to_string()
 }
 
 /// The value a hand-over key must end up with.

@@ -24,7 +24,9 @@ pub use defaults::{
 };
 pub use era::{Era, EraDetection, EraEvidence};
 pub use error::Error;
-pub use handover::{FileEdit, HandoverOptions, Target, edit_vars_text, handover_keys};
+pub use handover::{
+    FileEdit, HandoverOptions, Target, edit_vars_text, handover_keys, unified_diff,
+};
 pub use hosts::{Group, HostEntry, HostList, InventoryVar, parse_ini, parse_yaml};
 pub use inventory::{Host, INVENTORY_FILE_NAMES, Inventory};
 pub use resolve::{Origin, Variable, Variables};

@@ -7,7 +7,12 @@
 //! <bundle>/objects/<section>/<group>_<version>_<Kind>.jsonl   one object per line
 //! <bundle>/inventory/<n>/<relative path>      copies of the inventory files
 //! <bundle>/etcd/snapshot.db                    an etcd snapshot (only with `--etcd-snapshot`)
+//! <bundle>/written/<n>.before, <n>.after       each file the hand-over wrote outside the bundle
+//!                                             (inventory edits, the values file), before and after
 //! ```
+//! The hand-over records each file it writes outside the bundle *before* writing it
+//! ([`Bundle::record_write`]): a rollback restores exactly those files, and only while they still
+//! hold what the hand-over wrote ([`Bundle::check_written`], [`Bundle::restore_written`]).
 //! Sections: `handover` (the template-era objects, the kept Secrets, and whatever else the
 //! caller names, e.g. rendered objects that exist live), `custom-resources` (every `cilium.io`
 //! object of every kind the API serves), `crds` (the Cilium CRDs, for reference: they are never
@@ -41,6 +46,7 @@ pub const MANIFEST_FILE: &str = "manifest.json";
 const OBJECTS_DIR: &str = "objects";
 const INVENTORY_DIR: &str = "inventory";
 const ETCD_DIR: &str = "etcd";
+const WRITTEN_DIR: &str = "written";
 /// Path of the etcd snapshot relative to the bundle directory.
 pub const ETCD_SNAPSHOT_FILE: &str = "etcd/snapshot.db";
 
@@ -138,6 +144,44 @@ pub struct Manifest {
     /// The etcd snapshot, when one was taken.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub etcd_snapshot: Option<EtcdSnapshotFile>,
+    /// Files the hand-over wrote outside the bundle, in the order first written.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub written: Vec<WrittenFile>,
+}
+
+/// A file the hand-over wrote outside the bundle (an inventory edit, the values file), recorded
+/// before it was written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WrittenFile {
+    /// The file (absolute, symlinks resolved: the file itself, never a link to it).
+    pub path: PathBuf,
+    /// What it held before, when it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<FileCopy>,
+    /// What the hand-over wrote.
+    pub after: FileCopy,
+}
+
+/// A copy of a file's content in the bundle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileCopy {
+    /// Path of the copy relative to the bundle directory.
+    pub copy: String,
+    /// Hex SHA-256 of the content.
+    pub sha256: String,
+    /// Permission bits the file had (or was given).
+    pub mode: u32,
+}
+
+/// What a rollback does to one file the hand-over wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WrittenRestore {
+    /// It holds what the hand-over wrote: write back what it held before.
+    Restore,
+    /// It holds what the hand-over wrote and did not exist before: remove it.
+    Remove,
+    /// It already holds what it held before (undone by hand, or the write never happened).
+    Untouched,
 }
 
 /// An etcd snapshot in the bundle.
@@ -250,6 +294,23 @@ pub enum BundleError {
         path: PathBuf,
         /// An unexpected entry.
         found: String,
+    },
+    /// A file the hand-over wrote changed since: the rollback does not overwrite it.
+    #[error(
+        "{}: changed since the hand-over wrote it, so the rollback does not overwrite it; nothing was changed; \
+         fix: undo those changes (the file then holds what the hand-over wrote, and the rollback restores it), \
+         or put back what it held before the hand-over yourself ({}), then run the rollback again. \
+         The changes since the hand-over:\n{diff}",
+        path.display(),
+        before.as_ref().map_or_else(|| "it did not exist: remove it".to_owned(), |b| format!("a copy is {}", b.display()))
+    )]
+    ChangedSinceHandover {
+        /// The file.
+        path: PathBuf,
+        /// The copy of what it held before the hand-over (`None`: it did not exist).
+        before: Option<PathBuf>,
+        /// What changed since the hand-over wrote it (unified diff).
+        diff: String,
     },
     /// A bundle check failed.
     #[error("bundle {path}: {problem}; {fix}")]
@@ -411,6 +472,7 @@ impl Bundle {
             absent: Vec::new(),
             inventory: Vec::new(),
             etcd_snapshot: None,
+            written: Vec::new(),
         };
 
         // 1. Hand-over objects, by name, one file per kind.
@@ -772,7 +834,18 @@ impl Bundle {
             listed.push(path);
             report.etcd_snapshot_bytes = Some(f.bytes);
         }
-        for sub in [OBJECTS_DIR, INVENTORY_DIR, ETCD_DIR] {
+        for w in &self.manifest.written {
+            for copy in w.before.iter().chain([&w.after]) {
+                let path = self.dir.join(&copy.copy);
+                check_private_file(
+                    &path,
+                    &copy.sha256,
+                    "a copy of a file the hand-over wrote changed; restore that file by hand",
+                )?;
+                listed.push(path);
+            }
+        }
+        for sub in [OBJECTS_DIR, INVENTORY_DIR, ETCD_DIR, WRITTEN_DIR] {
             check_tree(&self.dir.join(sub), &listed)?;
         }
         Ok(report)
@@ -803,29 +876,148 @@ impl Bundle {
             .filter(move |f| f.section == section)
     }
 
-    /// Writes the inventory copies back to where they came from (same permission bits).
-    pub fn restore_inventory(&self) -> Result<Vec<PathBuf>, BundleError> {
-        let mut restored = Vec::new();
-        for f in &self.manifest.inventory {
-            let copy = self.dir.join(&f.path);
-            let content = fs::read(&copy).map_err(io_err(&copy))?;
-            if hex(&Sha256::digest(&content)) != f.sha256 {
-                return Err(BundleError::Invalid {
-                    path: copy,
-                    problem: "checksum differs from the manifest".into(),
-                    fix: "the bundle is damaged; restore the inventory from version control",
+    /// Records, before the hand-over writes it, a file outside the bundle: what `path` holds now
+    /// (`before`: content and permission bits, `None` when it does not exist) and what will be
+    /// written (`after`, with its permission bits). Recorded first, so a crash between the two
+    /// leaves a file that still holds `before`, which the rollback leaves alone. Recording the same
+    /// path again (a resumed run) keeps the first `before` and replaces `after`.
+    pub fn record_write(
+        &mut self,
+        path: &Path,
+        before: Option<(&[u8], u32)>,
+        after: (&[u8], u32),
+    ) -> Result<(), BundleError> {
+        let written_dir = self.dir.join(WRITTEN_DIR);
+        make_private_dir(&written_dir)?;
+        let mut manifest = self.manifest.clone();
+        let index = match manifest.written.iter().position(|w| w.path == path) {
+            Some(i) => i,
+            None => {
+                let n = manifest.written.len();
+                let before = match before {
+                    Some((bytes, mode)) => {
+                        Some(self.write_copy(&format!("{n}.before"), bytes, mode)?)
+                    }
+                    None => None,
+                };
+                manifest.written.push(WrittenFile {
+                    path: path.to_owned(),
+                    before,
+                    after: FileCopy {
+                        copy: String::new(),
+                        sha256: String::new(),
+                        mode: after.1,
+                    },
                 });
+                n
             }
-            if let Some(parent) = f.original.parent() {
-                fs::create_dir_all(parent).map_err(io_err(parent))?;
-            }
-            let tmp = f.original.with_extension("cilium-migrate-restore");
-            fs::write(&tmp, &content).map_err(io_err(&tmp))?;
-            fs::set_permissions(&tmp, fs::Permissions::from_mode(f.mode)).map_err(io_err(&tmp))?;
-            fs::rename(&tmp, &f.original).map_err(io_err(&f.original))?;
-            restored.push(f.original.clone());
+        };
+        manifest.written[index].after =
+            self.write_copy(&format!("{index}.after"), after.0, after.1)?;
+        write_manifest(&self.dir, &manifest)?;
+        self.manifest = manifest;
+        Ok(())
+    }
+
+    /// Writes a private copy under `written/` (replacing an earlier one of the same name).
+    fn write_copy(&self, name: &str, bytes: &[u8], mode: u32) -> Result<FileCopy, BundleError> {
+        let rel = format!("{WRITTEN_DIR}/{name}");
+        let path = self.dir.join(&rel);
+        kubespray_config::files::write_private_atomic(&path, bytes).map_err(io_err(&path))?;
+        Ok(FileCopy {
+            copy: rel,
+            sha256: hex(&Sha256::digest(bytes)),
+            mode: mode & 0o7777,
+        })
+    }
+
+    /// What a rollback would do to each file the hand-over wrote; refuses, with the diff of what
+    /// changed since, when one holds neither what the hand-over wrote nor what it held before
+    /// (someone edited it since, or replaced it with a symlink). Reads only.
+    pub fn check_written(&self) -> Result<Vec<(PathBuf, WrittenRestore)>, BundleError> {
+        let mut plan = Vec::new();
+        for w in &self.manifest.written {
+            let current = match fs::symlink_metadata(&w.path) {
+                Ok(meta) if meta.file_type().is_symlink() => Some(None),
+                Ok(_) => Some(Some(fs::read(&w.path).map_err(io_err(&w.path))?)),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+                Err(e) => return Err(io_err(&w.path)(e)),
+            };
+            let sum = |bytes: &[u8]| hex(&Sha256::digest(bytes));
+            let action = match (&current, &w.before) {
+                (Some(Some(bytes)), _) if sum(bytes) == w.after.sha256 => match w.before {
+                    Some(_) => WrittenRestore::Restore,
+                    None => WrittenRestore::Remove,
+                },
+                (Some(Some(bytes)), Some(before)) if sum(bytes) == before.sha256 => {
+                    WrittenRestore::Untouched
+                }
+                (None, None) => WrittenRestore::Untouched,
+                _ => {
+                    let after = self.read_copy(&w.after)?;
+                    let now = match &current {
+                        Some(Some(bytes)) => String::from_utf8_lossy(bytes).into_owned(),
+                        Some(None) => format!(
+                            "(now a symlink to {})\n",
+                            fs::read_link(&w.path).map_err(io_err(&w.path))?.display()
+                        ),
+                        None => String::new(),
+                    };
+                    return Err(BundleError::ChangedSinceHandover {
+                        path: w.path.clone(),
+                        before: w.before.as_ref().map(|b| self.dir.join(&b.copy)),
+                        diff: kubespray_config::unified_diff(
+                            &w.path,
+                            &String::from_utf8_lossy(&after),
+                            &now,
+                        ),
+                    });
+                }
+            };
+            plan.push((w.path.clone(), action));
         }
-        Ok(restored)
+        Ok(plan)
+    }
+
+    /// Puts back what each file the hand-over wrote held before (its permission bits too), or
+    /// removes a file it created; each only while the file still holds what the hand-over wrote
+    /// ([`Bundle::check_written`] runs first, for every file, so a refusal changes nothing).
+    /// Writes are atomic and synced ([`kubespray_config::files::write_atomic`]). Returns the
+    /// files restored or removed.
+    pub fn restore_written(&self) -> Result<Vec<(PathBuf, WrittenRestore)>, BundleError> {
+        let plan = self.check_written()?;
+        let mut done = Vec::new();
+        for (w, (path, action)) in self.manifest.written.iter().zip(plan) {
+            match (&action, &w.before) {
+                (WrittenRestore::Restore, Some(before)) => {
+                    let content = self.read_copy(before)?;
+                    kubespray_config::files::write_atomic(path.as_path(), &content, before.mode)
+                        .map_err(io_err(&path))?;
+                }
+                (WrittenRestore::Remove, _) => {
+                    fs::remove_file(&path).map_err(io_err(&path))?;
+                    let dir = kubespray_config::files::parent_dir(&path);
+                    sync_dir(&dir).map_err(io_err(&dir))?;
+                }
+                _ => continue,
+            }
+            done.push((path, action));
+        }
+        Ok(done)
+    }
+
+    /// A copy under `written/`, checked against its SHA-256.
+    fn read_copy(&self, copy: &FileCopy) -> Result<Vec<u8>, BundleError> {
+        let path = self.dir.join(&copy.copy);
+        let content = fs::read(&path).map_err(io_err(&path))?;
+        if hex(&Sha256::digest(&content)) != copy.sha256 {
+            return Err(BundleError::Invalid {
+                path,
+                problem: "checksum differs from the manifest".into(),
+                fix: "the bundle is damaged; restore the file the hand-over wrote by hand",
+            });
+        }
+        Ok(content)
     }
 }
 
@@ -938,6 +1130,7 @@ fn prepare_dir(dir: &Path) -> Result<(), BundleError> {
                 OBJECTS_DIR,
                 INVENTORY_DIR,
                 ETCD_DIR,
+                WRITTEN_DIR,
             ]
             .contains(&name.as_str())
                 && !name.starts_with(".manifest")
@@ -969,7 +1162,7 @@ fn prepare_dir(dir: &Path) -> Result<(), BundleError> {
             });
         }
         // Only our own sub-directories and files of an earlier, unfinished backup are removed.
-        for sub in [OBJECTS_DIR, INVENTORY_DIR, ETCD_DIR] {
+        for sub in [OBJECTS_DIR, INVENTORY_DIR, ETCD_DIR, WRITTEN_DIR] {
             let p = dir.join(sub);
             if p.exists() {
                 fs::remove_dir_all(&p).map_err(io_err(&p))?;
@@ -1152,6 +1345,7 @@ mod tests {
             absent: vec![],
             inventory: vec![],
             etcd_snapshot: None,
+            written: vec![],
         };
         copy_inventory(dir, 0, inventory, &mut manifest.inventory).unwrap();
         write_manifest(dir, &manifest).unwrap();
@@ -1371,29 +1565,148 @@ mod tests {
         );
     }
 
+    fn mode_of(path: &Path) -> u32 {
+        fs::metadata(path).unwrap().permissions().mode() & 0o7777
+    }
+
+    /// A hand-over as `flow` makes it: one inventory file edited (mode 0640), the values file
+    /// created; each recorded before it is written.
+    fn handed_over(bundle: &mut Bundle, inv: &Path) -> (PathBuf, PathBuf) {
+        let vars = inv.join("group_vars/k8s_cluster/k8s-net-cilium.yml");
+        fs::set_permissions(&vars, fs::Permissions::from_mode(0o640)).unwrap();
+        let before = fs::read(&vars).unwrap();
+        let after = b"cilium_version: v1.15.9\nkube_network_plugin: cni\n";
+        bundle
+            .record_write(&vars, Some((&before, 0o640)), (after, 0o640))
+            .unwrap();
+        kubespray_config::files::write_atomic(&vars, after, 0o640).unwrap();
+        let values = inv.join("cilium-values.yaml");
+        let yaml = b"tls:\n  ca:\n    key: c2VjcmV0\n";
+        bundle.record_write(&values, None, (yaml, 0o600)).unwrap();
+        kubespray_config::files::write_private_atomic(&values, yaml).unwrap();
+        (vars, values)
+    }
+
     #[test]
-    fn inventory_is_restored_in_place() {
+    fn only_the_files_the_handover_wrote_are_restored() {
         let tmp = tempfile::tempdir().unwrap();
         let inv = inventory_dir();
-        let cilium_vars = inv.path().join("group_vars/k8s_cluster/k8s-net-cilium.yml");
-        fs::set_permissions(&cilium_vars, fs::Permissions::from_mode(0o640)).unwrap();
-        let bundle = recorded_bundle(&tmp.path().join("b"), inv.path());
-        fs::write(&cilium_vars, "edited: true\n").unwrap();
-        fs::remove_file(inv.path().join("hosts.yaml")).unwrap();
-        let restored = bundle.restore_inventory().unwrap();
-        assert_eq!(restored.len(), 2);
+        let mut bundle = recorded_bundle(&tmp.path().join("b"), inv.path());
+        let (vars, values) = handed_over(&mut bundle, inv.path());
+        assert_eq!(mode_of(&values), 0o600, "the values file can hold keys");
+        // Recorded in the manifest on disk, and checked by verify.
+        let reopened = Bundle::open(bundle.dir()).unwrap();
+        assert_eq!(reopened.manifest().written.len(), 2);
+        reopened.verify().unwrap();
+        // The operator changes a file the hand-over never wrote: the rollback leaves it alone
+        // (the backup's copy of it is older than the operator's change).
+        let hosts = inv.path().join("hosts.yaml");
+        fs::write(&hosts, "all: {hosts: {node1: {}}}\n").unwrap();
+        // A predictable temporary name pointing elsewhere is never written through.
+        let victim = tmp.path().join("victim");
+        fs::write(&victim, "mine").unwrap();
+        std::os::unix::fs::symlink(&victim, vars.with_extension("cilium-migrate-restore")).unwrap();
+
+        let done = reopened.restore_written().unwrap();
         assert_eq!(
-            fs::read_to_string(&cilium_vars).unwrap(),
+            done,
+            vec![
+                (vars.clone(), WrittenRestore::Restore),
+                (values.clone(), WrittenRestore::Remove)
+            ]
+        );
+        assert_eq!(
+            fs::read_to_string(&vars).unwrap(),
             "cilium_version: v1.15.9\n"
         );
+        assert_eq!(mode_of(&vars), 0o640);
+        assert!(!values.exists());
         assert_eq!(
-            fs::metadata(&cilium_vars).unwrap().permissions().mode() & 0o777,
-            0o640
+            fs::read_to_string(&hosts).unwrap(),
+            "all: {hosts: {node1: {}}}\n"
         );
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "mine");
+        // Run again: everything already holds what it held before.
+        assert!(reopened.restore_written().unwrap().is_empty());
+        assert!(
+            reopened
+                .check_written()
+                .unwrap()
+                .iter()
+                .all(|(_, a)| *a == WrittenRestore::Untouched)
+        );
+    }
+
+    #[test]
+    fn a_file_changed_since_the_handover_stops_the_rollback_with_the_diff() {
+        let tmp = tempfile::tempdir().unwrap();
+        let inv = inventory_dir();
+        let mut bundle = recorded_bundle(&tmp.path().join("b"), inv.path());
+        let (vars, values) = handed_over(&mut bundle, inv.path());
+        let edited = "cilium_version: v1.15.9\nkube_network_plugin: cni\ncilium_debug: true\n";
+        fs::write(&vars, edited).unwrap();
+        let err = bundle.restore_written().unwrap_err();
+        assert!(
+            matches!(err, BundleError::ChangedSinceHandover { .. }),
+            "{err:?}"
+        );
+        let text = err.to_string();
+        assert!(
+            text.contains("k8s-net-cilium.yml")
+                && text.contains("+cilium_debug: true")
+                && text.contains("nothing was changed")
+                && text.contains("written/0.before"),
+            "{text}"
+        );
+        // Checked for every file before any is written: the values file is still there.
+        assert_eq!(fs::read_to_string(&vars).unwrap(), edited);
+        assert!(values.exists());
+
+        // A symlink put where the hand-over wrote a file is not written through either.
+        fs::write(&vars, "cilium_version: v1.15.9\nkube_network_plugin: cni\n").unwrap();
+        fs::remove_file(&values).unwrap();
+        std::os::unix::fs::symlink(&vars, &values).unwrap();
+        let err = bundle.check_written().unwrap_err().to_string();
+        assert!(
+            err.contains("cilium-values.yaml") && err.contains("now a symlink"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_resumed_write_keeps_the_first_before_and_copies_are_checked() {
+        let tmp = tempfile::tempdir().unwrap();
+        let inv = inventory_dir();
+        let mut bundle = recorded_bundle(&tmp.path().join("b"), inv.path());
+        let (_, values) = handed_over(&mut bundle, inv.path());
+        // The step runs again after a crash: the file now holds the first run's values.
+        let first = fs::read(&values).unwrap();
+        bundle
+            .record_write(&values, Some((&first, 0o600)), (b"second\n", 0o600))
+            .unwrap();
+        kubespray_config::files::write_private_atomic(&values, b"second\n").unwrap();
+        assert_eq!(bundle.manifest().written.len(), 2);
+        assert!(bundle.manifest().written[1].before.is_none());
+        bundle.verify().unwrap();
+        let copy = bundle.dir().join(&bundle.manifest().written[1].after.copy);
+        fs::write(&copy, "tampered").unwrap();
+        let err = bundle.verify().unwrap_err().to_string();
+        assert!(
+            err.contains("written/1.after") && err.contains("SHA-256"),
+            "{err}"
+        );
+        fs::write(&copy, "second\n").unwrap();
         assert_eq!(
-            fs::read_to_string(inv.path().join("hosts.yaml")).unwrap(),
-            "all: {}\n"
+            bundle.restore_written().unwrap(),
+            vec![
+                (
+                    inv.path().join("group_vars/k8s_cluster/k8s-net-cilium.yml"),
+                    WrittenRestore::Restore
+                ),
+                (values.clone(), WrittenRestore::Remove)
+            ]
         );
+        assert!(!values.exists());
     }
 
     #[test]

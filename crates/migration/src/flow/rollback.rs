@@ -20,7 +20,7 @@ use serde_json::json;
 
 use super::bundle_dir::open_journal;
 use super::{
-    FlowError, MANIFEST_FILE, Progress, ROLLED_BACK_JOURNAL, Step, VALUES_FILE, api, blocking,
+    FlowError, MANIFEST_FILE, Progress, ROLLED_BACK_JOURNAL, Step, api, blocking,
     connect_pinned_and_identify, io, phase,
 };
 use crate::adopt::Release;
@@ -110,6 +110,8 @@ async fn rollback_boxed(
     })
     .await?;
     bundle.manifest().cluster.ensure_same(&identity)?;
+    // The files the hand-over wrote must still hold what it wrote: checked before anything changes.
+    bundle.check_written()?;
     let release = Release::default();
     let recorded = recorded_revision(&bundle)?;
     let helm = connection.helm(options.helm.as_deref())?;
@@ -183,30 +185,7 @@ async fn rollback_boxed(
 
     let t = Instant::now();
     progress.started("restore inventory", started.elapsed());
-    outcome.inventory = bundle.restore_inventory()?;
-    // The values file the hand-over saved next to the inventory, when it did not exist before.
-    let originals: Vec<&Path> = bundle
-        .manifest()
-        .inventory
-        .iter()
-        .map(|f| f.original.as_path())
-        .collect();
-    let mut roots: Vec<PathBuf> = originals
-        .iter()
-        .filter_map(|p| p.parent().map(Path::to_path_buf))
-        .collect();
-    roots.sort();
-    roots.dedup();
-    for root in roots {
-        let values = root.join(VALUES_FILE);
-        if values.is_file()
-            && !originals.contains(&values.as_path())
-            && root.join("group_vars").is_dir()
-        {
-            std::fs::remove_file(&values).map_err(io(&values))?;
-            progress.note(&format!("removed {}", values.display()));
-        }
-    }
+    outcome.inventory = super::inventory::restore_written(&bundle, progress)?;
     progress.finished("restore inventory", t.elapsed(), None);
 
     // The bundle is no longer a migration to resume.

@@ -394,7 +394,7 @@ impl Session<'_> {
             kube_proxy_remove: self.kube_proxy_replaced,
         })?;
         for edit in &edits {
-            edit.write()?;
+            super::inventory::write_edit(&self.bundle_dir, edit)?;
             progress.note(&format!(
                 "inventory: {} ({})",
                 edit.path.display(),
@@ -402,7 +402,7 @@ impl Session<'_> {
             ));
         }
         let path = inventory.dir.join(VALUES_FILE);
-        std::fs::write(&path, &self.values_yaml).map_err(io(&path))?;
+        super::inventory::write_values(&self.bundle_dir, &path, &self.values_yaml)?;
         progress.note(&format!(
             "values for `helm upgrade cilium -n kube-system -f {}` saved",
             path.display()

@@ -240,6 +240,7 @@ pub(crate) fn empty_bundle(dir: &Path) -> migration::bundle::Bundle {
         absent: Vec::new(),
         inventory: Vec::new(),
         etcd_snapshot: None,
+        written: Vec::new(),
     };
     write_private(
         &dir.join(MANIFEST_FILE),
