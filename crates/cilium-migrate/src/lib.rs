@@ -16,6 +16,7 @@ pub mod output;
 pub mod plan;
 pub mod rollback;
 pub mod ui;
+pub mod upgrade;
 pub mod values;
 pub mod verify;
 
@@ -62,6 +63,8 @@ pub enum Command {
     Verify(verify::Args),
     /// After the hand-over: check and enable Cilium's Gateway API.
     GatewayApi(gateway_api::Args),
+    /// After the hand-over: upgrade Cilium one minor at a time, the gate at every hop (plan only without --apply); `upgrade rollback` returns.
+    Upgrade(Box<upgrade::Args>),
     /// Back up what the hand-over touches and every cilium.io object into a bundle directory.
     #[command(hide = true)]
     Backup(backup::Args),
@@ -83,6 +86,7 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         Command::Nodes(args) => nodes::run(args),
         Command::Verify(args) => verify::run(args),
         Command::GatewayApi(args) => gateway_api::run(args),
+        Command::Upgrade(args) => upgrade::run(*args),
         Command::Backup(args) => backup::run(args),
         Command::Completions { shell } => {
             clap_complete::generate(

@@ -15,12 +15,14 @@
 //!   `cilium-config` with the gate of `cilium-values` (each side's absent keys weighed with its
 //!   own agent's defaults), the workloads with its workload gate, objects added or removed;
 //!   every behaviour change listed under a key the operator accepts it by.
-//! - `live`: the cluster side: read the start, apply hop by hop (backup, preflight, `helm
+//! - [`live`]: the cluster side: read the start, apply hop by hop (backup, preflight, `helm
 //!   upgrade`, rollout, verify), journaled and resumable, and roll back.
-//! - `journal`: the JSON record of a run.
+//! - [`journal`]: the JSON record of a run.
 
 pub mod archive;
 pub mod charts;
+pub mod journal;
+pub mod live;
 pub mod path;
 pub mod plan;
 pub mod values;

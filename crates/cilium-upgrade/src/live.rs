@@ -1,0 +1,868 @@
+//! The cluster side: read what runs, apply the plan hop by hop, roll back.
+//!
+//! Per hop: a backup bundle (as the hand-over's, read back before anything changes), the
+//! preflight check Cilium's upgrade guide asks for (a `cilium-preflight` release whose DaemonSet
+//! pre-pulls the hop's image on every node; ready everywhere, then uninstalled), `helm upgrade`
+//! with the hop's whole values file (0600; `--reset-values`, never `--reuse-values`, never
+//! `--atomic`), the rollout of the agent DaemonSet (the same object: its UID is checked) and the
+//! operator, then `verify` like `cilium status`. The first hop that does not verify stops the run.
+//! Every step is journaled; a run that stops resumes where it stopped.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use helm::{
+    ChartSource, Helm, Manifest, OnFailure, Ownership, RollbackRequest, UninstallRequest,
+    UpgradeInstall, ValuesScope, Wait,
+};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::Api;
+use migration::bundle::{BackupRequest, Bundle};
+use migration::identity::ClusterIdentity;
+use migration::lock::{ClusterLease, Holder};
+use serde_json::{Value as Json, json};
+use verify::rollout::{daemon_set_rollout, deployment_rollout, wait_rolled_out};
+
+use crate::archive::ChartArchive;
+use crate::charts::ChartStore;
+use crate::journal::{HopState, Journal, JournalHop};
+use crate::plan::{Start, UpgradePlan, object_names};
+use crate::values::pointer;
+use crate::{Error, NAMESPACE, RELEASE, Target};
+
+/// The preflight release's name (Cilium's upgrade guide).
+pub const PREFLIGHT_RELEASE: &str = "cilium-preflight";
+/// Its DaemonSet and Deployment.
+pub const PREFLIGHT_WORKLOAD: &str = "cilium-pre-flight-check";
+
+/// The cluster a run talks to.
+pub struct Cluster<'a> {
+    /// The Kubernetes client.
+    pub client: &'a kube::Client,
+    /// The API server URL (the cluster identity records it).
+    pub api_server: &'a str,
+    /// helm, talking to the same cluster.
+    pub helm: &'a Helm,
+}
+
+/// Progress lines while a run waits.
+pub trait Progress {
+    /// One line: what starts, what finished.
+    fn note(&mut self, line: &str);
+}
+
+fn kube_error(what: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
+    let what = what.into();
+    move |source| Error::Kube {
+        what,
+        source: Box::new(source),
+    }
+}
+
+/// What runs: the release (its revision, chart version, user values and objects) and the live
+/// `cilium-config` and workloads the first hop is compared with.
+pub async fn read_start(cluster: &Cluster<'_>) -> Result<Start, Error> {
+    let identity = ClusterIdentity::read(cluster.client, cluster.api_server).await?;
+    let status = cluster
+        .helm
+        .status(RELEASE, NAMESPACE)?
+        .ok_or_else(|| Error::NoRelease {
+            release: RELEASE.to_owned(),
+            namespace: NAMESPACE.to_owned(),
+        })?;
+    let chart = status.chart.as_ref().ok_or_else(|| Error::BadValues {
+        problem: format!("helm status {RELEASE} names no chart"),
+    })?;
+    let version = semver::Version::parse(chart.version.trim_start_matches('v')).map_err(|e| {
+        Error::BadValues {
+            problem: format!("the release's chart version {:?}: {e}", chart.version),
+        }
+    })?;
+    let values = cluster
+        .helm
+        .get_values(RELEASE, NAMESPACE, ValuesScope::User, None)?;
+    let manifest =
+        Manifest::parse(&cluster.helm.get_manifest(RELEASE, NAMESPACE)?).map_err(|e| {
+            Error::BadValues {
+                problem: format!("the release's manifest: {e}"),
+            }
+        })?;
+    let config_maps: Api<ConfigMap> = Api::namespaced(cluster.client.clone(), NAMESPACE);
+    let config = config_maps
+        .get_opt("cilium-config")
+        .await
+        .map_err(kube_error("reading ConfigMap kube-system/cilium-config"))?
+        .and_then(|c| c.data)
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    let mut workloads = Vec::new();
+    let daemon_sets: Api<DaemonSet> = Api::namespaced(cluster.client.clone(), NAMESPACE);
+    if let Some(agent) = daemon_sets
+        .get_opt("cilium")
+        .await
+        .map_err(kube_error("reading DaemonSet kube-system/cilium"))?
+    {
+        workloads.push(to_json(&agent, "DaemonSet")?);
+    }
+    let deployments: Api<Deployment> = Api::namespaced(cluster.client.clone(), NAMESPACE);
+    for name in ["cilium-operator", "hubble-relay", "hubble-ui"] {
+        if let Some(deployment) = deployments
+            .get_opt(name)
+            .await
+            .map_err(kube_error(format!("reading Deployment kube-system/{name}")))?
+        {
+            workloads.push(to_json(&deployment, "Deployment")?);
+        }
+    }
+    Ok(Start {
+        cluster: Some(identity),
+        release: RELEASE.to_owned(),
+        namespace: NAMESPACE.to_owned(),
+        revision: status.revision,
+        version,
+        values,
+        config,
+        workloads,
+        objects: object_names(&manifest),
+    })
+}
+
+fn to_json<T: serde::Serialize>(object: &T, kind: &str) -> Result<Json, Error> {
+    let mut json = serde_json::to_value(object).map_err(|e| Error::BadValues {
+        problem: e.to_string(),
+    })?;
+    // Typed objects read from the API carry no apiVersion/kind; the gate finds workloads by kind.
+    json["apiVersion"] = json!("apps/v1");
+    json["kind"] = json!(kind);
+    Ok(json)
+}
+
+/// The cluster's Kubernetes version (`v1.33.1`), for the charts' `kubeVersion` checks.
+pub async fn kube_version(client: &kube::Client) -> Option<String> {
+    client.apiserver_version().await.ok().map(|v| v.git_version)
+}
+
+/// The whole plan from `start` to `target` with the charts of `store`.
+pub fn plan_upgrade(
+    start: &Start,
+    target: Option<Target>,
+    store: &ChartStore,
+    helm: &Helm,
+    kube_version: Option<&str>,
+    scratch: &Path,
+) -> Result<UpgradePlan, Error> {
+    let available = store.versions(helm)?;
+    let path = crate::upgrade_path(&start.version, target, &available, &store.describe())?;
+    let charts = path
+        .iter()
+        .map(|version| store.archive(helm, version))
+        .collect::<Result<Vec<_>, _>>()?;
+    crate::plan(start, &charts, helm, kube_version, scratch)
+}
+
+/// How the plan's behaviour changes were accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Acceptance {
+    /// By name (`--accept KEY`), for a plan made in this run.
+    Keys(Vec<String>),
+    /// A reviewed plan file (`--plan FILE`): exactly the changes it lists.
+    Reviewed(PathBuf),
+}
+
+/// How `apply` runs.
+#[derive(Debug, Clone)]
+pub struct ApplyOptions {
+    /// The journal, values files and backup bundles.
+    pub state_dir: PathBuf,
+    /// Where the charts come from (each archive is checked against the plan's sha256).
+    pub store: ChartStore,
+    /// How long each hop may take to roll out and verify.
+    pub verify_timeout: Duration,
+    /// Helm's `--timeout`.
+    pub helm_timeout: Duration,
+    /// Objects per list request of the backups.
+    pub page_size: u32,
+}
+
+/// What `apply` did.
+#[derive(Debug, Clone)]
+pub struct Applied {
+    /// The journal at the end.
+    pub journal: Journal,
+    /// Its file.
+    pub journal_path: PathBuf,
+}
+
+/// Applies `plan` hop by hop (see the module documentation).
+pub async fn apply(
+    cluster: &Cluster<'_>,
+    plan: &UpgradePlan,
+    acceptance: &Acceptance,
+    options: &ApplyOptions,
+    progress: &mut dyn Progress,
+) -> Result<Applied, Error> {
+    let identity = ClusterIdentity::read(cluster.client, cluster.api_server).await?;
+    let mismatch = |problem: String| match acceptance {
+        Acceptance::Reviewed(path) => Error::PlanMismatch {
+            path: path.clone(),
+            problem,
+        },
+        Acceptance::Keys(_) => Error::Journal {
+            path: options.state_dir.join(crate::journal::JOURNAL_FILE),
+            problem,
+        },
+    };
+    match (&plan.cluster, acceptance) {
+        (Some(planned), _) => planned.ensure_same(&identity)?,
+        (None, Acceptance::Reviewed(_)) => {
+            return Err(mismatch("it names no cluster (an offline plan)".to_owned()));
+        }
+        (None, Acceptance::Keys(_)) => {}
+    }
+    if plan.format != crate::plan::PLAN_FORMAT {
+        return Err(mismatch(format!(
+            "plan format {} is not {}",
+            plan.format,
+            crate::plan::PLAN_FORMAT
+        )));
+    }
+    if let Acceptance::Keys(keys) = acceptance {
+        let unaccepted = plan.unaccepted(keys);
+        if !unaccepted.is_empty() {
+            return Err(Error::Unaccepted {
+                changes: unaccepted
+                    .iter()
+                    .map(|(version, change)| format!("{version} {change}"))
+                    .collect(),
+            });
+        }
+    }
+    // Every archive is the one planned.
+    let mut charts = Vec::new();
+    for hop in &plan.hops {
+        let version = semver::Version::parse(&hop.version).map_err(|e| mismatch(e.to_string()))?;
+        let archive = options.store.archive(cluster.helm, &version)?;
+        if archive.sha256 != hop.chart.sha256 {
+            return Err(mismatch(format!(
+                "chart {} has sha256 {}, the plan pinned {}",
+                archive.path.display(),
+                archive.sha256,
+                hop.chart.sha256
+            )));
+        }
+        charts.push(archive);
+    }
+    let lease =
+        ClusterLease::acquire(cluster.client, Holder::this_process("upgrade --apply")).await?;
+    if let Some(previous) = lease.taken_over() {
+        progress.note(&format!(
+            "took the lock over from {previous}, which is gone"
+        ));
+    }
+    let result = run_hops(
+        cluster, plan, &charts, &identity, options, progress, &mismatch,
+    )
+    .await;
+    lease.release().await?;
+    result
+}
+
+async fn run_hops(
+    cluster: &Cluster<'_>,
+    plan: &UpgradePlan,
+    charts: &[ChartArchive],
+    identity: &ClusterIdentity,
+    options: &ApplyOptions,
+    progress: &mut dyn Progress,
+    mismatch: &dyn Fn(String) -> Error,
+) -> Result<Applied, Error> {
+    let dir = &options.state_dir;
+    let versions: Vec<String> = plan.hops.iter().map(|h| h.version.clone()).collect();
+    let status = cluster
+        .helm
+        .status(RELEASE, NAMESPACE)?
+        .ok_or_else(|| Error::NoRelease {
+            release: RELEASE.to_owned(),
+            namespace: NAMESPACE.to_owned(),
+        })?;
+    let current_version = status
+        .chart
+        .as_ref()
+        .map(|c| c.version.clone())
+        .unwrap_or_default();
+    // Resume the journal's path when this plan is (the rest of) it.
+    let resumable = Journal::load(dir)?.filter(|j| {
+        !j.finished()
+            && j.rolled_back_to.is_none()
+            && j.cluster.kube_system_uid == identity.kube_system_uid
+            && j.path.ends_with(&versions)
+    });
+    let mut journal = match resumable {
+        Some(journal) => {
+            let last = journal.hops.last().map_or(journal.start_revision, |h| {
+                h.revision.unwrap_or(h.revision_before)
+            });
+            let in_flight = journal
+                .hops
+                .last()
+                .is_some_and(|h| h.state == HopState::Started && h.version == current_version);
+            if status.revision != last && !in_flight {
+                return Err(mismatch(format!(
+                    "the journal's run stopped at release revision {last}, the release is at revision {} now: someone changed it since; check `helm history {RELEASE} -n {NAMESPACE}`",
+                    status.revision
+                )));
+            }
+            progress.note(&format!(
+                "resuming the upgrade {} -> {} (journal {})",
+                journal.start_version,
+                journal.path.join(" -> "),
+                dir.join(crate::journal::JOURNAL_FILE).display()
+            ));
+            journal
+        }
+        None => {
+            if status.revision != plan.release.revision {
+                return Err(mismatch(format!(
+                    "the release is at revision {} ({current_version}), the plan starts from revision {} ({})",
+                    status.revision, plan.release.revision, plan.release.version
+                )));
+            }
+            Journal {
+                cluster: identity.clone(),
+                release: RELEASE.to_owned(),
+                namespace: NAMESPACE.to_owned(),
+                start_revision: status.revision,
+                start_version: current_version.clone(),
+                path: versions.clone(),
+                hops: Vec::new(),
+                rolled_back_to: None,
+            }
+        }
+    };
+    journal.save(dir)?;
+    for (hop, chart) in plan.hops.iter().zip(charts) {
+        if journal
+            .hops
+            .iter()
+            .any(|h| h.version == hop.version && h.state == HopState::Verified)
+        {
+            continue;
+        }
+        run_hop(
+            cluster,
+            hop,
+            chart,
+            identity,
+            &mut journal,
+            options,
+            progress,
+        )
+        .await?;
+    }
+    Ok(Applied {
+        journal,
+        journal_path: dir.join(crate::journal::JOURNAL_FILE),
+    })
+}
+
+async fn run_hop(
+    cluster: &Cluster<'_>,
+    hop: &crate::Hop,
+    chart: &ChartArchive,
+    identity: &ClusterIdentity,
+    journal: &mut Journal,
+    options: &ApplyOptions,
+    progress: &mut dyn Progress,
+) -> Result<(), Error> {
+    let dir = &options.state_dir;
+    let started = Instant::now();
+    let status = cluster
+        .helm
+        .status(RELEASE, NAMESPACE)?
+        .ok_or_else(|| Error::NoRelease {
+            release: RELEASE.to_owned(),
+            namespace: NAMESPACE.to_owned(),
+        })?;
+    let status_version = status
+        .chart
+        .as_ref()
+        .map(|c| c.version.clone())
+        .unwrap_or_default();
+    let recorded = journal.hop_mut(&hop.version).cloned();
+    // A hop whose `helm upgrade` ran before the run stopped is not upgraded twice.
+    let upgraded_before = recorded.as_ref().is_some_and(|h| {
+        h.state == HopState::Upgraded
+            || h.state == HopState::Failed
+            || (status_version == hop.version && status.revision > h.revision_before)
+    });
+    let daemon_sets: Api<DaemonSet> = Api::namespaced(cluster.client.clone(), NAMESPACE);
+    let agent_uid = || async {
+        daemon_sets
+            .get_opt("cilium")
+            .await
+            .map_err(kube_error("reading DaemonSet kube-system/cilium"))
+            .map(|d| d.and_then(|d| d.metadata.uid))
+    };
+    let uid_before = agent_uid().await?;
+    if !upgraded_before {
+        let bundle = dir.join(format!("backup-before-{}", hop.version));
+        journal.hops.retain(|h| h.version != hop.version);
+        journal.hops.push(JournalHop {
+            version: hop.version.clone(),
+            revision_before: status.revision,
+            revision: None,
+            state: HopState::Started,
+            bundle: bundle.clone(),
+        });
+        journal.save(dir)?;
+
+        progress.note(&format!("{}: backup to {}", hop.version, bundle.display()));
+        backup(cluster, identity, &bundle, options.page_size, &hop.version).await?;
+
+        progress.note(&format!(
+            "{}: preflight (DaemonSet {PREFLIGHT_WORKLOAD} ready on every node, then removed)",
+            hop.version
+        ));
+        preflight(cluster, chart, &hop.values, options, progress).await?;
+
+        progress.note(&format!(
+            "{}: helm upgrade {RELEASE} (revision {} -> next)",
+            hop.version, status.revision
+        ));
+        let values = crate::write_values(dir, &format!("values-{}", hop.version), &hop.values)?;
+        let request = UpgradeInstall {
+            release: RELEASE.to_owned(),
+            namespace: NAMESPACE.to_owned(),
+            chart: ChartSource::Archive(chart.path.clone()),
+            version: Some(hop.version.clone()),
+            values_files: vec![values],
+            // Never --atomic: a failed hop stays for the operator to see and roll back.
+            ownership: Ownership::Fresh {
+                on_failure: OnFailure::Keep,
+            },
+            wait: Wait::HooksOnly,
+            wait_for_jobs: false,
+            timeout: options.helm_timeout,
+            apply: helm::ApplyMethod::Default,
+        };
+        let release = cluster.helm.upgrade_install(&request)?;
+        if let Some(h) = journal.hop_mut(&hop.version) {
+            h.revision = Some(release.revision);
+            h.state = HopState::Upgraded;
+        }
+        journal.save(dir)?;
+    }
+    progress.note(&format!(
+        "{}: waiting for the agents and the operator to roll out",
+        hop.version
+    ));
+    wait_rolled_out(
+        &daemon_sets,
+        "cilium",
+        daemon_set_rollout,
+        options.verify_timeout,
+    )
+    .await?;
+    let deployments: Api<Deployment> = Api::namespaced(cluster.client.clone(), NAMESPACE);
+    wait_rolled_out(
+        &deployments,
+        "cilium-operator",
+        deployment_rollout,
+        options.verify_timeout,
+    )
+    .await?;
+    if pointer(&hop.values, &["envoy", "enabled"]).and_then(Json::as_bool) == Some(true) {
+        wait_rolled_out(
+            &daemon_sets,
+            "cilium-envoy",
+            daemon_set_rollout,
+            options.verify_timeout,
+        )
+        .await?;
+    }
+    let uid_after = agent_uid().await?;
+    let revision = cluster
+        .helm
+        .status(RELEASE, NAMESPACE)?
+        .map_or(0, |s| s.revision);
+    let revision_before = journal
+        .hop_mut(&hop.version)
+        .map_or(status.revision, |h| h.revision_before);
+    if uid_before.is_some() && uid_before != uid_after {
+        return Err(fail_hop(
+            journal,
+            dir,
+            hop,
+            revision,
+            revision_before,
+            format!("the agent DaemonSet was replaced (UID {uid_before:?} -> {uid_after:?})"),
+        ));
+    }
+    progress.note(&format!("{}: verify (like `cilium status`)", hop.version));
+    let report = verify_until(cluster.client, &hop.version, options.verify_timeout).await?;
+    if !report.healthy {
+        let problems = report
+            .problems()
+            .map(|c| format!("{}: {}", c.name, c.detail))
+            .collect::<Vec<_>>()
+            .join("; ");
+        return Err(fail_hop(
+            journal,
+            dir,
+            hop,
+            revision,
+            revision_before,
+            problems,
+        ));
+    }
+    if let Some(h) = journal.hop_mut(&hop.version) {
+        h.revision = Some(revision);
+        h.state = HopState::Verified;
+    }
+    journal.save(dir)?;
+    progress.note(&format!(
+        "{}: done, release revision {revision} ({:.0}s)",
+        hop.version,
+        started.elapsed().as_secs_f64()
+    ));
+    Ok(())
+}
+
+fn fail_hop(
+    journal: &mut Journal,
+    dir: &Path,
+    hop: &crate::Hop,
+    revision: u32,
+    revision_before: u32,
+    problems: String,
+) -> Error {
+    if let Some(h) = journal.hop_mut(&hop.version) {
+        h.state = HopState::Failed;
+        h.revision = Some(revision);
+    }
+    if let Err(e) = journal.save(dir) {
+        return e;
+    }
+    Error::HopFailed {
+        version: hop.version.clone(),
+        revision,
+        before: revision_before,
+        start: journal.start_revision,
+        problems,
+    }
+}
+
+async fn backup(
+    cluster: &Cluster<'_>,
+    identity: &ClusterIdentity,
+    dir: &Path,
+    page_size: u32,
+    version: &str,
+) -> Result<(), Error> {
+    let wrap = |source| Error::Backup {
+        version: version.to_owned(),
+        source: Box::new(source),
+    };
+    let manifest =
+        Manifest::parse(&cluster.helm.get_manifest(RELEASE, NAMESPACE)?).map_err(|e| {
+            Error::BadValues {
+                problem: format!("the release's manifest: {e}"),
+            }
+        })?;
+    let extra_objects = manifest
+        .objects
+        .iter()
+        .map(|o| {
+            migration::object::ObjectRef::new(
+                &o.id.api_version,
+                &o.id.kind,
+                o.id.namespace.as_deref(),
+                &o.id.name,
+            )
+        })
+        .collect();
+    let bundle = Bundle::create(
+        cluster.client,
+        &BackupRequest {
+            dir: dir.to_owned(),
+            cluster: identity.clone(),
+            extra_objects,
+            inventory: Vec::new(),
+            page_size,
+        },
+    )
+    .await
+    .map_err(wrap)?;
+    bundle.verify().map_err(wrap)?;
+    Ok(())
+}
+
+/// The preflight release's values: Cilium's guide (`preflight.enabled`, no agent, no operator),
+/// the API server the agents use, and the release's own `preflight` settings (image, placement).
+/// Nothing else of the release: its Hubble, Gateway API or secrets namespaces would render
+/// objects the main release owns (1.17's `cilium-secrets` Namespace broke preflight installs).
+pub fn preflight_values(hop_values: &Json) -> Json {
+    let mut values = json!({
+        "agent": false,
+        "operator": {"enabled": false},
+        "preflight": {"enabled": true},
+    });
+    if let Some(Json::Object(own)) = pointer(hop_values, &["preflight"]) {
+        let mut own = own.clone();
+        own.insert("enabled".to_owned(), json!(true));
+        values["preflight"] = Json::Object(own);
+    }
+    for key in ["k8sServiceHost", "k8sServicePort", "upgradeCompatibility"] {
+        if let Some(value) = hop_values.get(key) {
+            values[key] = value.clone();
+        }
+    }
+    values
+}
+
+/// The objects the preflight release may render: only its own.
+pub fn preflight_objects_are_its_own(manifest: &Manifest) -> Result<(), String> {
+    let foreign: Vec<String> = manifest
+        .objects
+        .iter()
+        .filter(|o| !o.id.name.starts_with("cilium-pre-flight"))
+        .map(|o| o.id.to_string())
+        .collect();
+    if foreign.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "the preflight release would render objects that are not its own: {}",
+            foreign.join(", ")
+        ))
+    }
+}
+
+async fn preflight(
+    cluster: &Cluster<'_>,
+    chart: &ChartArchive,
+    hop_values: &Json,
+    options: &ApplyOptions,
+    progress: &mut dyn Progress,
+) -> Result<(), Error> {
+    let version = chart.version.to_string();
+    let fail = |problem: String| Error::Preflight {
+        version: version.clone(),
+        problem,
+    };
+    let values = preflight_values(hop_values);
+    let manifest = crate::plan::render(cluster.helm, chart, &values, None, &options.state_dir)?;
+    preflight_objects_are_its_own(&manifest).map_err(fail)?;
+    let file = crate::write_values(&options.state_dir, &format!("preflight-{version}"), &values)?;
+    let request = UpgradeInstall {
+        release: PREFLIGHT_RELEASE.to_owned(),
+        namespace: NAMESPACE.to_owned(),
+        chart: ChartSource::Archive(chart.path.clone()),
+        version: Some(version.clone()),
+        values_files: vec![file],
+        ownership: Ownership::Fresh {
+            on_failure: OnFailure::Keep,
+        },
+        wait: Wait::HooksOnly,
+        wait_for_jobs: false,
+        timeout: options.helm_timeout,
+        apply: helm::ApplyMethod::Default,
+    };
+    cluster.helm.upgrade_install(&request)?;
+    let daemon_sets: Api<DaemonSet> = Api::namespaced(cluster.client.clone(), NAMESPACE);
+    let deployments: Api<Deployment> = Api::namespaced(cluster.client.clone(), NAMESPACE);
+    let kinds: BTreeSet<String> = manifest.objects.iter().map(|o| o.id.kind.clone()).collect();
+    let waited = async {
+        if kinds.contains("DaemonSet") {
+            wait_rolled_out(
+                &daemon_sets,
+                PREFLIGHT_WORKLOAD,
+                daemon_set_rollout,
+                options.verify_timeout,
+            )
+            .await?;
+        }
+        if kinds.contains("Deployment") {
+            wait_rolled_out(
+                &deployments,
+                PREFLIGHT_WORKLOAD,
+                deployment_rollout,
+                options.verify_timeout,
+            )
+            .await?;
+        }
+        Ok::<(), Error>(())
+    }
+    .await;
+    // Removed whether it became ready or not: it is only a check.
+    let mut uninstall = UninstallRequest::new(PREFLIGHT_RELEASE, NAMESPACE);
+    uninstall.timeout = options.helm_timeout;
+    cluster.helm.uninstall(&uninstall)?;
+    progress.note(&format!(
+        "{version}: preflight ready on every node, removed"
+    ));
+    waited.map_err(|e| fail(e.to_string()))
+}
+
+/// Re-runs `verify` until it is healthy or `timeout` passes; returns the last report. Whole
+/// reports are polled on an interval: no single watch covers what they check.
+async fn verify_until(
+    client: &kube::Client,
+    version: &str,
+    timeout: Duration,
+) -> Result<verify::Report, Error> {
+    let mut options = verify::Options::new(NAMESPACE, RELEASE);
+    options.chart_version = Some(version.to_owned());
+    let deadline = Instant::now() + timeout;
+    loop {
+        let report = verify::verify(client, &options).await?;
+        if report.healthy || Instant::now() >= deadline {
+            return Ok(report);
+        }
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    }
+}
+
+/// Where `upgrade rollback` returns the release to.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RollbackTarget {
+    /// The release's revision now.
+    pub current: u32,
+    /// The revision to return to.
+    pub revision: u32,
+    /// Its chart (`cilium-1.15.9`).
+    pub chart: String,
+    /// Why that revision.
+    pub why: String,
+}
+
+/// Which revision to return to: `to_revision` when given, else the revision before the hop to
+/// `hop`, else the revision before the whole path (from the journal in `state_dir`).
+pub fn rollback_target(
+    helm: &Helm,
+    state_dir: &Path,
+    to_revision: Option<u32>,
+    hop: Option<&str>,
+) -> Result<RollbackTarget, Error> {
+    let history = helm.history(RELEASE, NAMESPACE)?;
+    let current = history
+        .iter()
+        .map(|r| r.revision)
+        .max()
+        .ok_or_else(|| Error::NoRelease {
+            release: RELEASE.to_owned(),
+            namespace: NAMESPACE.to_owned(),
+        })?;
+    let journal_path = state_dir.join(crate::journal::JOURNAL_FILE);
+    let no_journal = || {
+        Error::Journal {
+        path: journal_path.clone(),
+        problem: "no upgrade was journaled here; pass --to-revision N (see `helm history cilium -n kube-system`) or the --state-dir of the upgrade".to_owned(),
+    }
+    };
+    let (revision, why) = match (to_revision, hop) {
+        (Some(revision), _) => (revision, format!("--to-revision {revision}")),
+        (None, Some(version)) => {
+            let journal = Journal::load(state_dir)?.ok_or_else(no_journal)?;
+            let entry = journal
+                .hops
+                .iter()
+                .find(|h| h.version == version)
+                .ok_or_else(|| Error::Journal {
+                    path: journal_path.clone(),
+                    problem: format!(
+                        "no hop to {version} was journaled; hops: {}",
+                        journal
+                            .hops
+                            .iter()
+                            .map(|h| h.version.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                })?;
+            (
+                entry.revision_before,
+                format!("the revision before the hop to {version}"),
+            )
+        }
+        (None, None) => {
+            let journal = Journal::load(state_dir)?.ok_or_else(no_journal)?;
+            (
+                journal.start_revision,
+                format!(
+                    "the revision before the upgrade path ({})",
+                    journal.start_version
+                ),
+            )
+        }
+    };
+    let chart = history
+        .iter()
+        .find(|r| r.revision == revision)
+        .map(|r| r.chart.clone())
+        .ok_or_else(|| Error::Journal {
+            path: journal_path.clone(),
+            problem: format!(
+                "release revision {revision} is not in `helm history` any more (--history-max)"
+            ),
+        })?;
+    Ok(RollbackTarget {
+        current,
+        revision,
+        chart,
+        why,
+    })
+}
+
+/// `helm rollback` to `target`, then the rollout and `verify`; the journal records it.
+pub async fn rollback(
+    cluster: &Cluster<'_>,
+    target: &RollbackTarget,
+    state_dir: &Path,
+    verify_timeout: Duration,
+    helm_timeout: Duration,
+    progress: &mut dyn Progress,
+) -> Result<verify::Report, Error> {
+    let lease = ClusterLease::acquire(
+        cluster.client,
+        Holder::this_process("upgrade rollback --apply"),
+    )
+    .await?;
+    let result = async {
+        progress.note(&format!(
+            "helm rollback {RELEASE} {} ({})",
+            target.revision, target.chart
+        ));
+        let mut request = RollbackRequest::new(RELEASE, NAMESPACE, Some(target.revision));
+        request.wait = Wait::HooksOnly;
+        request.timeout = helm_timeout;
+        cluster.helm.rollback(&request)?;
+        if let Some(mut journal) = Journal::load(state_dir)? {
+            journal.rolled_back_to = Some(target.revision);
+            journal.save(state_dir)?;
+        }
+        progress.note("waiting for the agents and the operator to roll out");
+        let daemon_sets: Api<DaemonSet> = Api::namespaced(cluster.client.clone(), NAMESPACE);
+        wait_rolled_out(&daemon_sets, "cilium", daemon_set_rollout, verify_timeout).await?;
+        let deployments: Api<Deployment> = Api::namespaced(cluster.client.clone(), NAMESPACE);
+        wait_rolled_out(
+            &deployments,
+            "cilium-operator",
+            deployment_rollout,
+            verify_timeout,
+        )
+        .await?;
+        progress.note("verify (like `cilium status`)");
+        let version = target
+            .chart
+            .rsplit_once('-')
+            .map_or(target.chart.as_str(), |(_, v)| v);
+        verify_until(cluster.client, version, verify_timeout).await
+    }
+    .await;
+    lease.release().await?;
+    result
+}
