@@ -65,6 +65,9 @@ struct Common {
     /// $XDG_STATE_HOME/cilium-migrate (~/.local/state/cilium-migrate)].
     #[arg(long, value_name = "DIR")]
     state_dir: Option<PathBuf>,
+    /// A verify check that does not stop the run (repeatable; reported anyway).
+    #[arg(long = "ignore-check", value_name = "NAME")]
+    ignore_checks: Vec<String>,
 }
 
 #[derive(clap::Subcommand)]
@@ -210,6 +213,7 @@ async fn run_upgrade(args: Args) -> anyhow::Result<()> {
         verify_timeout: args.verify_timeout,
         helm_timeout: args.helm_timeout,
         page_size: 500,
+        ignore_checks: args.common.ignore_checks.clone(),
     };
     let applied = live::apply(
         &cluster,
@@ -367,6 +371,7 @@ async fn run_rollback(args: RollbackArgs) -> anyhow::Result<()> {
         &state_dir,
         args.verify_timeout,
         args.helm_timeout,
+        &args.common.ignore_checks,
         &mut StderrNotes(Instant::now()),
     )
     .await?;
@@ -386,7 +391,7 @@ async fn run_rollback(args: RollbackArgs) -> anyhow::Result<()> {
             target.revision, target.chart
         );
     }
-    if !report.healthy {
+    if !live::healthy(&report, &args.common.ignore_checks) {
         bail!(
             "the release is back at revision {} but does not verify yet; see the checks above",
             target.revision

@@ -185,6 +185,8 @@ pub struct ApplyOptions {
     pub helm_timeout: Duration,
     /// Objects per list request of the backups.
     pub page_size: u32,
+    /// Verify checks that do not stop a hop (reported anyway), by name.
+    pub ignore_checks: Vec<String>,
 }
 
 /// What `apply` did.
@@ -502,10 +504,17 @@ async fn run_hop(
         ));
     }
     progress.note(&format!("{}: verify (like `cilium status`)", hop.version));
-    let report = verify_until(cluster.client, &hop.version, options.verify_timeout).await?;
-    if !report.healthy {
+    let report = verify_until(
+        cluster.client,
+        &hop.version,
+        options.verify_timeout,
+        &options.ignore_checks,
+    )
+    .await?;
+    if !healthy(&report, &options.ignore_checks) {
         let problems = report
             .problems()
+            .filter(|c| !options.ignore_checks.contains(&c.name))
             .map(|c| format!("{}: {}", c.name, c.detail))
             .collect::<Vec<_>>()
             .join("; ");
@@ -707,19 +716,25 @@ async fn preflight(
     waited.map_err(|e| fail(e.to_string()))
 }
 
+/// Whether every check passed that is not ignored.
+pub fn healthy(report: &verify::Report, ignore_checks: &[String]) -> bool {
+    report.problems().all(|c| ignore_checks.contains(&c.name))
+}
+
 /// Re-runs `verify` until it is healthy or `timeout` passes; returns the last report. Whole
 /// reports are polled on an interval: no single watch covers what they check.
 async fn verify_until(
     client: &kube::Client,
     version: &str,
     timeout: Duration,
+    ignore_checks: &[String],
 ) -> Result<verify::Report, Error> {
     let mut options = verify::Options::new(NAMESPACE, RELEASE);
     options.chart_version = Some(version.to_owned());
     let deadline = Instant::now() + timeout;
     loop {
         let report = verify::verify(client, &options).await?;
-        if report.healthy || Instant::now() >= deadline {
+        if healthy(&report, ignore_checks) || Instant::now() >= deadline {
             return Ok(report);
         }
         tokio::time::sleep(Duration::from_secs(3)).await;
@@ -824,6 +839,7 @@ pub async fn rollback(
     state_dir: &Path,
     verify_timeout: Duration,
     helm_timeout: Duration,
+    ignore_checks: &[String],
     progress: &mut dyn Progress,
 ) -> Result<verify::Report, Error> {
     let lease = ClusterLease::acquire(
@@ -860,7 +876,7 @@ pub async fn rollback(
             .chart
             .rsplit_once('-')
             .map_or(target.chart.as_str(), |(_, v)| v);
-        verify_until(cluster.client, version, verify_timeout).await
+        verify_until(cluster.client, version, verify_timeout, ignore_checks).await
     }
     .await;
     lease.release().await?;

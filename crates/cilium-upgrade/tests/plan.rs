@@ -223,3 +223,104 @@ fn a_strict_kube_proxy_replacement_becomes_true_and_removed_values_are_reported(
         ["notACiliumValue", "hubble.relay.madeUp"]
     );
 }
+
+#[test]
+fn the_preflight_release_renders_only_its_own_objects_whatever_the_release_enables() {
+    let Some(upstream) = upstream::Upstream::for_test(
+        "plan::the_preflight_release_renders_only_its_own_objects_whatever_the_release_enables",
+    ) else {
+        return;
+    };
+    let scratch = tempfile::tempdir().unwrap();
+    let helm = helm();
+    // What the release enables must not leak into the preflight release: 1.17's cilium-secrets
+    // Namespace (tls.secretsNamespace, gatewayAPI) belongs to the main release.
+    let release = json!({
+        "k8sServiceHost": "10.0.0.10",
+        "k8sServicePort": 6443,
+        "gatewayAPI": {"enabled": true},
+        "hubble": {"relay": {"enabled": true}, "ui": {"enabled": true}},
+        "envoy": {"enabled": true},
+        "kubeProxyReplacement": true,
+        "preflight": {"tolerations": [{"operator": "Exists"}]},
+        "upgradeCompatibility": "1.15",
+    });
+    let values = cilium_upgrade::live::preflight_values(&release);
+    assert_eq!(values["k8sServiceHost"], json!("10.0.0.10"));
+    assert_eq!(values["preflight"]["enabled"], json!(true));
+    assert_eq!(
+        values["preflight"]["tolerations"],
+        json!([{"operator": "Exists"}])
+    );
+    for version in ["1.15.19", "1.16.19", "1.17.18", "1.18.12", "1.19.6"] {
+        let chart = ChartArchive::read(&upstream.chart(version).unwrap()).unwrap();
+        let manifest = render(&helm, &chart, &values, None, scratch.path()).unwrap();
+        cilium_upgrade::live::preflight_objects_are_its_own(&manifest)
+            .unwrap_or_else(|e| panic!("{version}: {e}"));
+        assert!(
+            manifest
+                .find("DaemonSet", cilium_upgrade::live::PREFLIGHT_WORKLOAD)
+                .is_some(),
+            "{version}"
+        );
+        // The release's own values would not do: they render the main release's objects.
+        let mut whole = release.clone();
+        whole["preflight"]["enabled"] = json!(true);
+        whole["agent"] = json!(false);
+        whole["operator"] = json!({"enabled": false});
+        let manifest = render(&helm, &chart, &whole, None, scratch.path()).unwrap();
+        assert!(
+            cilium_upgrade::live::preflight_objects_are_its_own(&manifest).is_err(),
+            "{version}"
+        );
+    }
+}
+
+#[test]
+fn a_change_is_accepted_by_its_key_or_for_one_hop_by_version_and_key() {
+    let change = |key: &str| cilium_upgrade::BehaviourChange {
+        key: key.into(),
+        what: "x".into(),
+    };
+    let hop = |version: &str, keys: &[&str]| {
+        let mut hop: cilium_upgrade::Hop = serde_json::from_value(json!({
+            "from": "1.15.9", "version": version,
+            "chart": {"file": "f", "sha256": "s"}, "values": {},
+            "translated": [], "dropped": [], "config": [], "workloads": [], "objects": [],
+            "gateway_api": null, "preflight": true, "changes": [],
+        }))
+        .unwrap();
+        hop.changes = keys.iter().map(|k| change(k)).collect();
+        hop
+    };
+    let plan: UpgradePlan = serde_json::from_value(json!({
+        "format": 1, "cluster": null,
+        "release": {"name": "cilium", "namespace": "kube-system", "revision": 1, "version": "1.15.9"},
+        "target": "1.17.18", "upgrade_compatibility": "1.15", "upgrade_compatibility_origin": "x",
+        "hops": [],
+    }))
+    .unwrap();
+    let plan = UpgradePlan {
+        hops: vec![
+            hop("1.16.19", &["config:a", "object:B"]),
+            hop("1.17.18", &["config:a"]),
+        ],
+        ..plan
+    };
+    let keys = |accepted: &[&str]| -> Vec<String> {
+        let accepted: Vec<String> = accepted.iter().map(|s| (*s).to_owned()).collect();
+        plan.unaccepted(&accepted)
+            .iter()
+            .map(|(v, c)| format!("{v} {}", c.key))
+            .collect()
+    };
+    assert_eq!(
+        keys(&[]),
+        ["1.16.19 config:a", "1.16.19 object:B", "1.17.18 config:a"]
+    );
+    assert_eq!(keys(&["config:a"]), ["1.16.19 object:B"]);
+    assert_eq!(
+        keys(&["1.16.19=config:a", "object:B"]),
+        ["1.17.18 config:a"]
+    );
+}
