@@ -3,9 +3,10 @@
 //! refuses every connection: a helm that followed it would fail.
 //!
 //! - `helm_stays_on_the_identified_cluster`: as `helm-install` starts, "another terminal"
-//!   switches the kubeconfig's current context to `elsewhere`; the hand-over still installs the
-//!   release on the testbed. Then `gateway-api check`, run with `HELM_KUBECONTEXT=elsewhere`
-//!   in its environment, still reads the release through helm.
+//!   switches the kubeconfig's current context to `elsewhere`, and the chart archive the run was
+//!   given is overwritten; the hand-over still installs the chart the gate rendered on the
+//!   testbed. Then `gateway-api check`, run with `HELM_KUBECONTEXT=elsewhere` in its
+//!   environment, still reads the release through helm.
 
 // Helpers of a test panic on failure by design; clippy only exempts `#[test]` functions.
 #![allow(clippy::unwrap_used)]
@@ -78,8 +79,10 @@ async fn helm_stays_on_the_identified_cluster() {
         return;
     };
     let case = tests::rendered_case(&upstream, "sample", "v2.27.1");
-    let chart = tests::cilium_chart(&upstream);
     let tmp = tempfile::tempdir().unwrap();
+    // A copy of the released archive: the test overwrites it mid-run.
+    let chart = tmp.path().join("cilium.tgz");
+    std::fs::copy(tests::cilium_chart(&upstream), &chart).unwrap();
     let testbed = template_era_testbed(&tmp.path().join("testbed"), &case).await;
     let tools = testbed.tools();
     let kubeconfig = two_contexts(testbed.kubeconfig(), tmp.path());
@@ -94,12 +97,14 @@ async fn helm_stays_on_the_identified_cluster() {
     );
     migrate.kubeconfig = Some(kubeconfig.clone());
 
-    // 1. Another terminal switches the kubeconfig as the install starts.
-    let switched = kubeconfig.clone();
+    // 1. Another terminal switches the kubeconfig, and the chart file changes, as the install
+    //    starts.
+    let (switched, swapped) = (kubeconfig.clone(), chart.clone());
     let mut progress = Recorder {
         on_start: Some(Box::new(move |name| {
             if name == "helm-install" {
                 use_context(&switched, ELSEWHERE);
+                std::fs::write(&swapped, b"not the chart the gate rendered").unwrap();
             }
         })),
         ..Recorder::default()

@@ -458,26 +458,32 @@ struct PinnedChart {
 
 impl PinnedChart {
     fn resolve(helm: &Helm, source: &ChartSource, version: &str) -> Result<PinnedChart, FlowError> {
-        let dir = tempfile::Builder::new()
-            .prefix("cilium-migrate-chart-")
-            .tempdir()
-            .map_err(io(&std::env::temp_dir()))?;
+        let dir = private_chart_dir()?;
         let path = match source {
-            ChartSource::Archive(archive) => {
-                let to = dir.path().join(
-                    archive
-                        .file_name()
-                        .unwrap_or(std::ffi::OsStr::new("chart.tgz")),
-                );
-                std::fs::copy(archive, &to).map_err(io(archive))?;
-                to
-            }
+            ChartSource::Archive(archive) => return PinnedChart::copy_of(archive),
             ChartSource::Directory(chart) => helm.package(chart, dir.path())?,
             ChartSource::Repository { .. } | ChartSource::Oci(_) => {
                 helm.prepare(source)?;
                 helm.pull(source, Some(version), dir.path())?
             }
         };
+        let sha256 = file_sha256(&path)?;
+        Ok(PinnedChart {
+            _dir: dir,
+            path,
+            sha256,
+        })
+    }
+
+    /// A private copy of a local archive: changing the original later changes nothing.
+    fn copy_of(archive: &Path) -> Result<PinnedChart, FlowError> {
+        let dir = private_chart_dir()?;
+        let path = dir.path().join(
+            archive
+                .file_name()
+                .unwrap_or(std::ffi::OsStr::new("chart.tgz")),
+        );
+        std::fs::copy(archive, &path).map_err(io(archive))?;
         let sha256 = file_sha256(&path)?;
         Ok(PinnedChart {
             _dir: dir,
@@ -498,6 +504,13 @@ impl PinnedChart {
         }
         Ok(&self.sha256)
     }
+}
+
+fn private_chart_dir() -> Result<tempfile::TempDir, FlowError> {
+    tempfile::Builder::new()
+        .prefix("cilium-migrate-chart-")
+        .tempdir()
+        .map_err(io(&std::env::temp_dir()))
 }
 
 fn file_sha256(path: &Path) -> Result<String, FlowError> {
@@ -914,7 +927,7 @@ async fn run_connected(
         steps: strategy.steps().to_vec(),
         chart: options.chart.reference().to_string_lossy().into_owned(),
         chart_version: session.chart_version.clone(),
-        values_yaml: session.values_yaml.clone(),
+        values_yaml: cilium_values::redact_values_yaml(&session.values_yaml),
         inventory_diff,
         config_differences,
         workload_differences,
@@ -1031,6 +1044,33 @@ pub fn blocked_summary(blockers: &[String]) -> Option<String> {
         blockers.len(),
         first.lines().next().unwrap_or_default()
     ))
+}
+
+#[cfg(test)]
+mod chart_tests {
+    use super::PinnedChart;
+
+    /// The install gets exactly the archive the gate rendered: a private copy, whose digest is
+    /// checked again before helm runs.
+    #[test]
+    fn the_gated_chart_is_a_private_copy_checked_by_digest() {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let original = tmp.path().join("cilium-1.15.9.tgz");
+        std::fs::write(&original, b"the gated chart").expect("write");
+        let pinned = PinnedChart::copy_of(&original).expect("pinned");
+        std::fs::write(&original, b"a chart swapped after the gate").expect("write");
+        let sha = pinned
+            .verified_sha256()
+            .expect("the copy did not change")
+            .to_owned();
+        assert_eq!(sha.len(), 64);
+        std::fs::write(&pinned.path, b"tampered").expect("write");
+        let err = pinned.verified_sha256().expect_err("changed").to_string();
+        assert!(
+            err.contains("changed since the gate rendered it") && err.contains(&sha),
+            "{err}"
+        );
+    }
 }
 
 #[cfg(test)]
