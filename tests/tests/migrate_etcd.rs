@@ -293,3 +293,118 @@ async fn kubeadm_certificate_names_work_as_options_and_from_etcd_deployment_type
     );
     assert_eq!(fs::read_dir(&remote_tmp).unwrap().count(), 0);
 }
+
+/// The entries of `dir` by name.
+fn names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_snapshot_stays_private_and_the_next_one_removes_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sshd = sshd::Sshd::start();
+    let etcd = etcd::Etcd::start();
+    etcd.etcdctl(&["put", KEY, VALUE]);
+    let inventory = tmp.path().join("inventory");
+    fs::create_dir_all(inventory.join("group_vars")).unwrap();
+    fs::write(
+        inventory.join("hosts.yaml"),
+        format!(
+            "all:\n  hosts:\n    {}: {{ansible_host: 127.0.0.1, ansible_port: {}, ansible_user: root}}\n  \
+             children:\n    etcd: {{hosts: {{{}: }}}}\n",
+            etcd::HOST,
+            sshd.port,
+            etcd::HOST
+        ),
+    )
+    .unwrap();
+    let inventory = kubespray_config::Inventory::load(&inventory).unwrap();
+    let remote_tmp = tmp.path().join("node-tmp");
+    fs::create_dir(&remote_tmp).unwrap();
+    fs::set_permissions(&remote_tmp, fs::Permissions::from_mode(0o1777)).unwrap();
+    // Someone else's things in the same temporary directory stay.
+    fs::write(remote_tmp.join("cilium-migrate-etcd.notes"), b"keep").unwrap();
+    fs::create_dir(remote_tmp.join("other")).unwrap();
+
+    // An etcdctl that saves the snapshot, says so through a FIFO, and then hangs until told:
+    // the run is interrupted (as by Ctrl-C) while the snapshot is on the node.
+    let saved = tmp.path().join("saved.fifo");
+    let release = tmp.path().join("release.fifo");
+    for fifo in [&saved, &release] {
+        let ok = std::process::Command::new("mkfifo")
+            .arg(fifo)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "mkfifo");
+    }
+    let hanging = tmp.path().join("hanging-etcdctl");
+    fs::write(
+        &hanging,
+        format!(
+            "#!/bin/sh\n'{real}' \"$@\" || exit\nfor last do :; done\n\
+             echo \"$last\" > '{saved}'\nread x < '{release}'\n",
+            real = etcd::tool("etcdctl").display(),
+            saved = saved.display(),
+            release = release.display(),
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&hanging, fs::Permissions::from_mode(0o755)).unwrap();
+    let options = EtcdSnapshotOptions {
+        cert_dir: etcd.cert_dir.clone(),
+        etcdctl: hanging,
+        endpoint: Some(etcd.endpoint.clone()),
+        remote_tmp_dir: remote_tmp.clone(),
+        ..EtcdSnapshotOptions::new(sshd.ssh(true))
+    };
+    let interrupted = tokio::spawn({
+        let (inventory, options) = (inventory.clone(), options.clone());
+        let mut bundle = etcd::empty_bundle(&tmp.path().join("bundle-interrupted"));
+        async move { snapshot_into(&mut bundle, &inventory, &options).await }
+    });
+    let saved_at = tokio::task::spawn_blocking(move || fs::read_to_string(saved).unwrap())
+        .await
+        .unwrap();
+    interrupted.abort();
+    assert!(interrupted.await.unwrap_err().is_cancelled());
+    tokio::task::spawn_blocking(move || fs::write(release, b"go\n").unwrap())
+        .await
+        .unwrap();
+
+    // What was left: the snapshot in a directory only root can enter, under a name made at
+    // random, not a file anyone could predict (and plant a symlink at).
+    let saved_at = Path::new(saved_at.trim_end());
+    let left = saved_at.parent().unwrap();
+    assert_eq!(left.parent(), Some(remote_tmp.as_path()), "{saved_at:?}");
+    let name = left.file_name().unwrap().to_string_lossy().into_owned();
+    let random = name
+        .strip_prefix("cilium-migrate-etcd.")
+        .unwrap_or_default();
+    assert_eq!(random.len(), 10, "{name}");
+    assert_eq!(
+        fs::symlink_metadata(left).unwrap().permissions().mode() & 0o7777,
+        0o700,
+        "{}",
+        left.display()
+    );
+    assert!(saved_at.is_file());
+
+    // The next snapshot removes it, and leaves nothing of its own.
+    let dir = tmp.path().join("bundle");
+    let mut bundle = etcd::empty_bundle(&dir);
+    let options = EtcdSnapshotOptions {
+        etcdctl: etcd::tool("etcdctl"),
+        ..options
+    };
+    let file = snapshot_into(&mut bundle, &inventory, &options)
+        .await
+        .unwrap();
+    assert_eq!(file.node, etcd::HOST);
+    assert_eq!(names(&remote_tmp), ["cilium-migrate-etcd.notes", "other"]);
+}

@@ -19,15 +19,19 @@
 //! `etcd_deployment_type: kubeadm` resolved from it, Kubespray's kubeadm files above; else the
 //! `host` files.
 //!
-//! The snapshot is saved to a temporary file on the node with
-//! `env ETCDCTL_API=3 etcdctl ... snapshot save`, hashed there with `sha256sum`, streamed back
-//! with `cat` over the same SSH runner straight into the bundle file (hashed as it arrives, one
-//! fixed buffer of [`cni_fs::STREAM_BUFFER_BYTES`] in memory whatever the snapshot's size:
-//! production snapshots reach gigabytes), checked, and removed from the node. Every remote
+//! The snapshot is saved in a private temporary directory on the node (`mktemp -d`: 0700, a
+//! name nobody can guess or plant beforehand) with `env ETCDCTL_API=3 etcdctl ... snapshot
+//! save`, hashed there with `sha256sum`, streamed back with `cat` over the same SSH runner
+//! straight into the bundle file (hashed as it arrives, one fixed buffer of
+//! [`cni_fs::STREAM_BUFFER_BYTES`] in memory whatever the snapshot's size: production snapshots
+//! reach gigabytes), checked, and removed from the node with its directory. A run interrupted
+//! (Ctrl-C) cannot remove it: the next snapshot first removes every such directory left in
+//! `remote_tmp_dir` (a copy of etcd, Secrets included, must not stay on the node). Every remote
 //! command is an argument vector quoted by `cni-fs` (the only crate that sends commands to
 //! nodes).
 
 use std::ffi::OsString;
+use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
 
 use cni_fs::{Node, RemoteOutput, Ssh};
@@ -47,6 +51,11 @@ pub const KUBEADM_ETCD_FILES: [&str; 3] = ["ca.crt", "server.crt", "server.key"]
 pub const ETCD_CLIENT_PORT: u16 = 2379;
 /// The bbolt magic number at offset 16 of an etcd snapshot (its first meta page).
 const BBOLT_MAGIC: u32 = 0xED0C_DAED;
+/// The name of the private directory the snapshot is saved in on the node, before `mktemp`'s
+/// ten random characters.
+pub const REMOTE_TMP_PREFIX: &str = "cilium-migrate-etcd.";
+/// The snapshot's name in that directory.
+const REMOTE_SNAPSHOT_NAME: &str = "snapshot.db";
 
 /// How to take the snapshot.
 #[derive(Debug, Clone)]
@@ -60,7 +69,7 @@ pub struct EtcdSnapshotOptions {
     pub etcdctl: PathBuf,
     /// The endpoint (default: the host's first `etcd_access_addresses` entry).
     pub endpoint: Option<String>,
-    /// Where the temporary snapshot is written on the node.
+    /// Where the private temporary directory for the snapshot is made on the node.
     pub remote_tmp_dir: PathBuf,
     /// The CA certificate: a file name in `cert_dir` or an absolute path (default: `ca.pem`,
     /// or Kubespray's kubeadm file when the inventory says `etcd_deployment_type: kubeadm`).
@@ -301,6 +310,52 @@ pub fn snapshot_save_argv(
     argv
 }
 
+/// `remote_tmp_dir` as `find` and `mktemp` must be given it: a relative one as `./dir`, so it
+/// can never read as an option.
+fn remote_tmp_dir(options: &EtcdSnapshotOptions) -> PathBuf {
+    if options.remote_tmp_dir.is_absolute() {
+        options.remote_tmp_dir.clone()
+    } else {
+        Path::new(".").join(&options.remote_tmp_dir)
+    }
+}
+
+/// `mktemp -d -- <remote_tmp_dir>/cilium-migrate-etcd.XXXXXXXXXX`: the private directory
+/// (0700, unpredictable name) the snapshot is saved in.
+pub fn mktemp_argv(options: &EtcdSnapshotOptions) -> Vec<OsString> {
+    let mut template = remote_tmp_dir(options).into_os_string();
+    template.push("/");
+    template.push(REMOTE_TMP_PREFIX);
+    template.push("XXXXXXXXXX");
+    vec!["mktemp".into(), "-d".into(), "--".into(), template]
+}
+
+/// Removes the directories [`mktemp_argv`] made that an interrupted run left in
+/// `remote_tmp_dir` (directly in it, directories only, symlinks never followed).
+pub fn remove_stale_argv(options: &EtcdSnapshotOptions) -> Vec<OsString> {
+    let mut argv: Vec<OsString> = vec!["find".into(), remote_tmp_dir(options).into_os_string()];
+    argv.extend(
+        [
+            "-mindepth",
+            "1",
+            "-maxdepth",
+            "1",
+            "-type",
+            "d",
+            "-name",
+            &format!("{REMOTE_TMP_PREFIX}??????????"),
+            "-execdir",
+            "rm",
+            "-rf",
+            "--",
+            "{}",
+            "+",
+        ]
+        .map(OsString::from),
+    );
+    argv
+}
+
 /// Takes the snapshot on the inventory's etcd host and streams it into `bundle`
 /// (`etcd/snapshot.db`, 0600, its SHA-256 in the manifest). On any error nothing is added to
 /// the bundle (a partial file is removed), and the temporary file on the node is removed.
@@ -313,23 +368,51 @@ pub async fn snapshot_into(
     let options = &options.for_inventory(inventory, &target.node.name)?;
     // Refuse a bundle that already holds a snapshot before anything runs on the node.
     let writer = bundle.etcd_snapshot_writer()?;
-    let nanos = jiff::Timestamp::now().as_nanosecond();
-    let remote_path = options
-        .remote_tmp_dir
-        .join(format!("cilium-migrate-etcd-{nanos}.db"));
+    let stale = run(&target, options, remove_stale_argv(options)).await?;
+    if stale.status != 0 {
+        return Err(step_error(
+            &target,
+            "removing the temporary snapshots of interrupted runs",
+            &stale,
+            format!(
+                "remove {}/{REMOTE_TMP_PREFIX}* on {} by hand",
+                options.remote_tmp_dir.display(),
+                target.node.name
+            ),
+        ));
+    }
+    let made = run(&target, options, mktemp_argv(options)).await?;
+    let mut dir = made.stdout.clone();
+    if dir.last() == Some(&b'\n') {
+        dir.pop();
+    }
+    let dir = PathBuf::from(OsString::from_vec(dir));
+    if made.status != 0
+        || !dir.starts_with(remote_tmp_dir(options))
+        || dir == remote_tmp_dir(options)
+    {
+        return Err(step_error(
+            &target,
+            "making a private temporary directory (mktemp -d)",
+            &made,
+            format!(
+                "check that {} exists and is writable on {}",
+                options.remote_tmp_dir.display(),
+                target.node.name
+            ),
+        ));
+    }
+    let remote_path = dir.join(REMOTE_SNAPSHOT_NAME);
     let result = fetch_snapshot(&target, options, &remote_path, writer).await;
-    // etcdctl writes `<path>.part` first; neither may stay behind, whatever happened.
-    let mut part = remote_path.clone().into_os_string();
-    part.push(".part");
+    // The directory goes with everything in it (etcdctl's `.part` file too), whatever happened.
     let cleanup = run(
         &target,
         options,
         vec![
             "rm".into(),
-            "-f".into(),
+            "-rf".into(),
             "--".into(),
-            remote_path.clone().into_os_string(),
-            part,
+            dir.clone().into_os_string(),
         ],
     )
     .await;
@@ -340,11 +423,7 @@ pub async fn snapshot_into(
             &target,
             "removing the temporary snapshot",
             &cleanup,
-            format!(
-                "remove {} on {} by hand",
-                remote_path.display(),
-                target.node.name
-            ),
+            format!("remove {} on {} by hand", dir.display(), target.node.name),
         ));
     }
     Ok(bundle.finish_etcd_snapshot(writer, &target.node.name, &target.endpoint)?)
@@ -758,6 +837,33 @@ mod tests {
             err.contains("etcd_deployment_type") && err.contains("--etcd-ca"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn the_snapshot_goes_to_a_private_directory_and_stale_ones_are_found_by_name() {
+        let text = |argv: Vec<OsString>| -> String {
+            argv.iter()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let mut options = EtcdSnapshotOptions::new(Ssh::default());
+        assert_eq!(
+            text(mktemp_argv(&options)),
+            "mktemp -d -- /tmp/cilium-migrate-etcd.XXXXXXXXXX"
+        );
+        assert_eq!(
+            text(remove_stale_argv(&options)),
+            "find /tmp -mindepth 1 -maxdepth 1 -type d -name cilium-migrate-etcd.?????????? \
+             -execdir rm -rf -- {} +"
+        );
+        // A relative directory can never read as an option.
+        options.remote_tmp_dir = "-tmp".into();
+        assert_eq!(
+            text(mktemp_argv(&options)),
+            "mktemp -d -- ./-tmp/cilium-migrate-etcd.XXXXXXXXXX"
+        );
+        assert!(text(remove_stale_argv(&options)).starts_with("find ./-tmp -mindepth"));
     }
 
     #[test]
