@@ -11,6 +11,7 @@
 //! when its Lease lapses. There is deliberately no flag to break a live Lease: a run that
 //! still renews it is still changing the cluster.
 
+use std::collections::BTreeSet;
 use std::fs::File;
 use std::os::unix::fs::DirBuilderExt as _;
 use std::path::{Path, PathBuf};
@@ -33,6 +34,19 @@ pub const RENEW_EVERY: Duration = Duration::from_secs(15);
 
 const HOST_ANNOTATION: &str = "cilium-migrate.io/host";
 const PID_ANNOTATION: &str = "cilium-migrate.io/pid";
+const RUN_ANNOTATION: &str = "cilium-migrate.io/run";
+
+/// The runs of this process that hold the Lease now: a Lease naming this process with a run
+/// not among them was left by an earlier run of this process that could not release it.
+static LIVE_RUNS: std::sync::Mutex<BTreeSet<String>> = std::sync::Mutex::new(BTreeSet::new());
+/// Numbers the runs of this process.
+static RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+fn live_runs() -> std::sync::MutexGuard<'static, BTreeSet<String>> {
+    LIVE_RUNS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 
 /// Why a run may not start (or lost its lock).
 #[derive(Debug, thiserror::Error)]
@@ -89,6 +103,8 @@ pub struct Holder {
     pub host: String,
     /// This process.
     pub pid: u32,
+    /// This run (unique in this process: one process may run several, as tests do).
+    pub run: String,
     /// `user@host pid N: command`.
     pub identity: String,
 }
@@ -98,10 +114,16 @@ impl Holder {
     pub fn this_process(command: &str) -> Holder {
         let host = this_host();
         let pid = std::process::id();
+        let run = format!(
+            "{pid}-{}-{}",
+            jiff::Timestamp::now().as_nanosecond(),
+            RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
         Holder {
             identity: format!("{}@{host} pid {pid}: {command}", this_user()),
             host,
             pid,
+            run,
         }
     }
 
@@ -162,6 +184,7 @@ impl ClusterLease {
             };
             match written {
                 Ok(_) => {
+                    live_runs().insert(holder.run.clone());
                     let lost = Arc::new(std::sync::Mutex::new(None));
                     let renewing =
                         tokio::spawn(renew(api.clone(), holder.clone(), Arc::clone(&lost)));
@@ -218,7 +241,7 @@ impl ClusterLease {
             .get_opt(LEASE_NAME)
             .await
             .map_err(api_error("reading Lease kube-system/cilium-migrate"))?;
-        let Some(current) = current.filter(|l| holder_of(l) == Some(&self.holder.identity)) else {
+        let Some(current) = current.filter(|l| run_of(l) == Some(&self.holder.run)) else {
             return Ok(());
         };
         let params = DeleteParams {
@@ -241,6 +264,7 @@ impl Drop for ClusterLease {
         if let Some(renewing) = &self.renewing {
             renewing.abort();
         }
+        live_runs().remove(&self.holder.run);
     }
 }
 
@@ -259,6 +283,7 @@ fn lease(holder: &Holder, now: jiff::Timestamp, current: Option<&Lease>) -> Leas
                 [
                     (HOST_ANNOTATION.to_owned(), holder.host.clone()),
                     (PID_ANNOTATION.to_owned(), holder.pid.to_string()),
+                    (RUN_ANNOTATION.to_owned(), holder.run.clone()),
                 ]
                 .into(),
             ),
@@ -273,6 +298,10 @@ fn lease(holder: &Holder, now: jiff::Timestamp, current: Option<&Lease>) -> Leas
             ..LeaseSpec::default()
         }),
     }
+}
+
+fn run_of(lease: &Lease) -> Option<&String> {
+    lease.metadata.annotations.as_ref()?.get(RUN_ANNOTATION)
 }
 
 fn holder_of(lease: &Lease) -> Option<&String> {
@@ -311,7 +340,8 @@ fn still_held(lease: &Lease, now: jiff::Timestamp) -> Option<LockError> {
     })
 }
 
-/// Whether the Lease's holder ran on this host and that process no longer exists.
+/// Whether the Lease's holder ran on this host and that process no longer exists, or is this
+/// process and that run has ended.
 fn dead_here(lease: &Lease) -> bool {
     let annotations = lease.metadata.annotations.as_ref();
     let host = annotations.and_then(|a| a.get(HOST_ANNOTATION));
@@ -321,6 +351,9 @@ fn dead_here(lease: &Lease) -> bool {
         .and_then(rustix::process::Pid::from_raw);
     match (host, pid) {
         (Some(host), Some(pid)) if *host == this_host() => {
+            if u32::try_from(pid.as_raw_nonzero().get()).ok() == Some(std::process::id()) {
+                return run_of(lease).is_none_or(|run| !live_runs().contains(run));
+            }
             // ESRCH: no such process. EPERM means it exists (as another user): alive.
             rustix::process::test_kill_process(pid) == Err(rustix::io::Errno::SRCH)
         }
@@ -341,22 +374,22 @@ fn ago(then: jiff::Timestamp, now: jiff::Timestamp) -> String {
 async fn renew(api: Api<Lease>, holder: Holder, lost: Arc<std::sync::Mutex<Option<String>>>) {
     loop {
         tokio::time::sleep(RENEW_EVERY).await;
-        // A failed renewal is retried at the next tick: the Lease lasts four ticks.
-        let Ok(Some(mut current)) = api.get_opt(LEASE_NAME).await else {
-            continue;
-        };
-        match holder_of(&current) {
-            Some(h) if *h == holder.identity => {}
-            other => {
+        // A failed request is retried at the next tick: the Lease lasts four ticks.
+        let mut current = match api.get_opt(LEASE_NAME).await {
+            Ok(Some(current)) if run_of(&current) == Some(&holder.run) => current,
+            Ok(other) => {
                 let other = other
+                    .as_ref()
+                    .and_then(holder_of)
                     .cloned()
-                    .unwrap_or_else(|| "nobody (it was released)".into());
+                    .unwrap_or_else(|| "nobody (the Lease was deleted or released)".into());
                 *lost
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(other);
                 return;
             }
-        }
+            Err(_) => continue,
+        };
         if let Some(spec) = current.spec.as_mut() {
             spec.renew_time = Some(MicroTime(jiff::Timestamp::now()));
         }
@@ -436,6 +469,7 @@ mod tests {
         Holder {
             host: format!("{}-elsewhere", this_host()),
             pid: 4242,
+            run: "4242-1-0".into(),
             identity: "ops@elsewhere pid 4242: migrate --apply".into(),
         }
     }
@@ -475,12 +509,16 @@ mod tests {
         let dead = Holder {
             host: this_host(),
             pid,
+            run: format!("{pid}-1-0"),
             identity: format!("root@{} pid {pid}: migrate --apply", this_host()),
         };
         assert!(still_held(&held_by(&dead, at(0), at(10)), at(11)).is_none());
-        // This process lives: its Lease binds.
+        // A run of this process binds while it runs, and not once it ended without releasing.
         let alive = Holder::this_process("migrate --apply");
+        live_runs().insert(alive.run.clone());
         assert!(still_held(&held_by(&alive, at(0), at(10)), at(11)).is_some());
+        live_runs().remove(&alive.run);
+        assert!(still_held(&held_by(&alive, at(0), at(10)), at(11)).is_none());
         assert!(
             alive
                 .identity
