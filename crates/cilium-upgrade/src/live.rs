@@ -65,21 +65,7 @@ fn kube_error(what: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
 /// `cilium-config` and workloads the first hop is compared with.
 pub async fn read_start(cluster: &Cluster<'_>) -> Result<Start, Error> {
     let identity = ClusterIdentity::read(cluster.client, cluster.api_server).await?;
-    let status = cluster
-        .helm
-        .status(RELEASE, NAMESPACE)?
-        .ok_or_else(|| Error::NoRelease {
-            release: RELEASE.to_owned(),
-            namespace: NAMESPACE.to_owned(),
-        })?;
-    let chart = status.chart.as_ref().ok_or_else(|| Error::BadValues {
-        problem: format!("helm status {RELEASE} names no chart"),
-    })?;
-    let version = semver::Version::parse(chart.version.trim_start_matches('v')).map_err(|e| {
-        Error::BadValues {
-            problem: format!("the release's chart version {:?}: {e}", chart.version),
-        }
-    })?;
+    let (revision, version) = release_version(cluster.helm)?;
     let values = cluster
         .helm
         .get_values(RELEASE, NAMESPACE, ValuesScope::User, None)?;
@@ -121,13 +107,35 @@ pub async fn read_start(cluster: &Cluster<'_>) -> Result<Start, Error> {
         cluster: Some(identity),
         release: RELEASE.to_owned(),
         namespace: NAMESPACE.to_owned(),
-        revision: status.revision,
+        revision,
         version,
         values,
         config,
         workloads,
         objects: object_names(&manifest),
     })
+}
+
+/// The release's current revision and its chart version, from `helm history` (`helm status -o
+/// json` leaves the chart out).
+pub fn release_version(helm: &Helm) -> Result<(u32, semver::Version), Error> {
+    let history = helm.history(RELEASE, NAMESPACE)?;
+    let last = history
+        .iter()
+        .max_by_key(|r| r.revision)
+        .ok_or_else(|| Error::NoRelease {
+            release: RELEASE.to_owned(),
+            namespace: NAMESPACE.to_owned(),
+        })?;
+    let text = last.chart.strip_prefix("cilium-").unwrap_or(&last.chart);
+    let version =
+        semver::Version::parse(text.trim_start_matches('v')).map_err(|e| Error::BadValues {
+            problem: format!(
+                "release revision {} runs chart {:?}, not a Cilium chart version ({e})",
+                last.revision, last.chart
+            ),
+        })?;
+    Ok((last.revision, version))
 }
 
 fn to_json<T: serde::Serialize>(object: &T, kind: &str) -> Result<Json, Error> {
@@ -283,18 +291,8 @@ async fn run_hops(
 ) -> Result<Applied, Error> {
     let dir = &options.state_dir;
     let versions: Vec<String> = plan.hops.iter().map(|h| h.version.clone()).collect();
-    let status = cluster
-        .helm
-        .status(RELEASE, NAMESPACE)?
-        .ok_or_else(|| Error::NoRelease {
-            release: RELEASE.to_owned(),
-            namespace: NAMESPACE.to_owned(),
-        })?;
-    let current_version = status
-        .chart
-        .as_ref()
-        .map(|c| c.version.clone())
-        .unwrap_or_default();
+    let (current_revision, current_version) = release_version(cluster.helm)?;
+    let current_version = current_version.to_string();
     // Resume the journal's path when this plan is (the rest of) it.
     let resumable = Journal::load(dir)?.filter(|j| {
         !j.finished()
@@ -311,10 +309,9 @@ async fn run_hops(
                 .hops
                 .last()
                 .is_some_and(|h| h.state == HopState::Started && h.version == current_version);
-            if status.revision != last && !in_flight {
+            if current_revision != last && !in_flight {
                 return Err(mismatch(format!(
-                    "the journal's run stopped at release revision {last}, the release is at revision {} now: someone changed it since; check `helm history {RELEASE} -n {NAMESPACE}`",
-                    status.revision
+                    "the journal's run stopped at release revision {last}, the release is at revision {current_revision} now: someone changed it since; check `helm history {RELEASE} -n {NAMESPACE}`"
                 )));
             }
             progress.note(&format!(
@@ -326,17 +323,17 @@ async fn run_hops(
             journal
         }
         None => {
-            if status.revision != plan.release.revision {
+            if current_revision != plan.release.revision {
                 return Err(mismatch(format!(
-                    "the release is at revision {} ({current_version}), the plan starts from revision {} ({})",
-                    status.revision, plan.release.revision, plan.release.version
+                    "the release is at revision {current_revision} ({current_version}), the plan starts from revision {} ({})",
+                    plan.release.revision, plan.release.version
                 )));
             }
             Journal {
                 cluster: identity.clone(),
                 release: RELEASE.to_owned(),
                 namespace: NAMESPACE.to_owned(),
-                start_revision: status.revision,
+                start_revision: current_revision,
                 start_version: current_version.clone(),
                 path: versions.clone(),
                 hops: Vec::new(),
@@ -381,24 +378,14 @@ async fn run_hop(
 ) -> Result<(), Error> {
     let dir = &options.state_dir;
     let started = Instant::now();
-    let status = cluster
-        .helm
-        .status(RELEASE, NAMESPACE)?
-        .ok_or_else(|| Error::NoRelease {
-            release: RELEASE.to_owned(),
-            namespace: NAMESPACE.to_owned(),
-        })?;
-    let status_version = status
-        .chart
-        .as_ref()
-        .map(|c| c.version.clone())
-        .unwrap_or_default();
+    let (status_revision, status_version) = release_version(cluster.helm)?;
+    let status_version = status_version.to_string();
     let recorded = journal.hop_mut(&hop.version).cloned();
     // A hop whose `helm upgrade` ran before the run stopped is not upgraded twice.
     let upgraded_before = recorded.as_ref().is_some_and(|h| {
         h.state == HopState::Upgraded
             || h.state == HopState::Failed
-            || (status_version == hop.version && status.revision > h.revision_before)
+            || (status_version == hop.version && status_revision > h.revision_before)
     });
     let daemon_sets: Api<DaemonSet> = Api::namespaced(cluster.client.clone(), NAMESPACE);
     let agent_uid = || async {
@@ -414,7 +401,7 @@ async fn run_hop(
         journal.hops.retain(|h| h.version != hop.version);
         journal.hops.push(JournalHop {
             version: hop.version.clone(),
-            revision_before: status.revision,
+            revision_before: status_revision,
             revision: None,
             state: HopState::Started,
             bundle: bundle.clone(),
@@ -432,7 +419,7 @@ async fn run_hop(
 
         progress.note(&format!(
             "{}: helm upgrade {RELEASE} (revision {} -> next)",
-            hop.version, status.revision
+            hop.version, status_revision
         ));
         let values = crate::write_values(dir, &format!("values-{}", hop.version), &hop.values)?;
         let request = UpgradeInstall {
@@ -486,13 +473,10 @@ async fn run_hop(
         .await?;
     }
     let uid_after = agent_uid().await?;
-    let revision = cluster
-        .helm
-        .status(RELEASE, NAMESPACE)?
-        .map_or(0, |s| s.revision);
+    let (revision, _) = release_version(cluster.helm)?;
     let revision_before = journal
         .hop_mut(&hop.version)
-        .map_or(status.revision, |h| h.revision_before);
+        .map_or(status_revision, |h| h.revision_before);
     if uid_before.is_some() && uid_before != uid_after {
         return Err(fail_hop(
             journal,

@@ -1,0 +1,344 @@
+//! End-to-end: `upgrade` after the hand-over, through the real `cargo xtask` binary.
+//!
+//! 1. Kubespray v2.27.1's objects handed over to the released 1.15.9 chart; `upgrade --to 1.17
+//!    --output json` saves the plan, `--apply` without acceptance is refused (nothing changed),
+//!    `--plan plan.json --apply` goes 1.15.9 -> 1.15.19 -> 1.16.19 -> 1.17.18: one Helm revision
+//!    per hop with the right chart and exactly the plan's values, the agent DaemonSet never
+//!    replaced, no preflight release left; the same plan is refused once the release moved;
+//!    `upgrade rollback --apply` returns the release and `cilium-config` to the start.
+//! 2. The cilium-cli era (Kubespray v2.28.1's values on the released 1.17.3 chart) to 1.19.6,
+//!    each behaviour change accepted by name with `--accept`.
+//!
+//! kwok nodes fake pods, so the DaemonSets (agent, Envoy, preflight) become ready without a
+//! datapath; the one verify check kwok cannot pass is ignored. Each test starts a testbed of its
+//! own (the fixtures own `kube-system`).
+
+// Helpers of a test panic on failure by design; clippy only exempts `#[test]` functions.
+#![allow(clippy::unwrap_used)]
+
+mod migrate_common;
+
+use std::ffi::OsString;
+use std::path::Path;
+
+use k8s_openapi::api::apps::v1::DaemonSet;
+use kube::Api;
+use migrate_common::{
+    KWOK_IGNORED_CHECKS, Recorder, fixture_options, inventory_copy, live_cilium_config,
+    migrate_options, release_status, run_xtask, start_testbed, template_era_testbed, upstream,
+};
+use migration::flow::{self, Outcome};
+use serde_json::Value as Json;
+use testbed::fixtures::{self, CiliumCliInstall, IdentityAllocation};
+
+/// `--kubeconfig K --helm H --state-dir S --ignore-check ...`: what every upgrade call passes.
+fn common(kubeconfig: &Path, helm: &Path, state: &Path) -> Vec<OsString> {
+    let mut args: Vec<OsString> = vec![
+        "--kubeconfig".into(),
+        kubeconfig.into(),
+        "--helm".into(),
+        helm.into(),
+        "--state-dir".into(),
+        state.into(),
+    ];
+    for check in KWOK_IGNORED_CHECKS {
+        args.extend(["--ignore-check".into(), (*check).into()]);
+    }
+    args
+}
+
+fn xtask(args: Vec<OsString>) -> (bool, String, String) {
+    run_xtask(&args)
+}
+
+async fn agent_uid(client: &kube::Client) -> String {
+    let daemon_sets: Api<DaemonSet> = Api::namespaced(client.clone(), "kube-system");
+    daemon_sets
+        .get("cilium")
+        .await
+        .unwrap()
+        .metadata
+        .uid
+        .unwrap()
+}
+
+/// `(revision, chart)` of every release revision, oldest first.
+fn history(helm: &Path, kubeconfig: &Path) -> Vec<(u32, String)> {
+    helm::Helm::locate(Some(helm))
+        .unwrap()
+        .with_kubeconfig(kubeconfig)
+        .history("cilium", "kube-system")
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.revision, r.chart))
+        .collect()
+}
+
+fn values_of(helm: &Path, kubeconfig: &Path, revision: u32) -> Json {
+    helm::Helm::locate(Some(helm))
+        .unwrap()
+        .with_kubeconfig(kubeconfig)
+        .get_values(
+            "cilium",
+            "kube-system",
+            helm::ValuesScope::User,
+            Some(revision),
+        )
+        .unwrap()
+}
+
+fn hop_versions(plan: &Json) -> Vec<String> {
+    plan["hops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["version"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upgrade_hands_over_kubespray_v2_27_1_then_goes_to_1_17_one_minor_at_a_time_and_rolls_back()
+{
+    let Some(upstream) = upstream(
+        "upgrade::upgrade_hands_over_kubespray_v2_27_1_then_goes_to_1_17_one_minor_at_a_time_and_rolls_back",
+    ) else {
+        return;
+    };
+    let case = tests::rendered_case(&upstream, "sample", "v2.27.1");
+    let chart = upstream.chart("1.15.9").unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let testbed = template_era_testbed(&tmp.path().join("testbed"), &case).await;
+    let client = testbed.client().await.unwrap();
+    let helm = testbed.tools().helm;
+    let kubeconfig = testbed.kubeconfig().to_path_buf();
+    let inventory = inventory_copy(&case, tmp.path());
+    let handover = migrate_options(
+        &testbed,
+        &inventory,
+        &tmp.path().join("bundle"),
+        &helm,
+        tmp.path(),
+        &chart,
+    );
+    let mut progress = Recorder::default();
+    let outcome = flow::run(&handover, &mut progress)
+        .await
+        .unwrap_or_else(|e| panic!("hand-over: {e}\n{}", progress.lines.join("\n")));
+    assert!(matches!(outcome, Outcome::Migrated { .. }), "{outcome:?}");
+
+    let start = release_status(&helm, &kubeconfig).unwrap();
+    assert_eq!(
+        history(&helm, &kubeconfig).last().unwrap(),
+        &(start.revision, "cilium-1.15.9".to_owned())
+    );
+    let config_before = live_cilium_config(&client).await;
+    let uid_before = agent_uid(&client).await;
+    let state = tmp.path().join("upgrade-state");
+    let charts = upstream.charts_dir();
+    let base = || {
+        let mut args: Vec<OsString> = vec!["upgrade".into(), "--to".into(), "1.17".into()];
+        args.extend(["--charts".into(), charts.clone().into()]);
+        args.extend(common(&kubeconfig, &helm, &state));
+        args
+    };
+
+    // The plan, saved for review.
+    let mut plan_args = base();
+    plan_args.extend(["--output".into(), "json".into()]);
+    let (ok, stdout, stderr) = xtask(plan_args);
+    assert!(ok, "upgrade plan failed: {stderr}");
+    let plan: Json = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(hop_versions(&plan), ["1.15.19", "1.16.19", "1.17.18"]);
+    assert_eq!(plan["release"]["revision"], start.revision);
+    let changes: usize = plan["hops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["changes"].as_array().unwrap().len())
+        .sum();
+    assert!(
+        changes > 0,
+        "the 1.16 and 1.17 hops change behaviour: {plan:#}"
+    );
+    let plan_file = tmp.path().join("plan.json");
+    std::fs::write(&plan_file, &stdout).unwrap();
+
+    // --apply without accepting the changes: refused, nothing changed.
+    let mut unaccepted = base();
+    unaccepted.push("--apply".into());
+    let (ok, _, stderr) = xtask(unaccepted);
+    assert!(!ok, "an apply without acceptance ran");
+    assert!(stderr.contains("not accepted"), "{stderr}");
+    assert_eq!(
+        release_status(&helm, &kubeconfig).unwrap().revision,
+        start.revision
+    );
+
+    // The reviewed plan, applied.
+    let mut apply = base();
+    apply.extend([
+        "--plan".into(),
+        plan_file.clone().into(),
+        "--apply".into(),
+        "--verify-timeout".into(),
+        "5m".into(),
+    ]);
+    let (ok, stdout, stderr) = xtask(apply.clone());
+    assert!(ok, "upgrade --apply failed:\n{stdout}\n{stderr}");
+    assert!(stderr.contains("preflight"), "no progress shown: {stderr}");
+
+    let revisions = history(&helm, &kubeconfig);
+    let after_start: Vec<(u32, String)> = revisions
+        .iter()
+        .filter(|(r, _)| *r > start.revision)
+        .cloned()
+        .collect();
+    assert_eq!(
+        after_start,
+        [
+            (start.revision + 1, "cilium-1.15.19".to_owned()),
+            (start.revision + 2, "cilium-1.16.19".to_owned()),
+            (start.revision + 3, "cilium-1.17.18".to_owned()),
+        ]
+    );
+    // Each revision holds exactly the values the reviewed plan listed for its hop.
+    for (offset, hop) in plan["hops"].as_array().unwrap().iter().enumerate() {
+        let revision = start.revision + 1 + u32::try_from(offset).unwrap();
+        assert_eq!(
+            values_of(&helm, &kubeconfig, revision),
+            hop["values"],
+            "revision {revision}"
+        );
+    }
+    assert_eq!(
+        agent_uid(&client).await,
+        uid_before,
+        "the agent DaemonSet was replaced"
+    );
+    let preflight = helm::Helm::locate(Some(&helm))
+        .unwrap()
+        .with_kubeconfig(&kubeconfig)
+        .status("cilium-preflight", "kube-system")
+        .unwrap();
+    assert!(preflight.is_none(), "the preflight release was left behind");
+
+    // The same plan again: the release moved, so it is refused.
+    let (ok, _, stderr) = xtask(apply);
+    assert!(!ok, "a stale plan was applied");
+    assert!(stderr.contains("revision"), "{stderr}");
+
+    // Back to where the path started.
+    let mut rollback: Vec<OsString> = vec!["upgrade".into(), "rollback".into(), "--apply".into()];
+    rollback.extend(common(&kubeconfig, &helm, &state));
+    let (ok, stdout, stderr) = xtask(rollback);
+    assert!(ok, "upgrade rollback failed:\n{stdout}\n{stderr}");
+    let status = release_status(&helm, &kubeconfig).unwrap();
+    assert_eq!(
+        history(&helm, &kubeconfig).last().unwrap(),
+        &(start.revision + 4, "cilium-1.15.9".to_owned())
+    );
+    assert_eq!(
+        values_of(&helm, &kubeconfig, status.revision),
+        values_of(&helm, &kubeconfig, start.revision)
+    );
+    assert_eq!(live_cilium_config(&client).await, config_before);
+    assert_eq!(agent_uid(&client).await, uid_before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upgrade_takes_the_cilium_cli_release_from_1_17_3_to_1_19_6_with_each_change_accepted_by_name()
+ {
+    let Some(upstream) = upstream(
+        "upgrade::upgrade_takes_the_cilium_cli_release_from_1_17_3_to_1_19_6_with_each_change_accepted_by_name",
+    ) else {
+        return;
+    };
+    let case = tests::rendered_case(&upstream, "sample", "v2.28.1");
+    let chart = upstream.chart("1.17.3").unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let testbed = start_testbed(&tmp.path().join("testbed")).await;
+    let tools = testbed.tools();
+    let options = fixtures::FixtureOptions {
+        identity_allocation: IdentityAllocation::Crd,
+        ..fixture_options(&testbed)
+    };
+    fixtures::cilium_cli_era(
+        &tools.helm3,
+        &tools.kubectl,
+        testbed.kubeconfig(),
+        &CiliumCliInstall {
+            chart: &chart,
+            values: &tests::cilium_cli_values(&case),
+            api_server: testbed.api_server(),
+        },
+        &options,
+    )
+    .unwrap();
+    let client = testbed.client().await.unwrap();
+    let kubeconfig = testbed.kubeconfig().to_path_buf();
+    let helm = tools.helm.clone();
+    let start = release_status(&helm, &kubeconfig).unwrap();
+    let uid_before = agent_uid(&client).await;
+    let state = tmp.path().join("upgrade-state");
+    let base = |to: &str| {
+        let mut args: Vec<OsString> = vec!["upgrade".into(), "--to".into(), to.into()];
+        args.extend(["--charts".into(), upstream.charts_dir().into()]);
+        args.extend(common(&kubeconfig, &helm, &state));
+        args
+    };
+
+    // 1.20 is refused with the reason, nothing changed.
+    let (ok, _, stderr) = xtask(base("1.20"));
+    assert!(!ok);
+    assert!(
+        stderr.contains("1.20") && stderr.contains("not supported"),
+        "{stderr}"
+    );
+
+    let mut plan_args = base("1.19.6");
+    plan_args.extend(["--output".into(), "json".into()]);
+    let (ok, stdout, stderr) = xtask(plan_args);
+    assert!(ok, "upgrade plan failed: {stderr}");
+    let plan: Json = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(hop_versions(&plan), ["1.17.18", "1.18.12", "1.19.6"]);
+    // Each change by name, the 1.19 ones for that hop only.
+    let mut apply = base("1.19.6");
+    for hop in plan["hops"].as_array().unwrap() {
+        for change in hop["changes"].as_array().unwrap() {
+            let key = change["key"].as_str().unwrap();
+            let accept = if hop["version"] == "1.19.6" {
+                format!("1.19.6={key}")
+            } else {
+                key.to_owned()
+            };
+            apply.extend(["--accept".into(), accept.into()]);
+        }
+    }
+    apply.extend(["--apply".into(), "--verify-timeout".into(), "5m".into()]);
+    let (ok, stdout, stderr) = xtask(apply);
+    assert!(ok, "upgrade --apply failed:\n{stdout}\n{stderr}");
+
+    let after_start: Vec<(u32, String)> = history(&helm, &kubeconfig)
+        .into_iter()
+        .filter(|(r, _)| *r > start.revision)
+        .collect();
+    assert_eq!(
+        after_start,
+        [
+            (start.revision + 1, "cilium-1.17.18".to_owned()),
+            (start.revision + 2, "cilium-1.18.12".to_owned()),
+            (start.revision + 3, "cilium-1.19.6".to_owned()),
+        ]
+    );
+    assert_eq!(
+        agent_uid(&client).await,
+        uid_before,
+        "the agent DaemonSet was replaced"
+    );
+    let values = values_of(&helm, &kubeconfig, start.revision + 3);
+    assert_eq!(values["upgradeCompatibility"], "1.17");
+    assert_eq!(
+        values["envoy"]["enabled"], true,
+        "Envoy ran as its DaemonSet: kept"
+    );
+}
