@@ -2,7 +2,6 @@
 //! started from and how far it got, so that a later run (or the operator) knows what to roll
 //! back to.
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -105,7 +104,9 @@ pub(crate) fn now_unix() -> i64 {
     jiff::Timestamp::now().as_second()
 }
 
-/// Writes `bytes` to `path` with mode 0600 via a temporary sibling and a rename.
+/// Writes `bytes` to `path` with mode 0600, atomically: an `O_EXCL` temporary sibling (never an
+/// existing file or symlink), synced, renamed, and the directory synced
+/// ([`kubespray_config::files::write_private_atomic`]).
 pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     let io = |source| Error::Io {
         path: path.to_owned(),
@@ -114,22 +115,7 @@ pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(io)?;
     }
-    let mut temporary = path.as_os_str().to_owned();
-    temporary.push(".tmp");
-    let temporary = PathBuf::from(temporary);
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&temporary)
-            .map_err(io)?;
-        file.write_all(bytes).map_err(io)?;
-        file.sync_all().map_err(io)?;
-    }
-    std::fs::rename(&temporary, path).map_err(io)
+    kubespray_config::files::write_private_atomic(path, bytes).map_err(io)
 }
 
 #[cfg(test)]
@@ -164,6 +150,27 @@ mod tests {
             0o600
         );
         assert_eq!(Journal::load(&path)?, Some(journal));
+        Ok(())
+    }
+
+    /// The temporary file is never a name someone else can prepare: a symlink at the old
+    /// predictable `<journal>.tmp` is neither followed nor replaced, and nothing is left behind.
+    #[test]
+    fn saving_never_writes_through_a_prepared_temporary_name()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("journal.json");
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "mine")?;
+        std::os::unix::fs::symlink(&victim, dir.path().join("journal.json.tmp"))?;
+        write_private(&path, b"{}")?;
+        assert_eq!(std::fs::read_to_string(&victim)?, "mine");
+        assert_eq!(std::fs::read_to_string(&path)?, "{}");
+        let mut names: Vec<String> = std::fs::read_dir(dir.path())?
+            .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
+            .collect::<Result<_, _>>()?;
+        names.sort();
+        assert_eq!(names, ["journal.json", "journal.json.tmp", "victim"]);
         Ok(())
     }
 

@@ -14,6 +14,7 @@ mod compare;
 mod inventory;
 mod kube_proxy;
 mod live;
+mod redact;
 mod translate;
 mod values;
 mod version;
@@ -24,6 +25,9 @@ pub use compare::{ConfigDifference, DifferenceKind, compare_config, compare_conf
 pub use inventory::{InventoryVar, InventoryVars, KubesprayView, ViewEntry, kubespray_config_view};
 pub use kube_proxy::{replaces_kube_proxy, replaces_kube_proxy_value};
 pub use live::LiveConfig;
+pub use redact::{
+    REDACTED, is_secret_key, looks_like_secret_material, redact_json, redact_values_yaml,
+};
 pub use translate::{Sources, Translation, Warning, WarningKind, translate};
 pub use values::{ChartValues, Provenance, Values};
 pub use version::{ChartVersion, NEWEST_MINOR, OLDEST_MINOR, parse_release};

@@ -788,10 +788,37 @@ impl Values {
         Ok(text)
     }
 
+    /// [`Values::to_json_string`] as it may be printed: secret-looking values replaced with
+    /// [`crate::REDACTED`] (see [`crate::redact_json`]), and the dotted paths replaced.
+    pub fn to_json_string_redacted(&self) -> Result<(String, Vec<String>), Error> {
+        let mut json = self.to_json()?;
+        let paths = crate::redact_json(&mut json);
+        let mut text =
+            serde_json::to_string_pretty(&json).map_err(|e| Error::Serialise(e.to_string()))?;
+        text.push('\n');
+        Ok((text, paths))
+    }
+
     /// YAML with a comment on each value saying where it came from. Every string is double-quoted,
-    /// so `"true"`, `"on"` or `"0755"` stay strings for Helm.
+    /// so `"true"`, `"on"` or `"0755"` stay strings for Helm. This is the file for helm: every
+    /// printout uses [`Values::to_yaml_with_provenance_redacted`].
     pub fn to_yaml_with_provenance(&self) -> Result<String, Error> {
-        let json = self.to_json()?;
+        Ok(self.provenance_yaml(false)?.0)
+    }
+
+    /// [`Values::to_yaml_with_provenance`] as it may be printed: secret-looking values replaced
+    /// with [`crate::REDACTED`] and named in a comment; returns the dotted paths replaced.
+    pub fn to_yaml_with_provenance_redacted(&self) -> Result<(String, Vec<String>), Error> {
+        self.provenance_yaml(true)
+    }
+
+    fn provenance_yaml(&self, redact: bool) -> Result<(String, Vec<String>), Error> {
+        let mut json = self.to_json()?;
+        let paths = if redact {
+            crate::redact_json(&mut json)
+        } else {
+            Vec::new()
+        };
         let mut out = format!(
             "# Helm values for the Cilium chart {}, written by cilium-migrate.\n# Each value says where it came from; the live cilium-config wins over the inventory.\n",
             self.version
@@ -799,13 +826,16 @@ impl Values {
         if self.version.has_values_schema() {
             out.push_str("# Chart 1.16+ checks these types against its values.schema.json.\n");
         }
+        if !paths.is_empty() {
+            out.push_str(&crate::redact::redaction_note(&paths));
+        }
         if let Json::Object(map) = &json {
             if map.is_empty() {
                 out.push_str("{}\n");
             }
             self.emit_map(map, "", 0, &mut out);
         }
-        Ok(out)
+        Ok((out, paths))
     }
 
     fn emit_map(

@@ -63,7 +63,8 @@ pub struct OfflinePlan {
     pub strategy: Strategy,
     /// Whether Cilium replaces kube-proxy (the inventory then gets `kube_proxy_remove: true`).
     pub kube_proxy_replaced: bool,
-    /// The values with a provenance comment on each.
+    /// The values with a provenance comment on each, as printed: secret-looking values shown as
+    /// `<redacted>` (the file `migrate` writes for helm holds them).
     pub values_yaml: String,
     /// The hand-over edit of the inventory.
     pub inventory_diff: String,
@@ -342,7 +343,7 @@ pub fn plan_offline(options: &OfflineOptions) -> Result<OfflinePlan, FlowError> 
         chart_version: translation.values.version.to_string(),
         strategy,
         kube_proxy_replaced,
-        values_yaml: translation.values.to_yaml_with_provenance()?,
+        values_yaml: translation.values.to_yaml_with_provenance_redacted()?.0,
         inventory_diff,
         objects: planned_objects(era.era),
         nodes: planned_nodes(&inventory),
