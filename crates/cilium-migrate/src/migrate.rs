@@ -255,7 +255,11 @@ async fn node_check(args: &Args) -> anyhow::Result<NodeCheck> {
         args.paths.clone()
     };
     let (access, nodes) = match args.via {
-        Via::Local => (Access::Local, vec![Node::this_machine()]),
+        // All hosts, so the gate names those --via local does not reach (`Access::reach`).
+        Via::Local => (
+            Access::Local,
+            crate::cluster::inventory_nodes(&args.inventory, &args.group)?,
+        ),
         Via::Ssh => {
             let nodes = crate::cluster::inventory_nodes(&args.inventory, &args.group)?;
             (Access::Ssh(ssh(args)), nodes)

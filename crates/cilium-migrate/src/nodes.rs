@@ -113,6 +113,19 @@ async fn run_async(args: Args) -> anyhow::Result<()> {
         None => None,
     };
     let (access, nodes) = connect(common).await?;
+    // --via local reaches this machine only: the others are named as not checked.
+    let (nodes, unchecked) = access.reach(&nodes);
+    if matches!(access, Access::Local) && common.inventory.is_none() {
+        eprintln!(
+            "note: --via local inspects only this machine ({}); the other nodes are not checked \
+             (pass --inventory to list them, or use --via ssh or --via pod)",
+            nodes
+                .iter()
+                .map(|n| n.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     let mut failed = Vec::new();
     match fix_paths.zip(apply) {
         None => {
@@ -123,6 +136,7 @@ async fn run_async(args: Args) -> anyhow::Result<()> {
                     Err(e) => failed.push(e.to_string()),
                 }
             }
+            reports.extend(unchecked);
             print_check(&reports, common.output.output)?;
             finish(&reports, &failed)
         }
@@ -135,6 +149,9 @@ async fn run_async(args: Args) -> anyhow::Result<()> {
                 }
             }
             print_fix(&fixes, common.output.output)?;
+            for report in &unchecked {
+                eprintln!("note: {}: not fixed: {}", report.node, report.outcome());
+            }
             if apply {
                 let after: Vec<NodeReport> = fixes.iter().filter_map(|f| f.after.clone()).collect();
                 finish(&after, &failed)
@@ -193,7 +210,14 @@ fn print_fix(fixes: &[NodeFix], output: Output) -> anyhow::Result<()> {
 /// The access method and the nodes it reaches.
 async fn connect(common: &Common) -> anyhow::Result<(Access, Vec<Node>)> {
     let access = match common.via {
-        Via::Local => return Ok((Access::Local, vec![Node::this_machine()])),
+        Via::Local => {
+            // With an inventory its hosts are listed, so the ones not reached can be named.
+            let nodes = match &common.inventory {
+                Some(_) => inventory_nodes(common)?,
+                None => vec![Node::this_machine()],
+            };
+            return Ok((Access::Local, Node::select(nodes, &common.nodes)?));
+        }
         Via::Ssh => Access::Ssh(Ssh {
             program: None,
             config: common.ssh_config.clone(),
@@ -318,6 +342,24 @@ mod tests {
                 && err.contains("--force"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn via_local_with_an_inventory_names_the_nodes_it_does_not_check() {
+        let c = common(&["check", "--via", "local", "--inventory", &example()]);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let (access, nodes) = rt.block_on(connect(&c)).unwrap();
+        let (reached, unchecked) = access.reach(&nodes);
+        assert_eq!(reached, [Node::this_machine()]);
+        let unchecked: Vec<&str> = unchecked.iter().map(|r| r.node.as_str()).collect();
+        assert_eq!(unchecked, ["cp1", "worker1", "worker2"]);
+        // Without an inventory: this machine.
+        let (_, nodes) = rt
+            .block_on(connect(&common(&["check", "--via", "local"])))
+            .unwrap();
+        assert_eq!(nodes, [Node::this_machine()]);
     }
 
     #[test]

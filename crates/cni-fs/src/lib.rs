@@ -52,6 +52,36 @@ impl Access {
         }
     }
 
+    /// Which of `nodes` this access reaches, and a "not checked" report for each other one.
+    /// SSH and pods reach every node; `--via local` only the machine the tool runs on: the node
+    /// named like it ([`Node::is_this_machine`]), else this machine under its host name (and
+    /// then every node listed is not checked).
+    pub fn reach(&self, nodes: &[Node]) -> (Vec<Node>, Vec<NodeReport>) {
+        if !matches!(self, Access::Local) {
+            return (nodes.to_vec(), Vec::new());
+        }
+        let here = nodes
+            .iter()
+            .find(|n| n.is_this_machine())
+            .cloned()
+            .unwrap_or_else(Node::this_machine);
+        let unchecked = nodes
+            .iter()
+            .filter(|n| n.name != here.name)
+            .map(|n| {
+                NodeReport::not_checked(
+                    &n.name,
+                    format!(
+                        "--via local inspects only the machine it runs on ({}); check {} with \
+                         --via ssh or --via pod, or run there",
+                        here.name, n.name
+                    ),
+                )
+            })
+            .collect();
+        (vec![here], unchecked)
+    }
+
     /// Plans the fix of `roots` on `node`, and with `apply` carries it out and inspects again.
     pub async fn fix(&self, node: &Node, roots: &FixPaths, apply: bool) -> Result<NodeFix, Error> {
         let roots = roots.paths();
@@ -98,16 +128,19 @@ impl Access {
     }
 }
 
-/// Inspects every node; the reports come back in the order of `nodes`.
+/// Inspects every node `access` reaches ([`Access::reach`]), in the order of `nodes`, followed
+/// by a "not checked" report for each node it does not reach.
 pub async fn check_nodes(
     access: &Access,
     nodes: &[Node],
     roots: &[PathBuf],
 ) -> Result<Vec<NodeReport>, Error> {
-    let mut reports = Vec::with_capacity(nodes.len());
-    for node in nodes {
+    let (reached, unchecked) = access.reach(nodes);
+    let mut reports = Vec::with_capacity(reached.len() + unchecked.len());
+    for node in &reached {
         reports.push(access.inspect(node, roots).await?);
     }
+    reports.extend(unchecked);
     Ok(reports)
 }
 
@@ -163,6 +196,16 @@ pub fn render_check(reports: &[NodeReport]) -> String {
     let mut rows: Vec<[String; 6]> =
         vec![["NODE", "PATH", "OWNER:GROUP", "MODE", "VERDICT", "WHY"].map(String::from)];
     for report in reports {
+        if let Some(reason) = &report.not_checked {
+            rows.push([
+                report.node.clone(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                "NOT CHECKED".into(),
+                reason.clone(),
+            ]);
+        }
         for tree in &report.trees {
             match &tree.state {
                 TreeState::Missing { reason } => rows.push([

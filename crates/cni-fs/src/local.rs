@@ -25,6 +25,7 @@ pub(crate) fn inspect(node: &str, roots: &[PathBuf]) -> Result<NodeReport, Error
     Ok(NodeReport {
         node: node.to_string(),
         trees,
+        not_checked: None,
     })
 }
 

@@ -45,6 +45,14 @@ impl Node {
         Node::named(name)
     }
 
+    /// True when this is the machine the tool runs on: named by its host name, or by the
+    /// first label of it (`node1` for `node1.example.com`, and the other way round).
+    pub fn is_this_machine(&self) -> bool {
+        let here = Node::this_machine().name;
+        let first = |name: &str| name.split('.').next().unwrap_or_default().to_owned();
+        self.name == here || first(&self.name) == first(&here)
+    }
+
     /// Every node the cluster lists, by name (`--via pod` without an inventory).
     pub async fn of_cluster(client: &kube::Client) -> Result<Vec<Node>, crate::Error> {
         let api: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(client.clone());
@@ -357,9 +365,31 @@ pub struct NodeReport {
     pub node: String,
     /// One tree per requested path.
     pub trees: Vec<Tree>,
+    /// Why the node was not inspected at all (`--via local` reaches only this machine): its
+    /// directories are unknown, which is not "ok".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_checked: Option<String>,
 }
 
 impl NodeReport {
+    /// The report of a node that was not inspected, and why.
+    pub fn not_checked(node: &str, reason: String) -> NodeReport {
+        NodeReport {
+            node: node.to_string(),
+            trees: Vec::new(),
+            not_checked: Some(reason),
+        }
+    }
+
+    /// One line for the node: `ok`, `agent would fail`, or `not checked: <why>`.
+    pub fn outcome(&self) -> String {
+        match &self.not_checked {
+            Some(reason) => format!("not checked: {reason}"),
+            None if self.agent_would_fail() => "agent would fail".into(),
+            None => "ok".into(),
+        }
+    }
+
     /// True when any tree on this node would make the agent fail.
     pub fn agent_would_fail(&self) -> bool {
         self.trees.iter().any(Tree::agent_would_fail)

@@ -340,6 +340,7 @@ pub(crate) fn parse_inspection(
     Ok(NodeReport {
         node: node.to_string(),
         trees,
+        not_checked: None,
     })
 }
 

@@ -340,7 +340,8 @@ fn kubespray_tree_is_denied_with_the_hostbin_error_and_fixed() {
     };
     let world = build(&spec);
     let rt = runtime();
-    let node = Node::named("n1");
+    // `--via local` inspects the node it runs on.
+    let node = Node::this_machine();
     let roots = vec![world.root.clone(), world.base.join("missing")];
     let reports = vec![rt.block_on(Access::Local.inspect(&node, &roots)).unwrap()];
     let table = cni_fs::render_check(&reports);
@@ -357,7 +358,8 @@ fn kubespray_tree_is_denied_with_the_hostbin_error_and_fixed() {
         ))
         .unwrap_err();
     assert!(
-        err.to_string().contains("n1") && err.to_string().contains("nodes fix --apply"),
+        err.to_string().contains(&format!("  {}: ", node.name))
+            && err.to_string().contains("nodes fix --apply"),
         "{err}"
     );
 
@@ -442,5 +444,69 @@ fn a_hard_linked_file_is_left_alone_and_named_in_the_check() {
         std::fs::metadata(&outside).unwrap().uid(),
         1001,
         "the file elsewhere changed owner through its hard link"
+    );
+}
+
+#[test]
+fn via_local_names_the_nodes_it_did_not_check() {
+    let tmp = tempfile::tempdir().unwrap();
+    let roots = vec![tmp.path().to_path_buf()];
+    let rt = runtime();
+    let here = Node::this_machine();
+    let nodes = vec![
+        Node::named("elsewhere-1"),
+        here.clone(),
+        Node::named("elsewhere-2"),
+    ];
+    let reports = rt
+        .block_on(cni_fs::check_nodes(&Access::Local, &nodes, &roots))
+        .unwrap();
+    let outcomes: Vec<(&str, String)> = reports
+        .iter()
+        .map(|r| (r.node.as_str(), r.outcome()))
+        .collect();
+    let why = |node: &str| {
+        format!(
+            "not checked: --via local inspects only the machine it runs on ({}); check {node} \
+             with --via ssh or --via pod, or run there",
+            here.name
+        )
+    };
+    assert_eq!(
+        outcomes,
+        [
+            (here.name.as_str(), "ok".to_string()),
+            ("elsewhere-1", why("elsewhere-1")),
+            ("elsewhere-2", why("elsewhere-2")),
+        ]
+    );
+    assert!(reports[1].trees.is_empty());
+    let table = cni_fs::render_check(&reports);
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("elsewhere-2") && l.contains("NOT CHECKED")),
+        "{table}"
+    );
+
+    // No node named like this machine: it is inspected under its own name, every node listed
+    // is not checked.
+    let reports = rt
+        .block_on(cni_fs::check_nodes(
+            &Access::Local,
+            &[Node::named("elsewhere-1")],
+            &roots,
+        ))
+        .unwrap();
+    let outcomes: Vec<(&str, String)> = reports
+        .iter()
+        .map(|r| (r.node.as_str(), r.outcome()))
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            (here.name.as_str(), "ok".to_string()),
+            ("elsewhere-1", why("elsewhere-1")),
+        ]
     );
 }

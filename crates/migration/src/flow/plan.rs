@@ -154,15 +154,8 @@ impl Session<'_> {
             let reports = cni_fs::check_nodes(access, list, paths).await?;
             let summary = cni_fs::failure_summary(&reports);
             for report in &reports {
-                nodes.push(format!(
-                    "{}: {}",
-                    report.node,
-                    if report.agent_would_fail() {
-                        "agent would fail"
-                    } else {
-                        "ok"
-                    }
-                ));
+                // `not checked: <why>` for a node --via local does not reach.
+                nodes.push(format!("{}: {}", report.node, report.outcome()));
             }
             if !summary.is_empty() {
                 blockers.push(format!(
