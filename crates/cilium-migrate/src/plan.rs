@@ -248,6 +248,27 @@ mod tests {
         }
     }
 
+    /// A secret-looking live key (carried in `extraConfig`) is never printed: not in the text
+    /// plan, not in `--output json`.
+    #[test]
+    fn the_plan_never_prints_secret_looking_values() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let live = std::fs::read_to_string(example().join("cilium-config.yaml")).expect("live");
+        let live = live.replacen("data:\n", "data:\n  kvstore-token: abc123secret\n", 1);
+        let live_path = dir.path().join("cilium-config.yaml");
+        std::fs::write(&live_path, live).expect("write live");
+        let mut args = args(&[]);
+        args.offline.live_config = Some(live_path);
+        let plan = build(&args).expect("plan");
+        let json = serde_json::to_string(&plan).expect("json");
+        assert!(!json.contains("abc123secret"), "{json}");
+        assert!(
+            plan.values_yaml.contains("kvstore-token: \"<redacted>\""),
+            "{}",
+            plan.values_yaml
+        );
+    }
+
     #[test]
     fn a_missing_inventory_is_a_clear_error() {
         let mut args = args(&[]);

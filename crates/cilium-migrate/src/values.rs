@@ -31,17 +31,19 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         eprintln!("warning: {warning}");
     }
     let (translation, _) = migration::flow::offline_values(&options, &inventory)?;
-    let text = if args.output.is_json() {
-        translation.values.to_json_string()?
-    } else {
-        translation.values.to_yaml_with_provenance()?
-    };
     for warning in &translation.warnings {
         eprintln!("warning: {warning}");
     }
+    let values = &translation.values;
     match &args.write {
+        // The file for helm holds the real values: private (0600), written atomically.
         Some(path) => {
-            std::fs::write(path, text)
+            let text = if args.output.is_json() {
+                values.to_json_string()?
+            } else {
+                values.to_yaml_with_provenance()?
+            };
+            kubespray_config::files::write_private_atomic(path, text.as_bytes())
                 .with_context(|| format!("cannot write the values to {}", path.display()))?;
             eprintln!(
                 "wrote values for the Cilium chart {} to {} ({} warnings)",
@@ -50,7 +52,19 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
                 translation.warnings.len()
             );
         }
-        None => print!("{text}"),
+        // A printout shows secret-looking values as <redacted>, and says so.
+        None => {
+            let (text, redacted) = printout(values, args.output.is_json())?;
+            print!("{text}");
+            if !redacted.is_empty() {
+                eprintln!(
+                    "warning: {} secret-looking value(s) shown as {} ({}); to write the real values for helm, pass --write FILE (created 0600)",
+                    redacted.len(),
+                    cilium_values::REDACTED,
+                    redacted.join(", ")
+                );
+            }
+        }
     }
     if options.chart.is_some() {
         match migration::flow::offline_gate(&options, &translation)? {
@@ -74,6 +88,15 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The values as printed: secret-looking values shown as `<redacted>`; returns the paths hidden.
+fn printout(values: &cilium_values::Values, json: bool) -> anyhow::Result<(String, Vec<String>)> {
+    Ok(if json {
+        values.to_json_string_redacted()?
+    } else {
+        values.to_yaml_with_provenance_redacted()?
+    })
 }
 
 #[cfg(test)]
@@ -114,6 +137,72 @@ mod tests {
             !text.contains('#'),
             "no provenance comments in JSON: {text}"
         );
+    }
+
+    /// The homelab example with a secret-looking key in its live cilium-config, carried in
+    /// `extraConfig`.
+    fn example_with_a_token(dir: &std::path::Path) -> Vec<String> {
+        let example = upstream::project_root().join("examples/homelab");
+        let live = std::fs::read_to_string(example.join("cilium-config.yaml")).expect("live");
+        let live = live.replacen("data:\n", "data:\n  kvstore-token: abc123secret\n", 1);
+        let live_path = dir.join("cilium-config.yaml");
+        std::fs::write(&live_path, live).expect("write live");
+        vec![
+            "values".to_owned(),
+            "--inventory".into(),
+            example.display().to_string(),
+            "--live-config".into(),
+            live_path.display().to_string(),
+        ]
+    }
+
+    #[test]
+    fn printed_values_hide_secrets_in_text_and_json() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let args = Cli::parse_from(example_with_a_token(dir.path())).args;
+        let options = args.offline.options().expect("options");
+        let inventory = Inventory::load(&options.inventory).expect("inventory");
+        let (translation, _) =
+            migration::flow::offline_values(&options, &inventory).expect("values");
+        for json in [false, true] {
+            let (text, hidden) = printout(&translation.values, json).expect("printout");
+            assert_eq!(hidden, ["extraConfig.kvstore-token"], "{text}");
+            assert!(
+                !text.contains("abc123secret") && text.contains(cilium_values::REDACTED),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn written_values_keep_secrets_in_a_private_file() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut argv = example_with_a_token(dir.path());
+        for output in ["text", "json"] {
+            let file = dir.path().join(format!("values.{output}"));
+            // A file already there, readable by everyone, becomes private.
+            std::fs::write(&file, "old").expect("old file");
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+            argv.truncate(5);
+            argv.extend([
+                "--output".into(),
+                output.into(),
+                "--write".into(),
+                file.display().to_string(),
+            ]);
+            run(Cli::parse_from(&argv).args).expect("values");
+            let text = std::fs::read_to_string(&file).expect("values written");
+            assert!(
+                text.contains("abc123secret"),
+                "helm needs the real value: {text}"
+            );
+            assert_eq!(
+                std::fs::metadata(&file).expect("meta").permissions().mode() & 0o777,
+                0o600,
+                "{output}"
+            );
+        }
     }
 
     #[test]
