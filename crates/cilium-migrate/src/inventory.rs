@@ -41,7 +41,9 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     }
     let colour = std::io::stdout().is_terminal();
     for edit in &edits {
-        print!("{}", crate::ui::paint_diff(&edit.unified_diff(), colour));
+        // A neighbouring line can hold a key (cilium_ipsec_key): never printed.
+        let diff = cilium_values::redact_yaml_lines(&edit.unified_diff());
+        print!("{}", crate::ui::paint_diff(&diff, colour));
     }
     if !args.write {
         eprintln!("(dry run: pass --write to apply)");

@@ -269,6 +269,47 @@ mod tests {
         );
     }
 
+    /// The inventory diff's context lines never show a secret-looking variable.
+    #[test]
+    fn the_inventory_diff_hides_a_neighbouring_secret() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let inventory = dir.path().join("inventory");
+        copy_tree(&example(), &inventory);
+        let vars = inventory.join("group_vars/k8s_cluster/k8s-cluster.yml");
+        let text = std::fs::read_to_string(&vars).expect("vars");
+        let text = text.replacen(
+            "kube_owner: kube\n",
+            "kube_owner: kube\nkube_webhook_token: s3cr3t-t0ken\n",
+            1,
+        );
+        std::fs::write(&vars, text).expect("write vars");
+        let mut args = args(&[]);
+        args.offline.inventory = inventory;
+        let plan = build(&args).expect("plan");
+        assert!(
+            plan.inventory_diff.contains("+kube_owner: root")
+                && plan
+                    .inventory_diff
+                    .contains(" kube_webhook_token: <redacted>")
+                && !plan.inventory_diff.contains("s3cr3t"),
+            "{}",
+            plan.inventory_diff
+        );
+    }
+
+    fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+        std::fs::create_dir_all(to).expect("dir");
+        for entry in std::fs::read_dir(from).expect("read dir") {
+            let entry = entry.expect("entry");
+            let target = to.join(entry.file_name());
+            if entry.file_type().expect("type").is_dir() {
+                copy_tree(&entry.path(), &target);
+            } else {
+                std::fs::copy(entry.path(), &target).expect("copy");
+            }
+        }
+    }
+
     #[test]
     fn a_missing_inventory_is_a_clear_error() {
         let mut args = args(&[]);

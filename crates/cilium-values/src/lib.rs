@@ -27,6 +27,7 @@ pub use kube_proxy::{replaces_kube_proxy, replaces_kube_proxy_value};
 pub use live::LiveConfig;
 pub use redact::{
     REDACTED, is_secret_key, looks_like_secret_material, redact_json, redact_values_yaml,
+    redact_yaml_lines,
 };
 pub use translate::{Sources, Translation, Warning, WarningKind, translate};
 pub use values::{ChartValues, Provenance, Values};

@@ -119,6 +119,72 @@ pub fn redact_values_yaml(text: &str) -> String {
     format!("{header}{}{body}", redaction_note(&paths))
 }
 
+/// YAML text, or a unified diff of YAML files, as it may be printed, line by line (comments and
+/// layout kept): the value of each `key: value` line whose key is secret-looking, the lines of a
+/// block scalar (`key: |`) under such a key, and every line of PEM material become
+/// [`REDACTED`]. For diffs of files this tool does not write itself (inventory files), where
+/// parsing the whole document is not possible.
+pub fn redact_yaml_lines(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    // The indentation of a secret key whose block scalar is being hidden.
+    let mut block_of: Option<usize> = None;
+    let mut in_pem = false;
+    for line in text.split_inclusive('\n') {
+        let is_header =
+            line.starts_with("+++ ") || line.starts_with("--- ") || line.starts_with("@@");
+        if is_header {
+            out.push_str(line);
+            continue;
+        }
+        // A diff line: its marker, then the file's line.
+        let (marker, body) = match line.chars().next() {
+            Some(c @ ('+' | '-' | ' ')) if text.starts_with("--- ") || text.contains("\n@@") => {
+                (c.to_string(), &line[1..])
+            }
+            _ => (String::new(), line),
+        };
+        let (content, eol) = match body.strip_suffix('\n') {
+            Some(c) => (c.strip_suffix('\r').unwrap_or(c), &body[c.len()..]),
+            None => (body, ""),
+        };
+        let trimmed = content.trim_start();
+        let indent = content.len() - trimmed.len();
+        if let Some(of) = block_of {
+            if trimmed.is_empty() || indent > of {
+                out.push_str(&format!("{marker}{}{REDACTED}{eol}", &content[..indent]));
+                continue;
+            }
+            block_of = None;
+        }
+        if in_pem || looks_like_secret_material(trimmed) {
+            in_pem = !trimmed.starts_with("-----END");
+            out.push_str(&format!("{marker}{}{REDACTED}{eol}", &content[..indent]));
+            continue;
+        }
+        let item = trimmed.strip_prefix("- ").unwrap_or(trimmed);
+        if let Some(colon) = item.find(':')
+            && let (key, value) = (&item[..colon], &item[colon + 1..])
+            && !key.trim().is_empty()
+            && !key.starts_with('#')
+            && (value.is_empty() || value.starts_with([' ', '\t']))
+        {
+            let value = value.trim();
+            let secret = is_secret_key(key.trim().trim_matches(['"', '\'']));
+            if secret && !value.is_empty() && !value.starts_with('#') {
+                if value.starts_with(['|', '>']) {
+                    block_of = Some(indent);
+                }
+                // Everything up to the colon stays: indentation, list dash, the key as written.
+                let head = &content[..content.len() - item.len() + colon];
+                out.push_str(&format!("{marker}{head}: {REDACTED}{eol}"));
+                continue;
+            }
+        }
+        out.push_str(line);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -226,6 +292,33 @@ mod tests {
                 .to_yaml_with_provenance()
                 .expect("yaml")
                 .contains("\"abc123\"")
+        );
+    }
+
+    #[test]
+    fn diffs_of_yaml_hide_secret_lines_and_keep_the_rest() {
+        let diff = "--- a/inventory/group_vars/k8s_cluster/k8s-net-cilium.yml\n+++ b/inventory/group_vars/k8s_cluster/k8s-net-cilium.yml\n@@ -1,4 +1,4 @@\n cilium_ipsec_key: \"3+ rfc4106(gcm(aes)) 0123 128\"\n-kube_network_plugin: cilium\n+kube_network_plugin: cni\n tls:\n   key: |\n     c2VjcmV0\n     bW9yZQ==\n   keyFile: keys\n-  cert: \"-----BEGIN CERTIFICATE-----\\nMII\"\n   - password: hunter2  # old\n";
+        let shown = redact_yaml_lines(diff);
+        for secret in ["0123 128", "c2VjcmV0", "bW9yZQ==", "MII", "hunter2"] {
+            assert!(!shown.contains(secret), "{secret}: {shown}");
+        }
+        for kept in [
+            "--- a/inventory/group_vars/k8s_cluster/k8s-net-cilium.yml\n",
+            "@@ -1,4 +1,4 @@\n",
+            " cilium_ipsec_key: <redacted>\n",
+            "-kube_network_plugin: cilium\n+kube_network_plugin: cni\n",
+            "   key: <redacted>\n     <redacted>\n     <redacted>\n   keyFile: keys\n",
+            "-  cert: <redacted>\n",
+            "   - password: <redacted>\n",
+        ] {
+            assert!(shown.contains(kept), "{kept:?}: {shown}");
+        }
+        // Plain YAML (no diff) too, a PEM block to its end line.
+        let yaml =
+            "ca: |\n  -----BEGIN CERTIFICATE-----\n  MIIC\n  -----END CERTIFICATE-----\nname: x\n";
+        assert_eq!(
+            redact_yaml_lines(yaml),
+            "ca: |\n  <redacted>\n  <redacted>\n  <redacted>\nname: x\n"
         );
     }
 

@@ -966,11 +966,12 @@ impl Bundle {
                     return Err(BundleError::ChangedSinceHandover {
                         path: w.path.clone(),
                         before: w.before.as_ref().map(|b| self.dir.join(&b.copy)),
-                        diff: kubespray_config::unified_diff(
+                        // Printed: the values file can hold keys.
+                        diff: cilium_values::redact_yaml_lines(&kubespray_config::unified_diff(
                             &w.path,
                             &String::from_utf8_lossy(&after),
                             &now,
-                        ),
+                        )),
                     });
                 }
             };
@@ -1643,6 +1644,18 @@ mod tests {
         let inv = inventory_dir();
         let mut bundle = recorded_bundle(&tmp.path().join("b"), inv.path());
         let (vars, values) = handed_over(&mut bundle, inv.path());
+        // The diff of the values file never shows key material.
+        let yaml = fs::read(&values).unwrap();
+        fs::write(&values, "tls:\n  ca:\n    key: c2VjcmV0\n    cert: bmV3\n").unwrap();
+        let err = bundle.check_written().unwrap_err().to_string();
+        assert!(
+            err.contains("cilium-values.yaml")
+                && err.contains("+    cert: <redacted>")
+                && !err.contains("c2VjcmV0")
+                && !err.contains("bmV3"),
+            "{err}"
+        );
+        fs::write(&values, yaml).unwrap();
         let edited = "cilium_version: v1.15.9\nkube_network_plugin: cni\ncilium_debug: true\n";
         fs::write(&vars, edited).unwrap();
         let err = bundle.restore_written().unwrap_err();

@@ -882,7 +882,10 @@ async fn run_connected(
     let inventory_diff = match session.inventory.handover_edits(&HandoverOptions {
         kube_proxy_remove: session.kube_proxy_replaced,
     }) {
-        Ok(edits) => edits.iter().map(|e| e.unified_diff()).collect(),
+        Ok(edits) => edits
+            .iter()
+            .map(|e| cilium_values::redact_yaml_lines(&e.unified_diff()))
+            .collect(),
         Err(e) => {
             blockers.push(e.to_string());
             String::new()

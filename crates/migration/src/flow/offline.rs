@@ -314,7 +314,11 @@ pub fn plan_offline(options: &OfflineOptions) -> Result<OfflinePlan, FlowError> 
     let edits = inventory.handover_edits(&HandoverOptions {
         kube_proxy_remove: kube_proxy_replaced,
     })?;
-    let inventory_diff: String = edits.iter().map(|e| e.unified_diff()).collect();
+    // Printed: a neighbouring line can hold a key (cilium_ipsec_key).
+    let inventory_diff: String = edits
+        .iter()
+        .map(|e| cilium_values::redact_yaml_lines(&e.unified_diff()))
+        .collect();
 
     let mut warnings: Vec<String> = inventory.warnings.iter().map(ToString::to_string).collect();
     warnings.extend(translation.warnings.iter().map(ToString::to_string));
