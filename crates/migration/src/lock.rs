@@ -6,12 +6,12 @@
 //! The Lease `kube-system/cilium-migrate` names its holder (`user@host pid N: command`) and is
 //! renewed by a background task every [`RENEW_EVERY`]; it lapses [`LEASE_DURATION`] after the
 //! last renewal. A second run is refused with the holder and its age. A stale Lease is taken
-//! over when it lapsed, or at once when its holder ran on this host and that process is gone
-//! (killed, crashed); a holder on another host that vanished is waited out: the refusal says
-//! when its Lease lapses. There is deliberately no flag to break a live Lease: a run that
+//! over when it lapsed, or at once when its holder ran on this host and that run has ended: its
+//! process is gone (killed, crashed), or the file it keeps `flock`ed while it runs is unlocked
+//! (a run that could not release the Lease because the API server was away); a holder on
+//! another host that vanished is waited out: the refusal says when its Lease lapses. There is deliberately no flag to break a live Lease: a run that
 //! still renews it is still changing the cluster.
 
-use std::collections::BTreeSet;
 use std::fs::File;
 use std::os::unix::fs::DirBuilderExt as _;
 use std::path::{Path, PathBuf};
@@ -35,18 +35,13 @@ pub const RENEW_EVERY: Duration = Duration::from_secs(15);
 const HOST_ANNOTATION: &str = "cilium-migrate.io/host";
 const PID_ANNOTATION: &str = "cilium-migrate.io/pid";
 const RUN_ANNOTATION: &str = "cilium-migrate.io/run";
+/// A file on the holder's host that the run keeps `flock`ed while it runs: on that host, a
+/// Lease whose file is gone or lockable belongs to a run that ended (even one whose process
+/// lives on, as a test's does, or could not release it because the API server was down).
+const ALIVE_ANNOTATION: &str = "cilium-migrate.io/alive-file";
 
-/// The runs of this process that hold the Lease now: a Lease naming this process with a run
-/// not among them was left by an earlier run of this process that could not release it.
-static LIVE_RUNS: std::sync::Mutex<BTreeSet<String>> = std::sync::Mutex::new(BTreeSet::new());
 /// Numbers the runs of this process.
 static RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-
-fn live_runs() -> std::sync::MutexGuard<'static, BTreeSet<String>> {
-    LIVE_RUNS
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
 
 /// Why a run may not start (or lost its lock).
 #[derive(Debug, thiserror::Error)]
@@ -144,6 +139,8 @@ pub struct ClusterLease {
     lost: Arc<std::sync::Mutex<Option<String>>>,
     renewing: Option<tokio::task::JoinHandle<()>>,
     taken_over: Option<String>,
+    /// Locked while this run holds the Lease; removed when it ends.
+    _alive: tempfile::NamedTempFile,
 }
 
 impl ClusterLease {
@@ -151,6 +148,17 @@ impl ClusterLease {
     /// renewals run on it).
     pub async fn acquire(client: &Client, holder: Holder) -> Result<ClusterLease, LockError> {
         let api: Api<Lease> = Api::namespaced(client.clone(), LEASE_NAMESPACE);
+        let alive = tempfile::Builder::new()
+            .prefix("cilium-migrate-run-")
+            .tempfile()
+            .map_err(|source| LockError::Io {
+                path: std::env::temp_dir(),
+                source,
+            })?;
+        alive.as_file().lock().map_err(|source| LockError::Io {
+            path: alive.path().to_owned(),
+            source,
+        })?;
         let mut taken_over = None;
         // A conflict means another run wrote the Lease between our read and our write: read
         // it again and judge the new holder.
@@ -162,8 +170,11 @@ impl ClusterLease {
                 .map_err(api_error("reading Lease kube-system/cilium-migrate"))?;
             let written = match existing {
                 None => {
-                    api.create(&PostParams::default(), &lease(&holder, now, None))
-                        .await
+                    api.create(
+                        &PostParams::default(),
+                        &lease(&holder, alive.path(), now, None),
+                    )
+                    .await
                 }
                 Some(current) => {
                     if let Some(refusal) = still_held(&current, now) {
@@ -177,14 +188,13 @@ impl ClusterLease {
                     api.replace(
                         LEASE_NAME,
                         &PostParams::default(),
-                        &lease(&holder, now, Some(&current)),
+                        &lease(&holder, alive.path(), now, Some(&current)),
                     )
                     .await
                 }
             };
             match written {
                 Ok(_) => {
-                    live_runs().insert(holder.run.clone());
                     let lost = Arc::new(std::sync::Mutex::new(None));
                     let renewing =
                         tokio::spawn(renew(api.clone(), holder.clone(), Arc::clone(&lost)));
@@ -194,6 +204,7 @@ impl ClusterLease {
                         lost,
                         renewing: Some(renewing),
                         taken_over,
+                        _alive: alive,
                     });
                 }
                 Err(kube::Error::Api(status)) if status.code == 409 => {}
@@ -264,12 +275,12 @@ impl Drop for ClusterLease {
         if let Some(renewing) = &self.renewing {
             renewing.abort();
         }
-        live_runs().remove(&self.holder.run);
     }
 }
 
-/// The Lease for `holder`, replacing `current` (keeping its object identity) when given.
-fn lease(holder: &Holder, now: jiff::Timestamp, current: Option<&Lease>) -> Lease {
+/// The Lease for `holder` (its run keeps `alive` locked), replacing `current` (keeping its
+/// object identity) when given.
+fn lease(holder: &Holder, alive: &Path, now: jiff::Timestamp, current: Option<&Lease>) -> Lease {
     let transitions = current
         .and_then(|l| l.spec.as_ref())
         .and_then(|s| s.lease_transitions)
@@ -284,6 +295,7 @@ fn lease(holder: &Holder, now: jiff::Timestamp, current: Option<&Lease>) -> Leas
                     (HOST_ANNOTATION.to_owned(), holder.host.clone()),
                     (PID_ANNOTATION.to_owned(), holder.pid.to_string()),
                     (RUN_ANNOTATION.to_owned(), holder.run.clone()),
+                    (ALIVE_ANNOTATION.to_owned(), alive.display().to_string()),
                 ]
                 .into(),
             ),
@@ -340,8 +352,8 @@ fn still_held(lease: &Lease, now: jiff::Timestamp) -> Option<LockError> {
     })
 }
 
-/// Whether the Lease's holder ran on this host and that process no longer exists, or is this
-/// process and that run has ended.
+/// Whether the Lease's holder ran on this host and that run has ended: its process is gone, or
+/// its file is gone or no longer locked.
 fn dead_here(lease: &Lease) -> bool {
     let annotations = lease.metadata.annotations.as_ref();
     let host = annotations.and_then(|a| a.get(HOST_ANNOTATION));
@@ -351,11 +363,18 @@ fn dead_here(lease: &Lease) -> bool {
         .and_then(rustix::process::Pid::from_raw);
     match (host, pid) {
         (Some(host), Some(pid)) if *host == this_host() => {
-            if u32::try_from(pid.as_raw_nonzero().get()).ok() == Some(std::process::id()) {
-                return run_of(lease).is_none_or(|run| !live_runs().contains(run));
-            }
             // ESRCH: no such process. EPERM means it exists (as another user): alive.
-            rustix::process::test_kill_process(pid) == Err(rustix::io::Errno::SRCH)
+            if rustix::process::test_kill_process(pid) == Err(rustix::io::Errno::SRCH) {
+                return true;
+            }
+            let Some(alive) = annotations.and_then(|a| a.get(ALIVE_ANNOTATION)) else {
+                return false;
+            };
+            // A file we cannot open (another user's) or that is locked: its run lives.
+            match File::open(alive) {
+                Err(e) => e.kind() == std::io::ErrorKind::NotFound,
+                Ok(file) => file.try_lock().is_ok(),
+            }
         }
         _ => false,
     }
@@ -458,7 +477,21 @@ mod tests {
     }
 
     fn held_by(holder: &Holder, acquired: jiff::Timestamp, renewed: jiff::Timestamp) -> Lease {
-        let mut lease = lease(holder, acquired, None);
+        held_by_run(
+            holder,
+            Path::new("/nonexistent/cilium-migrate-run"),
+            acquired,
+            renewed,
+        )
+    }
+
+    fn held_by_run(
+        holder: &Holder,
+        alive: &Path,
+        acquired: jiff::Timestamp,
+        renewed: jiff::Timestamp,
+    ) -> Lease {
+        let mut lease = lease(holder, alive, acquired, None);
         if let Some(spec) = lease.spec.as_mut() {
             spec.renew_time = Some(MicroTime(renewed));
         }
@@ -513,12 +546,17 @@ mod tests {
             identity: format!("root@{} pid {pid}: migrate --apply", this_host()),
         };
         assert!(still_held(&held_by(&dead, at(0), at(10)), at(11)).is_none());
-        // A run of this process binds while it runs, and not once it ended without releasing.
+        // A run of a live process binds while it keeps its file locked, and not once it ended
+        // without releasing the Lease (its file unlocked, then removed).
         let alive = Holder::this_process("migrate --apply");
-        live_runs().insert(alive.run.clone());
-        assert!(still_held(&held_by(&alive, at(0), at(10)), at(11)).is_some());
-        live_runs().remove(&alive.run);
-        assert!(still_held(&held_by(&alive, at(0), at(10)), at(11)).is_none());
+        let file = tempfile::NamedTempFile::new().expect("temp file");
+        file.as_file().lock().expect("locked");
+        let lease = held_by_run(&alive, file.path(), at(0), at(10));
+        assert!(still_held(&lease, at(11)).is_some());
+        file.as_file().unlock().expect("unlocked");
+        assert!(still_held(&lease, at(11)).is_none());
+        drop(file);
+        assert!(still_held(&lease, at(11)).is_none());
         assert!(
             alive
                 .identity
