@@ -3,11 +3,11 @@
 //!
 //! kwok's fake nodes never run containers, so this proves the plumbing, not the inspection: the
 //! API server accepts the pod; it is pinned to the node, tolerates every taint, is privileged,
-//! never pulls, mounts the directories' parents with hostPath; a pod that does not finish is
-//! reported with the node and pod named, and is deleted in every case. The agent image is read
-//! from the running DaemonSet. (The inspection itself is the same `find` as over SSH, tested
-//! there; the pod's script runs in a container-like root in `cni-fs`'s `remote_commands` test,
-//! and its log format is unit-tested in `cni-fs`.)
+//! never pulls, mounts the directories' parents' parents with hostPath; a pod that does not
+//! finish is reported with the node and pod named, and is deleted in every case. The agent image
+//! is read from the running DaemonSet. (The inspection itself is the same `find` as over SSH,
+//! tested there; the pod's script runs in a container-like root in `cni-fs`'s
+//! `remote_commands` test, and its log format is unit-tested in `cni-fs`.)
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -110,14 +110,18 @@ async fn pod_access_pins_a_privileged_pod_reports_a_stuck_one_and_always_deletes
         .iter()
         .filter_map(|v| v["hostPath"]["path"].as_str())
         .collect();
-    // The parents: kubelet resolves a hostPath's symlinks, so a symlinked /opt/cni/bin mounted
-    // itself would be fixed at its target; `find` starts at the name inside the parent instead.
-    assert_eq!(host_paths, ["/opt/cni", "/etc/cni"]);
+    // The parents' parents: kubelet resolves a hostPath's symlinks, so a symlinked
+    // /opt/cni/bin (or /opt/cni) mounted itself would be fixed at its target; `find` starts at
+    // the names inside the mount instead, and never follows them.
+    assert_eq!(host_paths, ["/opt", "/etc"]);
     assert_eq!(container["workingDir"], "/host");
     let env = container["env"][0]["value"]
         .as_str()
         .expect("inspect command");
-    assert!(env.starts_with("'find' '0/bin' '1/net.d' "), "{env}");
+    assert!(
+        env.starts_with("'find' '0/cni/bin' '1/cni/net.d' "),
+        "{env}"
+    );
 
     // kwok never finishes the pod: the error names node and pod, and says what happened.
     match result {

@@ -23,8 +23,8 @@ pub use model::{
 pub use pod::{
     POD_LABEL, PodAccess, PodResult, cilium_agent_image, parse_logs, pod_name, pod_spec,
 };
-pub use policy::{diff, fixed_attrs, judge, needs_fix, plan_fix};
-pub use remote::{FixPaths, fix_argvs, inspect_argv, shell_command, shell_quote};
+pub use policy::{diff, fixed_attrs, judge, needs_fix, parent_fixable, plan_fix};
+pub use remote::{FixPaths, fix_argvs, fix_parent_argvs, inspect_argv, shell_command, shell_quote};
 pub use ssh::{RemoteOutput, STREAM_BUFFER_BYTES, Ssh, StreamedOutput};
 
 use std::fmt::Write as _;
@@ -102,9 +102,10 @@ impl Access {
                         .filter(|t| matches!(t.state, TreeState::Present { .. }))
                         .map(|t| t.root.clone())
                         .collect();
+                    let parents = policy::parents_to_fix(&before);
                     match self {
-                        Access::Ssh(ssh) => ssh.fix(node, &present).await?,
-                        _ => local::fix(&present)?,
+                        Access::Ssh(ssh) => ssh.fix(node, &parents, &present).await?,
+                        _ => local::fix(&parents, &present)?,
                     }
                     let after = self.inspect(node, roots).await?;
                     (before, Some(after))
@@ -206,7 +207,21 @@ pub fn render_check(reports: &[NodeReport]) -> String {
                 reason.clone(),
             ]);
         }
+        let mut parents_shown: Vec<&std::path::Path> = Vec::new();
         for tree in &report.trees {
+            if let (Some(parent), Some(why)) = (&tree.parent, tree.parent_concern())
+                && !parents_shown.contains(&parent.path.as_path())
+            {
+                parents_shown.push(&parent.path);
+                rows.push([
+                    report.node.clone(),
+                    parent.path.display().to_string(),
+                    parent.owner_group(),
+                    parent.attrs.mode_octal(),
+                    "PARENT".into(),
+                    why,
+                ]);
+            }
             match &tree.state {
                 TreeState::Missing { reason } => rows.push([
                     report.node.clone(),

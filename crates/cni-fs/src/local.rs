@@ -30,11 +30,16 @@ pub(crate) fn inspect(node: &str, roots: &[PathBuf]) -> Result<NodeReport, Error
 }
 
 fn inspect_tree(root: &Path, names: &Names) -> Result<Tree, Error> {
+    let parent = match root.parent() {
+        Some(parent) => inspect_parent(parent, names)?,
+        None => None,
+    };
     let meta = match std::fs::symlink_metadata(root) {
         Ok(meta) => meta,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Ok(Tree {
                 root: root.to_path_buf(),
+                parent,
                 state: TreeState::Missing {
                     reason: e.to_string(),
                 },
@@ -44,7 +49,19 @@ fn inspect_tree(root: &Path, names: &Names) -> Result<Tree, Error> {
     };
     let mut entries = Vec::new();
     walk(root, &meta, meta.dev(), names, &mut entries)?;
-    Ok(policy::tree_from_entries(root.to_path_buf(), entries))
+    let mut tree = policy::tree_from_entries(root.to_path_buf(), entries);
+    tree.parent = parent;
+    Ok(tree)
+}
+
+/// The directory holding a tree, as an entry (not followed when a symlink), if it exists.
+fn inspect_parent(parent: &Path, names: &Names) -> Result<Option<Entry>, Error> {
+    let meta = match std::fs::symlink_metadata(parent) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io(parent, e)),
+    };
+    Ok(Some(entry(parent, &meta, names)?))
 }
 
 fn walk(
@@ -54,6 +71,24 @@ fn walk(
     names: &Names,
     out: &mut Vec<Entry>,
 ) -> Result<(), Error> {
+    let entry = entry(path, meta, names)?;
+    let kind = entry.kind;
+    out.push(entry);
+    // Like `find -xdev`: list a mount point, do not descend into it.
+    if kind == Kind::Dir && meta.dev() == dev {
+        for child in std::fs::read_dir(path).map_err(|e| Error::io(path, e))? {
+            let child = child.map_err(|e| Error::io(path, e))?;
+            let child_path = child.path();
+            let child_meta =
+                std::fs::symlink_metadata(&child_path).map_err(|e| Error::io(&child_path, e))?;
+            walk(&child_path, &child_meta, dev, names, out)?;
+        }
+    }
+    Ok(())
+}
+
+/// The entry for `path` with its (not followed) metadata `meta`.
+fn entry(path: &Path, meta: &std::fs::Metadata, names: &Names) -> Result<Entry, Error> {
     let ft = meta.file_type();
     let kind = if ft.is_dir() {
         Kind::Dir
@@ -68,7 +103,7 @@ fn walk(
         Kind::Symlink => Some(std::fs::read_link(path).map_err(|e| Error::io(path, e))?),
         _ => None,
     };
-    out.push(Entry {
+    Ok(Entry {
         path: path.to_path_buf(),
         kind,
         attrs: Attrs {
@@ -81,23 +116,33 @@ fn walk(
         group: names.groups.get(&meta.gid()).cloned(),
         link_target,
         verdict: None,
-    });
-    // Like `find -xdev`: list a mount point, do not descend into it.
-    if kind == Kind::Dir && meta.dev() == dev {
-        for child in std::fs::read_dir(path).map_err(|e| Error::io(path, e))? {
-            let child = child.map_err(|e| Error::io(path, e))?;
-            let child_path = child.path();
-            let child_meta =
-                std::fs::symlink_metadata(&child_path).map_err(|e| Error::io(&child_path, e))?;
-            walk(&child_path, &child_meta, dev, names, out)?;
-        }
-    }
-    Ok(())
+    })
 }
 
-/// Makes every tree in `roots` root:root with directories `u+rwx,go-w`; missing roots and roots
-/// that are not directories are left alone.
-pub(crate) fn fix(roots: &[PathBuf]) -> Result<(), Error> {
+/// Makes the directories `parents` (see [`policy::parents_to_fix`]) and every tree in `roots`
+/// root:root with directories `u+rwx,go-w`; missing roots and roots that are not directories
+/// are left alone.
+pub(crate) fn fix(parents: &[PathBuf], roots: &[PathBuf]) -> Result<(), Error> {
+    // The parents first: after them, nobody else can swap a tree while it is fixed.
+    for parent in parents {
+        let fd = match rustix::fs::open(
+            parent,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        ) {
+            Ok(fd) => fd,
+            Err(rustix::io::Errno::NOENT | rustix::io::Errno::NOTDIR | rustix::io::Errno::LOOP) => {
+                continue;
+            }
+            Err(e) => return Err(Error::io(parent, e.into())),
+        };
+        let stat = rustix::fs::fstat(&fd).map_err(|e| Error::io(parent, e.into()))?;
+        if needs_owner_fix(&stat) {
+            rustix::fs::fchown(&fd, Some(Uid::ROOT), Some(Gid::ROOT))
+                .map_err(|e| Error::io(parent, e.into()))?;
+        }
+        fix_dir_mode(&fd, parent)?;
+    }
     for root in roots {
         let fd = match rustix::fs::open(
             root,

@@ -332,12 +332,52 @@ pub struct Tree {
     /// The requested host path.
     #[serde(serialize_with = "lossy_path")]
     pub root: PathBuf,
+    /// The directory holding it (not followed when it is a symlink), when it exists: whoever
+    /// may write there can rename the tree and put another in its place.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent: Option<Entry>,
     /// What was found.
     #[serde(flatten)]
     pub state: TreeState,
 }
 
 impl Tree {
+    /// Why the directory holding the tree is a risk, when it is: not root:root or writable by
+    /// group or others (the fix's rule for directories), or a symlink (its target is unknown).
+    pub fn parent_concern(&self) -> Option<String> {
+        let parent = self.parent.as_ref()?;
+        let root = self.root.display();
+        match parent.kind {
+            Kind::Symlink => Some(format!(
+                "a symlink to {}: {root} is reached through it; check by hand that the target is \
+                 root:root and writable by root only",
+                parent
+                    .link_target
+                    .as_deref()
+                    .unwrap_or(Path::new("?"))
+                    .display()
+            )),
+            Kind::Dir if crate::policy::needs_fix(Kind::Dir, parent.attrs) => {
+                let who = if parent.attrs.uid != 0 {
+                    format!("owned by {}", parent.owner_group())
+                } else {
+                    format!("mode {}", parent.attrs.mode_octal())
+                };
+                let fix = if crate::policy::parent_fixable(&parent.path) {
+                    "fix makes it root:root, writable by root only"
+                } else {
+                    "not a CNI directory, so fix leaves it: change it by hand"
+                };
+                Some(format!(
+                    "holds {root} and is {who}: whoever else may write here can rename {root} and \
+                     put a directory of their own in its place, whose plugins kubelet runs as \
+                     root; {fix}"
+                ))
+            }
+            _ => None,
+        }
+    }
+
     /// The entries (empty unless present).
     pub fn entries(&self) -> &[Entry] {
         match &self.state {

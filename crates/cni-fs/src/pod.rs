@@ -28,9 +28,11 @@ pub const POD_LABEL: (&str, &str) = ("app.kubernetes.io/name", "cni-fs");
 /// same functions as the SSH commands.
 const SCRIPT: &str = r#"set -u
 step() { printf 'cni-fs-result %s %s %s %s\n' "$1" "$2" "$(od -An -v -tx1 /tmp/o | tr -d ' \n')" "$(od -An -v -tx1 /tmp/e | tr -d ' \n')"; }
+eval "$CNI_FS_PARENTS" >/tmp/o 2>/tmp/e; step parents-before $?
 eval "$CNI_FS_INSPECT" >/tmp/o 2>/tmp/e; step before $?
 if [ -n "${CNI_FS_FIX:-}" ]; then
   eval "$CNI_FS_FIX" >/tmp/o 2>/tmp/e; step fix $?
+  eval "$CNI_FS_PARENTS" >/tmp/o 2>/tmp/e; step parents-after $?
   eval "$CNI_FS_INSPECT" >/tmp/o 2>/tmp/e; step after $?
 fi
 "#;
@@ -61,16 +63,21 @@ pub struct PodResult {
 ///
 /// Kubelet resolves a hostPath's symlinks before mounting it, so mounting the directory itself
 /// would turn a symlinked `/opt/cni/bin` into its target, which the fix would then change. The
-/// parent is mounted instead and `find` starts at the directory's own name in it: like over SSH,
-/// a symlink there is listed, never followed.
+/// directory above its parent is mounted instead (`/opt` for `/opt/cni/bin`), and `find`
+/// starts at the names inside it (`cni/bin`, and `cni` for the parent): like over SSH, a
+/// symlink there is listed, never followed.
 struct Mounted {
-    /// The host directory mounted (the parent of the requested one).
-    host_parent: String,
+    /// The host directory mounted: the parent's parent (`/` when the parent is `/`).
+    host_mount: String,
     /// Where it is mounted in the pod (`/host/<index>`).
     mount_path: String,
-    /// What `find` is given: the requested directory relative to the working directory
-    /// [`HOST_PREFIX`] (`<index>/<name>`: starts with a digit, so never read as an option).
+    /// What `find` is given for the requested directory, relative to the working directory
+    /// [`HOST_PREFIX`] (`<index>/cni/bin`: starts with a digit, so never read as an option).
     shown: PathBuf,
+    /// The same for its parent (`<index>/cni`, or `<index>` when the parent is `/`).
+    shown_parent: PathBuf,
+    /// The parent on the host.
+    host_parent: PathBuf,
 }
 
 fn layout(roots: &[PathBuf]) -> Result<Vec<Mounted>, Error> {
@@ -78,7 +85,7 @@ fn layout(roots: &[PathBuf]) -> Result<Vec<Mounted>, Error> {
         .iter()
         .enumerate()
         .map(|(i, root)| {
-            let (Some(parent), Some(name)) = (root.parent(), root.file_name()) else {
+            let Some(parent) = root.parent() else {
                 return Err(Error::InvalidPath {
                     path: root.clone(),
                     reason: "has no parent directory to mount; give the CNI directory, \
@@ -86,11 +93,19 @@ fn layout(roots: &[PathBuf]) -> Result<Vec<Mounted>, Error> {
                         .into(),
                 });
             };
+            let mount = parent.parent().unwrap_or(parent);
             utf8(root)?;
+            let index = PathBuf::from(i.to_string());
+            let under = |path: &Path| match path.strip_prefix(mount) {
+                Ok(rel) if !rel.as_os_str().is_empty() => index.join(rel),
+                _ => index.clone(),
+            };
             Ok(Mounted {
-                host_parent: utf8(parent)?,
+                host_mount: utf8(mount)?,
                 mount_path: format!("{HOST_PREFIX}/{i}"),
-                shown: Path::new(&i.to_string()).join(name),
+                shown: under(root),
+                shown_parent: under(parent),
+                host_parent: parent.to_path_buf(),
             })
         })
         .collect()
@@ -146,7 +161,7 @@ pub fn pod_spec(
             name: name.clone(),
             // `Directory`: a missing path fails the mount instead of being created.
             host_path: Some(HostPathVolumeSource {
-                path: m.host_parent.clone(),
+                path: m.host_mount.clone(),
                 type_: Some("Directory".into()),
             }),
             ..Volume::default()
@@ -166,9 +181,24 @@ pub fn pod_spec(
             ..EnvVar::default()
         })
     };
-    let mut env = vec![env_var("CNI_FS_INSPECT", &[remote::inspect_argv(&shown)])?];
+    let shown_parents: Vec<PathBuf> = mounted.iter().map(|m| m.shown_parent.clone()).collect();
+    let mut env = vec![
+        env_var("CNI_FS_INSPECT", &[remote::inspect_argv(&shown)])?,
+        env_var("CNI_FS_PARENTS", &[remote::parents_argv(&shown_parents)])?,
+    ];
     if apply {
-        env.push(env_var("CNI_FS_FIX", &remote::fix_argvs(&shown))?);
+        // Only the parents the fix may change; `find` decides whether they need it.
+        let fixable: Vec<PathBuf> = mounted
+            .iter()
+            .filter(|m| crate::policy::parent_fixable(&m.host_parent))
+            .map(|m| m.shown_parent.clone())
+            .collect();
+        let mut commands = Vec::new();
+        if !fixable.is_empty() {
+            commands.extend(remote::fix_parent_argvs(&fixable));
+        }
+        commands.extend(remote::fix_argvs(&shown));
+        env.push(env_var("CNI_FS_FIX", &commands)?);
     }
     let labels = BTreeMap::from([
         (POD_LABEL.0.to_string(), POD_LABEL.1.to_string()),
@@ -239,8 +269,12 @@ fn unhex(node: &str, text: &str) -> Result<Vec<u8>, Error> {
 
 /// Parses the pod's log into the inspections before and (when it fixed) after.
 pub fn parse_logs(node: &str, roots: &[PathBuf], logs: &str) -> Result<PodResult, Error> {
-    let shown: Vec<PathBuf> = layout(roots)?.into_iter().map(|m| m.shown).collect();
+    let mounted = layout(roots)?;
+    let shown: Vec<PathBuf> = mounted.iter().map(|m| m.shown.clone()).collect();
+    let shown_parents: Vec<PathBuf> = mounted.iter().map(|m| m.shown_parent.clone()).collect();
+    let host_parents: Vec<PathBuf> = mounted.iter().map(|m| m.host_parent.clone()).collect();
     let (mut before, mut after) = (None, None);
+    let (mut parents_before, mut parents_after) = (None, None);
     for line in logs.lines() {
         let Some(rest) = line.strip_prefix("cni-fs-result ") else {
             continue;
@@ -264,6 +298,8 @@ pub fn parse_logs(node: &str, roots: &[PathBuf], logs: &str) -> Result<PodResult
                     after = Some(report)
                 }
             }
+            "parents-before" => parents_before = Some((status, out, err)),
+            "parents-after" => parents_after = Some((status, out, err)),
             "fix" if status != 0 => {
                 return Err(Error::Remote {
                     node: node.into(),
@@ -275,10 +311,24 @@ pub fn parse_logs(node: &str, roots: &[PathBuf], logs: &str) -> Result<PodResult
             _ => {}
         }
     }
-    let before = before.ok_or_else(|| Error::RemoteOutput {
+    let mut before = before.ok_or_else(|| Error::RemoteOutput {
         node: node.into(),
         reason: format!("the pod log has no inspection result: {}", logs.trim()),
     })?;
+    let attach = |report: &mut NodeReport, parents: Option<(i32, Vec<u8>, Vec<u8>)>| {
+        let Some((status, out, err)) = parents else {
+            return Ok(());
+        };
+        remote::attach_parents(report, &host_parents, &shown_parents, status, &out, &err)?;
+        for parent in report.trees.iter_mut().filter_map(|t| t.parent.as_mut()) {
+            forget_container_name(parent);
+        }
+        Ok::<(), Error>(())
+    };
+    attach(&mut before, parents_before)?;
+    if let Some(after) = after.as_mut() {
+        attach(after, parents_after)?;
+    }
     Ok(PodResult { before, after })
 }
 
@@ -290,14 +340,16 @@ fn forget_container_names(report: &mut NodeReport) {
             crate::model::TreeState::Present { entries } => entries,
             _ => continue,
         };
-        for entry in entries {
-            if entry.attrs.uid != 0 {
-                entry.user = None;
-            }
-            if entry.attrs.gid != 0 {
-                entry.group = None;
-            }
-        }
+        entries.iter_mut().for_each(forget_container_name);
+    }
+}
+
+fn forget_container_name(entry: &mut crate::model::Entry) {
+    if entry.attrs.uid != 0 {
+        entry.user = None;
+    }
+    if entry.attrs.gid != 0 {
+        entry.group = None;
     }
 }
 
@@ -483,14 +535,15 @@ mod tests {
         let c = &spec["containers"][0];
         assert_eq!(c["imagePullPolicy"], "Never");
         assert_eq!(c["securityContext"]["privileged"], true);
-        // The parent is mounted: kubelet would resolve a symlinked /opt/cni/bin to its target.
+        // The parent's parent is mounted: kubelet would resolve a symlinked /opt/cni/bin (or
+        // /opt/cni) to its target.
         assert_eq!(
             spec["volumes"][1]["hostPath"],
-            serde_json::json!({"path": "/opt/cni", "type": "Directory"})
+            serde_json::json!({"path": "/opt", "type": "Directory"})
         );
         assert_eq!(
             spec["volumes"][2]["hostPath"],
-            serde_json::json!({"path": "/etc/cni", "type": "Directory"})
+            serde_json::json!({"path": "/etc", "type": "Directory"})
         );
         assert_eq!(c["volumeMounts"][1]["mountPath"], "/host/0");
         assert_eq!(c["volumeMounts"][2]["mountPath"], "/host/1");
@@ -500,12 +553,18 @@ mod tests {
             "check mounts read-only"
         );
         let env = c["env"].as_array().unwrap();
-        assert_eq!(env.len(), 1, "no fix command without apply");
+        assert_eq!(env.len(), 2, "no fix command without apply");
         assert!(
             env[0]["value"]
                 .as_str()
                 .unwrap()
-                .starts_with("'find' '0/bin' '1/net.d' '-xdev'")
+                .starts_with("'find' '0/cni/bin' '1/cni/net.d' '-xdev'")
+        );
+        assert!(
+            env[1]["value"]
+                .as_str()
+                .unwrap()
+                .starts_with("'find' '0/cni' '1/cni' '-maxdepth' '0' '-printf'")
         );
     }
 
@@ -515,11 +574,20 @@ mod tests {
         let json = serde_json::to_value(&pod).unwrap();
         let c = &json["spec"]["containers"][0];
         assert_eq!(c["volumeMounts"][1]["readOnly"], false);
-        let fix = c["env"][1]["value"].as_str().unwrap();
+        let fix = c["env"][2]["value"].as_str().unwrap();
         assert!(
-            fix.contains("'chown' '-h' '0:0'") && fix.contains(" && 'find' "),
+            fix.starts_with("'find' '0/cni' '1/cni' '-maxdepth' '0' '-type' 'd'")
+                && fix.contains("'chown' '-h' '0:0'")
+                && fix.contains(" && 'find' '0/cni/bin' '1/cni/net.d' '-xdev'"),
             "{fix}"
         );
+        // A parent that is not a CNI directory's is never changed.
+        let pod = pod_spec("node-1", "ns", "img", &["/srv/x/bin".into()], true).unwrap();
+        let json = serde_json::to_value(&pod).unwrap();
+        let fix = json["spec"]["containers"][0]["env"][2]["value"]
+            .as_str()
+            .unwrap();
+        assert!(fix.starts_with("'find' '0/x/bin' '-xdev'"), "{fix}");
     }
 
     #[test]
@@ -540,11 +608,15 @@ mod tests {
 
     #[test]
     fn parses_a_recorded_fix_log() {
-        let before = b"0/bin\0d\x001001\x000\x001001\0root\x00755\x001\x000/bin\0\0";
-        let after = b"0/bin\0d\x000\x000\0root\0root\x00755\x001\x000/bin\0\0";
-        let missing = b"find: '1/net.d': No such file or directory\n";
+        let before = b"0/cni/bin\0d\x001001\x000\x001001\0root\x00755\x002\x000/cni/bin\0\0";
+        let after = b"0/cni/bin\0d\x000\x000\0root\0root\x00755\x002\x000/cni/bin\0\0";
+        let missing = b"find: '1/cni/net.d': No such file or directory\n";
+        let parents = b"0/cni\0d\x001001\x000\x001001\0root\x00755\x003\x000/cni\0\0\
+1/cni\0d\x000\x000\0root\0root\x00755\x002\x001/cni\0\0";
         let logs = format!(
-            "cni-fs-result before 1 {} {}\ncni-fs-result fix 0  \ncni-fs-result after 1 {} {}\n",
+            "cni-fs-result parents-before 0 {} \ncni-fs-result before 1 {} {}\n\
+             cni-fs-result fix 0  \ncni-fs-result after 1 {} {}\n",
+            hex(parents),
             hex(before),
             hex(missing),
             hex(after),
@@ -558,6 +630,16 @@ mod tests {
             PathBuf::from("/opt/cni/bin"),
             "host path, not the pod's"
         );
+        let parent = result.before.trees[0].parent.as_ref().unwrap();
+        assert_eq!(
+            (parent.path.as_path(), parent.attrs.uid),
+            (Path::new("/opt/cni"), 1001)
+        );
+        assert!(result.before.trees[0].parent_concern().is_some());
+        assert_eq!(
+            result.before.trees[1].parent.as_ref().unwrap().path,
+            PathBuf::from("/etc/cni")
+        );
         let after = result.after.unwrap();
         assert!(!after.agent_would_fail());
         assert!(after.trees[1].entries().is_empty());
@@ -566,7 +648,7 @@ mod tests {
     #[test]
     fn a_failed_fix_in_the_pod_is_an_error() {
         let logs = format!("cni-fs-result before 0 {} \ncni-fs-result fix 1 {} {}\n",
-            hex(b"0/bin\0d\x000\x000\0root\0root\x00755\x001\x000/bin\0\x001/net.d\0d\x000\x000\0root\0root\x00755\x001\x001/net.d\0\0"),
+            hex(b"0/cni/bin\0d\x000\x000\0root\0root\x00755\x002\x000/cni/bin\0\x001/cni/net.d\0d\x000\x000\0root\0root\x00755\x002\x001/cni/net.d\0\0"),
             "", hex(b"chown: Read-only file system"));
         let err = parse_logs("node-1", &roots(), &logs).unwrap_err();
         assert!(err.to_string().contains("Read-only"), "{err}");

@@ -1,7 +1,9 @@
 //! The rules, shared by every way of reaching a node: the verdict for a root process without
 //! DAC capabilities, and what the fix changes.
 
-use crate::model::{Attrs, Change, Class, Entry, Kind, NodeReport, Tree, TreeState, Verdict};
+use crate::model::{
+    Attrs, Change, Class, DEFAULT_PATHS, Entry, Kind, NodeReport, Tree, TreeState, Verdict,
+};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -90,13 +92,60 @@ pub fn needs_fix(kind: Kind, attrs: Attrs) -> bool {
     fixed_attrs(kind, attrs) != attrs
 }
 
-/// What the fix would change in an inspected node.
-pub fn plan_fix(report: &NodeReport) -> Vec<Change> {
+/// True when the fix may change `parent`, the directory holding a requested one: only the
+/// CNI directories' own parents (`/opt/cni`, `/etc/cni`) and what is under the CNI directories.
+/// The parent of a path given with `--force` could be anything (`/srv`, a home directory).
+pub fn parent_fixable(parent: &Path) -> bool {
+    DEFAULT_PATHS
+        .iter()
+        .map(Path::new)
+        .any(|known| known.parent() == Some(parent) || parent.starts_with(known))
+}
+
+/// The parents the fix changes in an inspected node: fixable, real directories that need it.
+pub(crate) fn parents_to_fix(report: &NodeReport) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = Vec::new();
+    for parent in report.trees.iter().filter_map(|t| t.parent.as_ref()) {
+        if parent.kind == Kind::Dir
+            && needs_fix(Kind::Dir, parent.attrs)
+            && parent_fixable(&parent.path)
+            && !out.contains(&parent.path)
+        {
+            out.push(parent.path.clone());
+        }
+    }
+    out
+}
+
+/// Every entry of an inspection, the parents of the trees included, each path once.
+fn all_entries(report: &NodeReport) -> Vec<&Entry> {
+    let mut seen = std::collections::HashSet::new();
     report
         .trees
         .iter()
+        .flat_map(|t| t.parent.iter().chain(t.entries()))
+        .filter(|e| seen.insert(e.path.as_path()))
+        .collect()
+}
+
+/// What the fix would change in an inspected node (a parent it may fix first).
+pub fn plan_fix(report: &NodeReport) -> Vec<Change> {
+    let parents = parents_to_fix(report);
+    let in_trees: std::collections::HashSet<&Path> = report
+        .trees
+        .iter()
         .flat_map(|t| t.entries())
-        .filter(|e| needs_fix(e.kind, e.attrs) && !e.hard_linked())
+        .map(|e| e.path.as_path())
+        .collect();
+    all_entries(report)
+        .into_iter()
+        .filter(|e| {
+            if in_trees.contains(e.path.as_path()) {
+                needs_fix(e.kind, e.attrs) && !e.hard_linked()
+            } else {
+                parents.contains(&e.path)
+            }
+        })
         .map(|e| Change {
             path: e.path.clone(),
             kind: e.kind,
@@ -108,16 +157,12 @@ pub fn plan_fix(report: &NodeReport) -> Vec<Change> {
 
 /// The entries whose owner, group or mode differ between two inspections of the same node.
 pub fn diff(before: &NodeReport, after: &NodeReport) -> Vec<Change> {
-    let after_by_path: HashMap<&Path, &Entry> = after
-        .trees
-        .iter()
-        .flat_map(|t| t.entries())
+    let after_by_path: HashMap<&Path, &Entry> = all_entries(after)
+        .into_iter()
         .map(|e| (e.path.as_path(), e))
         .collect();
-    before
-        .trees
-        .iter()
-        .flat_map(|t| t.entries())
+    all_entries(before)
+        .into_iter()
         .filter_map(|b| {
             let a = after_by_path.get(b.path.as_path())?;
             (a.attrs != b.attrs).then(|| Change {
@@ -142,7 +187,11 @@ pub(crate) fn tree_from_entries(root: PathBuf, mut entries: Vec<Entry>) -> Tree 
             TreeState::Present { entries }
         }
     };
-    Tree { root, state }
+    Tree {
+        root,
+        parent: None,
+        state,
+    }
 }
 
 #[cfg(test)]

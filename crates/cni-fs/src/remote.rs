@@ -225,18 +225,14 @@ impl FixPaths {
     }
 }
 
-/// Parses the output of [`inspect_argv`]: `stdout`, `stderr` and the exit status of `find`.
-///
-/// `shown_roots` are the paths given to `find`, `host_roots` the node's paths they stand for
-/// (they differ in a pod, where the host directories are mounted elsewhere).
-pub(crate) fn parse_inspection(
+/// The entries `find ... -printf FIND_FORMAT` printed, per start point (`shown_starts` as given
+/// to `find`, `host_starts` the node's paths they stand for), with the node's paths.
+fn parse_entries(
     node: &str,
-    host_roots: &[PathBuf],
-    shown_roots: &[PathBuf],
-    status: i32,
+    host_starts: &[PathBuf],
+    shown_starts: &[PathBuf],
     stdout: &[u8],
-    stderr: &[u8],
-) -> Result<NodeReport, Error> {
+) -> Result<Vec<Vec<Entry>>, Error> {
     let bad = |reason: String| Error::RemoteOutput {
         node: node.to_string(),
         reason,
@@ -251,10 +247,10 @@ pub(crate) fn parse_inspection(
             fields.len()
         )));
     }
-    let mut per_root: Vec<Vec<Entry>> = vec![Vec::new(); shown_roots.len()];
+    let mut per_root: Vec<Vec<Entry>> = vec![Vec::new(); shown_starts.len()];
     for record in fields.chunks(FIELDS) {
         let start = Path::new(OsStr::from_bytes(record[0]));
-        let index = shown_roots
+        let index = shown_starts
             .iter()
             .position(|r| r == start)
             .ok_or_else(|| bad(format!("entry under unrequested path {}", start.display())))?;
@@ -274,9 +270,9 @@ pub(crate) fn parse_inspection(
             ))
         })?;
         let host_path = if rel.as_os_str().is_empty() {
-            host_roots[index].clone()
+            host_starts[index].clone()
         } else {
-            host_roots[index].join(rel)
+            host_starts[index].join(rel)
         };
         let (uid, gid) = (number(2, 10)?, number(3, 10)?);
         let name = |i: usize, id: u32| Some(text(i)).filter(|n| *n != id.to_string());
@@ -298,6 +294,103 @@ pub(crate) fn parse_inspection(
             verdict: None,
         });
     }
+    Ok(per_root)
+}
+
+/// The command that lists the directories holding the trees: `find PARENTS -maxdepth 0
+/// -printf FORMAT` (a symlink is listed, not followed).
+pub(crate) fn parents_argv(parents: &[PathBuf]) -> Vec<OsString> {
+    let mut argv: Vec<OsString> = vec!["find".into()];
+    argv.extend(parents.iter().map(|r| r.as_os_str().to_owned()));
+    argv.extend(["-maxdepth", "0", "-printf", FIND_FORMAT].map(OsString::from));
+    argv
+}
+
+/// The parents of `roots`, each once, in order (validated roots always have one).
+pub(crate) fn parents_of(roots: &[PathBuf]) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = Vec::new();
+    for parent in roots.iter().filter_map(|r| r.parent()) {
+        if !out.iter().any(|p| p == parent) {
+            out.push(parent.to_path_buf());
+        }
+    }
+    out
+}
+
+/// Parses the output of [`parents_argv`] and sets each tree's parent in `report`; a missing
+/// parent stays `None`, any other complaint is an error.
+pub(crate) fn attach_parents(
+    report: &mut NodeReport,
+    host_parents: &[PathBuf],
+    shown_parents: &[PathBuf],
+    status: i32,
+    stdout: &[u8],
+    stderr: &[u8],
+) -> Result<(), Error> {
+    let per_parent = parse_entries(&report.node, host_parents, shown_parents, stdout)?;
+    let stderr_text = String::from_utf8_lossy(stderr);
+    let unexplained = stderr_text
+        .lines()
+        .any(|l| !l.trim().is_empty() && !l.contains("No such file or directory"));
+    if status != 0 && (status != 1 || unexplained) {
+        return Err(Error::Remote {
+            node: report.node.clone(),
+            what: "inspecting the directories holding the trees".into(),
+            status,
+            stderr: stderr_text.trim().to_string(),
+        });
+    }
+    for tree in &mut report.trees {
+        let Some(parent) = tree.root.parent() else {
+            continue;
+        };
+        tree.parent = host_parents
+            .iter()
+            .position(|p| p == parent)
+            .and_then(|i| per_parent[i].first().cloned());
+    }
+    Ok(())
+}
+
+/// The two fix commands for the directories holding the trees (only those the fix may change,
+/// [`crate::policy::parent_fixable`]): like [`fix_argvs`], for the directories themselves
+/// (`-maxdepth 0`), never through a symlink (`-type d` does not follow one).
+pub fn fix_parent_argvs(parents: &[PathBuf]) -> [Vec<OsString>; 2] {
+    let [chown, chmod] = fix_argvs(parents);
+    // `find`, the paths, then `-xdev`: that becomes `-maxdepth 0` (and `-type d` for chown;
+    // the chmod command has it already).
+    let limit = |argv: Vec<OsString>, with: &[&str]| -> Vec<OsString> {
+        let mut out = Vec::with_capacity(argv.len() + with.len());
+        let mut rest = argv.into_iter();
+        for arg in rest.by_ref() {
+            if arg == "-xdev" {
+                break;
+            }
+            out.push(arg);
+        }
+        out.extend(with.iter().map(OsString::from));
+        out.extend(rest);
+        out
+    };
+    [
+        limit(chown, &["-maxdepth", "0", "-type", "d"]),
+        limit(chmod, &["-maxdepth", "0"]),
+    ]
+}
+
+/// Parses the output of [`inspect_argv`]: `stdout`, `stderr` and the exit status of `find`.
+///
+/// `shown_roots` are the paths given to `find`, `host_roots` the node's paths they stand for
+/// (they differ in a pod, where the host directories are mounted elsewhere).
+pub(crate) fn parse_inspection(
+    node: &str,
+    host_roots: &[PathBuf],
+    shown_roots: &[PathBuf],
+    status: i32,
+    stdout: &[u8],
+    stderr: &[u8],
+) -> Result<NodeReport, Error> {
+    let per_root = parse_entries(node, host_roots, shown_roots, stdout)?;
     let stderr_text = String::from_utf8_lossy(stderr);
     let mut trees = Vec::new();
     for (index, entries) in per_root.into_iter().enumerate() {
@@ -319,6 +412,7 @@ pub(crate) fn parse_inspection(
             }
             trees.push(Tree {
                 root: host_root,
+                parent: None,
                 state: TreeState::Missing { reason },
             });
         } else {

@@ -226,26 +226,53 @@ impl Ssh {
         })
     }
 
-    /// Inspects `roots` on `node`.
+    /// Inspects `roots` on `node`, and the directories holding them.
     pub async fn inspect(&self, node: &Node, roots: &[PathBuf]) -> Result<NodeReport, Error> {
         let out = self.run(node, remote::inspect_argv(roots)).await?;
-        let report = remote::parse_inspection(
+        let mut report = remote::parse_inspection(
             &node.name,
             roots,
             roots,
             out.status,
             &out.stdout,
             &out.stderr,
-        );
-        report.map_err(|e| self.hint_become(e))
+        )
+        .map_err(|e| self.hint_become(e))?;
+        let parents = remote::parents_of(roots);
+        if !parents.is_empty() {
+            let out = self.run(node, remote::parents_argv(&parents)).await?;
+            remote::attach_parents(
+                &mut report,
+                &parents,
+                &parents,
+                out.status,
+                &out.stdout,
+                &out.stderr,
+            )
+            .map_err(|e| self.hint_become(e))?;
+        }
+        Ok(report)
     }
 
-    /// Runs the fix commands on the roots that exist.
-    pub async fn fix(&self, node: &Node, roots: &[PathBuf]) -> Result<(), Error> {
-        if roots.is_empty() {
+    /// Runs the fix commands on `parents` (directories holding trees, see
+    /// [`crate::policy::parent_fixable`]) and on the roots that exist.
+    pub async fn fix(
+        &self,
+        node: &Node,
+        parents: &[PathBuf],
+        roots: &[PathBuf],
+    ) -> Result<(), Error> {
+        let mut commands = Vec::new();
+        if !parents.is_empty() {
+            commands.extend(remote::fix_parent_argvs(parents));
+        }
+        if !roots.is_empty() {
+            commands.extend(remote::fix_argvs(roots));
+        }
+        if commands.is_empty() {
             return Ok(());
         }
-        let out = self.run_all(node, &remote::fix_argvs(roots)).await?;
+        let out = self.run_all(node, &commands).await?;
         if out.status != 0 {
             return Err(self.hint_become(Error::Remote {
                 node: node.name.clone(),
