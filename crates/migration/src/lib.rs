@@ -16,9 +16,10 @@
 //! 3. `backup`: [`bundle::Bundle::create`] with the rendered objects as `extra_objects`, then
 //!    [`bundle::Bundle::verify`] before any write.
 //! 4. `adopt-metadata`: [`adopt::apply_adoption`] with [`adopt::Phase::Metadata`]; or
-//!    `delete-template-objects`: [`guard::replace_deletions`] through [`guard::delete`], then a
-//!    fresh plan applied with [`adopt::Phase::Metadata`] for the rendered objects that remain
-//!    (the kept Secrets, e.g. `hubble-server-certs`), which Helm would otherwise refuse.
+//!    `delete-template-objects`: the same plan without the workloads the chart renders
+//!    ([`adopt::AdoptPlan::without`]) applied with [`adopt::Phase::Metadata`], then those
+//!    workloads ([`guard::replace_deletions`]) deleted through [`guard::delete`], their pods
+//!    orphaned.
 //! 5. `helm-install` (the helm crate), then `prune-fields`: a fresh plan, applied with
 //!    [`adopt::Phase::Prune`].
 //! 6. `inventory-edit`, `verify` (other crates), then [`era::write_handover_marker`].

@@ -18,12 +18,14 @@
 //!
 //! A workload re-created that way (the agent DaemonSet after `replace` with a chart whose
 //! selector differs from Kubespray's) is deleted with its pods *orphaned*, never cascading: a
-//! cascading delete would take every agent down at once. The orphans (pods and
+//! cascading delete would take every agent down at once. Its dependents (pods and
 //! ControllerRevisions of a DaemonSet, ReplicaSets of a Deployment) get the restored selector's
-//! labels, so the re-created workload adopts them; an adopted agent pod also loses its
-//! `pod-template-generation` label, so that the DaemonSet controller never counts it as up to
-//! date and replaces it within the restored `maxUnavailable`, node by node, as the forward path
-//! rolls the agents. [`wait_daemonset_rolled`] awaits that roll.
+//! labels, before the delete and again after it, so the re-created workload adopts them; an
+//! orphaned agent pod also loses its `pod-template-generation` label, so that the DaemonSet
+//! controller counts it up to date only by its revision hash and replaces it within the
+//! restored `maxUnavailable`, node by node, as the forward path rolls the agents. A workload
+//! found gone (orphaned by `replace`'s own delete, or by a rollback cut short) is re-created
+//! the same way. [`wait_daemonset_rolled`] awaits the roll.
 //!
 //! The comparison ignores what the API server manages: `uid`, `resourceVersion`,
 //! `creationTimestamp`, `generation`, `managedFields`, `selfLink`, `status`, and the
@@ -385,6 +387,21 @@ pub async fn restore_handover(
                                 // one below, which then rolls them (module documentation).
                                 let workload =
                                     crate::guard::REPLACED_KINDS.contains(&r.kind.as_str());
+                                let live_selector =
+                                    object::value_at(&live_json, &["spec", "selector"]);
+                                if workload {
+                                    // Labelled while still owned, so that a rollback cut short
+                                    // between the delete and the create finds them adoptable.
+                                    label_dependents(
+                                        client,
+                                        &r,
+                                        live_selector,
+                                        Chosen::ControlledBy(&live_uid),
+                                        &match_labels(&backup),
+                                        false,
+                                    )
+                                    .await?;
+                                }
                                 crate::guard::delete(
                                     client,
                                     &file.api_resource(),
@@ -409,7 +426,16 @@ pub async fn restore_handover(
                                     });
                                 }
                                 if workload {
-                                    hand_orphans_over(client, &r, &live_json, &backup).await?;
+                                    // And the orphans: those created after the first pass too.
+                                    label_dependents(
+                                        client,
+                                        &r,
+                                        live_selector,
+                                        Chosen::Orphaned,
+                                        &match_labels(&backup),
+                                        true,
+                                    )
+                                    .await?;
                                 }
                                 let body: DynamicObject =
                                     serde_json::from_value(creation_body(&backup))
@@ -433,6 +459,20 @@ pub async fn restore_handover(
                         }
                     }
                     None => {
+                        if crate::guard::REPLACED_KINDS.contains(&r.kind.as_str()) {
+                            // Orphans left by a delete (of `replace`, or of a rollback cut
+                            // short) that the restored selector picks: adopted, and rolled
+                            // unless they run its template already (same revision hash).
+                            label_dependents(
+                                client,
+                                &r,
+                                object::value_at(&backup, &["spec", "selector"]),
+                                Chosen::Orphaned,
+                                &serde_json::Map::new(),
+                                true,
+                            )
+                            .await?;
+                        }
                         let body: DynamicObject = serde_json::from_value(creation_body(&backup))
                             .map_err(|_| RestoreError::BadObject(file.path.clone()))?;
                         api.create(&PostParams::default(), &body)
@@ -599,27 +639,37 @@ fn orphaned_dependents(
     }
 }
 
-/// After `workload` (as `live`) was deleted with its dependents orphaned: gives each orphan that
-/// its selector chose the labels of the restored selector (`backup`'s), so the re-created
-/// workload adopts it instead of starting a second agent next to it, and drops the labels that
-/// would make it count as up to date. Orphans that went away or changed meanwhile are skipped.
-async fn hand_orphans_over(
+/// Which dependents [`label_dependents`] changes.
+#[derive(Clone, Copy)]
+enum Chosen<'a> {
+    /// Those whose controller is the object of this UID.
+    ControlledBy(&'a str),
+    /// Those without a controller.
+    Orphaned,
+}
+
+/// Gives the dependents of `workload` (pods and ControllerRevisions of a DaemonSet, ReplicaSets
+/// of a Deployment) that `selector` and `chosen` pick the labels `wanted` (the restored
+/// selector's), so that the re-created workload adopts them instead of starting a second agent
+/// next to each; with `outdate`, it also drops the labels that would make an adopted pod count
+/// as up to date. Objects that went away or changed meanwhile (their UID is a precondition) are
+/// skipped.
+async fn label_dependents(
     client: &Client,
     workload: &ObjectRef,
-    live: &Value,
-    backup: &Value,
+    selector: Option<&Value>,
+    chosen: Chosen<'_>,
+    wanted: &serde_json::Map<String, Value>,
+    outdate: bool,
 ) -> Result<(), RestoreError> {
     let Some(namespace) = workload.namespace.as_deref() else {
         return Ok(());
     };
-    // An empty selector would choose every object of the namespace: no orphan can be told apart.
-    let Some(chosen) = label_selector(object::value_at(live, &["spec", "selector"])) else {
+    // An empty selector would choose every object of the namespace: no dependent can be told
+    // apart by it.
+    let Some(selector) = label_selector(selector) else {
         return Ok(());
     };
-    let wanted = object::value_at(backup, &["spec", "selector", "matchLabels"])
-        .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default();
     let failed = |action: &'static str| {
         let workload = workload.clone();
         move |source| RestoreError::Api {
@@ -637,27 +687,32 @@ async fn hand_orphans_over(
         let resource = ApiResource::from_gvk_with_plural(&gvk, plural);
         let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &resource);
         let listed = api
-            .list(&ListParams::default().labels(&chosen))
+            .list(&ListParams::default().labels(&selector))
             .await
-            .map_err(failed("listing the orphaned dependents of"))?;
+            .map_err(failed("listing the dependents of"))?;
         for item in listed.items {
-            let owned = item
+            let controller = item
                 .metadata
                 .owner_references
                 .iter()
                 .flatten()
-                .any(|o| o.controller == Some(true));
-            if owned {
+                .find(|o| o.controller == Some(true))
+                .map(|o| o.uid.as_str());
+            let picked = match chosen {
+                Chosen::ControlledBy(uid) => controller == Some(uid),
+                Chosen::Orphaned => controller.is_none(),
+            };
+            if !picked {
                 continue;
             }
             let labels = item.metadata.labels.clone().unwrap_or_default();
             let mut changes = serde_json::Map::new();
-            for (key, value) in &wanted {
+            for (key, value) in wanted {
                 if labels.get(key).map(String::as_str) != value.as_str() {
                     changes.insert(key.clone(), value.clone());
                 }
             }
-            for key in *dropped {
+            for key in dropped.iter().filter(|_| outdate) {
                 if labels.contains_key(*key) {
                     changes.insert((*key).to_owned(), Value::Null);
                 }
@@ -665,7 +720,6 @@ async fn hand_orphans_over(
             if changes.is_empty() {
                 continue;
             }
-            // The UID is a precondition: a pod re-created under that name is not touched.
             let patch = json!({"metadata": {"uid": item.metadata.uid, "labels": changes}});
             let name = item.metadata.name.clone().unwrap_or_default();
             match api
@@ -674,11 +728,19 @@ async fn hand_orphans_over(
             {
                 Ok(_) => {}
                 Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => {}
-                Err(e) => return Err(failed("labelling an orphaned dependent of")(e)),
+                Err(e) => return Err(failed("labelling a dependent of")(e)),
             }
         }
     }
     Ok(())
+}
+
+/// The `matchLabels` of a workload's selector.
+fn match_labels(workload: &Value) -> serde_json::Map<String, Value> {
+    object::value_at(workload, &["spec", "selector", "matchLabels"])
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default()
 }
 
 /// A label selector (`k=v,k in (a,b),!k`) from a workload's `spec.selector`; `None` when it is
@@ -765,6 +827,19 @@ pub(crate) async fn pods_not_on(
     daemonset: &DaemonSet,
     hash: &str,
 ) -> Result<Vec<String>, kube::Error> {
+    Ok(stale_pods(client, daemonset, hash)
+        .await?
+        .into_iter()
+        .map(|p| p.metadata.name.unwrap_or_default())
+        .collect())
+}
+
+/// The DaemonSet's pods whose revision is not `hash`.
+async fn stale_pods(
+    client: &Client,
+    daemonset: &DaemonSet,
+    hash: &str,
+) -> Result<Vec<Pod>, kube::Error> {
     let namespace = daemonset.metadata.namespace.as_deref().unwrap_or_default();
     let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
     let list = pods
@@ -781,14 +856,14 @@ pub(crate) async fn pods_not_on(
                 .map(String::as_str)
                 != Some(hash)
         })
-        .map(|p| p.metadata.name.unwrap_or_default())
         .collect())
 }
 
-/// Waits until DaemonSet `namespace/name` has rolled out ([`verify::rollout::daemon_set_rollout`])
-/// and each of its pods runs its current revision, or `timeout` passes. Returns what is behind
-/// then: empty when rolled out (or when there is no such DaemonSet), else the pods not on the
-/// current revision (or the rollout status, while the controller is still at it).
+/// Waits until DaemonSet `namespace/name` has rolled out ([`verify::rollout::wait_rolled_out`],
+/// a watch) and each of its pods runs its current revision (a stale pod that is terminating is
+/// awaited until it is gone), or `timeout` passes. Returns what is behind then: empty when
+/// rolled out (or when there is no such DaemonSet), else the pods not on the current revision,
+/// or the rollout status while the controller is still at it.
 pub async fn wait_daemonset_rolled(
     client: &Client,
     namespace: &str,
@@ -804,27 +879,69 @@ pub async fn wait_daemonset_rolled(
     };
     let deadline = Instant::now() + timeout;
     loop {
+        if daemonsets.get_opt(name).await.map_err(failed)?.is_none() {
+            return Ok(Vec::new());
+        }
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        match verify::rollout::wait_rolled_out(
+            &daemonsets,
+            name,
+            verify::rollout::daemon_set_rollout,
+            remaining,
+        )
+        .await
+        {
+            Ok(()) => {}
+            Err(verify::rollout::RolloutError::Timeout { seen, .. }) => {
+                return Ok(vec![format!("(rollout in progress: {seen})")]);
+            }
+            Err(verify::rollout::RolloutError::Kube { source, .. }) => return Err(failed(*source)),
+        }
         let Some(daemonset) = daemonsets.get_opt(name).await.map_err(failed)? else {
             return Ok(Vec::new());
         };
-        let rollout = verify::rollout::daemon_set_rollout(&daemonset);
-        let behind = if rollout.done {
-            match current_revision_hash(client, &daemonset)
-                .await
-                .map_err(failed)?
-            {
-                None => vec!["(no ControllerRevision yet)".to_owned()],
-                Some(hash) => pods_not_on(client, &daemonset, &hash)
-                    .await
-                    .map_err(failed)?,
-            }
-        } else {
-            vec![format!("(rollout in progress: {})", rollout.seen)]
+        // The controller counts every pod updated; each pod's own revision says so too, once
+        // the replaced ones are gone.
+        let Some(hash) = current_revision_hash(client, &daemonset)
+            .await
+            .map_err(failed)?
+        else {
+            return Ok(vec!["(no ControllerRevision yet)".to_owned()]);
         };
-        if behind.is_empty() || Instant::now() >= deadline {
-            return Ok(behind);
+        let stale = stale_pods(client, &daemonset, &hash)
+            .await
+            .map_err(failed)?;
+        let names = || -> Vec<String> {
+            stale
+                .iter()
+                .map(|p| p.metadata.name.clone().unwrap_or_default())
+                .collect()
+        };
+        if stale.is_empty() {
+            return Ok(Vec::new());
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        if stale
+            .iter()
+            .any(|p| p.metadata.deletion_timestamp.is_none())
+        {
+            // Counted up to date though on another revision: no wait changes that.
+            return Ok(names());
+        }
+        let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+        for pod in &stale {
+            let (Some(pod_name), Some(uid)) = (&pod.metadata.name, &pod.metadata.uid) else {
+                continue;
+            };
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let gone = tokio::time::timeout(
+                remaining,
+                await_condition(pods.clone(), pod_name, conditions::is_deleted(uid)),
+            )
+            .await;
+            if gone.is_err() {
+                return Ok(names());
+            }
+        }
     }
 }
 

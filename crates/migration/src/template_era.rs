@@ -24,7 +24,8 @@ pub struct TemplateKind {
     pub names: &'static [&'static str],
 }
 
-/// The non-Secret objects of the template era: what `replace` may delete and `adopt` patches.
+/// The non-Secret objects of the template era: what `adopt` patches, and `replace` too, except
+/// the DaemonSet and Deployments, which it deletes ([`crate::guard::replace_deletions`]).
 pub const TEMPLATE_OBJECTS: &[TemplateKind] = &[
     TemplateKind {
         api_version: "v1",
