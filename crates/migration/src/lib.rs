@@ -29,7 +29,7 @@
 //! Rollback: undo the release without deleting what it adopted ([`guard::forget_release`] when
 //! the bundle holds no release records; `helm rollback` to the recorded revision otherwise),
 //! [`restore::remove_created`], [`restore::restore_handover`],
-//! [`bundle::Bundle::restore_inventory`], then [`restore::compare_with_cluster`] (empty means
+//! [`bundle::Bundle::restore_written`], then [`restore::compare_with_cluster`] (empty means
 //! restored exactly).
 
 pub mod adopt;

@@ -5,7 +5,7 @@
 //! ([`crate::guard::forget_release`] when the bundle has no release records, i.e. the release
 //! did not exist before; `helm rollback` to the recorded revision otherwise), delete what the
 //! hand-over created ([`remove_created`]), [`restore_handover`], restore the inventory
-//! ([`crate::bundle::Bundle::restore_inventory`]), then [`compare_with_cluster`].
+//! ([`crate::bundle::Bundle::restore_written`]), then [`compare_with_cluster`].
 //!
 //! Restoring an object that exists replaces it (PUT) with the backed-up object: that removes
 //! Helm's ownership metadata and brings back the backed-up labels, annotations (including
