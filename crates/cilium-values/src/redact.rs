@@ -339,5 +339,20 @@ mod tests {
         assert!(!shown.contains("MIIC"), "{shown}");
         let back: Json = serde_saphyr::from_str(&shown).expect("still YAML");
         assert_eq!(back["tls"]["ca"]["key"], REDACTED);
+
+        // A taken-over release's values as the flow prints them (serde-saphyr's YAML).
+        let release = json!({
+            "hubble": {"tls": {"server": {"cert": "LS0tLS1CRUdJTiBDRVJU\nLS0t", "key": "a2V5"}}},
+            "k8sServiceHost": "10.0.0.1"
+        });
+        let text = format!(
+            "# The values of release cilium revision 3 (set by cilium-cli), handed over unchanged.\n{}",
+            serde_saphyr::to_string(&release).expect("yaml")
+        );
+        let shown = redact_values_yaml(&text);
+        assert!(
+            !shown.contains("a2V5") && !shown.contains("LS0t") && shown.contains("10.0.0.1"),
+            "{shown}"
+        );
     }
 }
