@@ -174,6 +174,40 @@ async fn upgrade_hands_over_kubespray_v2_27_1_then_goes_to_1_17_one_minor_at_a_t
         start.revision
     );
 
+    // A reviewed plan is refused, nothing changed, when a chart archive is not the one
+    // reviewed (same chart, other bytes) or the cluster is another one.
+    let altered = tmp.path().join("altered-charts");
+    std::fs::create_dir(&altered).unwrap();
+    for entry in std::fs::read_dir(&charts).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, altered.join(path.file_name().unwrap())).unwrap();
+    }
+    let mut archive = std::fs::read(altered.join("cilium-1.16.19.tgz")).unwrap();
+    archive.extend([0u8; 16]);
+    std::fs::write(altered.join("cilium-1.16.19.tgz"), archive).unwrap();
+    let mut stale_charts: Vec<OsString> = vec!["upgrade".into(), "--charts".into(), altered.into()];
+    stale_charts.extend(common(&kubeconfig, &helm, &state));
+    stale_charts.extend(["--plan".into(), plan_file.clone().into(), "--apply".into()]);
+    let (ok, _, stderr) = xtask(stale_charts);
+    assert!(!ok, "a plan with another chart archive was applied");
+    assert!(
+        stderr.contains("sha256") && stderr.contains("cilium-1.16.19.tgz"),
+        "{stderr}"
+    );
+    let mut elsewhere = plan.clone();
+    elsewhere["cluster"]["kube_system_uid"] = "another-cluster".into();
+    let elsewhere_file = tmp.path().join("plan-elsewhere.json");
+    std::fs::write(&elsewhere_file, elsewhere.to_string()).unwrap();
+    let mut other_cluster = base();
+    other_cluster.extend(["--plan".into(), elsewhere_file.into(), "--apply".into()]);
+    let (ok, _, stderr) = xtask(other_cluster);
+    assert!(!ok, "a plan for another cluster was applied");
+    assert!(stderr.contains("another-cluster"), "{stderr}");
+    assert_eq!(
+        release_status(&helm, &kubeconfig).unwrap().revision,
+        start.revision
+    );
+
     // The reviewed plan, applied.
     let mut apply = base();
     apply.extend([
@@ -315,8 +349,43 @@ async fn upgrade_takes_the_cilium_cli_release_from_1_17_3_to_1_19_6_with_each_ch
         }
     }
     apply.extend(["--apply".into(), "--verify-timeout".into(), "5m".into()]);
+
+    // The 1.18 hop's `helm upgrade` fails (a helm wrapper refuses it): the run stops after the
+    // verified 1.17.18 hop, and the next run resumes at 1.18.12 without redoing it.
+    let wrapper = tmp.path().join("helm-refusing-1.18");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nif [ \"$1\" = upgrade ] && [ \"$3\" = cilium ]; then\n  case \"$*\" in *cilium-1.18.12.tgz*)\n    echo 'Error: UPGRADE FAILED: injected by the test' >&2\n    exit 1;;\n  esac\nfi\nexec '{}' \"$@\"\n",
+            helm.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &wrapper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let with_wrapper: Vec<OsString> = apply
+        .iter()
+        .map(|a| {
+            if a == helm.as_os_str() {
+                wrapper.clone().into()
+            } else {
+                a.clone()
+            }
+        })
+        .collect();
+    let (ok, _, stderr) = xtask(with_wrapper);
+    assert!(!ok, "the injected helm failure did not stop the run");
+    assert!(stderr.contains("injected by the test"), "{stderr}");
+    assert_eq!(
+        history(&helm, &kubeconfig).last().unwrap(),
+        &(start.revision + 1, "cilium-1.17.18".to_owned())
+    );
     let (ok, stdout, stderr) = xtask(apply);
     assert!(ok, "upgrade --apply failed:\n{stdout}\n{stderr}");
+    assert!(stderr.contains("resuming"), "{stderr}");
 
     let after_start: Vec<(u32, String)> = history(&helm, &kubeconfig)
         .into_iter()

@@ -215,6 +215,7 @@ async fn run_upgrade(args: Args) -> anyhow::Result<()> {
         page_size: 500,
         ignore_checks: args.common.ignore_checks.clone(),
     };
+    let journal = state_dir.join(cilium_upgrade::journal::JOURNAL_FILE);
     let applied = live::apply(
         &cluster,
         &plan,
@@ -222,7 +223,13 @@ async fn run_upgrade(args: Args) -> anyhow::Result<()> {
         &options,
         &mut StderrNotes(Instant::now()),
     )
-    .await?;
+    .await
+    .with_context(|| {
+        format!(
+            "the upgrade stopped (journal {}): run the same command again to resume, or return with `cilium-migrate upgrade rollback --apply`",
+            journal.display()
+        )
+    })?;
     if args.output.is_json() {
         println!("{}", serde_json::to_string_pretty(&applied.journal)?);
     } else {
@@ -398,4 +405,63 @@ async fn run_rollback(args: RollbackArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_text_plan_shows_the_path_each_hop_and_what_is_left_to_accept() {
+        let plan: UpgradePlan = serde_json::from_value(serde_json::json!({
+            "format": 1, "cluster": null,
+            "release": {"name": "cilium", "namespace": "kube-system", "revision": 3, "version": "1.15.9"},
+            "target": "1.16.19", "upgrade_compatibility": "1.15",
+            "upgrade_compatibility_origin": "the release's values",
+            "hops": [{
+                "from": "1.15.9", "version": "1.16.19",
+                "chart": {"file": "cilium-1.16.19.tgz", "sha256": "abc"}, "values": {},
+                "translated": [{"path": "kubeProxyReplacement", "before": "strict",
+                    "to_path": "kubeProxyReplacement", "after": true, "why": "strict is true"}],
+                "dropped": [], "config": [], "workloads": [], "objects": [],
+                "gateway_api": null, "preflight": true,
+                "changes": [
+                    {"key": "config:a", "what": "changes a"},
+                    {"key": "object:Namespace/cilium-secrets", "what": "adds it"}
+                ]
+            }]
+        }))
+        .expect("a plan");
+        let text = plan_text(&plan, &["config:a".to_owned()]);
+        assert!(text.contains("path: 1.15.9 -> 1.16.19\n"), "{text}");
+        assert!(
+            text.contains("value kubeProxyReplacement = \"strict\" -> kubeProxyReplacement = true"),
+            "{text}"
+        );
+        assert!(text.contains("- accepted config:a: changes a\n"), "{text}");
+        assert!(
+            text.contains("- object:Namespace/cilium-secrets: adds it\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("1 behaviour change(s) to accept before --apply"),
+            "{text}"
+        );
+        let text = plan_text(
+            &plan,
+            &[
+                "config:a".to_owned(),
+                "1.16.19=object:Namespace/cilium-secrets".to_owned(),
+            ],
+        );
+        assert!(
+            text.contains("every behaviour change is accepted"),
+            "{text}"
+        );
+        assert!(matches_target("1.17.18", "1.17".parse().expect("target")));
+        assert!(!matches_target(
+            "1.17.18",
+            "1.17.3".parse().expect("target")
+        ));
+    }
 }

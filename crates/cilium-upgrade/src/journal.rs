@@ -100,3 +100,64 @@ impl Journal {
         self.hops.iter_mut().find(|h| h.version == version)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_journal_round_trips_privately_and_knows_when_the_path_is_done() -> Result<(), Error> {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().map_err(|source| Error::Io {
+            path: PathBuf::from("tempdir"),
+            source,
+        })?;
+        let state = dir.path().join("state");
+        assert_eq!(Journal::load(&state)?, None);
+        let hop = |version: &str, state: HopState| JournalHop {
+            version: version.into(),
+            revision_before: 3,
+            revision: Some(4),
+            state,
+            bundle: PathBuf::from("b"),
+        };
+        let mut journal = Journal {
+            cluster: ClusterIdentity {
+                api_server: "https://10.0.0.10:6443".into(),
+                kube_system_uid: "u-1".into(),
+            },
+            release: "cilium".into(),
+            namespace: "kube-system".into(),
+            start_revision: 3,
+            start_version: "1.15.9".into(),
+            path: vec!["1.15.19".into(), "1.16.19".into()],
+            hops: vec![hop("1.15.19", HopState::Verified)],
+            rolled_back_to: None,
+        };
+        journal.save(&state)?;
+        let mode = |path: &Path| {
+            std::fs::metadata(path)
+                .map(|m| m.permissions().mode() & 0o777)
+                .ok()
+        };
+        assert_eq!(mode(&state.join(JOURNAL_FILE)), Some(0o600));
+        assert_eq!(mode(&state), Some(0o700));
+        assert_eq!(Journal::load(&state)?.as_ref(), Some(&journal));
+        assert!(!journal.finished());
+        journal.hops.push(hop("1.16.19", HopState::Upgraded));
+        assert!(!journal.finished());
+        if let Some(h) = journal.hop_mut("1.16.19") {
+            h.state = HopState::Verified;
+        }
+        assert!(journal.finished());
+        std::fs::write(state.join(JOURNAL_FILE), "{").map_err(|source| Error::Io {
+            path: state.clone(),
+            source,
+        })?;
+        let err = Journal::load(&state)
+            .expect_err("not a journal")
+            .to_string();
+        assert!(err.contains("move it away"), "{err}");
+        Ok(())
+    }
+}

@@ -243,12 +243,17 @@ pub enum Error {
 /// hold secrets.
 pub fn write_values(dir: &Path, stem: &str, values: &serde_json::Value) -> Result<PathBuf, Error> {
     use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
+    use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
     let io = |path: &Path| {
         let path = path.to_owned();
         move |source| Error::Io { path, source }
     };
-    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    // The state directory holds values and backups: its owner's only.
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(io(dir))?;
     let path = dir.join(format!("{stem}.values.json"));
     let text = serde_json::to_string_pretty(values).map_err(|e| Error::BadValues {
         problem: e.to_string(),

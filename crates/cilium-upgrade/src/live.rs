@@ -397,7 +397,19 @@ async fn run_hop(
     };
     let uid_before = agent_uid().await?;
     if !upgraded_before {
-        let bundle = dir.join(format!("backup-before-{}", hop.version));
+        // One bundle per attempt: a finished backup is never overwritten.
+        let stem = format!(
+            "backup-before-{}-{}",
+            hop.version,
+            migration::flow::utc_stamp(jiff::Timestamp::now())
+        );
+        let bundle = (1..)
+            .map(|n| match n {
+                1 => dir.join(&stem),
+                n => dir.join(format!("{stem}-{n}")),
+            })
+            .find(|candidate| !candidate.exists())
+            .unwrap_or_else(|| dir.join(&stem));
         journal.hops.retain(|h| h.version != hop.version);
         journal.hops.push(JournalHop {
             version: hop.version.clone(),

@@ -324,3 +324,51 @@ fn a_change_is_accepted_by_its_key_or_for_one_hop_by_version_and_key() {
         ["1.17.18 config:a"]
     );
 }
+
+#[test]
+fn with_gateway_api_on_each_hop_names_the_crd_bundle_its_minor_needs() {
+    let Some(upstream) = upstream::Upstream::for_test(
+        "plan::with_gateway_api_on_each_hop_names_the_crd_bundle_its_minor_needs",
+    ) else {
+        return;
+    };
+    let scratch = tempfile::tempdir().unwrap();
+    let helm = helm();
+    let chart = ChartArchive::read(&upstream.chart("1.15.9").unwrap()).unwrap();
+    let values = json!({
+        "kubeProxyReplacement": "strict",
+        "k8sServiceHost": "10.0.0.10",
+        "k8sServicePort": 6443,
+        "gatewayAPI": {"enabled": true},
+    });
+    let start = start(&helm, &chart, values, scratch.path());
+    let plan = plan_to(&upstream, &start, "1.17", scratch.path());
+    let bundles: Vec<(&str, Option<&str>)> = plan
+        .hops
+        .iter()
+        .map(|h| {
+            (
+                h.version.as_str(),
+                h.gateway_api.as_ref().map(|g| g.bundle.as_str()),
+            )
+        })
+        .collect();
+    assert_eq!(
+        bundles,
+        [
+            ("1.15.19", Some("v1.0.0")),
+            ("1.16.19", Some("v1.1.0")),
+            ("1.17.18", Some("v1.2.0"))
+        ]
+    );
+    // `strict` reaches 1.16 as `true`, and the gate sees the same kube-proxy replacement.
+    assert_eq!(plan.hops[1].values["kubeProxyReplacement"], json!(true));
+    assert!(
+        !plan.hops[1]
+            .changes
+            .iter()
+            .any(|c| c.key == "config:kube-proxy-replacement"),
+        "{:#?}",
+        plan.hops[1].changes
+    );
+}
