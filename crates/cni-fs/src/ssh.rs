@@ -180,11 +180,7 @@ impl Ssh {
             .code()
             .unwrap_or(-1);
         if status == 255 {
-            return Err(Error::Ssh {
-                node: node.name.clone(),
-                address: node.address.clone(),
-                stderr: String::from_utf8_lossy(&stderr).trim().to_string(),
-            });
+            return Err(ssh_failed(node, &stderr));
         }
         Ok(StreamedOutput {
             status,
@@ -213,11 +209,7 @@ impl Ssh {
         let status = out.status.code().unwrap_or(-1);
         // 255 is ssh's own failure (connection, authentication, host key).
         if status == 255 {
-            return Err(Error::Ssh {
-                node: node.name.clone(),
-                address: node.address.clone(),
-                stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-            });
+            return Err(ssh_failed(node, &out.stderr));
         }
         Ok(RemoteOutput {
             status,
@@ -299,6 +291,24 @@ impl Ssh {
             },
             other => other,
         }
+    }
+}
+
+/// ssh's own failure (exit status 255), with a hint when the host key is not known: host key
+/// checking is always strict (no option turns it off), so a node must be in known_hosts.
+fn ssh_failed(node: &Node, stderr: &[u8]) -> Error {
+    let mut stderr = String::from_utf8_lossy(stderr).trim().to_string();
+    if stderr.contains("Host key verification failed") {
+        stderr.push_str(&format!(
+            " (hint: check the node's host key and add it to known_hosts, e.g. with \
+             `ssh-keyscan {}` after comparing the fingerprint; it is always checked)",
+            node.address
+        ));
+    }
+    Error::Ssh {
+        node: node.name.clone(),
+        address: node.address.clone(),
+        stderr,
     }
 }
 

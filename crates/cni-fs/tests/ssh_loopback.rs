@@ -374,7 +374,10 @@ fn user_ssh_options_cannot_turn_off_host_key_checking() {
         .block_on(ssh.run(&sshd.node(), vec!["true".into()]))
         .unwrap_err()
         .to_string();
-    assert!(err.contains("Host key verification failed"), "{err}");
+    assert!(
+        err.contains("Host key verification failed") && err.contains("known_hosts"),
+        "{err}"
+    );
 }
 
 #[test]
