@@ -12,7 +12,8 @@
 //!   rendered Secrets of the same name are adopted instead.
 //!
 //! Deletes also carry a UID precondition, so an object re-created since it was planned is
-//! never deleted by mistake.
+//! never deleted by mistake. The run lock's Lease is released through [`release_lease`], which
+//! deletes nothing but a Lease.
 
 use kube::api::{ApiResource, DeleteParams, DynamicObject, Preconditions};
 use kube::{Api, Client};
@@ -228,6 +229,30 @@ pub async fn delete(
     raw_delete(client, resource, object, uid, orphan_dependents).await
 }
 
+/// Deletes the run lock's own Lease (`coordination.k8s.io`, see [`crate::lock`]) only while it
+/// still has this `uid` and `resource_version`: a renewal or a take-over since wins, and a Lease
+/// already gone or changed (404, 409) counts as released. The only delete of a kind the
+/// hand-over does not own, hence its own narrow door.
+pub async fn release_lease(
+    api: &Api<k8s_openapi::api::coordination::v1::Lease>,
+    name: &str,
+    uid: Option<String>,
+    resource_version: Option<String>,
+) -> Result<(), kube::Error> {
+    let params = DeleteParams {
+        preconditions: Some(Preconditions {
+            uid,
+            resource_version,
+        }),
+        ..DeleteParams::default()
+    };
+    match api.delete(name, &params).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(status)) if matches!(status.code, 404 | 409) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 // Private on purpose: every delete in this crate goes through `delete` above.
 async fn raw_delete(
     client: &Client,
@@ -337,7 +362,10 @@ mod tests {
             let calls =
                 text.matches(".delete(").count() + text.matches("delete_collection").count();
             if path.ends_with("guard.rs") {
-                assert_eq!(calls, 1, "guard.rs holds exactly the raw delete");
+                assert_eq!(
+                    calls, 2,
+                    "guard.rs holds exactly the raw delete and the run lock's Lease release"
+                );
                 let callers = text.matches("raw_delete(client").count();
                 assert_eq!(
                     callers, 3,

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
-use kube::api::{DeleteParams, PostParams, Preconditions};
+use kube::api::PostParams;
 use kube::{Api, Client};
 
 /// Name of the Lease.
@@ -255,18 +255,14 @@ impl ClusterLease {
         let Some(current) = current.filter(|l| run_of(l) == Some(&self.holder.run)) else {
             return Ok(());
         };
-        let params = DeleteParams {
-            preconditions: Some(Preconditions {
-                uid: current.metadata.uid.clone(),
-                resource_version: current.metadata.resource_version.clone(),
-            }),
-            ..DeleteParams::default()
-        };
-        match self.api.delete(LEASE_NAME, &params).await {
-            Ok(_) => Ok(()),
-            Err(kube::Error::Api(status)) if matches!(status.code, 404 | 409) => Ok(()),
-            Err(e) => Err(api_error("releasing Lease kube-system/cilium-migrate")(e)),
-        }
+        crate::guard::release_lease(
+            &self.api,
+            LEASE_NAME,
+            current.metadata.uid.clone(),
+            current.metadata.resource_version.clone(),
+        )
+        .await
+        .map_err(api_error("releasing Lease kube-system/cilium-migrate"))
     }
 }
 
