@@ -9,6 +9,7 @@ pub mod backup;
 mod cluster;
 pub mod gateway_api;
 pub mod inventory;
+pub mod kube_proxy_replacement;
 pub mod migrate;
 pub mod nodes;
 pub mod offline;
@@ -65,6 +66,8 @@ pub enum Command {
     GatewayApi(gateway_api::Args),
     /// After the hand-over: upgrade Cilium one minor at a time, the gate at every hop (plan only without --apply); `upgrade rollback` returns.
     Upgrade(Box<upgrade::Args>),
+    /// After the hand-over: switch to Cilium's kube-proxy replacement and retire kube-proxy (plan only without --apply); `rollback` returns.
+    KubeProxyReplacement(kube_proxy_replacement::Args),
     /// Back up what the hand-over touches and every cilium.io object into a bundle directory.
     #[command(hide = true)]
     Backup(backup::Args),
@@ -87,6 +90,7 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         Command::Verify(args) => verify::run(args),
         Command::GatewayApi(args) => gateway_api::run(args),
         Command::Upgrade(args) => upgrade::run(*args),
+        Command::KubeProxyReplacement(args) => kube_proxy_replacement::run(args),
         Command::Backup(args) => backup::run(args),
         Command::Completions { shell } => {
             clap_complete::generate(

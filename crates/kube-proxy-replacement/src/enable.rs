@@ -118,6 +118,14 @@ impl Plan {
     }
 }
 
+/// The refusal for an endpoint `prove` could not prove, with the fix.
+pub fn not_proved(wiring: &Wiring, why: &str) -> Error {
+    Error::EndpointNotProved {
+        endpoint: wiring.describe(),
+        why: why.to_owned(),
+    }
+}
+
 /// The release's revision and chart version (`helm history`: `helm status` leaves the chart out).
 pub fn release_revision(helm: &Helm) -> Result<(u32, String), Error> {
     let history = helm.history(RELEASE, NAMESPACE)?;
@@ -161,7 +169,10 @@ pub async fn plan(
     };
     let proof = endpoint::prove(client, config, &wiring)
         .await
-        .map_err(|e| e.to_string());
+        .map_err(|e| match e {
+            Error::EndpointNotProved { why, .. } => why,
+            other => other.to_string(),
+        });
     let state = check::collect(client).await?;
     let items = check::judge(&state);
     let (revision, chart_version) = release_revision(helm)?;
@@ -359,10 +370,10 @@ pub async fn enable(
                 options.api_server.as_ref(),
             )
             .await?;
-            let proof = plan.proof.clone().map_err(|why| Error::EndpointNotProved {
-                endpoint: plan.wiring.describe(),
-                why,
-            })?;
+            let proof = plan
+                .proof
+                .clone()
+                .map_err(|why| not_proved(&plan.wiring, &why))?;
             if !plan.blockers.is_empty() {
                 return Err(Error::Refused {
                     items: plan.blockers,
