@@ -357,7 +357,7 @@ impl Tree {
                     .unwrap_or(Path::new("?"))
                     .display()
             )),
-            Kind::Dir if crate::policy::needs_fix(Kind::Dir, parent.attrs) => {
+            Kind::Dir if crate::policy::parent_at_risk(parent.attrs) => {
                 let who = if parent.attrs.uid != 0 {
                     format!("owned by {}", parent.owner_group())
                 } else {
@@ -421,13 +421,24 @@ impl NodeReport {
         }
     }
 
-    /// One line for the node: `ok`, `agent would fail`, or `not checked: <why>`.
+    /// One line for the node: `ok`, `agent would fail`, or `not checked: <why>`; then each
+    /// directory holding a tree that others could write (`; /opt/cni: <why>`).
     pub fn outcome(&self) -> String {
-        match &self.not_checked {
+        let mut line = match &self.not_checked {
             Some(reason) => format!("not checked: {reason}"),
             None if self.agent_would_fail() => "agent would fail".into(),
             None => "ok".into(),
+        };
+        let mut seen: Vec<&Path> = Vec::new();
+        for tree in &self.trees {
+            if let (Some(parent), Some(why)) = (&tree.parent, tree.parent_concern())
+                && !seen.contains(&parent.path.as_path())
+            {
+                seen.push(&parent.path);
+                line.push_str(&format!("; {}: {why}", parent.path.display()));
+            }
         }
+        line
     }
 
     /// True when any tree on this node would make the agent fail.

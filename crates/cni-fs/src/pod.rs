@@ -576,7 +576,8 @@ mod tests {
         assert_eq!(c["volumeMounts"][1]["readOnly"], false);
         let fix = c["env"][2]["value"].as_str().unwrap();
         assert!(
-            fix.starts_with("'find' '0/cni' '1/cni' '-maxdepth' '0' '-type' 'd'")
+            fix.starts_with("'find' '0/cni' '1/cni' '-maxdepth' '0' ")
+                && fix.contains("'find' '0/cni' '1/cni' '-maxdepth' '0' '-type' 'd'")
                 && fix.contains("'chown' '-h' '0:0'")
                 && fix.contains(" && 'find' '0/cni/bin' '1/cni/net.d' '-xdev'"),
             "{fix}"

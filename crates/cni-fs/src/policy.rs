@@ -102,12 +102,20 @@ pub fn parent_fixable(parent: &Path) -> bool {
         .any(|known| known.parent() == Some(parent) || parent.starts_with(known))
 }
 
-/// The parents the fix changes in an inspected node: fixable, real directories that need it.
+/// True when someone other than root could rename a root-owned entry in a directory with
+/// these attributes, or will once the fix has run: the fix's rule for directories (root:root,
+/// `u+rwx,go-w`), except that a root:root sticky directory (like `/tmp`) already protects it.
+pub fn parent_at_risk(attrs: Attrs) -> bool {
+    let sticky_root = (attrs.uid, attrs.gid) == FIX_OWNER && attrs.mode & 0o1000 != 0;
+    needs_fix(Kind::Dir, attrs) && !sticky_root
+}
+
+/// The parents the fix changes in an inspected node: fixable, real directories at risk.
 pub(crate) fn parents_to_fix(report: &NodeReport) -> Vec<PathBuf> {
     let mut out: Vec<PathBuf> = Vec::new();
     for parent in report.trees.iter().filter_map(|t| t.parent.as_ref()) {
         if parent.kind == Kind::Dir
-            && needs_fix(Kind::Dir, parent.attrs)
+            && parent_at_risk(parent.attrs)
             && parent_fixable(&parent.path)
             && !out.contains(&parent.path)
         {
@@ -232,6 +240,26 @@ mod tests {
             why.contains("Permission denied") && why.contains("group bits"),
             "{why}"
         );
+    }
+
+    #[test]
+    fn parents_at_risk_and_the_ones_fix_may_change() {
+        let at = |uid, gid, mode| parent_at_risk(Attrs { uid, gid, mode });
+        assert!(at(1001, 0, 0o755), "kube-owned /opt/cni");
+        assert!(at(0, 1001, 0o775), "group-writable");
+        assert!(!at(0, 0, 0o755));
+        assert!(!at(0, 0, 0o1777), "a root sticky directory like /tmp protects its entries");
+        assert!(at(1001, 1001, 0o1777), "not root's");
+        for (path, fixable) in [
+            ("/opt/cni", true),
+            ("/etc/cni", true),
+            ("/opt/cni/bin/sub", true),
+            ("/opt", false),
+            ("/srv/x", false),
+            ("/opt/cnix", false),
+        ] {
+            assert_eq!(parent_fixable(Path::new(path)), fixable, "{path}");
+        }
     }
 
     #[test]

@@ -354,7 +354,7 @@ pub(crate) fn attach_parents(
 
 /// The two fix commands for the directories holding the trees (only those the fix may change,
 /// [`crate::policy::parent_fixable`]): like [`fix_argvs`], for the directories themselves
-/// (`-maxdepth 0`), never through a symlink (`-type d` does not follow one).
+/// (`-maxdepth 0`), never through a symlink (`-type d` does not follow one), chmod first.
 pub fn fix_parent_argvs(parents: &[PathBuf]) -> [Vec<OsString>; 2] {
     let [chown, chmod] = fix_argvs(parents);
     // `find`, the paths, then `-xdev`: that becomes `-maxdepth 0` (and `-type d` for chown;
@@ -372,9 +372,26 @@ pub fn fix_parent_argvs(parents: &[PathBuf]) -> [Vec<OsString>; 2] {
         out.extend(rest);
         out
     };
+    // chmod first, and not on a root:root sticky directory: the rule of `parent_at_risk`, so
+    // the pod (whose commands are fixed before it looks) changes only what the plan says.
     [
+        limit(
+            chmod,
+            &[
+                "-maxdepth",
+                "0",
+                "!",
+                "(",
+                "-uid",
+                "0",
+                "-gid",
+                "0",
+                "-perm",
+                "-1000",
+                ")",
+            ],
+        ),
         limit(chown, &["-maxdepth", "0", "-type", "d"]),
-        limit(chmod, &["-maxdepth", "0"]),
     ]
 }
 

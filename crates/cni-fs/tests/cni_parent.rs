@@ -80,6 +80,12 @@ fn assert_parent_reported_and_fixed(fix: &NodeFix) {
         row.contains("can rename /opt/cni/bin") && row.contains("fix makes it root:root"),
         "{row}"
     );
+    // The migrate gate's line for the node names it too.
+    let outcome = fix.before.outcome();
+    assert!(
+        outcome.starts_with("agent would fail; /opt/cni: holds /opt/cni/bin"),
+        "{outcome}"
+    );
     assert_eq!(
         fix.planned[0].path,
         Path::new("/opt/cni"),
