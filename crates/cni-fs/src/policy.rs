@@ -248,7 +248,10 @@ mod tests {
         assert!(at(1001, 0, 0o755), "kube-owned /opt/cni");
         assert!(at(0, 1001, 0o775), "group-writable");
         assert!(!at(0, 0, 0o755));
-        assert!(!at(0, 0, 0o1777), "a root sticky directory like /tmp protects its entries");
+        assert!(
+            !at(0, 0, 0o1777),
+            "a root sticky directory like /tmp protects its entries"
+        );
         assert!(at(1001, 1001, 0o1777), "not root's");
         for (path, fixable) in [
             ("/opt/cni", true),
