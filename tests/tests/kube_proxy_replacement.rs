@@ -1,0 +1,431 @@
+//! End-to-end: `kube-proxy-replacement enable|rollback` after the hand-over, through the real
+//! `cargo xtask` binary.
+//!
+//! The cluster: Kubespray v2.27.1's objects handed over to the released 1.15.9 chart (as
+//! `migrate --apply` does it), plus kube-proxy as Kubespray deploys it. Kubespray runs kubeadm's
+//! kube-proxy addon (`kubeadm init phase addon kube-proxy`); the released artefact is kubeadm's
+//! own manifest, read from the Go module the testbed builds Kubernetes from
+//! (`k8s.io/kubernetes@<testbed version>/cmd/kubeadm/app/phases/addons/proxy/manifests.go`) and
+//! filled as kubeadm fills it. Hand-made, because no released artefact holds them: the
+//! ServiceAccount the DaemonSet runs as (kubeadm creates it in Go) and the KubeProxyConfiguration
+//! (Kubespray's defaults: `mode: ipvs`, the sample's pod subnet).
+//!
+//! What a testbed cannot prove: kwok nodes have no datapath, so the node cleanup is skipped here
+//! (`--skip-node-cleanup`; it is tested for real in a network namespace by the crate's
+//! `node_cleanup` test) and the verify check kwok cannot pass is ignored.
+
+// Helpers of a test panic on failure by design; clippy only exempts `#[test]` functions.
+#![allow(clippy::unwrap_used)]
+
+mod migrate_common;
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::DaemonSet;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::Api;
+use migrate_common::{
+    KWOK_IGNORED_CHECKS, Recorder, inventory_copy, live_cilium_config, migrate_options,
+    release_status, run_xtask, template_era_testbed, upstream,
+};
+use migration::flow::{self, Outcome};
+use testbed::Testbed;
+
+const TIMEOUT: Duration = Duration::from_secs(180);
+
+/// What the tests share: a handed-over testbed with kube-proxy, and its paths.
+struct Cluster {
+    testbed: Testbed,
+    client: kube::Client,
+    helm: PathBuf,
+    chart: PathBuf,
+    inventory: PathBuf,
+    tmp: tempfile::TempDir,
+}
+
+impl Cluster {
+    fn kubeconfig(&self) -> &Path {
+        self.testbed.kubeconfig()
+    }
+
+    fn state(&self) -> PathBuf {
+        self.tmp.path().join("kpr-state")
+    }
+
+    /// `kube-proxy-replacement <command> --kubeconfig K --helm H --state-dir S` + `args`.
+    fn xtask(&self, command: &str, args: &[&str]) -> (bool, String, String) {
+        let mut argv: Vec<OsString> = vec!["kube-proxy-replacement".into(), command.into()];
+        argv.extend([
+            "--kubeconfig".into(),
+            self.kubeconfig().into(),
+            "--helm".into(),
+            self.helm.clone().into(),
+            "--state-dir".into(),
+            self.state().into(),
+        ]);
+        if command != "rollback" {
+            argv.extend(["--inventory".into(), self.inventory.clone().into()]);
+        }
+        if command == "enable" {
+            argv.extend(["--chart".into(), self.chart.clone().into()]);
+        }
+        if command != "check" {
+            for check in KWOK_IGNORED_CHECKS {
+                argv.extend(["--ignore-check".into(), (*check).into()]);
+            }
+        }
+        argv.extend(args.iter().map(OsString::from));
+        run_xtask(&argv)
+    }
+
+    /// `HOST:PORT` of the testbed's API server (its kubeconfig's server).
+    fn api_server(&self) -> String {
+        let url = self.testbed.api_server();
+        url.trim_start_matches("https://")
+            .trim_end_matches('/')
+            .to_owned()
+    }
+
+    async fn kube_proxy(&self) -> (Option<DaemonSet>, Option<ConfigMap>) {
+        let daemon_sets: Api<DaemonSet> = Api::namespaced(self.client.clone(), "kube-system");
+        let config_maps: Api<ConfigMap> = Api::namespaced(self.client.clone(), "kube-system");
+        (
+            daemon_sets.get_opt("kube-proxy").await.unwrap(),
+            config_maps.get_opt("kube-proxy").await.unwrap(),
+        )
+    }
+}
+
+/// Kubespray v2.27.1's sample handed over to 1.15.9, then kube-proxy from kubeadm's manifest.
+async fn handed_over_with_kube_proxy(test: &str) -> Option<Cluster> {
+    let upstream = upstream(test)?;
+    let case = tests::rendered_case(&upstream, "sample", "v2.27.1");
+    let chart = upstream.chart("1.15.9").unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let testbed = template_era_testbed(&tmp.path().join("testbed"), &case).await;
+    let client = testbed.client().await.unwrap();
+    let helm = testbed.tools().helm;
+    let inventory = inventory_copy(&case, tmp.path());
+    let handover = migrate_options(
+        &testbed,
+        &inventory,
+        &tmp.path().join("bundle"),
+        &helm,
+        tmp.path(),
+        &chart,
+    );
+    let mut progress = Recorder::default();
+    let outcome = flow::run(&handover, &mut progress)
+        .await
+        .unwrap_or_else(|e| panic!("hand-over: {e}\n{}", progress.lines.join("\n")));
+    assert!(matches!(outcome, Outcome::Migrated { .. }), "{outcome:?}");
+
+    let manifest = tmp.path().join("kube-proxy.yaml");
+    std::fs::write(&manifest, kubeadm_kube_proxy(testbed.api_server())).unwrap();
+    let applied = std::process::Command::new(&testbed.tools().kubectl)
+        .arg("--kubeconfig")
+        .arg(testbed.kubeconfig())
+        .args(["apply", "-f"])
+        .arg(&manifest)
+        .output()
+        .unwrap();
+    assert!(
+        applied.status.success(),
+        "applying kube-proxy: {}",
+        String::from_utf8_lossy(&applied.stderr)
+    );
+    let daemon_sets: Api<DaemonSet> = Api::namespaced(client.clone(), "kube-system");
+    verify::rollout::wait_rolled_out(
+        &daemon_sets,
+        "kube-proxy",
+        verify::rollout::daemon_set_rollout,
+        TIMEOUT,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("kube-proxy does not roll out: {e}"));
+    Some(Cluster {
+        testbed,
+        client,
+        helm,
+        chart,
+        inventory,
+        tmp,
+    })
+}
+
+/// kubeadm's kube-proxy ConfigMap and DaemonSet templates, from the Kubernetes module the testbed
+/// builds from, filled as kubeadm fills them; and the ServiceAccount kubeadm creates in Go.
+fn kubeadm_kube_proxy(api_server: &str) -> String {
+    let (modcache, version) = kubernetes_module();
+    let source = modcache
+        .join(format!("k8s.io/kubernetes@{version}"))
+        .join("cmd/kubeadm/app/phases/addons/proxy/manifests.go");
+    let text = std::fs::read_to_string(&source).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (the testbed's Go module cache: run `cargo xtask testbed build`)",
+            source.display()
+        )
+    });
+    let template = |name: &str| -> String {
+        let start = text
+            .find(&format!("{name} = `"))
+            .unwrap_or_else(|| panic!("{}: no {name}", source.display()))
+            + name.len()
+            + 4;
+        let end = start + text[start..].find('`').unwrap();
+        text[start..end].to_owned()
+    };
+    // Kubespray's defaults (kube_proxy_mode: ipvs) and its sample's kube_pods_subnet.
+    let proxy_config = "apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\nbindAddress: 0.0.0.0\nclusterCIDR: 10.233.64.0/18\nmode: ipvs\nipvs:\n  strictARP: false\n";
+    let indented: String = proxy_config.lines().map(|l| format!("    {l}\n")).collect();
+    let fill = |t: String| {
+        t.replace("{{ .ProxyConfigMap }}", "kube-proxy")
+            .replace("{{ .ProxyConfigMapKey }}", "config.conf")
+            .replace("{{ .ControlPlaneEndpoint }}", api_server)
+            .replace("{{ .ProxyConfig}}", indented.trim_end())
+            .replace(
+                "{{ .Image }}",
+                &format!("registry.k8s.io/kube-proxy:{version}"),
+            )
+    };
+    let config_map = fill(template("KubeProxyConfigMap19"));
+    let daemon_set = fill(template("KubeProxyDaemonSet19"));
+    for filled in [&config_map, &daemon_set] {
+        assert!(
+            !filled.contains("{{"),
+            "kubeadm's template has a field this test does not fill:\n{filled}"
+        );
+    }
+    format!(
+        "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: kube-proxy\n  namespace: kube-system\n---{config_map}---{daemon_set}"
+    )
+}
+
+/// The Go module cache and the k8s.io/kubernetes version of `testbed/go/k8s/go.mod`.
+fn kubernetes_module() -> (PathBuf, String) {
+    let root = testbed::tools::workspace_root();
+    let go_mod = std::fs::read_to_string(root.join("testbed/go/k8s/go.mod")).unwrap();
+    let version = go_mod
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("k8s.io/kubernetes v"))
+        .map(|v| format!("v{}", v.split_whitespace().next().unwrap_or(v)))
+        .expect("testbed/go/k8s/go.mod requires k8s.io/kubernetes");
+    let go = ["go", "/usr/local/go/bin/go"]
+        .into_iter()
+        .find_map(|go| {
+            std::process::Command::new(go)
+                .args(["env", "GOMODCACHE"])
+                .output()
+                .ok()
+                .filter(|o| o.status.success())
+        })
+        .expect("go is needed to find the testbed's Go module cache (it builds the testbed)");
+    let modcache = PathBuf::from(String::from_utf8_lossy(&go.stdout).trim());
+    (modcache, version)
+}
+
+fn kube_proxy_remove(inventory: &Path) -> Option<serde_json::Value> {
+    let inventory = kubespray_config::Inventory::load(inventory).unwrap();
+    inventory
+        .vars_files
+        .iter()
+        .filter_map(|f| f.values.get("kube_proxy_remove").cloned())
+        .next_back()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn enable_replaces_kube_proxy_and_rollback_restores_it() {
+    let Some(cluster) = handed_over_with_kube_proxy(
+        "kube_proxy_replacement::enable_replaces_kube_proxy_and_rollback_restores_it",
+    )
+    .await
+    else {
+        return;
+    };
+    let api_server = cluster.api_server();
+    let kubeconfig = cluster.kubeconfig().to_path_buf();
+    let before_release = release_status(&cluster.helm, &kubeconfig).unwrap();
+    let before_config = live_cilium_config(&cluster.client).await;
+    let before_files = tests::files_under(&cluster.inventory);
+    let (ds, cm) = cluster.kube_proxy().await;
+    assert!(ds.is_some());
+    let before_proxy_data = cm.unwrap().data;
+    assert_ne!(
+        before_config
+            .get("kube-proxy-replacement")
+            .map(String::as_str),
+        Some("true")
+    );
+
+    // The plan changes nothing.
+    let (ok, stdout, stderr) = cluster.xtask("enable", &["--api-server", &api_server]);
+    assert!(ok, "{stdout}\n{stderr}");
+    assert!(stdout.contains("enable would:"), "{stdout}");
+    assert!(stdout.contains("proved:"), "{stdout}");
+    assert_eq!(
+        release_status(&cluster.helm, &kubeconfig).unwrap().revision,
+        before_release.revision
+    );
+
+    let (ok, stdout, stderr) = cluster.xtask(
+        "enable",
+        &[
+            "--apply",
+            "--api-server",
+            &api_server,
+            "--skip-node-cleanup",
+        ],
+    );
+    assert!(ok, "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("--skip-node-cleanup"),
+        "the skip is loud:\n{stderr}"
+    );
+    let config = live_cilium_config(&cluster.client).await;
+    assert_eq!(
+        config.get("kube-proxy-replacement").map(String::as_str),
+        Some("true")
+    );
+    let (ds, cm) = cluster.kube_proxy().await;
+    assert!(ds.is_none() && cm.is_none(), "kube-proxy is still there");
+    assert_eq!(
+        kube_proxy_remove(&cluster.inventory),
+        Some(serde_json::json!(true))
+    );
+    let agents: Api<DaemonSet> = Api::namespaced(cluster.client.clone(), "kube-system");
+    let agent = serde_json::to_value(agents.get("cilium").await.unwrap()).unwrap();
+    let env = agent["spec"]["template"]["spec"]["containers"][0]["env"].clone();
+    let (host, port) = api_server.rsplit_once(':').unwrap();
+    assert!(
+        env.as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["name"] == "KUBERNETES_SERVICE_HOST" && e["value"] == host)
+            && env
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["name"] == "KUBERNETES_SERVICE_PORT" && e["value"] == port),
+        "the agents do not reach the API server directly: {env}"
+    );
+    let journal: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(cluster.state().join("journal.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(journal["previous_revision"], before_release.revision);
+    for backup in ["daemonset-kube-proxy.json", "configmap-kube-proxy.json"] {
+        let path = cluster.state().join("backup").join(backup);
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(&path).unwrap().permissions(),
+        );
+        assert_eq!(mode & 0o777, 0o600, "{}", path.display());
+    }
+
+    // A second run finds it done and changes nothing.
+    let revision = release_status(&cluster.helm, &kubeconfig).unwrap().revision;
+    let (ok, stdout, stderr) = cluster.xtask(
+        "enable",
+        &[
+            "--apply",
+            "--api-server",
+            &api_server,
+            "--skip-node-cleanup",
+        ],
+    );
+    assert!(ok, "{stdout}\n{stderr}");
+    assert!(stdout.contains("already enabled"), "{stdout}");
+    assert_eq!(
+        release_status(&cluster.helm, &kubeconfig).unwrap().revision,
+        revision
+    );
+
+    let (ok, stdout, stderr) = cluster.xtask("rollback", &["--apply"]);
+    assert!(ok, "{stdout}\n{stderr}");
+    let config = live_cilium_config(&cluster.client).await;
+    assert_eq!(
+        config.get("kube-proxy-replacement"),
+        before_config.get("kube-proxy-replacement")
+    );
+    assert_eq!(
+        config.get("k8s-service-host"),
+        before_config.get("k8s-service-host")
+    );
+    let (ds, cm) = cluster.kube_proxy().await;
+    assert!(ds.is_some(), "kube-proxy's DaemonSet is not back");
+    assert_eq!(cm.unwrap().data, before_proxy_data);
+    let after_files: BTreeMap<PathBuf, Vec<u8>> = tests::files_under(&cluster.inventory);
+    assert_eq!(after_files, before_files, "the inventory is not restored");
+    assert_eq!(kube_proxy_remove(&cluster.inventory), None);
+    let history = helm::Helm::locate(Some(&cluster.helm))
+        .unwrap()
+        .with_kubeconfig(&kubeconfig)
+        .history("cilium", "kube-system")
+        .unwrap();
+    assert!(
+        history
+            .last()
+            .unwrap()
+            .description
+            .contains(&format!("Rollback to {}", before_release.revision)),
+        "{history:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_api_server_endpoint_that_cannot_be_proved_is_refused_with_the_fix() {
+    let Some(cluster) = handed_over_with_kube_proxy(
+        "kube_proxy_replacement::an_api_server_endpoint_that_cannot_be_proved_is_refused_with_the_fix",
+    )
+    .await
+    else {
+        return;
+    };
+    let kubeconfig = cluster.kubeconfig().to_path_buf();
+    let before_release = release_status(&cluster.helm, &kubeconfig).unwrap();
+    let before_files = tests::files_under(&cluster.inventory);
+
+    // Kubespray's default wiring (a local nginx on workers): no such proxy runs on the nodes.
+    let (ok, stdout, stderr) = cluster.xtask("enable", &["--apply", "--skip-node-cleanup"]);
+    assert!(!ok, "{stdout}\n{stderr}");
+    for needle in [
+        "cannot prove",
+        "nginx-proxy",
+        "--api-server HOST:PORT",
+        "Nothing was changed",
+    ] {
+        assert!(stderr.contains(needle), "{needle:?} missing:\n{stderr}");
+    }
+    // `check` says the same, read-only.
+    let (ok, stdout, stderr) = cluster.xtask("check", &[]);
+    assert!(!ok, "{stdout}\n{stderr}");
+    assert!(stdout.contains("NOT PROVED"), "{stdout}");
+
+    // An address nothing answers on (TEST-NET-1) is refused too.
+    let (ok, stdout, stderr) = cluster.xtask(
+        "enable",
+        &[
+            "--apply",
+            "--skip-node-cleanup",
+            "--api-server",
+            "192.0.2.1:6443",
+        ],
+    );
+    assert!(!ok, "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("192.0.2.1:6443") && stderr.contains("cannot prove"),
+        "{stderr}"
+    );
+
+    // Nothing changed.
+    assert_eq!(
+        release_status(&cluster.helm, &kubeconfig).unwrap().revision,
+        before_release.revision
+    );
+    let (ds, cm) = cluster.kube_proxy().await;
+    assert!(ds.is_some() && cm.is_some());
+    assert_eq!(tests::files_under(&cluster.inventory), before_files);
+    assert!(!cluster.state().join("journal.json").exists());
+}
