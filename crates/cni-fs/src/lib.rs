@@ -24,7 +24,7 @@ pub use pod::{
     POD_LABEL, PodAccess, PodResult, cilium_agent_image, parse_logs, pod_name, pod_spec,
 };
 pub use policy::{diff, fixed_attrs, judge, needs_fix, parent_at_risk, parent_fixable, plan_fix};
-pub use remote::{FixPaths, fix_argvs, fix_parent_argvs, inspect_argv, shell_command, shell_quote};
+pub use remote::{FixPaths, fix_argvs, fix_parent_argv, inspect_argv, shell_command, shell_quote};
 pub use ssh::{RemoteOutput, STREAM_BUFFER_BYTES, Ssh, StreamedOutput};
 
 use std::fmt::Write as _;

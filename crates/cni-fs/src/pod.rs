@@ -195,7 +195,7 @@ pub fn pod_spec(
             .collect();
         let mut commands = Vec::new();
         if !fixable.is_empty() {
-            commands.extend(remote::fix_parent_argvs(&fixable));
+            commands.push(remote::fix_parent_argv(&fixable));
         }
         commands.extend(remote::fix_argvs(&shown));
         env.push(env_var("CNI_FS_FIX", &commands)?);
@@ -576,8 +576,7 @@ mod tests {
         assert_eq!(c["volumeMounts"][1]["readOnly"], false);
         let fix = c["env"][2]["value"].as_str().unwrap();
         assert!(
-            fix.starts_with("'find' '0/cni' '1/cni' '-maxdepth' '0' ")
-                && fix.contains("'find' '0/cni' '1/cni' '-maxdepth' '0' '-type' 'd'")
+            fix.starts_with("'find' '0/cni' '1/cni' '-maxdepth' '0' '-type' 'd' '('")
                 && fix.contains("'chown' '-h' '0:0'")
                 && fix.contains(" && 'find' '0/cni/bin' '1/cni/net.d' '-xdev'"),
             "{fix}"

@@ -102,12 +102,15 @@ pub fn parent_fixable(parent: &Path) -> bool {
         .any(|known| known.parent() == Some(parent) || parent.starts_with(known))
 }
 
-/// True when someone other than root could rename a root-owned entry in a directory with
-/// these attributes, or will once the fix has run: the fix's rule for directories (root:root,
-/// `u+rwx,go-w`), except that a root:root sticky directory (like `/tmp`) already protects it.
+/// True when someone other than root could rename an entry of a directory with these
+/// attributes (and put their own in its place): it is not root's, or it is writable by others
+/// or by a group other than root, without the sticky bit (which keeps others from renaming
+/// root's entries, as in `/tmp`).
 pub fn parent_at_risk(attrs: Attrs) -> bool {
-    let sticky_root = (attrs.uid, attrs.gid) == FIX_OWNER && attrs.mode & 0o1000 != 0;
-    needs_fix(Kind::Dir, attrs) && !sticky_root
+    let sticky = attrs.mode & 0o1000 != 0;
+    let group_writes = attrs.mode & 0o020 != 0 && attrs.gid != FIX_OWNER.1;
+    let others_write = attrs.mode & 0o002 != 0;
+    attrs.uid != FIX_OWNER.0 || (!sticky && (group_writes || others_write))
 }
 
 /// The parents the fix changes in an inspected node: fixable, real directories at risk.
@@ -248,6 +251,10 @@ mod tests {
         assert!(at(1001, 0, 0o755), "kube-owned /opt/cni");
         assert!(at(0, 1001, 0o775), "group-writable");
         assert!(!at(0, 0, 0o755));
+        assert!(!at(0, 0, 0o555), "root's, nobody else writes");
+        assert!(!at(0, 0, 0o775), "group root");
+        assert!(!at(0, 1001, 0o755), "the group cannot write");
+        assert!(at(0, 0, 0o757));
         assert!(
             !at(0, 0, 0o1777),
             "a root sticky directory like /tmp protects its entries"

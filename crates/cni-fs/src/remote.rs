@@ -352,47 +352,62 @@ pub(crate) fn attach_parents(
     Ok(())
 }
 
-/// The two fix commands for the directories holding the trees (only those the fix may change,
-/// [`crate::policy::parent_fixable`]): like [`fix_argvs`], for the directories themselves
-/// (`-maxdepth 0`), never through a symlink (`-type d` does not follow one), chmod first.
-pub fn fix_parent_argvs(parents: &[PathBuf]) -> [Vec<OsString>; 2] {
-    let [chown, chmod] = fix_argvs(parents);
-    // `find`, the paths, then `-xdev`: that becomes `-maxdepth 0` (and `-type d` for chown;
-    // the chmod command has it already).
-    let limit = |argv: Vec<OsString>, with: &[&str]| -> Vec<OsString> {
-        let mut out = Vec::with_capacity(argv.len() + with.len());
-        let mut rest = argv.into_iter();
-        for arg in rest.by_ref() {
-            if arg == "-xdev" {
-                break;
-            }
-            out.push(arg);
-        }
-        out.extend(with.iter().map(OsString::from));
-        out.extend(rest);
-        out
-    };
-    // chmod first, and not on a root:root sticky directory: the rule of `parent_at_risk`, so
-    // the pod (whose commands are fixed before it looks) changes only what the plan says.
-    [
-        limit(
-            chmod,
-            &[
-                "-maxdepth",
-                "0",
-                "!",
-                "(",
-                "-uid",
-                "0",
-                "-gid",
-                "0",
-                "-perm",
-                "-1000",
-                ")",
-            ],
-        ),
-        limit(chown, &["-maxdepth", "0", "-type", "d"]),
-    ]
+/// The fix command for the directories holding the trees (only those the fix may change,
+/// [`crate::policy::parent_fixable`]): `find PARENTS -maxdepth 0 -type d AT_RISK` (never through
+/// a symlink: `-type d` does not follow one), then `chown -h 0:0` and the chmod of
+/// [`CHMOD_DIRS_SCRIPT`] on what matched. AT_RISK is [`crate::policy::parent_at_risk`] in
+/// `find`'s words, decided once for both changes: the pod's commands are fixed before it looks,
+/// and must change exactly what the plan says.
+pub fn fix_parent_argv(parents: &[PathBuf]) -> Vec<OsString> {
+    let mut argv: Vec<OsString> = vec!["find".into()];
+    argv.extend(parents.iter().map(|r| r.as_os_str().to_owned()));
+    let (uid, gid) = FIX_OWNER;
+    let (uid, gid) = (uid.to_string(), gid.to_string());
+    argv.extend(
+        [
+            "-maxdepth",
+            "0",
+            "-type",
+            "d",
+            // Not root's, or (without the sticky bit) writable by others or a group not root.
+            "(",
+            "!",
+            "-uid",
+            &uid,
+            "-o",
+            "!",
+            "-gid",
+            &gid,
+            "-perm",
+            "/020",
+            "!",
+            "-perm",
+            "-1000",
+            "-o",
+            "-perm",
+            "/002",
+            "!",
+            "-perm",
+            "-1000",
+            ")",
+            "-execdir",
+            "chown",
+            "-h",
+            &format!("{uid}:{gid}"),
+            "--",
+            "{}",
+            "+",
+            "-execdir",
+            "sh",
+            "-c",
+            CHMOD_DIRS_SCRIPT,
+            "sh",
+            "{}",
+            "+",
+        ]
+        .map(OsString::from),
+    );
+    argv
 }
 
 /// Parses the output of [`inspect_argv`]: `stdout`, `stderr` and the exit status of `find`.

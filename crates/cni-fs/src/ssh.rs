@@ -256,7 +256,7 @@ impl Ssh {
     ) -> Result<(), Error> {
         let mut commands = Vec::new();
         if !parents.is_empty() {
-            commands.extend(remote::fix_parent_argvs(parents));
+            commands.push(remote::fix_parent_argv(parents));
         }
         if !roots.is_empty() {
             commands.extend(remote::fix_argvs(roots));

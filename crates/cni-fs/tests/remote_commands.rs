@@ -130,3 +130,49 @@ fn the_fix_never_changes_the_mode_of_a_symlinks_target() {
         0o755
     );
 }
+
+#[test]
+fn the_parent_fix_changes_exactly_the_parents_at_risk() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cases: [(u32, u32, u32); 9] = [
+        (1001, 0, 0o755),
+        (1001, 1001, 0o1777),
+        (0, 1001, 0o775),
+        (0, 1001, 0o755),
+        (0, 0, 0o757),
+        (0, 0, 0o755),
+        (0, 0, 0o775),
+        (0, 0, 0o1777),
+        (0, 0, 0o555),
+    ];
+    let mut parents = Vec::new();
+    for (i, (uid, gid, mode)) in cases.iter().enumerate() {
+        let dir = tmp.path().join(format!("p{i}"));
+        std::fs::create_dir(&dir).unwrap();
+        std::os::unix::fs::chown(&dir, Some(*uid), Some(*gid)).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(*mode)).unwrap();
+        parents.push(dir);
+    }
+    let argv = cni_fs::fix_parent_argv(&parents);
+    let out = Command::new(&argv[0]).args(&argv[1..]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for (dir, (uid, gid, mode)) in parents.iter().zip(cases) {
+        let before = cni_fs::Attrs { uid, gid, mode };
+        let meta = std::fs::metadata(dir).unwrap();
+        let after = cni_fs::Attrs {
+            uid: meta.uid(),
+            gid: meta.gid(),
+            mode: meta.mode() & 0o7777,
+        };
+        let want = if cni_fs::parent_at_risk(before) {
+            cni_fs::fixed_attrs(cni_fs::Kind::Dir, before)
+        } else {
+            before
+        };
+        assert_eq!(after, want, "{before:?}");
+    }
+}
