@@ -406,6 +406,22 @@ pub async fn enable(
             already: true,
         });
     }
+    if !journal.is_done("backup") {
+        // The run stopped between starting its journal and finishing the backup: nothing has
+        // changed yet, so the backup is taken again from what is there now.
+        let inventory = Inventory::load(&options.inventory).map_err(|e| Error::Inventory {
+            problem: e.to_string(),
+        })?;
+        journal.inventory.clear();
+        journal = backup(
+            client,
+            &inventory_edits(&inventory)?,
+            dir,
+            journal,
+            progress,
+        )
+        .await?;
+    }
     if !journal.is_done("helm-upgrade") {
         upgrade(client, helm, options, &mut journal, progress).await?;
         journal.mark(dir, "helm-upgrade")?;
@@ -595,6 +611,8 @@ async fn upgrade(
         let file = dir.join("values.yaml");
         write_private(&file, text.as_bytes())?;
         let before = generation().await?;
+        // Journaled before helm runs: a run that stops here is resumed, not repeated.
+        journal.mark(dir, "helm-upgrade-started")?;
         progress(&format!(
             "helm upgrade {RELEASE} (revision {} -> next) with kubeProxyReplacement: true, k8sServiceHost/Port {}",
             journal.previous_revision, journal.endpoint
@@ -863,11 +881,21 @@ pub async fn rollback(
                 RollbackRequest::new(RELEASE, NAMESPACE, Some(journal.previous_revision));
             request.wait = Wait::HooksOnly;
             request.timeout = options.helm_timeout;
+            let generation = || async {
+                daemon_sets
+                    .get_opt("cilium")
+                    .await
+                    .map_err(kube_error("reading DaemonSet kube-system/cilium"))
+                    .map(|d| d.and_then(|d| d.metadata.generation))
+            };
+            let before = generation().await?;
             helm.rollback(&request)?;
-            // As on the way in: a changed cilium-config alone does not restart the agents.
-            verify::rollout::restart(&daemon_sets, "cilium", "cilium-migrate")
-                .await
-                .map_err(kube_error("restarting DaemonSet kube-system/cilium"))?;
+            if generation().await? == before {
+                // As on the way in: a changed cilium-config alone does not restart the agents.
+                verify::rollout::restart(&daemon_sets, "cilium", "cilium-migrate")
+                    .await
+                    .map_err(kube_error("restarting DaemonSet kube-system/cilium"))?;
+            }
         }
     }
     if let Some(backup) = &journal.daemon_set
