@@ -646,6 +646,10 @@ async fn run_boxed(
     result
 }
 
+fn lock_bundle(dir: &Path) -> Result<BundleLock, FlowError> {
+    BundleLock::acquire(dir).map_err(|e| FlowError::Refused(e.to_string()))
+}
+
 /// Takes the cluster's run Lease for `holder`, saying so when it replaces a dead run's.
 pub async fn lock_cluster(
     client: &Client,
@@ -690,8 +694,10 @@ async fn run_connected(
         }
     };
     // Another process of this host on the same bundle is refused before its journal is read.
-    let _bundle_lock = if options.apply {
-        Some(BundleLock::acquire(&bundle_dir).map_err(|e| FlowError::Refused(e.to_string()))?)
+    // A bundle that does not exist yet is locked once the journal creates it (a finished
+    // hand-over creates none).
+    let bundle_lock = if options.apply && bundle_dir.exists() {
+        Some(lock_bundle(&bundle_dir)?)
     } else {
         None
     };
@@ -955,6 +961,10 @@ async fn run_connected(
     let mut journal = match journal {
         Some(j) => j,
         None => Journal::create(&session.bundle_dir, session.identity.clone(), strategy)?,
+    };
+    let _bundle_lock = match bundle_lock {
+        Some(lock) => lock,
+        None => lock_bundle(&session.bundle_dir)?,
     };
     let mut reports = Vec::new();
     while let Some(step) = journal.next_step() {
