@@ -280,6 +280,7 @@ async fn enable_replaces_kube_proxy_and_rollback_restores_it() {
         ],
     );
     assert!(ok, "{stdout}\n{stderr}");
+    eprintln!("enable --apply:\n{stdout}{stderr}");
     assert!(
         stderr.contains("--skip-node-cleanup"),
         "the skip is loud:\n{stderr}"
