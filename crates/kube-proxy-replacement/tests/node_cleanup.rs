@@ -4,6 +4,9 @@
 //! one of the operator's; after `clean_node` through `NodeAccess::Local` only kube-proxy's are
 //! gone. IPVS (virtual services, kube-ipvs0) where the kernel has it; a recorded skip where not.
 //!
+//! The same over SSH (`cni_fs::Ssh`, a real sshd in that namespace): the rules reach
+//! `iptables-restore` on its standard input through ssh.
+//!
 //! The outer test re-runs this test binary under `unshare -n` (a new network namespace, so the
 //! machine's own rules are never touched) for the inner one, which refuses to run elsewhere.
 
@@ -12,6 +15,9 @@ use std::process::Command;
 
 use kube_proxy_replacement::NodeAccess;
 use kube_proxy_replacement::node::clean_node;
+
+#[path = "../../cni-fs/tests/support/sshd.rs"]
+mod sshd;
 
 const INNER_ENV: &str = "KUBE_PROXY_REPLACEMENT_NETNS_TEST";
 /// Set to require IPVS (ip_vs and dummy devices): a machine that has them must not skip.
@@ -166,11 +172,11 @@ fn lines(dump: &str) -> BTreeSet<String> {
     out
 }
 
-#[test]
-fn kube_proxys_rules_go_and_nothing_else_in_a_network_namespace() {
-    const TEST: &str = "kube_proxys_rules_go_and_nothing_else_in_a_network_namespace";
+/// Root, `unshare` and iptables, else a recorded skip (a failure under CI).
+fn can_run(test: &str) -> bool {
     if !rustix::process::geteuid().is_root() {
-        return missing(TEST, "not root: cannot create a network namespace");
+        missing(test, "not root: cannot create a network namespace");
+        return false;
     }
     for tool in [
         "unshare",
@@ -179,12 +185,18 @@ fn kube_proxys_rules_go_and_nothing_else_in_a_network_namespace() {
         "ip6tables-restore",
     ] {
         if Command::new(tool).arg("--version").output().is_err() {
-            return missing(
-                TEST,
+            missing(
+                test,
                 &format!("{tool} is not installed (apt-get install -y iptables util-linux)"),
             );
+            return false;
         }
     }
+    true
+}
+
+/// Runs the ignored test `inner` of this binary in a new network namespace and checks it passed.
+fn in_new_network_namespace(inner: &str) {
     let exe = std::env::current_exe().unwrap_or_else(|e| panic!("{e}"));
     let out = Command::new("unshare")
         .arg("-n")
@@ -192,7 +204,7 @@ fn kube_proxys_rules_go_and_nothing_else_in_a_network_namespace() {
         .arg(&exe)
         .args([
             "--exact",
-            "inner_cleanup_in_this_namespace",
+            inner,
             "--ignored",
             "--nocapture",
             "--test-threads=1",
@@ -213,20 +225,62 @@ fn kube_proxys_rules_go_and_nothing_else_in_a_network_namespace() {
     // The skip of IPVS inside is recorded by the inner test; say it here too.
     for line in stderr
         .lines()
-        .filter(|l| l.starts_with("SKIP ") || l.starts_with("netns: "))
+        .filter(|l| l.starts_with("SKIP ") || l.contains("iptables chains"))
     {
         eprintln!("{line}");
     }
 }
 
 #[test]
+fn kube_proxys_rules_go_and_nothing_else_in_a_network_namespace() {
+    if can_run("kube_proxys_rules_go_and_nothing_else_in_a_network_namespace") {
+        in_new_network_namespace("inner_cleanup_local");
+    }
+}
+
+#[test]
+fn kube_proxys_rules_go_over_ssh_with_the_rules_on_stdin() {
+    const TEST: &str = "kube_proxys_rules_go_over_ssh_with_the_rules_on_stdin";
+    if !can_run(TEST) {
+        return;
+    }
+    if !std::path::Path::new("/usr/sbin/sshd").exists() {
+        return missing(
+            TEST,
+            "/usr/sbin/sshd is missing (apt-get install -y openssh-server)",
+        );
+    }
+    in_new_network_namespace("inner_cleanup_over_ssh");
+}
+
+#[test]
 #[ignore = "changes this network namespace's rules: run by kube_proxys_rules_go_and_nothing_else_in_a_network_namespace under unshare -n"]
-fn inner_cleanup_in_this_namespace() {
+fn inner_cleanup_local() {
+    clean_this_namespace(&NodeAccess::Local, &cni_fs::Node::named("netns"));
+}
+
+#[test]
+#[ignore = "changes this network namespace's rules: run by kube_proxys_rules_go_over_ssh_with_the_rules_on_stdin under unshare -n"]
+fn inner_cleanup_over_ssh() {
+    in_this_namespace_only();
+    // sshd listens on this namespace's loopback, so what it runs changes this namespace.
+    must(&["ip", "link", "set", "lo", "up"], None);
+    let sshd = sshd::Sshd::start();
+    clean_this_namespace(&NodeAccess::Ssh(sshd.ssh(false)), &sshd.node());
+}
+
+fn in_this_namespace_only() {
     assert_eq!(
         std::env::var(INNER_ENV).as_deref(),
         Ok("1"),
         "this test changes the network namespace's rules; it runs only inside the one its outer test creates"
     );
+}
+
+/// Loads kube-proxy's and others' rules into this namespace, cleans them through `access`, and
+/// checks that only kube-proxy's went.
+fn clean_this_namespace(access: &NodeAccess, node: &cni_fs::Node) {
+    in_this_namespace_only();
     // Both back ends: kube-proxy's image may have written through either.
     must(&["iptables-restore"], Some(DUMP));
     let legacy = Command::new("iptables-legacy-restore")
@@ -248,13 +302,8 @@ fn inner_cleanup_in_this_namespace() {
         .enable_all()
         .build()
         .unwrap_or_else(|e| panic!("{e}"));
-    let node = cni_fs::Node::named("netns");
     let done = runtime
-        .block_on(clean_node(
-            &NodeAccess::Local,
-            &node,
-            &BTreeSet::from([30080]),
-        ))
+        .block_on(clean_node(access, node, &BTreeSet::from([30080])))
         .unwrap_or_else(|e| panic!("{e}"));
     eprintln!("{}", done.summary());
 
