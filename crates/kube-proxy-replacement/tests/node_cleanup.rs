@@ -10,6 +10,9 @@
 //! The outer test re-runs this test binary under `unshare -n` (a new network namespace, so the
 //! machine's own rules are never touched) for the inner one, which refuses to run elsewhere.
 
+// What ran inside the namespace (the cleanup summary, a skip) is printed for the log.
+#![allow(clippy::print_stderr)]
+
 use std::collections::BTreeSet;
 use std::process::Command;
 
