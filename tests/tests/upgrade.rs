@@ -23,9 +23,11 @@ use std::path::Path;
 
 use k8s_openapi::api::apps::v1::DaemonSet;
 use kube::Api;
+use kube::api::{DeleteParams, DynamicObject, PostParams};
 use migrate_common::{
     KWOK_IGNORED_CHECKS, Recorder, fixture_options, inventory_copy, live_cilium_config,
-    migrate_options, release_status, run_xtask, start_testbed, template_era_testbed, upstream,
+    migrate_options, release_status, resource, run_xtask, start_testbed, template_era_testbed,
+    upstream,
 };
 use migration::flow::{self, Outcome};
 use serde_json::Value as Json;
@@ -96,6 +98,145 @@ fn hop_versions(plan: &Json) -> Vec<String> {
         .collect()
 }
 
+/// A testbed holding Kubespray v2.27.1's objects, handed over to the released 1.15.9 chart.
+async fn handed_over(upstream: &upstream::Upstream, tmp: &Path) -> testbed::Testbed {
+    let case = tests::rendered_case(upstream, "sample", "v2.27.1");
+    let chart = upstream.chart("1.15.9").unwrap();
+    let testbed = template_era_testbed(&tmp.join("testbed"), &case).await;
+    let helm = testbed.tools().helm;
+    let inventory = inventory_copy(&case, tmp);
+    let handover = migrate_options(
+        &testbed,
+        &inventory,
+        &tmp.join("bundle"),
+        &helm,
+        tmp,
+        &chart,
+    );
+    let mut progress = Recorder::default();
+    let outcome = flow::run(&handover, &mut progress)
+        .await
+        .unwrap_or_else(|e| panic!("hand-over: {e}\n{}", progress.lines.join("\n")));
+    assert!(matches!(outcome, Outcome::Migrated { .. }), "{outcome:?}");
+    testbed
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upgrade_stops_at_the_first_hop_that_does_not_verify_and_rolls_back_before_that_hop() {
+    let Some(upstream) = upstream(
+        "upgrade::upgrade_stops_at_the_first_hop_that_does_not_verify_and_rolls_back_before_that_hop",
+    ) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let testbed = handed_over(&upstream, tmp.path()).await;
+    let client = testbed.client().await.unwrap();
+    let helm = testbed.tools().helm;
+    let kubeconfig = testbed.kubeconfig().to_path_buf();
+    let start = release_status(&helm, &kubeconfig).unwrap();
+    let config_before = live_cilium_config(&client).await;
+    let state = tmp.path().join("upgrade-state");
+    // A node whose CiliumNode is gone fails verification ("CiliumNodes"): the first hop's.
+    let cilium_nodes: Api<DynamicObject> = Api::all_with(
+        client.clone(),
+        &resource("cilium.io/v2", "CiliumNode", "ciliumnodes"),
+    );
+    let node = testbed.nodes()[0].clone();
+    let saved = cilium_nodes.get(&node).await.unwrap();
+    cilium_nodes
+        .delete(&node, &DeleteParams::default())
+        .await
+        .unwrap();
+    tests::wait_for(
+        "the CiliumNode to be gone",
+        std::time::Duration::from_secs(60),
+        async || match cilium_nodes.get_opt(&node).await {
+            Ok(None) => Ok(()),
+            other => Err(format!("{other:?}")),
+        },
+    )
+    .await;
+    let mut args: Vec<OsString> = vec![
+        "upgrade".into(),
+        "--to".into(),
+        "1.16".into(),
+        "--charts".into(),
+        upstream.charts_dir().into(),
+        "--kubeconfig".into(),
+        kubeconfig.clone().into(),
+        "--helm".into(),
+        helm.clone().into(),
+        "--state-dir".into(),
+        state.clone().into(),
+        "--verify-timeout".into(),
+        "15s".into(),
+    ];
+    for check in KWOK_IGNORED_CHECKS {
+        args.extend(["--ignore-check".into(), (*check).into()]);
+    }
+    let (ok, stdout, stderr) = xtask(
+        args.clone()
+            .into_iter()
+            .chain(["--output".into(), "json".into()])
+            .collect(),
+    );
+    assert!(ok, "{stderr}");
+    let plan: Json = serde_json::from_str(&stdout).unwrap();
+    let mut apply = args;
+    for hop in plan["hops"].as_array().unwrap() {
+        for change in hop["changes"].as_array().unwrap() {
+            apply.extend(["--accept".into(), change["key"].as_str().unwrap().into()]);
+        }
+    }
+    apply.push("--apply".into());
+    let (ok, _, stderr) = xtask(apply);
+    assert!(!ok, "a hop that does not verify let the run go on");
+    assert!(
+        stderr.contains("hop to 1.15.19")
+            && stderr.contains("did not verify")
+            && stderr.contains("CiliumNode")
+            && stderr.contains("upgrade rollback"),
+        "{stderr}"
+    );
+    // Stopped there: one revision, 1.15.19; 1.16 never started.
+    assert_eq!(
+        history(&helm, &kubeconfig).last().unwrap(),
+        &(start.revision + 1, "cilium-1.15.19".to_owned())
+    );
+
+    // Back to the revision before that hop, the node registered again.
+    let mut again = saved.clone();
+    again.metadata.resource_version = None;
+    again.metadata.uid = None;
+    again.metadata.creation_timestamp = None;
+    again.metadata.managed_fields = None;
+    cilium_nodes
+        .create(&PostParams::default(), &again)
+        .await
+        .unwrap();
+    let mut rollback: Vec<OsString> = vec![
+        "upgrade".into(),
+        "rollback".into(),
+        "--hop".into(),
+        "1.15.19".into(),
+    ];
+    rollback.extend(common(&kubeconfig, &helm, &state));
+    let (ok, stdout, _) = xtask(rollback.clone());
+    assert!(ok);
+    assert!(
+        stdout.contains(&format!("to revision {}", start.revision)),
+        "{stdout}"
+    );
+    rollback.push("--apply".into());
+    let (ok, stdout, stderr) = xtask(rollback);
+    assert!(ok, "upgrade rollback failed:\n{stdout}\n{stderr}");
+    assert_eq!(
+        history(&helm, &kubeconfig).last().unwrap(),
+        &(start.revision + 2, "cilium-1.15.9".to_owned())
+    );
+    assert_eq!(live_cilium_config(&client).await, config_before);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upgrade_hands_over_kubespray_v2_27_1_then_goes_to_1_17_one_minor_at_a_time_and_rolls_back()
 {
@@ -104,27 +245,11 @@ async fn upgrade_hands_over_kubespray_v2_27_1_then_goes_to_1_17_one_minor_at_a_t
     ) else {
         return;
     };
-    let case = tests::rendered_case(&upstream, "sample", "v2.27.1");
-    let chart = upstream.chart("1.15.9").unwrap();
     let tmp = tempfile::tempdir().unwrap();
-    let testbed = template_era_testbed(&tmp.path().join("testbed"), &case).await;
+    let testbed = handed_over(&upstream, tmp.path()).await;
     let client = testbed.client().await.unwrap();
     let helm = testbed.tools().helm;
     let kubeconfig = testbed.kubeconfig().to_path_buf();
-    let inventory = inventory_copy(&case, tmp.path());
-    let handover = migrate_options(
-        &testbed,
-        &inventory,
-        &tmp.path().join("bundle"),
-        &helm,
-        tmp.path(),
-        &chart,
-    );
-    let mut progress = Recorder::default();
-    let outcome = flow::run(&handover, &mut progress)
-        .await
-        .unwrap_or_else(|e| panic!("hand-over: {e}\n{}", progress.lines.join("\n")));
-    assert!(matches!(outcome, Outcome::Migrated { .. }), "{outcome:?}");
 
     let start = release_status(&helm, &kubeconfig).unwrap();
     assert_eq!(

@@ -226,6 +226,17 @@ pub async fn apply(
         },
     };
     match (&plan.cluster, acceptance) {
+        (Some(planned), Acceptance::Reviewed(_))
+            if planned.kube_system_uid != identity.kube_system_uid =>
+        {
+            return Err(mismatch(format!(
+                "it was made for the cluster at {} (kube-system UID {}), this is {} (kube-system UID {}); switch the kubeconfig context to that cluster",
+                planned.api_server,
+                planned.kube_system_uid,
+                identity.api_server,
+                identity.kube_system_uid
+            )));
+        }
         (Some(planned), _) => planned.ensure_same(&identity)?,
         (None, Acceptance::Reviewed(_)) => {
             return Err(mismatch("it names no cluster (an offline plan)".to_owned()));
@@ -276,8 +287,11 @@ pub async fn apply(
         cluster, plan, &charts, &identity, options, progress, &mismatch,
     )
     .await;
-    lease.release().await?;
-    result
+    // The run's own error first: a Lease not released only delays the next run (it lapses).
+    let released = lease.release().await;
+    let outcome = result?;
+    released?;
+    Ok(outcome)
 }
 
 async fn run_hops(
@@ -875,6 +889,9 @@ pub async fn rollback(
         verify_until(cluster.client, version, verify_timeout, ignore_checks).await
     }
     .await;
-    lease.release().await?;
-    result
+    // The run's own error first: a Lease not released only delays the next run (it lapses).
+    let released = lease.release().await;
+    let outcome = result?;
+    released?;
+    Ok(outcome)
 }
