@@ -61,7 +61,7 @@ pub enum Error {
     },
     /// The running version is outside what the gate knows.
     #[error(
-        "the release runs chart {version}; this tool upgrades from 1.{}.x to 1.{}.x: upgrade to 1.{} by Cilium's guide first",
+        "the release runs chart {version}; this tool upgrades releases of 1.{}.x to 1.{}.x, the minors the gate has agent defaults for (older ones: follow Cilium's upgrade guide to 1.{} first)",
         cilium_values::OLDEST_MINOR,
         cilium_values::NEWEST_MINOR,
         cilium_values::OLDEST_MINOR

@@ -80,7 +80,10 @@ pub fn upgrade_path(
         versions.sort();
         versions.join(", ")
     };
-    if current.major != 1 || current.minor < u64::from(OLDEST_MINOR) {
+    if current.major != 1
+        || current.minor < u64::from(OLDEST_MINOR)
+        || current.minor > u64::from(NEWEST_MINOR)
+    {
         return Err(Error::UnsupportedStart {
             version: current.to_string(),
         });
@@ -125,11 +128,6 @@ pub fn upgrade_path(
         return Err(Error::Downgrade {
             current: current.to_string(),
             target: target_version.to_string(),
-        });
-    }
-    if current.minor > u64::from(NEWEST_MINOR) {
-        return Err(Error::UnsupportedStart {
-            version: current.to_string(),
         });
     }
     let mut hops = Vec::new();
@@ -223,6 +221,8 @@ mod tests {
         assert!(err.contains("1.20") && err.contains("1.19"), "{err}");
         let err = path("1.14.2", Some("1.15")).unwrap_err().to_string();
         assert!(err.contains("1.14.2"), "{err}");
+        let err = path("1.20.0", None).unwrap_err().to_string();
+        assert!(err.contains("1.20.0") && err.contains("1.19.x"), "{err}");
         assert!(matches!(
             "2.0".parse::<Target>(),
             Err(Error::BadTarget { .. })
