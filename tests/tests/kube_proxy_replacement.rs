@@ -57,12 +57,17 @@ impl Cluster {
 
     /// `kube-proxy-replacement <command> --kubeconfig K --helm H --state-dir S` + `args`.
     fn xtask(&self, command: &str, args: &[&str]) -> (bool, String, String) {
+        self.xtask_with_helm(command, args, &self.helm)
+    }
+
+    /// As [`Cluster::xtask`] with another helm binary.
+    fn xtask_with_helm(&self, command: &str, args: &[&str], helm: &Path) -> (bool, String, String) {
         let mut argv: Vec<OsString> = vec!["kube-proxy-replacement".into(), command.into()];
         argv.extend([
             "--kubeconfig".into(),
             self.kubeconfig().into(),
             "--helm".into(),
-            self.helm.clone().into(),
+            helm.into(),
             "--state-dir".into(),
             self.state().into(),
         ]);
@@ -270,6 +275,42 @@ async fn enable_replaces_kube_proxy_and_rollback_restores_it() {
         before_release.revision
     );
 
+    // A run that stops right after its helm upgrade (a helm that dies once the release is
+    // written) leaves kube-proxy alone and is resumed, not repeated.
+    let dying_helm = cluster.tmp.path().join("helm-dies-after-upgrade");
+    std::fs::write(
+        &dying_helm,
+        format!(
+            "#!/bin/sh\n{} \"$@\"; rc=$?\ncase \" $* \" in *\" upgrade \"*) echo 'helm: connection lost' >&2; exit 1;; esac\nexit $rc\n",
+            cluster.helm.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &dying_helm,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let (ok, stdout, stderr) = cluster.xtask_with_helm(
+        "enable",
+        &[
+            "--apply",
+            "--api-server",
+            &api_server,
+            "--skip-node-cleanup",
+        ],
+        &dying_helm,
+    );
+    assert!(!ok, "{stdout}\n{stderr}");
+    assert!(stderr.contains("connection lost"), "{stderr}");
+    let upgraded = release_status(&cluster.helm, &kubeconfig).unwrap().revision;
+    assert_eq!(upgraded, before_release.revision + 1);
+    let (ds, cm) = cluster.kube_proxy().await;
+    assert!(
+        ds.is_some() && cm.is_some(),
+        "kube-proxy went before Cilium verified"
+    );
+
     let (ok, stdout, stderr) = cluster.xtask(
         "enable",
         &[
@@ -280,6 +321,12 @@ async fn enable_replaces_kube_proxy_and_rollback_restores_it() {
         ],
     );
     assert!(ok, "{stdout}\n{stderr}");
+    assert!(stderr.contains("resuming"), "{stderr}");
+    assert_eq!(
+        release_status(&cluster.helm, &kubeconfig).unwrap().revision,
+        upgraded,
+        "the resumed run upgraded again"
+    );
     eprintln!("enable --apply:\n{stdout}{stderr}");
     assert!(
         stderr.contains("--skip-node-cleanup"),

@@ -642,8 +642,16 @@ async fn upgrade(
                 .map_err(kube_error("restarting DaemonSet kube-system/cilium"))?;
         }
     } else if journal.upgraded_revision.is_none() {
+        // The run stopped after helm wrote the release: whether the agents were restarted is
+        // unknown, so restart them (once more at worst).
         journal.upgraded_revision = Some(current);
         journal.save(dir)?;
+        progress(&format!(
+            "release revision {current} was written by the stopped run: restarting DaemonSet cilium so that every agent reads the new cilium-config"
+        ));
+        verify::rollout::restart(&daemon_sets, "cilium", "cilium-migrate")
+            .await
+            .map_err(kube_error("restarting DaemonSet kube-system/cilium"))?;
     }
     progress("waiting for the agents and the operator to roll out");
     wait_rolled_out(
