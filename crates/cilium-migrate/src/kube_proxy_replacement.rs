@@ -62,6 +62,9 @@ struct CheckArgs {
 enum Via {
     /// The system `ssh` to each inventory host (honours ~/.ssh/config, agents, jump hosts).
     Ssh,
+    /// A short-lived privileged pod per node (the agent's image), each command run in the
+    /// node's namespaces with the node's own binaries.
+    Pod,
     /// This machine only (a single-node cluster, run on the node as root).
     Local,
 }
@@ -92,6 +95,12 @@ struct EnableArgs {
     /// ssh: extra `-o KEY=VALUE` option (repeatable).
     #[arg(long, value_name = "KEY=VALUE")]
     ssh_option: Vec<String>,
+    /// pod: the image to run (default: the running agent's image, already on every node).
+    #[arg(long, value_name = "IMAGE")]
+    image: Option<String>,
+    /// pod: how long each pod may take to start.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "2m")]
+    pod_timeout: Duration,
     /// Leave kube-proxy's iptables/IPVS rules on the nodes (you remove them yourself). They keep
     /// steering Service traffic beside Cilium's until then.
     #[arg(long)]
@@ -344,6 +353,22 @@ async fn node_access(
                 become_root: args.become_root,
             };
             Ok((NodeAccess::Ssh(ssh), nodes))
+        }
+        Via::Pod => {
+            let image = match &args.image {
+                Some(image) => image.clone(),
+                None => {
+                    cni_fs::cilium_agent_image(client, kube_proxy_replacement::NAMESPACE).await?
+                }
+            };
+            let nodes = cni_fs::Node::of_cluster(client).await?;
+            let pod = kube_proxy_replacement::node_pod::PodExec {
+                client: client.clone(),
+                namespace: kube_proxy_replacement::NAMESPACE.to_owned(),
+                image,
+                timeout: args.pod_timeout,
+            };
+            Ok((NodeAccess::Pod(pod), nodes))
         }
         Via::Local => {
             let all = cni_fs::Node::of_cluster(client).await?;

@@ -16,6 +16,7 @@ pub mod check;
 pub mod enable;
 pub mod endpoint;
 pub mod node;
+pub mod node_pod;
 pub mod rules;
 
 pub use check::{Item, State, Status};

@@ -1,6 +1,6 @@
-//! Removing kube-proxy's rules on a node, through the node access `nodes` uses: this machine or
+//! Removing kube-proxy's rules on a node, through the node access `nodes` uses: this machine,
 //! the system OpenSSH client (`cni_fs::Ssh`: its argument vector, host key checking and `sudo
-//! -n`). Every command is an argument vector; the rules to remove reach `iptables-restore` on
+//! -n`), or a privileged pod per node ([`crate::node_pod`]). Every command is an argument vector; the rules to remove reach `iptables-restore` on
 //! its standard input, never through a shell string.
 //!
 //! Why here and not in `cni-fs`: `cni_fs::Ssh::run` gives the remote command no standard input,
@@ -17,12 +17,70 @@ use crate::Error;
 use crate::rules;
 
 /// How nodes are reached.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub enum NodeAccess {
     /// This machine (the tool runs on the node, as root).
     Local,
     /// The system OpenSSH client.
     Ssh(cni_fs::Ssh),
+    /// A privileged pod per node, each command exec'd into the node's namespaces.
+    Pod(crate::node_pod::PodExec),
+}
+
+impl std::fmt::Debug for NodeAccess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NodeAccess::Local => f.write_str("Local"),
+            NodeAccess::Ssh(ssh) => f.debug_tuple("Ssh").field(ssh).finish(),
+            NodeAccess::Pod(pod) => f
+                .debug_struct("Pod")
+                .field("namespace", &pod.namespace)
+                .field("image", &pod.image)
+                .finish(),
+        }
+    }
+}
+
+/// One node reached: through this machine or ssh directly, or through its cleanup pod.
+enum Session<'a> {
+    Direct(&'a NodeAccess),
+    Pod(Box<crate::node_pod::PodSession>),
+}
+
+impl Session<'_> {
+    async fn run(
+        &self,
+        node: &cni_fs::Node,
+        argv: &[&str],
+        stdin: Option<&str>,
+    ) -> Result<Output, Error> {
+        match self {
+            Session::Direct(access) => access.run(node, argv, stdin).await,
+            Session::Pod(pod) => pod.run(argv, stdin).await,
+        }
+    }
+
+    async fn must(
+        &self,
+        node: &cni_fs::Node,
+        argv: &[&str],
+        stdin: Option<&str>,
+    ) -> Result<Output, Error> {
+        let out = self.run(node, argv, stdin).await?;
+        if out.ok() {
+            Ok(out)
+        } else {
+            Err(Error::Node {
+                node: node.name.clone(),
+                problem: format!(
+                    "`{}` exited with {}: {}",
+                    argv.join(" "),
+                    out.status,
+                    out.stderr.trim()
+                ),
+            })
+        }
+    }
 }
 
 /// What a command printed.
@@ -46,7 +104,8 @@ impl Output {
 const NOT_FOUND: i32 = 127;
 
 impl NodeAccess {
-    /// Runs `argv` on `node` with `stdin` as its standard input.
+    /// Runs `argv` on `node` with `stdin` as its standard input (this machine or ssh; pods run
+    /// commands only inside [`clean_node`], which starts and deletes them).
     pub async fn run(
         &self,
         node: &cni_fs::Node,
@@ -70,6 +129,12 @@ impl NodeAccess {
                         .map_or_else(|| "ssh".into(), |p| p.into_os_string()),
                     args,
                 )
+            }
+            NodeAccess::Pod(_) => {
+                return Err(Error::Node {
+                    node: node.name.clone(),
+                    problem: "a pod runs commands only inside clean_node".to_owned(),
+                });
             }
         };
         let spawned = tokio::process::Command::new(&program)
@@ -131,28 +196,6 @@ impl NodeAccess {
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         })
-    }
-
-    async fn must(
-        &self,
-        node: &cni_fs::Node,
-        argv: &[&str],
-        stdin: Option<&str>,
-    ) -> Result<Output, Error> {
-        let out = self.run(node, argv, stdin).await?;
-        if out.ok() {
-            Ok(out)
-        } else {
-            Err(Error::Node {
-                node: node.name.clone(),
-                problem: format!(
-                    "`{}` exited with {}: {}",
-                    argv.join(" "),
-                    out.status,
-                    out.stderr.trim()
-                ),
-            })
-        }
     }
 }
 
@@ -218,6 +261,22 @@ impl NodeCleanup {
 /// `node_ports`: the cluster's NodePorts (IPVS services at them are kube-proxy's).
 pub async fn clean_node(
     access: &NodeAccess,
+    node: &cni_fs::Node,
+    node_ports: &BTreeSet<u16>,
+) -> Result<NodeCleanup, Error> {
+    let session = match access {
+        NodeAccess::Pod(pod) => Session::Pod(Box::new(pod.open(&node.name).await?)),
+        direct => Session::Direct(direct),
+    };
+    let result = clean(&session, node, node_ports).await;
+    if let Session::Pod(pod) = session {
+        pod.close().await;
+    }
+    result
+}
+
+async fn clean(
+    access: &Session<'_>,
     node: &cni_fs::Node,
     node_ports: &BTreeSet<u16>,
 ) -> Result<NodeCleanup, Error> {
