@@ -343,6 +343,22 @@ async fn run_hops(
                     plan.release.revision, plan.release.version
                 )));
             }
+            // An earlier path's journal (finished or rolled back) is kept beside the new one.
+            let previous = dir.join(crate::journal::JOURNAL_FILE);
+            if previous.is_file() {
+                let kept = dir.join(format!(
+                    "upgrade-{}.json",
+                    migration::flow::utc_stamp(jiff::Timestamp::now())
+                ));
+                std::fs::rename(&previous, &kept).map_err(|source| Error::Io {
+                    path: previous.clone(),
+                    source,
+                })?;
+                progress.note(&format!(
+                    "the earlier upgrade's journal is now {}",
+                    kept.display()
+                ));
+            }
             Journal {
                 cluster: identity.clone(),
                 release: RELEASE.to_owned(),
