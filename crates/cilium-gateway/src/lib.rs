@@ -21,6 +21,9 @@
 //! - [`journal`]: the JSON record of an `enable` run (the revision to roll back to).
 //! - [`convert`]: ingress-nginx Ingresses → Gateway and HTTPRoute YAML for GatewayClass `cilium`,
 //!   with a warning for every annotation that does not carry over.
+//! - [`migrate_ingress`]: the staged cut-over from ingress-nginx: `plan`, `apply` beside it
+//!   (backed up, journaled, waited for, probed through both front doors), `cutover` (ingress-nginx's
+//!   IP moves to the Gateway, or the DNS changes are printed) and `rollback`.
 //!
 //! What a test cluster without a datapath can and cannot prove: the API server, Helm, the CRDs,
 //! the chart's GatewayClass, the operator's rollout and the rollback are real. Nothing runs the
@@ -35,6 +38,7 @@ pub mod convert;
 pub mod enable;
 pub mod inventory;
 pub mod journal;
+pub mod migrate_ingress;
 pub mod state;
 
 use std::path::PathBuf;
