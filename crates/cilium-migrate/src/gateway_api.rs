@@ -298,6 +298,7 @@ async fn convert(args: ConvertArgs) -> anyhow::Result<()> {
     let options = ConvertOptions {
         ingress_class: args.ingress_class,
         gateway_class: args.gateway_class,
+        ..ConvertOptions::default()
     };
     let conversion = cilium_gateway::convert::convert(&ingresses, &services, &options);
     print!("{}", conversion.to_yaml()?);
