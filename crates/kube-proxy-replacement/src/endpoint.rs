@@ -207,14 +207,24 @@ pub fn derive(inventory: &Inventory) -> Result<Wiring, Error> {
         6443,
     )?;
     if let Some((lb, file)) = var(inventory, "loadbalancer_apiserver") {
-        let address = lb
-            .get("address")
-            .and_then(Value::as_str)
-            .filter(|a| !jinja(&Value::from(*a)));
+        let plain = |v: Option<&Value>| {
+            v.and_then(Value::as_str)
+                .filter(|a| !a.is_empty() && !a.contains("{{"))
+                .map(str::to_owned)
+        };
+        // The address when given (Kubespray also puts it in every node's /etc/hosts under the
+        // domain name); else the domain name set explicitly, which DNS must then resolve.
+        let address = plain(lb.get("address")).or_else(|| {
+            plain(
+                var(inventory, "apiserver_loadbalancer_domain_name")
+                    .map(|(v, _)| v)
+                    .as_ref(),
+            )
+        });
         let Some(address) = address else {
             return Err(Error::Inventory {
                 problem: format!(
-                    "{file}: loadbalancer_apiserver has no plain address (it is {lb}); set loadbalancer_apiserver.address or pass --api-server HOST:PORT"
+                    "{file}: loadbalancer_apiserver has no plain address (it is {lb}) and apiserver_loadbalancer_domain_name is not set; set loadbalancer_apiserver.address or pass --api-server HOST:PORT"
                 ),
             });
         };
@@ -225,7 +235,7 @@ pub fn derive(inventory: &Inventory) -> Result<Wiring, Error> {
         )?;
         return Ok(Wiring::External {
             endpoint: Endpoint {
-                host: address.to_owned(),
+                host: address,
                 port,
             },
         });
@@ -518,6 +528,22 @@ mod tests {
                 endpoint: at("10.0.0.100", 8443)
             }
         );
+    }
+
+    #[test]
+    fn a_load_balancer_without_an_address_is_reached_by_its_domain_name() {
+        let (_dir, inv) = inventory(
+            "apiserver_loadbalancer_domain_name: lb.example\nloadbalancer_apiserver:\n  port: 8443\n",
+        );
+        assert_eq!(
+            derive(&inv).unwrap_or_else(|e| panic!("{e}")),
+            Wiring::External {
+                endpoint: at("lb.example", 8443)
+            }
+        );
+        let (_dir, inv) = inventory("loadbalancer_apiserver:\n  port: 8443\n");
+        let error = derive(&inv).unwrap_err().to_string();
+        assert!(error.contains("loadbalancer_apiserver.address"), "{error}");
     }
 
     #[test]
