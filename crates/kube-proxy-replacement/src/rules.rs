@@ -500,6 +500,82 @@ COMMIT
         assert_eq!(text.matches("COMMIT").count(), 3);
     }
 
+    /// kube-proxy in ipvs mode (Kubespray's default) hooks fewer chains and uses ipsets.
+    const IPVS_MODE_DUMP: &str = r#"*nat
+:PREROUTING ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+:KUBE-LOAD-BALANCER - [0:0]
+:KUBE-MARK-MASQ - [0:0]
+:KUBE-NODE-PORT - [0:0]
+:KUBE-POSTROUTING - [0:0]
+:KUBE-SERVICES - [0:0]
+-A PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES
+-A OUTPUT -m comment --comment "kubernetes service portals" -j KUBE-SERVICES
+-A POSTROUTING -m comment --comment "kubernetes postrouting rules" -j KUBE-POSTROUTING
+-A KUBE-LOAD-BALANCER -j KUBE-MARK-MASQ
+-A KUBE-MARK-MASQ -j MARK --set-xmark 0x4000/0x4000
+-A KUBE-POSTROUTING -m comment --comment "Kubernetes endpoints dst ip:port, source ip for solving hairpin purpose" -m set --match-set KUBE-LOOP-BACK dst,dst,src -j MASQUERADE
+-A KUBE-SERVICES -m comment --comment "Kubernetes service cluster ip + port for masquerade purpose" -m set --match-set KUBE-CLUSTER-IP dst,dst -j KUBE-MARK-MASQ
+-A KUBE-SERVICES -m addrtype --dst-type LOCAL -j KUBE-NODE-PORT
+COMMIT
+*filter
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:KUBE-FIREWALL - [0:0]
+:KUBE-FORWARD - [0:0]
+:KUBE-IPVS-FILTER - [0:0]
+:KUBE-IPVS-OUT-FILTER - [0:0]
+:KUBE-NODE-PORT - [0:0]
+:KUBE-PROXY-FIREWALL - [0:0]
+:KUBE-SOURCE-RANGES-FIREWALL - [0:0]
+-A INPUT -m comment --comment "kubernetes ipvs access filter" -j KUBE-IPVS-FILTER
+-A INPUT -m comment --comment "kube-proxy firewall rules" -j KUBE-PROXY-FIREWALL
+-A INPUT -m comment --comment "kubernetes health check rules" -j KUBE-NODE-PORT
+-A INPUT -j KUBE-FIREWALL
+-A FORWARD -m comment --comment "kube-proxy firewall rules" -j KUBE-PROXY-FIREWALL
+-A FORWARD -m comment --comment "kubernetes forwarding rules" -j KUBE-FORWARD
+-A OUTPUT -m comment --comment "kubernetes ipvs access filter" -j KUBE-IPVS-OUT-FILTER
+-A OUTPUT -j KUBE-FIREWALL
+-A KUBE-PROXY-FIREWALL -m comment --comment "Kubernetes service load balancer ip + port for load balancer with sourceRange" -m set --match-set KUBE-LOAD-BALANCER-FW dst,dst -j KUBE-SOURCE-RANGES-FIREWALL
+-A KUBE-SOURCE-RANGES-FIREWALL -j DROP
+COMMIT
+"#;
+
+    #[test]
+    fn ipvs_modes_chains_go_and_kubelets_stay() {
+        let (text, cleanup) =
+            cleanup_restore_input(IPVS_MODE_DUMP).unwrap_or_else(|e| panic!("{e}"));
+        let chains: Vec<String> = cleanup
+            .tables
+            .iter()
+            .flat_map(|t| t.chains.iter().map(move |c| format!("{}/{c}", t.table)))
+            .collect();
+        assert_eq!(
+            chains,
+            [
+                "nat/KUBE-LOAD-BALANCER",
+                "nat/KUBE-MARK-MASQ",
+                "nat/KUBE-NODE-PORT",
+                "nat/KUBE-POSTROUTING",
+                "nat/KUBE-SERVICES",
+                "filter/KUBE-FORWARD",
+                "filter/KUBE-IPVS-FILTER",
+                "filter/KUBE-IPVS-OUT-FILTER",
+                "filter/KUBE-NODE-PORT",
+                "filter/KUBE-PROXY-FIREWALL",
+                "filter/KUBE-SOURCE-RANGES-FIREWALL"
+            ]
+        );
+        assert!(
+            !text.contains("KUBE-FIREWALL "),
+            "kubelet's chain is touched:\n{text}"
+        );
+        assert!(!text.contains("-j KUBE-FIREWALL"), "{text}");
+        assert_eq!(text.matches("-D ").count(), 9, "{text}");
+    }
+
     #[test]
     fn a_chain_another_user_chain_jumps_to_is_kept_with_what_it_needs() {
         let dump = "*nat\n:PREROUTING ACCEPT [0:0]\n:KUBE-SERVICES - [0:0]\n:KUBE-SVC-AAAA - [0:0]\n:MINE - [0:0]\n-A PREROUTING -j MINE\n-A MINE -j KUBE-SERVICES\n-A KUBE-SERVICES -j KUBE-SVC-AAAA\nCOMMIT\n";
