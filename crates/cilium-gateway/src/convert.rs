@@ -185,6 +185,8 @@ struct Host {
     /// The secret of the HTTPS listener.
     secret: Option<String>,
     redirect_to_https: bool,
+    /// The Ingress that asked for the HTTPS redirect (for the warning about its code).
+    redirect_ingress: String,
     /// Whether a primary (non-canary) Ingress defined this host.
     primary: bool,
 }
@@ -224,6 +226,13 @@ impl Notes {
         });
     }
 
+    fn warned(&self, short: &str) -> bool {
+        let key = format!("{NGINX_PREFIX}{short}");
+        self.warnings
+            .iter()
+            .any(|w| w.annotation.as_deref() == Some(key.as_str()))
+    }
+
     /// Warns about `short` only when the Ingress has it.
     fn warn_if_set(&mut self, short: &str, message: impl Into<String>) {
         if self.get(short).is_some() {
@@ -247,6 +256,16 @@ impl Notes {
             .filter_map(|w| w.annotation.clone())
             .collect();
         let keys: Vec<String> = self.annotations.keys().cloned().collect();
+        for key in &keys {
+            // A switch left off changes nothing: nothing to carry over.
+            let short = key.trim_start_matches(NGINX_PREFIX);
+            if OFF_SWITCHES.contains(&short)
+                && self.annotations[key].trim().eq_ignore_ascii_case("false")
+                && !warned.contains(key)
+            {
+                self.converted.insert(key.clone());
+            }
+        }
         for key in keys {
             if let Some(short) = key.strip_prefix(NGINX_PREFIX)
                 && !self.converted.contains(&key)
@@ -269,6 +288,27 @@ impl Notes {
             }));
     }
 }
+
+/// Boolean annotations whose `"false"` is ingress-nginx's default (nothing to carry over).
+const OFF_SWITCHES: &[&str] = &[
+    "canary",
+    "use-regex",
+    "enable-cors",
+    "ssl-passthrough",
+    "from-to-www-redirect",
+    "force-ssl-redirect",
+];
+
+/// The canary annotations.
+const CANARY: [&str; 7] = [
+    "canary",
+    "canary-weight",
+    "canary-weight-total",
+    "canary-by-header",
+    "canary-by-header-value",
+    "canary-by-header-pattern",
+    "canary-by-cookie",
+];
 
 /// The warning for an annotation this conversion has no mapping for.
 fn other_annotation(short: &str) -> String {
@@ -314,6 +354,9 @@ fn other_annotation(short: &str) -> String {
     };
     why.to_owned()
 }
+
+/// An Ingress path: path, pathType, backend.
+type IngressPath = (String, String, IngressBackend);
 
 /// The builder over all Ingresses.
 #[derive(Default)]
@@ -508,17 +551,6 @@ impl Builder {
             .and_then(|w| w.parse::<i32>().ok());
         let mut canary_matches: Vec<(Vec<HeaderMatch>, bool)> = Vec::new();
         if canary {
-            for key in [
-                "canary",
-                "canary-weight",
-                "canary-weight-total",
-                "canary-by-header",
-                "canary-by-header-value",
-                "canary-by-header-pattern",
-                "canary-by-cookie",
-            ] {
-                notes.converted(key);
-            }
             if let Some(header) = notes.get("canary-by-header").map(str::to_owned) {
                 if let Some(value) = notes.get("canary-by-header-value").map(str::to_owned) {
                     if notes.get("canary-by-header-pattern").is_some() {
@@ -602,7 +634,7 @@ impl Builder {
                 &mut notes.warnings,
             )
         });
-        let mut rules: Vec<(String, Vec<(String, String, IngressBackend)>)> = Vec::new();
+        let mut rules: Vec<(String, Vec<IngressPath>)> = Vec::new();
         for rule in spec.rules.iter().flatten() {
             let host = rule.host.clone().unwrap_or_default();
             let paths = rule
@@ -624,6 +656,7 @@ impl Builder {
         }
 
         let mut tls_services = BTreeSet::new();
+        let mut merged = false;
         for (host, ingress_paths) in rules {
             let key = (namespace.to_owned(), host.clone());
             if canary && !self.hosts.get(&key).is_some_and(|h| h.primary) {
@@ -655,8 +688,9 @@ impl Builder {
                     );
                 }
             }
-            if entry.secret.is_some() && !canary {
-                entry.redirect_to_https |= ssl_redirect || force_ssl_redirect;
+            if entry.secret.is_some() && !canary && (ssl_redirect || force_ssl_redirect) {
+                entry.redirect_to_https = true;
+                entry.redirect_ingress = notes.id.clone();
             }
             if notes.is_true("from-to-www-redirect") && !canary && !host.is_empty() {
                 notes.converted("from-to-www-redirect");
@@ -770,6 +804,7 @@ impl Builder {
                         }
                         entry.rules.push(rule);
                     }
+                    merged = true;
                     if let Some(weight) = weight.filter(|w| *w > 0) {
                         let weight = weight.min(weight_total);
                         let rule = &mut entry.rules[primary];
@@ -821,6 +856,15 @@ impl Builder {
         }
         for service in tls_services {
             self.backend_tls_for(namespace, &service, support, notes);
+        }
+        if canary {
+            for key in CANARY {
+                if merged && !notes.warned(key) {
+                    notes.converted(key);
+                } else if key != "canary" {
+                    notes.warn_if_set(key, "lost with the canary (not converted)");
+                }
+            }
         }
     }
 
@@ -1286,7 +1330,8 @@ impl Builder {
                     })
                     .collect()
             };
-            if let Some(target) = &state.www_redirect_to {
+            // An Ingress of its own for the other name wins (the docs: the annotation is omitted).
+            if let Some(target) = state.www_redirect_to.as_ref().filter(|_| !state.primary) {
                 // from-to-www-redirect: the docs' 308 to the other name, path and query kept.
                 let (code, _) = support.redirect_code(308);
                 let mut sections = route_sections.clone();
@@ -1351,7 +1396,7 @@ impl Builder {
                 let (code, why) = support.redirect_code(308);
                 if let Some(why) = why {
                     conversion.warnings.push(Warning {
-                        ingress: format!("{namespace}/{}", state.name),
+                        ingress: state.redirect_ingress.clone(),
                         annotation: None,
                         message: format!(
                             "the HTTP→HTTPS redirect of {host}: ingress-nginx answers 308; {why}"
@@ -1403,7 +1448,6 @@ impl Builder {
                             }],
                             ..TlsRouteRules::default()
                         }],
-                        ..TlsRouteSpec::default()
                     },
                 );
                 route.metadata.namespace = Some(namespace.clone());
@@ -1745,7 +1789,7 @@ fn cors_filter(notes: &Notes) -> HttpRouteRulesFiltersCors {
         )),
         allow_headers: Some(list(
             notes.get("cors-allow-headers"),
-            "DNT,Keep-Alive,User-Agent,X-Requested-With,If-Modified-Since,Cache-Control,Content-Type,Range,Authorization",
+            "DNT,X-CustomHeader,Keep-Alive,User-Agent,X-Requested-With,If-Modified-Since,Cache-Control,Content-Type,Authorization",
         )),
         expose_headers: Some(expose).filter(|e| !e.is_empty()),
         allow_credentials: Some(

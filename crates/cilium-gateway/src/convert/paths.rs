@@ -77,6 +77,11 @@ pub(crate) fn regex_note(path: &str) -> String {
 
 /// `path` of an Ingress with `rewrite-target: <target>`.
 pub(crate) fn rewrite(path: &str, target: &str) -> Result<Translated, String> {
+    if target.starts_with("http://") || target.starts_with("https://") {
+        return Err(format!(
+            "the target {target:?} is a URL: nginx answers it with a 302 redirect, not a rewrite; use temporal-redirect (or an HTTPRoute RequestRedirect) instead. The rule is kept without it"
+        ));
+    }
     if target.contains('$') && !has_capture_ref(target) {
         return Err(format!(
             "the target {target:?} uses an nginx variable; Gateway API cannot express it"
