@@ -212,6 +212,7 @@ pub fn check(state: &ClusterState, inventory: Option<&InventoryFacts>) -> Report
         items.push(service_datapath_item(state, version));
         items.push(l7_proxy_item(state));
         items.push(load_balancer_item(state));
+        items.push(ingress_nginx_address_item(state));
         items.push(tproxy_item(state));
         items.push(host_network_item(state));
         items.push(host_firewall_item(state));
@@ -538,6 +539,54 @@ fn load_balancer_item(state: &ClusterState) -> Item {
         );
     }
     Item::pass(name, seen)
+}
+
+/// What `migrate-ingress` can do with ingress-nginx's address: take it over (a pool holds it, or
+/// cut-over adds a /32 pool for it) so that DNS need not change, or DNS moves.
+fn ingress_nginx_address_item(state: &ClusterState) -> Item {
+    let name = "ingress-nginx address";
+    let pools = if state.lb_ip_pool_blocks.is_empty() {
+        "no LB-IPAM pool".to_owned()
+    } else {
+        let listed: Vec<String> = state
+            .lb_ip_pool_blocks
+            .iter()
+            .map(|p| format!("{} ({})", p.name, p.blocks.join(", ")))
+            .collect();
+        format!("pools {}", listed.join("; "))
+    };
+    let Some(nginx) = &state.ingress_nginx else {
+        return Item::pass(
+            name,
+            format!(
+                "no ingress-nginx controller Service ({}); {pools}",
+                crate::collect::INGRESS_NGINX_SELECTOR
+            ),
+        );
+    };
+    let Some(ip) = nginx
+        .addresses
+        .iter()
+        .find(|a| a.parse::<std::net::IpAddr>().is_ok())
+    else {
+        return Item::warn(
+            name,
+            format!("Service {} has no external IP; {pools}", nginx.service),
+            "migrate-ingress cannot take its address over: give the Gateway one with --address pool=CIDR (or an existing pool) and change DNS at cut-over",
+        );
+    };
+    let held = match crate::migrate_ingress::pool_containing(&state.lb_ip_pool_blocks, ip) {
+        Some(pool) => format!("in pool {}", pool.name),
+        None => "in no LB-IPAM pool: cut-over adds a /32 pool for it".to_owned(),
+    };
+    Item::pass(
+        name,
+        format!(
+            "Service {} at {}; {ip} is {held}: `migrate-ingress --layout shared --address take-over` keeps DNS as it is; {pools}",
+            nginx.service,
+            nginx.addresses.join(", ")
+        ),
+    )
 }
 
 fn tproxy_item(state: &ClusterState) -> Item {

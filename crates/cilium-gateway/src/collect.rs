@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use helm::{Helm, ValuesScope};
-use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, ApiResource, DynamicObject, ListParams};
 use kube::core::GroupVersionKind;
@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::Error;
 use crate::bundle::{BUNDLE_VERSION_ANNOTATION, CHANNEL_ANNOTATION, GROUP};
-use crate::state::{ClusterState, CrdFacts, GatewayClassFacts, ReleaseFacts};
+use crate::state::{ClusterState, CrdFacts, GatewayClassFacts, IngressNginxFacts, ReleaseFacts};
 
 /// Which Cilium installation to read.
 #[derive(Debug, Clone)]
@@ -115,6 +115,20 @@ pub async fn collect(
 
     let gateway_class = gateway_class(client, &all_crds).await?;
 
+    let lb_ip_pool_blocks = match served_resource(&all_crds, "ciliumloadbalancerippools.cilium.io")
+    {
+        None => Vec::new(),
+        Some(resource) => Api::<DynamicObject>::all_with(client.clone(), &resource)
+            .list(&ListParams::default())
+            .await
+            .map_err(kube_error("CiliumLoadBalancerIPPools"))?
+            .items
+            .iter()
+            .map(crate::migrate_ingress::run::pool_facts)
+            .collect(),
+    };
+    let ingress_nginx = ingress_nginx(client).await?;
+
     Ok(ClusterState {
         cilium_version,
         release,
@@ -125,7 +139,44 @@ pub async fn collect(
         bgp_objects,
         operator_started_unix,
         gateway_class,
+        lb_ip_pool_blocks,
+        ingress_nginx,
     })
+}
+
+/// The label ingress-nginx's released manifests and chart put on the controller's Service.
+pub const INGRESS_NGINX_SELECTOR: &str =
+    "app.kubernetes.io/name=ingress-nginx,app.kubernetes.io/component=controller";
+
+/// ingress-nginx's controller Service (the first one with an external address, else the first).
+async fn ingress_nginx(client: &kube::Client) -> Result<Option<IngressNginxFacts>, Error> {
+    let services = Api::<Service>::all(client.clone())
+        .list(&ListParams::default().labels(INGRESS_NGINX_SELECTOR))
+        .await
+        .map_err(kube_error("ingress-nginx controller Services"))?
+        .items;
+    let facts: Vec<IngressNginxFacts> = services
+        .iter()
+        .filter(|s| {
+            s.metadata
+                .name
+                .as_deref()
+                .is_some_and(|n| !n.ends_with("-admission"))
+        })
+        .map(|s| IngressNginxFacts {
+            service: format!(
+                "{}/{}",
+                s.metadata.namespace.clone().unwrap_or_default(),
+                s.metadata.name.clone().unwrap_or_default()
+            ),
+            addresses: crate::migrate_ingress::nginx_addresses(s),
+        })
+        .collect();
+    Ok(facts
+        .iter()
+        .find(|f| !f.addresses.is_empty())
+        .or(facts.first())
+        .cloned())
 }
 
 async fn release_facts(helm: &Helm, target: &Target) -> Result<Option<ReleaseFacts>, Error> {

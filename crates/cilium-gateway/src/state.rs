@@ -36,6 +36,24 @@ pub struct ClusterState {
     /// GatewayClass `cilium`, when it exists.
     #[serde(default)]
     pub gateway_class: Option<GatewayClassFacts>,
+    /// The LB-IPAM pools and their blocks (for the addresses a Gateway can get).
+    #[serde(default)]
+    pub lb_ip_pool_blocks: Vec<crate::migrate_ingress::PoolFacts>,
+    /// ingress-nginx's controller Service, when there is one (what `migrate-ingress` replaces).
+    #[serde(default)]
+    pub ingress_nginx: Option<IngressNginxFacts>,
+}
+
+/// ingress-nginx's controller Service.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngressNginxFacts {
+    /// `namespace/name`.
+    pub service: String,
+    /// Its external addresses (`status.loadBalancer.ingress`, `spec.loadBalancerIP`,
+    /// `spec.externalIPs`).
+    #[serde(default)]
+    pub addresses: Vec<String>,
 }
 
 /// The Helm release of Cilium.

@@ -285,7 +285,9 @@ async fn resource(
 ) -> Result<Option<ApiResource>, Error> {
     let discovered = match kube::discovery::group(client, group).await {
         Ok(discovered) => discovered,
-        Err(kube::Error::Api(status)) if status.code == 404 => return Ok(None),
+        Err(kube::Error::Discovery(kube::error::DiscoveryError::MissingApiGroup(_))) => {
+            return Ok(None);
+        }
         Err(e) => return Err(kube_error(format!("discovering {group}"))(e)),
     };
     if let Some(version) = version
@@ -296,7 +298,13 @@ async fn resource(
     {
         return Ok(Some(resource));
     }
-    Ok(discovered.recommended_kind(kind).map(|(r, _)| r))
+    // The kind's own most stable version: a group's preferred version need not serve every kind
+    // (cilium.io prefers v2, its LB-IPAM pools were v2alpha1 until 1.18).
+    Ok(discovered
+        .resources_by_stability()
+        .into_iter()
+        .find(|(r, _)| r.kind == kind)
+        .map(|(r, _)| r))
 }
 
 async fn object_resource(client: &kube::Client, object: &Value) -> Result<ApiResource, Error> {
