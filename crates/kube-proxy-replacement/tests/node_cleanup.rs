@@ -300,6 +300,38 @@ fn clean_this_namespace(access: &NodeAccess, node: &cni_fs::Node) {
         must(&["nft", "add", "table", "ip", "operator"], None);
     }
     let ipvs = ipvs_setup();
+    // ipvs mode's sets, one referenced by a kube-proxy rule (destroyable only after it goes),
+    // and an operator's.
+    let ipset = Command::new("ipset").arg("--version").output().is_ok();
+    if ipset {
+        must(
+            &["ipset", "create", "KUBE-CLUSTER-IP", "hash:ip,port"],
+            None,
+        );
+        must(&["ipset", "create", "operator-set", "hash:ip"], None);
+        must(
+            &[
+                "iptables",
+                "-t",
+                "nat",
+                "-A",
+                "KUBE-SERVICES",
+                "-m",
+                "set",
+                "--match-set",
+                "KUBE-CLUSTER-IP",
+                "dst,dst",
+                "-j",
+                "KUBE-MARK-MASQ",
+            ],
+            None,
+        );
+    } else {
+        missing(
+            "kube_proxys_rules_go_and_nothing_else_in_a_network_namespace (ipset)",
+            "ipset is not installed (apt-get install -y ipset)",
+        );
+    }
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -331,6 +363,10 @@ fn clean_this_namespace(access: &NodeAccess, node: &cni_fs::Node) {
         assert!(!tables.contains("table ip kube-proxy"), "{tables}");
         assert!(tables.contains("table ip operator"), "{tables}");
         assert_eq!(done.nft_tables, ["ip kube-proxy"]);
+    }
+    if ipset {
+        assert_eq!(must(&["ipset", "list", "-n"], None).trim(), "operator-set");
+        assert_eq!(done.ipsets, ["KUBE-CLUSTER-IP"]);
     }
     if ipvs {
         let left = must(&["ipvsadm-save", "-n"], None);
