@@ -240,6 +240,16 @@ impl Notes {
         }
     }
 
+    /// A warning about a regex path: on `use-regex` when this Ingress has it (else the host's
+    /// regex mode came from another Ingress).
+    fn warn_regex(&mut self, message: impl Into<String>) {
+        if self.get("use-regex").is_some() {
+            self.warn("use-regex", message);
+        } else {
+            self.warn_ingress(message);
+        }
+    }
+
     fn warn_ingress(&mut self, message: impl Into<String>) {
         self.warnings.push(Warning {
             ingress: self.id.clone(),
@@ -355,12 +365,27 @@ fn other_annotation(short: &str) -> String {
     why.to_owned()
 }
 
+/// The most rules an HTTPRoute or GRPCRoute may have (`maxItems` of the CRDs).
+const MAX_RULES: usize = 16;
+
+/// The name of the `index`th route of a host whose rules are split.
+fn chunk_name(name: &str, index: usize) -> String {
+    if index == 0 {
+        name.to_owned()
+    } else {
+        format!("{name}-{}", index + 1)
+    }
+}
+
 /// An Ingress path: path, pathType, backend.
 type IngressPath = (String, String, IngressBackend);
 
 /// The builder over all Ingresses.
 #[derive(Default)]
 struct Builder {
+    /// Hosts where an Ingress uses regex paths (`use-regex` or `rewrite-target`): ingress-nginx
+    /// then matches every path of the host as a regex (the docs' Ingress Path Matching).
+    regex_hosts: BTreeSet<(String, String)>,
     hosts: BTreeMap<(String, String), Host>,
     /// (namespace, service) → (hostname, CA note) for BackendTLSPolicies.
     backend_tls: BTreeMap<(String, String), (String, String)>,
@@ -375,6 +400,27 @@ pub fn convert(
     let support = Support::new(options);
     let mut conversion = Conversion::default();
     let mut builder = Builder::default();
+    for ingress in ingresses {
+        let annotations = ingress.metadata.annotations.clone().unwrap_or_default();
+        let on = |short: &str| annotations.get(&format!("{NGINX_PREFIX}{short}"));
+        let regex = on("use-regex").is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+            || on("rewrite-target").is_some();
+        if regex
+            && !is_canary(ingress)
+            && ingress_class(ingress).as_deref() == Some(options.ingress_class.as_str())
+        {
+            let namespace = ingress
+                .metadata
+                .namespace
+                .clone()
+                .unwrap_or_else(|| "default".to_owned());
+            for rule in ingress.spec.iter().flat_map(|s| s.rules.iter().flatten()) {
+                builder
+                    .regex_hosts
+                    .insert((namespace.clone(), rule.host.clone().unwrap_or_default()));
+            }
+        }
+    }
     // Primaries first, so that canaries find their rules.
     let mut ordered: Vec<&Ingress> = ingresses.iter().collect();
     ordered.sort_by_key(|i| {
@@ -659,6 +705,17 @@ impl Builder {
         let mut merged = false;
         for (host, ingress_paths) in rules {
             let key = (namespace.to_owned(), host.clone());
+            let mut host_plan = plan_clone(&plan);
+            if !plan.regex
+                && self.regex_hosts.contains(&key)
+                && !ingress_paths.is_empty()
+                && !canary
+            {
+                host_plan.regex = true;
+                notes.warn_ingress(format!(
+                    "another Ingress of host {host:?} uses regex paths (use-regex or rewrite-target), so ingress-nginx matched this Ingress's paths as case-insensitive regex prefixes too; they are converted that way"
+                ));
+            }
             if canary && !self.hosts.get(&key).is_some_and(|h| h.primary) {
                 notes.warn(
                     "canary",
@@ -818,7 +875,7 @@ impl Builder {
                     }
                     continue;
                 }
-                let Some(rule) = path_rule(path, path_type, &plan, backend, notes) else {
+                let Some(rule) = path_rule(path, path_type, &host_plan, backend, notes) else {
                     continue;
                 };
                 entry.rules.push(rule);
@@ -1357,23 +1414,26 @@ impl Builder {
                 )));
                 continue;
             }
-            if !state.rules.is_empty() {
+            // The CRDs allow 16 rules per route: more are split over `<name>`, `<name>-2`, ...
+            // (in order, so that the rule-order tie-break within a route is kept).
+            for (index, chunk) in state.rules.chunks(MAX_RULES).enumerate() {
                 http_routes.push(object(&http_route(
-                    &state.name,
+                    &chunk_name(&state.name, index),
                     namespace,
                     HttpRouteSpec {
                         parent_refs: Some(parents(&route_sections)),
-                        rules: Some(state.rules.iter().map(route_rule).collect()),
+                        rules: Some(chunk.iter().map(route_rule).collect()),
                         hostnames: hostnames.clone(),
                         ..HttpRouteSpec::default()
                     },
                 )));
             }
-            if !state.grpc.is_empty()
-                && let Ok(api_version) = support.grpc_route()
-            {
+            for (index, chunk) in state.grpc.chunks(MAX_RULES).enumerate() {
+                let Ok(api_version) = support.grpc_route() else {
+                    break;
+                };
                 let mut route = GrpcRoute::new(
-                    &state.name,
+                    &chunk_name(&state.name, index),
                     GrpcRouteSpec {
                         hostnames: hostnames.clone(),
                         parent_refs: Some(
@@ -1386,7 +1446,7 @@ impl Builder {
                                 })
                                 .collect(),
                         ),
-                        rules: Some(state.grpc.iter().map(grpc_route_rule).collect()),
+                        rules: Some(chunk.iter().map(grpc_route_rule).collect()),
                     },
                 );
                 route.metadata.namespace = Some(namespace.clone());
@@ -1549,11 +1609,11 @@ fn path_rule(
     } else if plan.regex {
         match paths::regex_match(path) {
             Ok(m) => {
-                notes.warn("use-regex", paths::regex_note(path));
+                notes.warn_regex(paths::regex_note(path));
                 m
             }
             Err(why) => {
-                notes.warn("use-regex", why);
+                notes.warn_regex(why);
                 return None;
             }
         }

@@ -275,3 +275,45 @@ proptest! {
         }
     }
 }
+
+/// The CRDs allow 16 rules per HTTPRoute: a host with 20 paths becomes two routes, in order.
+#[test]
+fn a_host_with_many_paths_is_split_into_routes_of_16_rules() {
+    let paths: Vec<Value> = (0..20)
+        .map(|i| {
+            json!({ "path": format!("/p{i}"), "pathType": "Prefix",
+                    "backend": { "service": { "name": "s", "port": { "number": 80 } } } })
+        })
+        .collect();
+    let ingress: Ingress = serde_json::from_value(json!({
+        "metadata": { "name": "big", "namespace": "n" },
+        "spec": { "ingressClassName": "nginx",
+                  "rules": [ { "host": "big.example.com", "http": { "paths": paths } } ] }
+    }))
+    .unwrap_or_else(|e| panic!("{e}"));
+    let conversion = convert(&[ingress], &[], &ConvertOptions::default());
+    let routes: Vec<(&str, usize)> = conversion
+        .objects
+        .iter()
+        .filter(|o| o["kind"] == "HTTPRoute")
+        .map(|o| {
+            (
+                o["metadata"]["name"].as_str().unwrap_or_default(),
+                o["spec"]["rules"].as_array().map_or(0, Vec::len),
+            )
+        })
+        .collect();
+    assert_eq!(
+        routes,
+        [("big-big-example-com", 16), ("big-big-example-com-2", 4)]
+    );
+    let last = conversion
+        .objects
+        .iter()
+        .find(|o| o["metadata"]["name"] == "big-big-example-com-2")
+        .unwrap_or_else(|| panic!("no second route"));
+    assert_eq!(
+        last["spec"]["rules"][0]["matches"][0]["path"]["value"],
+        "/p16"
+    );
+}
