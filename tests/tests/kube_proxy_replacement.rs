@@ -86,6 +86,22 @@ impl Cluster {
         run_xtask(&argv)
     }
 
+    /// A helm that dies right after `helm upgrade` wrote the release (the run stops there).
+    fn dying_helm(&self) -> PathBuf {
+        let path = self.tmp.path().join("helm-dies-after-upgrade");
+        std::fs::write(
+            &path,
+            format!(
+                "#!/bin/sh\n{} \"$@\"; rc=$?\ncase \" $* \" in *\" upgrade \"*) echo 'helm: connection lost' >&2; exit 1;; esac\nexit $rc\n",
+                self.helm.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        path
+    }
+
     /// `HOST:PORT` of the testbed's API server (its kubeconfig's server).
     fn api_server(&self) -> String {
         let url = self.testbed.api_server();
@@ -277,20 +293,7 @@ async fn enable_replaces_kube_proxy_and_rollback_restores_it() {
 
     // A run that stops right after its helm upgrade (a helm that dies once the release is
     // written) leaves kube-proxy alone and is resumed, not repeated.
-    let dying_helm = cluster.tmp.path().join("helm-dies-after-upgrade");
-    std::fs::write(
-        &dying_helm,
-        format!(
-            "#!/bin/sh\n{} \"$@\"; rc=$?\ncase \" $* \" in *\" upgrade \"*) echo 'helm: connection lost' >&2; exit 1;; esac\nexit $rc\n",
-            cluster.helm.display()
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(
-        &dying_helm,
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
+    let dying_helm = cluster.dying_helm();
     let (ok, stdout, stderr) = cluster.xtask_with_helm(
         "enable",
         &[
@@ -476,4 +479,55 @@ async fn an_api_server_endpoint_that_cannot_be_proved_is_refused_with_the_fix() 
     assert!(ds.is_some() && cm.is_some());
     assert_eq!(tests::files_under(&cluster.inventory), before_files);
     assert!(!cluster.state().join("journal.json").exists());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_enable_that_stopped_during_its_helm_upgrade_rolls_back() {
+    let Some(cluster) = handed_over_with_kube_proxy(
+        "kube_proxy_replacement::an_enable_that_stopped_during_its_helm_upgrade_rolls_back",
+    )
+    .await
+    else {
+        return;
+    };
+    let api_server = cluster.api_server();
+    let kubeconfig = cluster.kubeconfig().to_path_buf();
+    let before_release = release_status(&cluster.helm, &kubeconfig).unwrap();
+    let before_config = live_cilium_config(&cluster.client).await;
+    let before_files = tests::files_under(&cluster.inventory);
+
+    let (ok, stdout, stderr) = cluster.xtask_with_helm(
+        "enable",
+        &[
+            "--apply",
+            "--api-server",
+            &api_server,
+            "--skip-node-cleanup",
+        ],
+        &cluster.dying_helm(),
+    );
+    assert!(!ok, "{stdout}\n{stderr}");
+    assert_eq!(
+        live_cilium_config(&cluster.client)
+            .await
+            .get("kube-proxy-replacement")
+            .map(String::as_str),
+        Some("true"),
+        "helm wrote the release before it died"
+    );
+
+    let (ok, stdout, stderr) = cluster.xtask("rollback", &["--apply"]);
+    assert!(ok, "{stdout}\n{stderr}");
+    let config = live_cilium_config(&cluster.client).await;
+    assert_eq!(
+        config.get("kube-proxy-replacement"),
+        before_config.get("kube-proxy-replacement")
+    );
+    assert!(
+        release_status(&cluster.helm, &kubeconfig).unwrap().revision > before_release.revision,
+        "no helm rollback ran"
+    );
+    let (ds, cm) = cluster.kube_proxy().await;
+    assert!(ds.is_some() && cm.is_some());
+    assert_eq!(tests::files_under(&cluster.inventory), before_files);
 }

@@ -878,7 +878,9 @@ pub async fn rollback(
             .await
             .map_err(kube_error("creating ConfigMap kube-system/kube-proxy"))?;
     }
-    if journal.upgraded_revision.is_some() {
+    // A run that stopped while helm ran never recorded the revision helm wrote: the journal's
+    // mark from before helm started says the release may have moved.
+    if journal.upgraded_revision.is_some() || journal.is_done("helm-upgrade-started") {
         let (current, _) = release_revision(helm)?;
         if current != journal.previous_revision {
             progress(&format!(
