@@ -611,6 +611,37 @@ pub fn gateway_addresses(ip: &str) -> Vec<GatewayAddresses> {
     }]
 }
 
+/// Convert's options for this cluster: the Cilium minor of the release (`check`'s facts) and the
+/// channel, release and TLSRoute CRD of the installed Gateway API CRDs, so that every route kind
+/// and filter `apply` creates is one the cluster serves and Cilium implements.
+pub fn convert_options_for(
+    state: &crate::ClusterState,
+    ingress_class: &str,
+    gateway_class: &str,
+) -> crate::convert::ConvertOptions {
+    let defaults = crate::convert::ConvertOptions::default();
+    let minor = state
+        .cilium_version
+        .as_deref()
+        .and_then(|v| v.trim_start_matches('v').split('.').nth(1)?.parse().ok());
+    let gateways = state.crd("gateways");
+    crate::convert::ConvertOptions {
+        ingress_class: ingress_class.to_owned(),
+        gateway_class: gateway_class.to_owned(),
+        cilium_minor: minor.unwrap_or(defaults.cilium_minor),
+        crd_channel: gateways
+            .and_then(|c| c.channel.as_deref())
+            .and_then(crate::bundle::Channel::parse)
+            .unwrap_or(defaults.crd_channel),
+        crd_version: gateways
+            .and_then(|c| c.bundle_version.as_deref())
+            .and_then(crate::bundle::BundleVersion::parse)
+            .unwrap_or(defaults.crd_version),
+        tls_route_crd: state.crd("tlsroutes").is_some(),
+        ..defaults
+    }
+}
+
 /// `plan`'s text for the operator.
 pub fn plan_text(plan: &Plan) -> String {
     use std::fmt::Write as _;

@@ -9,6 +9,8 @@ use helm::{ChartSource, Helm};
 
 use crate::verify::parse_duration;
 
+mod migrate_ingress;
+
 #[derive(clap::Args)]
 pub struct Args {
     #[command(subcommand)]
@@ -23,6 +25,10 @@ enum Command {
     Enable(EnableArgs),
     /// Roll the release back to the revision an enable journal started from.
     Rollback(RollbackArgs),
+    /// Move ingress-nginx's traffic to the Gateway API in stages: plan, apply (beside it,
+    /// probed), cutover, rollback.
+    #[command(subcommand_value_name = "STAGE")]
+    MigrateIngress(migrate_ingress::Args),
     /// Print Gateway and HTTPRoute YAML for the cluster's ingress-nginx Ingresses (warnings to
     /// stderr for every annotation that does not carry over); applies nothing.
     Convert(ConvertArgs),
@@ -142,6 +148,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
         Command::Enable(args) => runtime.block_on(enable(args)),
         Command::Rollback(args) => runtime.block_on(rollback(args)),
         Command::Convert(args) => runtime.block_on(convert(args)),
+        Command::MigrateIngress(args) => runtime.block_on(migrate_ingress::run(args)),
     }
 }
 
