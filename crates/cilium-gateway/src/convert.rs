@@ -197,6 +197,8 @@ struct Notes {
     annotations: BTreeMap<String, String>,
     converted: BTreeSet<String>,
     warnings: Vec<Warning>,
+    /// A canary Ingress: only its canary annotations count.
+    canary: bool,
 }
 
 impl Notes {
@@ -212,6 +214,9 @@ impl Notes {
     }
 
     fn converted(&mut self, short: &str) {
+        if self.canary && !CANARY.contains(&short) {
+            return;
+        }
         let key = format!("{NGINX_PREFIX}{short}");
         if self.annotations.contains_key(&key) {
             self.converted.insert(key);
@@ -447,6 +452,7 @@ pub fn convert(
             annotations: ingress.metadata.annotations.clone().unwrap_or_default(),
             converted: BTreeSet::new(),
             warnings: Vec::new(),
+            canary: is_canary(ingress),
         };
         builder.ingress(
             ingress, &namespace, &name, services, options, &support, &mut notes,
@@ -515,11 +521,38 @@ impl Builder {
             return;
         }
 
-        let plan = self.plan(namespace, options, support, notes);
-        let protocol = notes
-            .get("backend-protocol")
-            .unwrap_or("HTTP")
-            .to_ascii_uppercase();
+        // The docs: "when you mark an ingress as canary, then all the other non-canary
+        // annotations will be ignored (inherited from the corresponding main ingress) except
+        // load-balance, upstream-hash-by, and annotations related to session affinity".
+        if canary {
+            let others: Vec<String> = notes
+                .annotations
+                .keys()
+                .filter_map(|k| k.strip_prefix(NGINX_PREFIX))
+                .filter(|k| !CANARY.contains(k))
+                .map(str::to_owned)
+                .collect();
+            for short in others {
+                notes.warn(
+                    &short,
+                    "ingress-nginx ignores it on a canary Ingress: the main Ingress's settings apply (and are carried over with it)",
+                );
+            }
+        }
+        let plan = if canary {
+            PathPlan::default()
+        } else {
+            self.plan(namespace, options, support, notes)
+        };
+        // A canary inherits the main Ingress's protocol.
+        let protocol = if canary {
+            "HTTP".to_owned()
+        } else {
+            notes
+                .get("backend-protocol")
+                .unwrap_or("HTTP")
+                .to_ascii_uppercase()
+        };
         let grpc = match protocol.as_str() {
             "GRPC" | "GRPCS" => match support.grpc_route() {
                 Ok(_) => {
@@ -916,8 +949,11 @@ impl Builder {
         }
         if canary {
             for key in CANARY {
-                if merged && !notes.warned(key) {
-                    notes.converted(key);
+                if merged {
+                    // A warned one (an ignored pattern, the cookie's regex) stays a warning.
+                    if !notes.warned(key) {
+                        notes.converted(key);
+                    }
                 } else if key != "canary" {
                     notes.warn_if_set(key, "lost with the canary (not converted)");
                 }
@@ -1217,13 +1253,25 @@ impl Builder {
                     ),
                 };
                 notes.warn("backend-protocol", how);
-                self.backend_tls
-                    .insert((namespace.to_owned(), service.to_owned()), (hostname, String::new()));
+                self.backend_tls.insert(
+                    (namespace.to_owned(), service.to_owned()),
+                    (hostname, String::new()),
+                );
             }
-            Err(why) => notes.warn(
-                "backend-protocol",
-                format!("no BackendTLSPolicy: {why}; the Gateway speaks plain HTTP to {service}, which expects TLS"),
-            ),
+            Err(why) => {
+                notes.warn(
+                    "backend-protocol",
+                    format!("no BackendTLSPolicy: {why}; the Gateway speaks plain HTTP to {service}, which expects TLS"),
+                );
+                for key in [
+                    "proxy-ssl-name",
+                    "proxy-ssl-verify",
+                    "proxy-ssl-secret",
+                    "proxy-ssl-server-name",
+                ] {
+                    notes.warn_if_set(key, "lost with backend-protocol (no BackendTLSPolicy)");
+                }
+            }
         }
     }
 
