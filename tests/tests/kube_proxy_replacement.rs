@@ -423,6 +423,16 @@ async fn enable_replaces_kube_proxy_and_rollback_restores_it() {
             .contains(&format!("Rollback to {}", before_release.revision)),
         "{history:?}"
     );
+
+    // A second rollback finds it done and changes nothing.
+    let revision = release_status(&cluster.helm, &kubeconfig).unwrap().revision;
+    let (ok, stdout, stderr) = cluster.xtask("rollback", &["--apply"]);
+    assert!(ok, "{stdout}\n{stderr}");
+    assert!(stderr.contains("already rolled back"), "{stderr}");
+    assert_eq!(
+        release_status(&cluster.helm, &kubeconfig).unwrap().revision,
+        revision
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

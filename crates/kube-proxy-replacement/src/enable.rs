@@ -593,6 +593,19 @@ async fn upgrade(
             .map(|d| d.and_then(|d| d.metadata.generation))
     };
     let (current, _) = release_revision(helm)?;
+    if journal.upgraded_revision.is_none()
+        && current != journal.previous_revision
+        && !journal.is_done("helm-upgrade-started")
+    {
+        // Not this run's helm: someone changed the release since the backup.
+        return Err(Error::Journal {
+            path: dir.join(JOURNAL_FILE),
+            problem: format!(
+                "release {RELEASE} is at revision {current}, not {} as backed up, and this run did not upgrade it;                  look at `helm history {RELEASE} -n {NAMESPACE}`, then move the state directory away to start over",
+                journal.previous_revision
+            ),
+        });
+    }
     // A helm upgrade that ran before the run stopped is not run twice.
     if journal.upgraded_revision.is_none() && current == journal.previous_revision {
         let mut values = helm.get_values(
@@ -840,6 +853,14 @@ pub async fn rollback(
                 journal.api_server
             ),
         });
+    }
+    if journal.rolled_back {
+        progress(&format!(
+            "already rolled back to release revision {} ({})",
+            journal.previous_revision,
+            path.display()
+        ));
+        return Ok(journal);
     }
     // Inventory first, checked before the cluster changes: a file edited since is refused.
     let mut restores = Vec::new();
