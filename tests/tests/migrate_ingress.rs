@@ -455,6 +455,26 @@ async fn migrate_ingress_apply_cutover_rollback() {
     // ingress-nginx keeps serving: nothing of it changed.
     assert_eq!(state(&client).await, before);
 
+    // apply again resumes the same migration: nothing new, the first backup kept.
+    let backup_text = std::fs::read_to_string(&backup).unwrap_or_else(|e| panic!("{e}"));
+    let resumed = migrate_ingress::apply(
+        &client,
+        &options,
+        "kube-system",
+        &journal,
+        Some(&probe),
+        WAIT,
+        &mut progress,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("apply again: {e}"));
+    assert_eq!(resumed.probe.map(|r| r.differences.len()), Some(1));
+    assert_eq!(
+        std::fs::read_to_string(&backup).unwrap_or_else(|e| panic!("{e}")),
+        backup_text,
+        "a resumed apply overwrote the backup"
+    );
+
     let refused = migrate_ingress::cutover(&client, &journal, false, WAIT, &mut progress)
         .await
         .expect_err("cutover must be refused while the probe found a difference");

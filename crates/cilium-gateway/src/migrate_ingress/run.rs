@@ -515,12 +515,20 @@ pub async fn apply(
         let resource = object_resource(client, object).await?;
         created.push(created_of(object, &resource));
     }
+    // A resumed run keeps what an earlier one recorded, so rollback still deletes it when the
+    // Ingresses changed in between.
+    let earlier: Vec<Created> = previous
+        .iter()
+        .flat_map(|p| p.created.iter())
+        .filter(|c| !created.contains(c))
+        .cloned()
+        .collect();
     let mut journal = MigrateJournal {
         stage: Stage::Applying,
         backup: backup.clone(),
         nginx: options.nginx.clone(),
         address: options.address.clone(),
-        created: created.clone(),
+        created: earlier.into_iter().chain(created.iter().cloned()).collect(),
         gateway_addresses: BTreeMap::new(),
         nginx_addresses: plan.nginx_addresses.clone(),
         take_over: plan.take_over.clone(),

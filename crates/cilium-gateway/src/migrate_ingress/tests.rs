@@ -395,3 +395,110 @@ async fn probe_names_the_path_that_answers_differently() {
     .await;
     assert_eq!(down.differences.len(), 2);
 }
+
+/// An HTTPS front door on 127.0.0.1 that answers with the SNI it was given (header `x-sni`) and
+/// the Host header (`x-host`), with a self-signed certificate for `host`.
+async fn tls_front_door(host: &str) -> SocketAddr {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let certified =
+        rcgen::generate_simple_self_signed(vec![host.to_owned()]).unwrap_or_else(|e| panic!("{e}"));
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(rustls::pki_types::PrivatePkcs8KeyDer::from(
+        certified.signing_key.serialize_der(),
+    ));
+    let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap_or_else(|e| panic!("{e}"))
+    .with_no_client_auth()
+    .with_single_cert(vec![certified.cert.der().clone()], key)
+    .unwrap_or_else(|e| panic!("{e}"));
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let address = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(stream).await else {
+                    return;
+                };
+                let sni = tls.get_ref().1.server_name().unwrap_or("-").to_owned();
+                let mut request = Vec::new();
+                let mut buffer = [0u8; 1024];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match tls.read(&mut buffer).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&buffer[..n]),
+                    }
+                }
+                let text = String::from_utf8_lossy(&request).to_ascii_lowercase();
+                let host = text
+                    .lines()
+                    .find_map(|l| l.strip_prefix("host: "))
+                    .unwrap_or("-")
+                    .trim()
+                    .to_owned();
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\nx-sni: {sni}\r\nx-host: {host}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                );
+                let _ = tls.write_all(response.as_bytes()).await;
+            });
+        }
+    });
+    address
+}
+
+/// HTTPS requests carry the host as SNI and Host header, and a self-signed certificate does not
+/// stop the comparison.
+#[tokio::test]
+async fn probe_sets_sni_and_host_over_https() {
+    let door = tls_front_door("shop.example.com").await;
+    let answer = probe::request(
+        door,
+        true,
+        "shop.example.com",
+        "/cart",
+        &["x-sni".to_owned(), "x-host".to_owned()],
+        Duration::from_secs(10),
+    )
+    .await;
+    let probe::Answer::Response {
+        status, headers, ..
+    } = answer
+    else {
+        panic!("no response: {answer}");
+    };
+    assert_eq!(status, 200);
+    assert_eq!(
+        headers.get("x-sni").map(String::as_str),
+        Some("shop.example.com")
+    );
+    assert_eq!(
+        headers.get("x-host").map(String::as_str),
+        Some("shop.example.com")
+    );
+}
+
+/// Convert is aimed at the cluster: the release's Cilium minor and the installed CRDs' channel,
+/// release and TLSRoute.
+#[test]
+fn convert_options_follow_the_cluster() {
+    let state: crate::ClusterState = serde_json::from_value(json!({
+        "cilium_version": "1.17.3",
+        "crds": [
+            { "plural": "gateways", "served": ["v1"], "bundle_version": "v1.2.1", "channel": "experimental" },
+        ],
+    }))
+    .unwrap_or_else(|e| panic!("{e}"));
+    let options = convert_options_for(&state, "nginx", "cilium");
+    assert_eq!(options.cilium_minor, 17);
+    assert_eq!(options.crd_channel, crate::bundle::Channel::Experimental);
+    assert_eq!(
+        options.crd_version,
+        crate::bundle::BundleVersion::new(1, 2, 1)
+    );
+    assert!(!options.tls_route_crd);
+}
