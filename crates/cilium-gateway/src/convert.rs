@@ -29,6 +29,8 @@ use gateway_api::experimental::httproutes::{
     HttpRouteRulesFiltersUrlRewrite, HttpRouteRulesFiltersUrlRewritePath,
     HttpRouteRulesFiltersUrlRewritePathType, HttpRouteRulesMatches, HttpRouteRulesMatchesHeaders,
     HttpRouteRulesMatchesHeadersType, HttpRouteRulesMatchesPath, HttpRouteRulesMatchesPathType,
+    HttpRouteRulesSessionPersistence, HttpRouteRulesSessionPersistenceCookieConfig,
+    HttpRouteRulesSessionPersistenceCookieConfigLifetimeType, HttpRouteRulesSessionPersistenceType,
     HttpRouteRulesTimeouts, HttpRouteSpec,
 };
 use gateway_api::gateways::{
@@ -162,6 +164,7 @@ struct Rule {
     backends: Vec<Backend>,
     filters: Vec<HttpRouteRulesFilters>,
     timeouts: Option<HttpRouteRulesTimeouts>,
+    session: Option<HttpRouteRulesSessionPersistence>,
 }
 
 /// One GRPCRoute rule.
@@ -481,6 +484,7 @@ struct PathPlan {
     response_headers: Vec<(String, String)>,
     cors: Option<HttpRouteRulesFiltersCors>,
     timeouts: Option<HttpRouteRulesTimeouts>,
+    session: Option<HttpRouteRulesSessionPersistence>,
 }
 
 impl Builder {
@@ -841,6 +845,7 @@ impl Builder {
                             ..HttpRouteRulesFiltersRequestRedirect::default()
                         })],
                         timeouts: None,
+                        session: None,
                     });
                 } else {
                     notes.warn("app-root", format!("{root:?} is not an absolute path"));
@@ -1170,29 +1175,69 @@ impl Builder {
             }
         }
 
-        // Session affinity.
+        // Session affinity (the docs: affinity "cookie", the cookie named by
+        // session-cookie-name, default INGRESSCOOKIE). Cilium's sessionPersistence takes only
+        // Cookie with a session lifetime and sets Path, Secure, HttpOnly and SameSite=Strict itself.
+        let related: Vec<String> = notes
+            .annotations
+            .keys()
+            .filter_map(|k| k.strip_prefix(NGINX_PREFIX))
+            .filter(|k| {
+                k.starts_with("session-cookie-")
+                    || *k == "affinity-mode"
+                    || *k == "affinity-canary-behavior"
+            })
+            .map(str::to_owned)
+            .collect();
         if let Some(affinity) = notes.get("affinity").map(str::to_owned) {
-            let why = match support.session_persistence() {
-                Ok(()) => "sessionPersistence is not generated yet".to_owned(),
-                Err(why) => why,
-            };
-            notes.warn(
-                "affinity",
-                format!("affinity {affinity:?} (sticky sessions) is lost: {why}; requests are balanced over the endpoints"),
-            );
-            for key in notes
-                .annotations
-                .keys()
-                .filter_map(|k| k.strip_prefix(NGINX_PREFIX))
-                .filter(|k| {
-                    k.starts_with("session-cookie-")
-                        || *k == "affinity-mode"
-                        || *k == "affinity-canary-behavior"
-                })
-                .map(str::to_owned)
-                .collect::<Vec<_>>()
-            {
-                notes.warn(&key, "lost with affinity");
+            match (
+                affinity.eq_ignore_ascii_case("cookie"),
+                support.session_persistence(),
+            ) {
+                (true, Ok(())) => {
+                    let name = notes
+                        .get("session-cookie-name")
+                        .unwrap_or("INGRESSCOOKIE")
+                        .to_owned();
+                    plan.session = Some(HttpRouteRulesSessionPersistence {
+                        r#type: Some(HttpRouteRulesSessionPersistenceType::Cookie),
+                        session_name: Some(name),
+                        cookie_config: Some(HttpRouteRulesSessionPersistenceCookieConfig {
+                            lifetime_type: Some(
+                                HttpRouteRulesSessionPersistenceCookieConfigLifetimeType::Session,
+                            ),
+                        }),
+                        ..HttpRouteRulesSessionPersistence::default()
+                    });
+                    notes.converted("affinity");
+                    notes.converted("session-cookie-name");
+                    notes.warn(
+                        "affinity",
+                        "Cilium's session cookie is always Secure (browsers send it over HTTPS only), HttpOnly and SameSite=Strict",
+                    );
+                    for key in related.iter().filter(|k| *k != "session-cookie-name") {
+                        notes.warn(
+                            key,
+                            "Cilium's sessionPersistence has no such setting (a session cookie; Path from the route)",
+                        );
+                    }
+                }
+                (cookie, result) => {
+                    let why = match result {
+                        Err(why) => why,
+                        Ok(()) if !cookie => {
+                            "Gateway API's sessionPersistence is cookie- or header-based".to_owned()
+                        }
+                        Ok(()) => String::new(),
+                    };
+                    notes.warn(
+                        "affinity",
+                        format!("affinity {affinity:?} (sticky sessions) is lost: {why}; requests are balanced over the endpoints"),
+                    );
+                    for key in &related {
+                        notes.warn(key, "lost with affinity");
+                    }
+                }
             }
         }
 
@@ -1621,6 +1666,7 @@ fn plan_clone(plan: &PathPlan) -> PathPlan {
         response_headers: plan.response_headers.clone(),
         cors: plan.cors.clone(),
         timeouts: plan.timeouts.clone(),
+        session: plan.session.clone(),
     }
 }
 
@@ -1681,6 +1727,7 @@ fn path_rule(
             backends: Vec::new(),
             filters,
             timeouts: None,
+            session: None,
         });
     }
     if !plan.request_headers.is_empty() {
@@ -1760,6 +1807,7 @@ fn path_rule(
         backends: vec![backend],
         filters,
         timeouts: plan.timeouts.clone(),
+        session: plan.session.clone(),
     })
 }
 
@@ -2060,6 +2108,7 @@ fn route_rule(rule: &Rule) -> HttpRouteRules {
         backend_refs: Some(backends).filter(|b| !b.is_empty()),
         filters: Some(rule.filters.clone()).filter(|f| !f.is_empty()),
         timeouts: rule.timeouts.clone(),
+        session_persistence: rule.session.clone(),
         ..HttpRouteRules::default()
     }
 }

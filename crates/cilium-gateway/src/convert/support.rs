@@ -91,8 +91,8 @@ impl Support {
         Ok(())
     }
 
-    /// `sessionPersistence`: experimental channel only (from v1.1); no Cilium minor up to 1.19
-    /// implements it.
+    /// `sessionPersistence`: experimental channel only (from v1.1). Cilium documents it (Cookie,
+    /// session lifetime) after 1.19 (its main-branch docs); no minor up to 1.19 has it.
     pub(crate) fn session_persistence(&self) -> Result<(), String> {
         if !(self.experimental() && self.crds >= 1) {
             return Err(format!(
