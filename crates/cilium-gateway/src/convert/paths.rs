@@ -190,6 +190,37 @@ mod tests {
     }
 
     #[test]
+    fn the_rest_with_its_slash_keeps_it() {
+        // `/app(/.*)` → `/new$1`: /app/x → /new/x.
+        let t = rewrite("/app(/.*)", "/new$1").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(t.matched, PathMatch::Prefix("/app".to_owned()));
+        assert_eq!(t.rewrite, Some(PathRewrite::Prefix("/new".to_owned())));
+        // `/api/(.*)` → `/$1`: /api/x → /x.
+        let t = rewrite("/api/(.*)", "/$1").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(t.rewrite, Some(PathRewrite::Prefix("/".to_owned())));
+    }
+
+    #[test]
+    fn a_prefix_that_is_not_segment_bounded_is_refused() {
+        // `/api(.*)` also matched /apifoo in nginx: PathPrefix cannot say that.
+        assert!(rewrite("/api(.*)", "/$1").is_err());
+        assert!(rewrite("/a[0-9](/|$)(.*)", "/$2").is_err());
+    }
+
+    #[test]
+    fn regex_paths_are_case_insensitive_prefixes() {
+        assert_eq!(
+            regex_match("/img/[a-z]+"),
+            Ok(PathMatch::Regex("(?i)(?:/img/[a-z]+).*".to_owned()))
+        );
+        assert_eq!(
+            regex_match("^/docs"),
+            Ok(PathMatch::Regex("(?i)/docs.*".to_owned()))
+        );
+        assert!(regex_match("/a$1").is_err());
+    }
+
+    #[test]
     fn groups_in_the_middle_are_refused() {
         assert!(rewrite("/user/(\\d+)/profile", "/profile?id=$1").is_err());
         assert!(rewrite("/a(/|$)(.*)", "/$1/$2").is_err());
