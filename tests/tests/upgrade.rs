@@ -3,8 +3,10 @@
 //! 1. Kubespray v2.27.1's objects handed over to the released 1.15.9 chart; `upgrade --to 1.17
 //!    --output json` saves the plan, `--apply` without acceptance is refused (nothing changed),
 //!    `--plan plan.json --apply` goes 1.15.9 -> 1.15.19 -> 1.16.19 -> 1.17.18: one Helm revision
-//!    per hop with the right chart and exactly the plan's values, the agent DaemonSet never
-//!    replaced, no preflight release left; the same plan is refused once the release moved;
+//!    per hop with the right chart and exactly the plan's values (the plan shows them redacted
+//!    and pins each hop's values file by sha256: a plan whose hash is not the file's is refused),
+//!    the agent DaemonSet never replaced, no preflight release left, the values files and the
+//!    journal 0600; the same plan is refused once the release moved;
 //!    `upgrade rollback --apply` returns the release and `cilium-config` to the start.
 //! 2. The cilium-cli era (Kubespray v2.28.1's values on the released 1.17.3 chart) to 1.19.6,
 //!    each behaviour change accepted by name with `--accept`.
@@ -332,6 +334,23 @@ async fn upgrade_hands_over_kubespray_v2_27_1_then_goes_to_1_17_one_minor_at_a_t
         release_status(&helm, &kubeconfig).unwrap().revision,
         start.revision
     );
+    // A plan whose pinned values file is not the one the release gives: refused, naming the hop.
+    let mut tampered = plan.clone();
+    tampered["hops"][1]["values_sha256"] = "0".repeat(64).into();
+    let tampered_file = tmp.path().join("plan-tampered.json");
+    std::fs::write(&tampered_file, tampered.to_string()).unwrap();
+    let mut other_values = base();
+    other_values.extend(["--plan".into(), tampered_file.into(), "--apply".into()]);
+    let (ok, _, stderr) = xtask(other_values);
+    assert!(!ok, "a plan with another values hash was applied");
+    assert!(
+        stderr.contains("hop 1.15.19 -> 1.16.19") && stderr.contains("sha256"),
+        "{stderr}"
+    );
+    assert_eq!(
+        release_status(&helm, &kubeconfig).unwrap().revision,
+        start.revision
+    );
 
     // The reviewed plan, applied.
     let mut apply = base();
@@ -360,15 +379,25 @@ async fn upgrade_hands_over_kubespray_v2_27_1_then_goes_to_1_17_one_minor_at_a_t
             (start.revision + 3, "cilium-1.17.18".to_owned()),
         ]
     );
-    // Each revision holds exactly the values the reviewed plan listed for its hop.
+    // Each revision holds exactly the values the reviewed plan listed for its hop (as the plan
+    // shows them: secret-looking ones redacted), from a values file only its owner reads.
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
     for (offset, hop) in plan["hops"].as_array().unwrap().iter().enumerate() {
         let revision = start.revision + 1 + u32::try_from(offset).unwrap();
-        assert_eq!(
-            values_of(&helm, &kubeconfig, revision),
-            hop["values"],
-            "revision {revision}"
-        );
+        let installed = values_of(&helm, &kubeconfig, revision);
+        let mut shown = installed.clone();
+        cilium_values::redact_json(&mut shown);
+        assert_eq!(shown, hop["values"], "revision {revision}");
+        let file = state.join(format!(
+            "values-{}.values.json",
+            hop["version"].as_str().unwrap()
+        ));
+        let written: Json = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+        assert_eq!(written, installed, "{}", file.display());
+        assert_eq!(mode(&file), 0o600, "{}", file.display());
     }
+    assert_eq!(mode(&state.join("upgrade.json")), 0o600);
     assert_eq!(
         agent_uid(&client).await,
         uid_before,

@@ -193,11 +193,10 @@ async fn run_upgrade(args: Args) -> anyhow::Result<()> {
         }
     };
     if !args.apply {
-        if args.output.is_json() {
-            println!("{}", serde_json::to_string_pretty(&plan)?);
-        } else {
-            print!("{}", plan_text(&plan, &args.accept));
-        }
+        print!(
+            "{}",
+            plan_printout(&plan, &args.accept, args.output.is_json())?
+        );
         return Ok(());
     }
     if plan.hops.is_empty() {
@@ -266,6 +265,16 @@ fn matches_target(planned: &str, target: Target) -> bool {
     })
 }
 
+/// The plan as printed: `--output json` (what `--plan` reads back) or text. Neither holds a
+/// secret: the plan's values are redacted when it is made.
+fn plan_printout(plan: &UpgradePlan, accepted: &[String], json: bool) -> anyhow::Result<String> {
+    Ok(if json {
+        format!("{}\n", serde_json::to_string_pretty(plan)?)
+    } else {
+        plan_text(plan, accepted)
+    })
+}
+
 fn plan_text(plan: &UpgradePlan, accepted: &[String]) -> String {
     let mut out = ui::heading(
         &format!(
@@ -304,6 +313,16 @@ fn plan_text(plan: &UpgradePlan, accepted: &[String]) -> String {
         if hop.preflight {
             out.push_str("preflight: cilium-preflight release, its DaemonSet ready on every node, then removed\n");
         }
+        // The values themselves are in --output json; the hash is what --plan --apply checks.
+        out.push_str(&format!("values file: sha256 {}", hop.values_sha256));
+        if !hop.values_redacted.is_empty() {
+            out.push_str(&format!(
+                " (secret-looking values shown as {}: {})",
+                cilium_values::REDACTED,
+                hop.values_redacted.join(", ")
+            ));
+        }
+        out.push('\n');
         for t in &hop.translated {
             out.push_str(&format!(
                 "value {} = {} -> {} = {}: {}\n",
@@ -458,10 +477,80 @@ mod tests {
             text.contains("every behaviour change is accepted"),
             "{text}"
         );
+        assert!(
+            text.contains("values file: sha256 \n"),
+            "a plan without the hash shows none: {text}"
+        );
         assert!(matches_target("1.17.18", "1.17".parse().expect("target")));
         assert!(!matches_target(
             "1.17.18",
             "1.17.3".parse().expect("target")
         ));
+    }
+
+    #[test]
+    fn a_plan_of_a_release_holding_keys_prints_them_redacted_in_text_and_json() {
+        let Some(upstream) = upstream::Upstream::for_test(
+            "upgrade::a_plan_of_a_release_holding_keys_prints_them_redacted_in_text_and_json",
+        ) else {
+            return;
+        };
+        let helm = upstream::project_root().join("target/tools/bin/helm3");
+        assert!(
+            helm.is_file(),
+            "{} is missing: run `cargo xtask testbed build`",
+            helm.display()
+        );
+        let helm = helm::Helm::locate(Some(&helm)).expect("helm");
+        let scratch = tempfile::tempdir().expect("tempdir");
+        let server_key = "LS0tLS1CRUdJTiBQUklWQVRFIEtFWS0tLS0tCnNlcnZlci1rZXk=";
+        let token = "t0ken-for-the-kvstore";
+        // A taken-over release: Hubble's server key, and a token under a key 1.15.19 does not
+        // read (left out, so its value is in a behaviour change).
+        let values = serde_json::json!({
+            "k8sServiceHost": "10.0.0.10",
+            "k8sServicePort": 6443,
+            "hubble": {"tls": {"auto": {"enabled": false},
+                "server": {"cert": "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0t", "key": server_key}}},
+            "etcdStore": {"token": token},
+        });
+        let archive = |v: &str| {
+            cilium_upgrade::ChartArchive::read(&upstream.chart(v).expect("chart")).expect("read")
+        };
+        let (from, to) = (archive("1.15.9"), archive("1.15.19"));
+        let manifest = cilium_upgrade::plan::render(&helm, &from, &values, None, scratch.path())
+            .expect("render");
+        let (config, workloads) =
+            cilium_upgrade::plan::config_and_workloads(&manifest, &from.path).expect("config");
+        let start = cilium_upgrade::Start {
+            cluster: None,
+            release: "cilium".into(),
+            namespace: "kube-system".into(),
+            revision: 2,
+            version: from.version.clone(),
+            values,
+            config,
+            workloads,
+            objects: cilium_upgrade::plan::object_names(&manifest),
+        };
+        let plan = cilium_upgrade::plan(&start, &[to], &helm, None, scratch.path()).expect("plan");
+        for json in [false, true] {
+            let shown = plan_printout(&plan, &[], json).expect("printout");
+            for secret in [server_key, token] {
+                assert!(!shown.contains(secret), "{secret} printed:\n{shown}");
+            }
+            assert!(shown.contains("<redacted>"), "{shown}");
+            assert!(shown.contains(&plan.hops[0].values_sha256), "{shown}");
+        }
+        let text = plan_text(&plan, &[]);
+        assert!(
+            text.contains("secret-looking values shown as <redacted>: ")
+                && text.contains("hubble.tls.server.key"),
+            "{text}"
+        );
+        assert!(
+            text.contains("value:etcdStore: etcdStore = {\"token\":\"<redacted>\"} is left out"),
+            "{text}"
+        );
     }
 }

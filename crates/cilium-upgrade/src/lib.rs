@@ -18,6 +18,8 @@
 //! - [`live`]: the cluster side: read the start, apply hop by hop (backup, preflight, `helm
 //!   upgrade`, rollout, verify), journaled and resumable, and roll back.
 //! - [`journal`]: the JSON record of a run.
+//! - [`redact`]: secrets kept out of the plan (redacted values, each hop's values file pinned
+//!   by sha256).
 
 pub mod archive;
 pub mod charts;
@@ -25,6 +27,7 @@ pub mod journal;
 pub mod live;
 pub mod path;
 pub mod plan;
+pub mod redact;
 pub mod values;
 
 use std::path::{Path, PathBuf};
@@ -255,15 +258,17 @@ pub fn write_values(dir: &Path, stem: &str, values: &serde_json::Value) -> Resul
         .create(dir)
         .map_err(io(dir))?;
     let path = dir.join(format!("{stem}.values.json"));
-    let text = serde_json::to_string_pretty(values).map_err(|e| Error::BadValues {
-        problem: e.to_string(),
-    })?;
+    // The text a plan's values_sha256 is of.
+    let text = redact::values_file_text(values);
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
         .mode(0o600)
         .open(&path)
+        .map_err(io(&path))?;
+    // `mode` applies only to a new file: one left by someone else keeps its mode otherwise.
+    file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))
         .map_err(io(&path))?;
     file.write_all(text.as_bytes()).map_err(io(&path))?;
     Ok(path)

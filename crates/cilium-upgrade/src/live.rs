@@ -7,6 +7,10 @@
 //! `--atomic`), the rollout of the agent DaemonSet (the same object: its UID is checked) and the
 //! operator, then `verify` like `cilium status`. The first hop that does not verify stops the run.
 //! Every step is journaled; a run that stops resumes where it stopped.
+//!
+//! The plan holds no secret (its values are redacted): `apply` derives each hop's values file
+//! again from the release at the plan's revision, as the plan did, and refuses the plan when a
+//! hop's file is not the one whose sha256 the plan pinned.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -28,7 +32,7 @@ use verify::rollout::{daemon_set_rollout, deployment_rollout, wait_rolled_out};
 use crate::archive::ChartArchive;
 use crate::charts::ChartStore;
 use crate::journal::{HopState, Journal, JournalHop};
-use crate::plan::{Start, UpgradePlan, object_names};
+use crate::plan::{Start, UpgradePlan, check_values_files, object_names, values_files};
 use crate::values::pointer;
 use crate::{Error, NAMESPACE, RELEASE, Target};
 
@@ -276,6 +280,7 @@ pub async fn apply(
         }
         charts.push(archive);
     }
+    let values = planned_values(cluster, plan, &charts, &options.state_dir, &mismatch).await?;
     let lease =
         ClusterLease::acquire(cluster.client, Holder::this_process("upgrade --apply")).await?;
     if let Some(previous) = lease.taken_over() {
@@ -284,7 +289,7 @@ pub async fn apply(
         ));
     }
     let result = run_hops(
-        cluster, plan, &charts, &identity, options, progress, &mismatch,
+        cluster, plan, &charts, &values, &identity, options, progress, &mismatch,
     )
     .await;
     // The run's own error first: a Lease not released only delays the next run (it lapses).
@@ -294,10 +299,68 @@ pub async fn apply(
     Ok(outcome)
 }
 
+/// Each hop's values file, derived again from the release at the plan's revision (its user
+/// values and objects, still in `helm history` after the release moved on), checked against the
+/// sha256 the plan pinned per hop.
+async fn planned_values(
+    cluster: &Cluster<'_>,
+    plan: &UpgradePlan,
+    charts: &[ChartArchive],
+    state_dir: &Path,
+    mismatch: &dyn Fn(String) -> Error,
+) -> Result<Vec<Json>, Error> {
+    let revision = plan.release.revision;
+    let history = cluster.helm.history(RELEASE, NAMESPACE)?;
+    let Some(planned) = history.iter().find(|r| r.revision == revision) else {
+        return Err(mismatch(format!(
+            "it starts from release revision {revision}, which is not in `helm history {RELEASE} -n {NAMESPACE}` any more: its values cannot be derived again"
+        )));
+    };
+    let planned_chart = format!("cilium-{}", plan.release.version);
+    if planned.chart != planned_chart {
+        return Err(mismatch(format!(
+            "release revision {revision} runs chart {}, the plan says {planned_chart}",
+            planned.chart
+        )));
+    }
+    let version = semver::Version::parse(&plan.release.version)
+        .map_err(|e| mismatch(format!("release version {}: {e}", plan.release.version)))?;
+    let release_values =
+        cluster
+            .helm
+            .get_values(RELEASE, NAMESPACE, ValuesScope::User, Some(revision))?;
+    let manifest = cluster.helm.run([
+        "get",
+        "manifest",
+        RELEASE,
+        "--namespace",
+        NAMESPACE,
+        "--revision",
+        &revision.to_string(),
+    ])?;
+    let objects = object_names(&Manifest::parse(&manifest).map_err(|e| Error::BadValues {
+        problem: format!("the manifest of release revision {revision}: {e}"),
+    })?);
+    let kube_version = kube_version(cluster.client).await;
+    let values = values_files(
+        &release_values,
+        &version,
+        &objects,
+        charts,
+        cluster.helm,
+        kube_version.as_deref(),
+        &state_dir.join("renders"),
+    )?;
+    check_values_files(plan, &values, revision).map_err(mismatch)?;
+    Ok(values)
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn run_hops(
     cluster: &Cluster<'_>,
     plan: &UpgradePlan,
     charts: &[ChartArchive],
+    values: &[Json],
     identity: &ClusterIdentity,
     options: &ApplyOptions,
     progress: &mut dyn Progress,
@@ -372,7 +435,7 @@ async fn run_hops(
         }
     };
     journal.save(dir)?;
-    for (hop, chart) in plan.hops.iter().zip(charts) {
+    for ((hop, chart), values) in plan.hops.iter().zip(charts).zip(values) {
         if journal
             .hops
             .iter()
@@ -384,6 +447,7 @@ async fn run_hops(
             cluster,
             hop,
             chart,
+            values,
             identity,
             &mut journal,
             options,
@@ -397,10 +461,12 @@ async fn run_hops(
     })
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn run_hop(
     cluster: &Cluster<'_>,
     hop: &crate::Hop,
     chart: &ChartArchive,
+    hop_values: &Json,
     identity: &ClusterIdentity,
     journal: &mut Journal,
     options: &ApplyOptions,
@@ -457,13 +523,13 @@ async fn run_hop(
             "{}: preflight (DaemonSet {PREFLIGHT_WORKLOAD} ready on every node, then removed)",
             hop.version
         ));
-        preflight(cluster, chart, &hop.values, options, progress).await?;
+        preflight(cluster, chart, hop_values, options, progress).await?;
 
         progress.note(&format!(
             "{}: helm upgrade {RELEASE} (revision {} -> next)",
             hop.version, status_revision
         ));
-        let values = crate::write_values(dir, &format!("values-{}", hop.version), &hop.values)?;
+        let values = crate::write_values(dir, &format!("values-{}", hop.version), hop_values)?;
         let request = UpgradeInstall {
             release: RELEASE.to_owned(),
             namespace: NAMESPACE.to_owned(),
@@ -505,7 +571,7 @@ async fn run_hop(
         options.verify_timeout,
     )
     .await?;
-    if pointer(&hop.values, &["envoy", "enabled"]).and_then(Json::as_bool) == Some(true) {
+    if pointer(hop_values, &["envoy", "enabled"]).and_then(Json::as_bool) == Some(true) {
         wait_rolled_out(
             &daemon_sets,
             "cilium-envoy",

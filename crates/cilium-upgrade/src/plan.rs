@@ -1,5 +1,9 @@
 //! The plan (no cluster writes): per hop the values, the render, and every behaviour change
 //! against the previous hop (hop 1: what runs), weighed with the right agents' defaults.
+//!
+//! The plan holds no secret: its values are shown redacted ([`crate::redact`]), and each hop
+//! pins the sha256 of the values file it installs, which [`values_files`] derives again from
+//! the release for `--plan --apply`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -16,10 +20,12 @@ use serde_json::Value as Json;
 
 use crate::Error;
 use crate::archive::ChartArchive;
-use crate::values::{Dropped, Translated, hop_values, pointer};
+use crate::redact::{Secrets, values_sha256};
+use crate::values::{Dropped, HopValues, Translated, hop_values, pointer};
 
-/// The plan file's format; a plan of another format is refused.
-pub const PLAN_FORMAT: u32 = 1;
+/// The plan file's format; a plan of another format is refused (format 1 held the values with
+/// their secrets and no hash of them).
+pub const PLAN_FORMAT: u32 = 2;
 
 /// What runs before the upgrade: the release and the live objects the first hop is compared with.
 #[derive(Debug, Clone)]
@@ -151,8 +157,16 @@ pub struct Hop {
     pub version: String,
     /// The chart archive.
     pub chart: ChartPin,
-    /// The whole values file `helm upgrade` gets.
+    /// The whole values file `helm upgrade` gets, each secret-looking value shown as
+    /// `<redacted>`.
     pub values: Json,
+    /// sha256 of the exact values file `helm upgrade` gets (secrets included): `--plan --apply`
+    /// derives the values again from the release and refuses the hop when this differs.
+    #[serde(default)]
+    pub values_sha256: String,
+    /// The dotted paths of the values shown as `<redacted>`.
+    #[serde(default)]
+    pub values_redacted: Vec<String>,
     /// Values carried in another form (same behaviour).
     pub translated: Vec<Translated>,
     /// Values the chart no longer reads (left out; behaviour changes).
@@ -224,17 +238,10 @@ pub fn plan(
     kube_version: Option<&str>,
     scratch: &Path,
 ) -> Result<UpgradePlan, Error> {
-    let (upgrade_compatibility, origin) =
-        match pointer(&start.values, &["upgradeCompatibility"]).and_then(Json::as_str) {
-            Some(set) => (set.to_owned(), "the release's values".to_owned()),
-            None => (
-                format!("{}.{}", start.version.major, start.version.minor),
-                format!(
-                    "the release's minor ({}.{}): the first installed minor this tool can know",
-                    start.version.major, start.version.minor
-                ),
-            ),
-        };
+    let (upgrade_compatibility, origin) = upgrade_compatibility(&start.values, &start.version);
+    let mut secrets = Secrets::default();
+    secrets.add_values(&start.values);
+    secrets.add_config(&start.config);
     let mut previous = Previous {
         version: start.version.clone(),
         values: start.values.clone(),
@@ -248,6 +255,7 @@ pub fn plan(
             &previous,
             chart,
             &upgrade_compatibility,
+            &mut secrets,
             helm,
             kube_version,
             scratch,
@@ -271,6 +279,99 @@ pub fn plan(
         upgrade_compatibility_origin: origin,
         hops,
     })
+}
+
+/// The `upgradeCompatibility` every hop keeps, and where it comes from.
+fn upgrade_compatibility(values: &Json, version: &semver::Version) -> (String, String) {
+    match pointer(values, &["upgradeCompatibility"]).and_then(Json::as_str) {
+        Some(set) => (set.to_owned(), "the release's values".to_owned()),
+        None => (
+            format!("{}.{}", version.major, version.minor),
+            format!(
+                "the release's minor ({}.{}): the first installed minor this tool can know",
+                version.major, version.minor
+            ),
+        ),
+    }
+}
+
+/// The values of the hop to `chart` after a hop whose values and objects are `values` and
+/// `objects`, and the chart rendered with them: [`plan`] and [`values_files`] both derive each
+/// hop with this, so that a reviewed plan's values hash is of what `--apply` installs.
+fn carry(
+    values: &Json,
+    objects: &BTreeSet<String>,
+    chart: &ChartArchive,
+    upgrade_compatibility: &str,
+    helm: &Helm,
+    kube_version: Option<&str>,
+    scratch: &Path,
+) -> Result<(HopValues, Manifest), Error> {
+    let envoy_runs = objects.contains("DaemonSet/cilium-envoy");
+    let carried = hop_values(values, chart, upgrade_compatibility, envoy_runs)?;
+    let manifest = render(helm, chart, &carried.values, kube_version, scratch)?;
+    Ok((carried, manifest))
+}
+
+/// The whole values file of each hop to `charts` (in order) from a release whose user values,
+/// chart version and objects are these, derived as [`plan`] derives them: the values `--apply`
+/// installs, secrets included (never printed; their sha256 is checked against the plan's).
+pub fn values_files(
+    release_values: &Json,
+    release_version: &semver::Version,
+    release_objects: &BTreeSet<String>,
+    charts: &[ChartArchive],
+    helm: &Helm,
+    kube_version: Option<&str>,
+    scratch: &Path,
+) -> Result<Vec<Json>, Error> {
+    let (upgrade_compatibility, _) = upgrade_compatibility(release_values, release_version);
+    let mut values = release_values.clone();
+    let mut objects = release_objects.clone();
+    let mut files = Vec::new();
+    for chart in charts {
+        let (carried, manifest) = carry(
+            &values,
+            &objects,
+            chart,
+            &upgrade_compatibility,
+            helm,
+            kube_version,
+            scratch,
+        )?;
+        objects = object_names(&manifest);
+        values = carried.values;
+        files.push(values.clone());
+    }
+    Ok(files)
+}
+
+/// Whether `files` (from [`values_files`]) are the values files `plan` pinned, hop by hop;
+/// otherwise what differs, naming the first hop that differs. `revision` is the release revision
+/// they were derived from.
+pub fn check_values_files(plan: &UpgradePlan, files: &[Json], revision: u32) -> Result<(), String> {
+    if files.len() != plan.hops.len() {
+        return Err(format!(
+            "{} hop(s) planned, {} values file(s) derived from release revision {revision}",
+            plan.hops.len(),
+            files.len()
+        ));
+    }
+    for (hop, file) in plan.hops.iter().zip(files) {
+        let derived = values_sha256(file);
+        if derived != hop.values_sha256 {
+            let pinned = if hop.values_sha256.is_empty() {
+                "none"
+            } else {
+                &hop.values_sha256
+            };
+            return Err(format!(
+                "hop {} -> {}: its values file, derived again from release revision {revision}, has sha256 {derived}, the plan pinned {pinned}: the release's values (or this tool's translation of them) are not the ones reviewed",
+                hop.from, hop.version
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// What a hop is compared with.
@@ -362,19 +463,52 @@ fn plan_hop(
     previous: &Previous,
     chart: &ChartArchive,
     upgrade_compatibility: &str,
+    secrets: &mut Secrets,
     helm: &Helm,
     kube_version: Option<&str>,
     scratch: &Path,
 ) -> Result<(Hop, Previous), Error> {
     let version = chart_version(&chart.version)?;
     let before = chart_version(&previous.version)?;
-    let envoy_runs = previous.objects.contains("DaemonSet/cilium-envoy");
-    let carried = hop_values(&previous.values, chart, upgrade_compatibility, envoy_runs)?;
-    let manifest = render(helm, chart, &carried.values, kube_version, scratch)?;
+    let (carried, manifest) = carry(
+        &previous.values,
+        &previous.objects,
+        chart,
+        upgrade_compatibility,
+        helm,
+        kube_version,
+        scratch,
+    )?;
     let (config, workloads) = config_and_workloads(&manifest, &chart.path)?;
     let objects = object_names(&manifest);
+    // Everything below is shown: secrets are redacted before any text is made of them.
+    secrets.add_values(&carried.values);
+    secrets.add_config(&config);
+    let values_sha256 = values_sha256(&carried.values);
+    let mut shown_values = carried.values.clone();
+    let values_redacted = secrets.json(&mut shown_values);
+    let translated: Vec<Translated> = carried
+        .translated
+        .iter()
+        .map(|t| Translated {
+            path: t.path.clone(),
+            before: secrets.value_at(&t.path, &t.before),
+            to_path: t.to_path.clone(),
+            after: secrets.value_at(&t.to_path, &t.after),
+            why: secrets.text(&t.why),
+        })
+        .collect();
+    let dropped: Vec<Dropped> = carried
+        .dropped
+        .iter()
+        .map(|d| Dropped {
+            path: d.path.clone(),
+            value: secrets.value_at(&d.path, &d.value),
+            why: secrets.text(&d.why),
+        })
+        .collect();
 
-    let config_differences = compare_config_across(
+    let mut config_differences = compare_config_across(
         &LiveConfig::from_map(
             previous.config.clone(),
             format!("cilium-config {}", previous.version),
@@ -389,6 +523,19 @@ fn plan_hop(
             difference.blocks = false;
             difference.effect = format!("the upgrade itself: Cilium {}", chart.version);
         }
+        for side in [&mut difference.live, &mut difference.rendered]
+            .into_iter()
+            .flatten()
+        {
+            secrets.json(side);
+        }
+        difference.name = secrets.text(&difference.name);
+        difference.effect = secrets.text(&difference.effect);
+    }
+    for difference in &mut config_differences {
+        difference.live = secrets.config_value(&difference.key, difference.live.take());
+        difference.rendered = secrets.config_value(&difference.key, difference.rendered.take());
+        difference.reason = secrets.text(&difference.reason);
     }
     let mut object_changes: Vec<ObjectChange> = objects
         .difference(&previous.objects)
@@ -403,7 +550,7 @@ fn plan_hop(
     }));
 
     let mut changes = Vec::new();
-    for dropped in &carried.dropped {
+    for dropped in &dropped {
         changes.push(BehaviourChange {
             key: format!("value:{}", dropped.path),
             what: format!(
@@ -464,9 +611,11 @@ fn plan_hop(
                 .unwrap_or_default(),
             sha256: chart.sha256.clone(),
         },
-        values: carried.values.clone(),
-        translated: carried.translated,
-        dropped: carried.dropped,
+        values: shown_values,
+        values_sha256,
+        values_redacted,
+        translated,
+        dropped,
         config: config_differences.iter().map(ConfigChange::from).collect(),
         workloads: workload_differences
             .into_iter()

@@ -145,8 +145,14 @@ pub fn hop_values(
         Json::Object(_) => user.clone(),
         Json::Null => json!({}),
         other => {
+            // Its kind only: the values themselves may hold secrets.
+            let kind = match other {
+                Json::Array(_) => "a list",
+                Json::String(_) => "a string",
+                _ => "a scalar",
+            };
             return Err(Error::BadValues {
-                problem: format!("the release's values are {other}, not a map"),
+                problem: format!("the release's values are {kind}, not a map"),
             });
         }
     };
