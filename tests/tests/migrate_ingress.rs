@@ -310,6 +310,21 @@ fn stand_in_controller(client: &kube::Client, routes: Vec<(String, String)>) {
     }
 }
 
+/// Runs `xtask` (the operator's commands) with `args`: (success, stdout, stderr).
+async fn xtask(args: &[&str]) -> (bool, String, String) {
+    let mut command = std::process::Command::new(tests::xtask_binary());
+    command.args(args).stdin(std::process::Stdio::null());
+    let output = tokio::task::spawn_blocking(move || command.output())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|e| panic!("running xtask: {e}"));
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
 fn mode(path: &Path) -> u32 {
     use std::os::unix::fs::PermissionsExt as _;
     std::fs::metadata(path)
@@ -473,6 +488,53 @@ async fn migrate_ingress_apply_cutover_rollback() {
         std::fs::read_to_string(&backup).unwrap_or_else(|e| panic!("{e}")),
         backup_text,
         "a resumed apply overwrote the backup"
+    );
+
+    // The command line: plan is read-only and says where the IP goes; cutover is refused too,
+    // and releases the run Lease it took.
+    let (ok, stdout, stderr) = xtask(&[
+        "gateway-api",
+        "migrate-ingress",
+        "plan",
+        "--shared-gateway",
+        SHARED,
+        "--address",
+        "take-over",
+        "--kubeconfig",
+        &kubeconfig.display().to_string(),
+        "--helm",
+        &tools.helm3.display().to_string(),
+        "--cilium-version",
+        "1.17.3",
+    ])
+    .await;
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains(
+            "cutover moves 203.0.113.10 from ingress-nginx's Service to Gateway gateway/cilium"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("ReferenceGrant shop/cilium-gateway-gateway-secrets"),
+        "{stdout}"
+    );
+    let (ok, _, stderr) = xtask(&[
+        "gateway-api",
+        "migrate-ingress",
+        "cutover",
+        "--journal",
+        &journal.display().to_string(),
+        "--kubeconfig",
+        &kubeconfig.display().to_string(),
+    ])
+    .await;
+    assert!(!ok, "the command line cut over despite the difference");
+    assert!(stderr.contains("the probe found 1 difference"), "{stderr}");
+    assert_eq!(
+        state(&client).await,
+        before,
+        "a refused cutover changed something"
     );
 
     let refused = migrate_ingress::cutover(&client, &journal, false, WAIT, &mut progress)
