@@ -876,14 +876,12 @@ impl Builder {
                 }
                 let source = (path.clone(), path_type.clone());
                 if canary {
-                    let Some(primary) = entry
-                        .rules
-                        .iter()
-                        .position(|r| r.source == source && r.headers.is_empty())
-                    else {
+                    let Some(primary) = entry.rules.iter().position(|r| {
+                        r.source == source && r.headers.is_empty() && !r.backends.is_empty()
+                    }) else {
                         notes.warn(
                             "canary",
-                            format!("no primary path {path} on host {host:?}: this canary path is not converted"),
+                            format!("no primary path {path} on host {host:?} that proxies (a redirect has no backends): this canary path is not converted"),
                         );
                         continue;
                     };
