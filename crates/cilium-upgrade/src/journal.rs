@@ -80,13 +80,12 @@ impl Journal {
 
     /// Writes it to `dir` (0600, replaced atomically).
     pub fn save(&self, dir: &Path) -> Result<(), Error> {
-        let json = serde_json::to_value(self).map_err(|e| Error::Journal {
-            path: dir.join(JOURNAL_FILE),
+        let path = dir.join(JOURNAL_FILE);
+        let json = serde_json::to_string_pretty(self).map_err(|e| Error::Journal {
+            path: path.clone(),
             problem: e.to_string(),
         })?;
-        let written = crate::write_values(dir, "upgrade-journal.tmp", &json)?;
-        let path = dir.join(JOURNAL_FILE);
-        std::fs::rename(&written, &path).map_err(|source| Error::Io { path, source })
+        crate::write_private(dir, &path, json.as_bytes())
     }
 
     /// Whether every hop of the path verified.

@@ -243,10 +243,18 @@ pub enum Error {
 }
 
 /// Writes a values file (JSON, which Helm reads as YAML) readable by its owner only: values can
-/// hold secrets.
+/// hold secrets. The file is replaced atomically through a new 0600 file (never written through
+/// an existing file or a symlink at its name).
 pub fn write_values(dir: &Path, stem: &str, values: &serde_json::Value) -> Result<PathBuf, Error> {
-    use std::io::Write as _;
-    use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+    let path = dir.join(format!("{stem}.values.json"));
+    // The text a plan's values_sha256 is of.
+    write_private(dir, &path, redact::values_file_text(values).as_bytes())?;
+    Ok(path)
+}
+
+/// Writes `path` in the state directory `dir` (made 0700 when new) for its owner only.
+pub(crate) fn write_private(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    use std::os::unix::fs::DirBuilderExt as _;
     let io = |path: &Path| {
         let path = path.to_owned();
         move |source| Error::Io { path, source }
@@ -257,19 +265,5 @@ pub fn write_values(dir: &Path, stem: &str, values: &serde_json::Value) -> Resul
         .mode(0o700)
         .create(dir)
         .map_err(io(dir))?;
-    let path = dir.join(format!("{stem}.values.json"));
-    // The text a plan's values_sha256 is of.
-    let text = redact::values_file_text(values);
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&path)
-        .map_err(io(&path))?;
-    // `mode` applies only to a new file: one left by someone else keeps its mode otherwise.
-    file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))
-        .map_err(io(&path))?;
-    file.write_all(text.as_bytes()).map_err(io(&path))?;
-    Ok(path)
+    kubespray_config::files::write_private_atomic(path, bytes).map_err(io(path))
 }

@@ -187,7 +187,7 @@ fn the_plan_shows_secrets_redacted_pins_each_values_file_and_refuses_values_that
 }
 
 #[test]
-fn a_values_file_left_readable_by_others_is_rewritten_for_its_owner_only() {
+fn a_values_file_left_readable_by_others_or_a_symlink_is_replaced_by_a_private_file() {
     use std::os::unix::fs::PermissionsExt as _;
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
@@ -205,4 +205,14 @@ fn a_values_file_left_readable_by_others_is_rewritten_for_its_owner_only() {
         sha256_hex(&std::fs::read(&path).unwrap()),
         values_sha256(&values)
     );
+    // A symlink at the name (say, to a file others read) is replaced, not written through.
+    let elsewhere = dir.path().join("shared.json");
+    std::fs::write(&elsewhere, "shared\n").unwrap();
+    let linked = state.join("values-1.17.18.values.json");
+    std::os::unix::fs::symlink(&elsewhere, &linked).unwrap();
+    cilium_upgrade::write_values(&state, "values-1.17.18", &values).unwrap();
+    assert_eq!(std::fs::read_to_string(&elsewhere).unwrap(), "shared\n");
+    assert!(!std::fs::symlink_metadata(&linked).unwrap().is_symlink());
+    let mode = std::fs::metadata(&linked).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
 }
