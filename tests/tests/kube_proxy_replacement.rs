@@ -257,6 +257,213 @@ fn kube_proxy_remove(inventory: &Path) -> Option<serde_json::Value> {
         .next_back()
 }
 
+/// kube-proxy's rules as a node in iptables mode holds them, beside kubelet's and an operator's
+/// (whose comment mentions KUBE).
+const NODE_RULES: &str = r#"*filter
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:KUBE-FIREWALL - [0:0]
+:KUBE-FORWARD - [0:0]
+:KUBE-SERVICES - [0:0]
+-A INPUT -j KUBE-FIREWALL
+-A INPUT -p tcp -m tcp --dport 22 -m comment --comment "ssh to KUBE nodes" -j ACCEPT
+-A FORWARD -m comment --comment "kubernetes forwarding rules" -j KUBE-FORWARD
+-A OUTPUT -m conntrack --ctstate NEW -m comment --comment "kubernetes service portals" -j KUBE-SERVICES
+-A KUBE-FORWARD -m comment --comment "kubernetes forwarding rules" -m mark --mark 0x4000/0x4000 -j ACCEPT
+COMMIT
+*nat
+:PREROUTING ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:KUBE-SERVICES - [0:0]
+:KUBE-SVC-NPX46M4PTMTKRN6Y - [0:0]
+-A PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES
+-A OUTPUT -m comment --comment "kubernetes service portals" -j KUBE-SERVICES
+-A PREROUTING -d 192.0.2.10/32 -p tcp -m comment --comment "KUBE-like operator DNAT" -j DNAT --to-destination 10.0.0.20:80
+-A KUBE-SERVICES -d 10.233.0.1/32 -p tcp -m tcp --dport 443 -j KUBE-SVC-NPX46M4PTMTKRN6Y
+COMMIT
+"#;
+
+/// The inventory's nodes over SSH, each a network namespace of the test's own: one sshd per
+/// node on 127.0.0.1 whose `ForceCommand` runs every command in that node's namespace, and a
+/// client config mapping the inventory's `ansible_host` to it. Removed on drop.
+struct NetnsNodes {
+    sshds: Vec<std::process::Child>,
+    namespaces: Vec<String>,
+    dir: tempfile::TempDir,
+}
+
+impl Drop for NetnsNodes {
+    fn drop(&mut self) {
+        for sshd in &mut self.sshds {
+            let _ = sshd.kill();
+            let _ = sshd.wait();
+        }
+        for ns in &self.namespaces {
+            let _ = std::process::Command::new("ip")
+                .args(["netns", "delete", ns])
+                .status();
+        }
+    }
+}
+
+fn sh(argv: &[&str], stdin: Option<&str>) -> String {
+    use std::io::Write as _;
+    let mut child = std::process::Command::new(argv[0])
+        .args(&argv[1..])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{}: {e}", argv[0]));
+    if let Some(text) = stdin {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+    } else {
+        drop(child.stdin.take());
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "`{}`: {}",
+        argv.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+impl NetnsNodes {
+    /// `None` (a recorded skip; a failure under CI) without root, sshd or iptables.
+    fn start(test: &str, hosts: &[(&str, &str)]) -> Option<NetnsNodes> {
+        let missing = |why: &str| {
+            assert!(
+                !upstream::in_ci(),
+                "{test}: {why} (CI has them: see .ci/run)"
+            );
+            upstream::record_skip(test, why);
+        };
+        if !rustix::process::geteuid().is_root() {
+            missing("not root: cannot create network namespaces for the nodes");
+            return None;
+        }
+        if !Path::new("/usr/sbin/sshd").exists()
+            || std::process::Command::new("iptables-restore")
+                .arg("--version")
+                .output()
+                .is_err()
+        {
+            missing(
+                "sshd or iptables is not installed (apt-get install -y openssh-server iptables)",
+            );
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        for key in ["host_key", "client_key"] {
+            sh(
+                &[
+                    "ssh-keygen",
+                    "-q",
+                    "-t",
+                    "ed25519",
+                    "-N",
+                    "",
+                    "-f",
+                    d.join(key).to_str().unwrap(),
+                ],
+                None,
+            );
+        }
+        std::fs::copy(d.join("client_key.pub"), d.join("authorized_keys")).unwrap();
+        std::fs::create_dir_all("/run/sshd").unwrap();
+        let host_pub = std::fs::read_to_string(d.join("host_key.pub")).unwrap();
+        let mut nodes = NetnsNodes {
+            sshds: Vec::new(),
+            namespaces: Vec::new(),
+            dir,
+        };
+        let mut client = String::new();
+        let mut known = String::new();
+        for (index, (name, address)) in hosts.iter().enumerate() {
+            let ns = format!("kpr-{}-{index}", std::process::id());
+            sh(&["ip", "netns", "add", &ns], None);
+            nodes.namespaces.push(ns.clone());
+            sh(
+                &["ip", "netns", "exec", &ns, "iptables-restore"],
+                Some(NODE_RULES),
+            );
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let d = nodes.dir.path();
+            let config = d.join(format!("sshd_config_{name}"));
+            std::fs::write(
+                &config,
+                format!(
+                    "Port {port}\nListenAddress 127.0.0.1\nHostKey {hk}\nAuthorizedKeysFile {ak}\n\
+                     PubkeyAuthentication yes\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n\
+                     PermitRootLogin prohibit-password\nStrictModes no\nUsePAM no\nPidFile none\n\
+                     ForceCommand ip netns exec {ns} /bin/sh -c \"$SSH_ORIGINAL_COMMAND\"\n",
+                    hk = d.join("host_key").display(),
+                    ak = d.join("authorized_keys").display(),
+                ),
+            )
+            .unwrap();
+            let mut sshd = std::process::Command::new("/usr/sbin/sshd")
+                .args(["-D", "-e", "-f"])
+                .arg(&config)
+                .stdin(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            // Ready when it says it listens (it logs to stderr with -e).
+            let stderr = sshd.stderr.take().unwrap();
+            let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stderr));
+            let listening = lines.any(|l| l.is_ok_and(|l| l.contains("Server listening")));
+            assert!(listening, "sshd for {name} did not start");
+            std::thread::spawn(move || lines.for_each(drop));
+            nodes.sshds.push(sshd);
+            client.push_str(&format!(
+                "Host {address}\n  HostName 127.0.0.1\n  Port {port}\n"
+            ));
+            known.push_str(&format!("[127.0.0.1]:{port} {host_pub}"));
+        }
+        let d = nodes.dir.path();
+        client.push_str(&format!(
+            "Host *\n  User root\n  IdentityFile {key}\n  IdentitiesOnly yes\n  IdentityAgent none\n  \
+             UserKnownHostsFile {kh}\n  GlobalKnownHostsFile /dev/null\n  StrictHostKeyChecking yes\n",
+            key = d.join("client_key").display(),
+            kh = d.join("known_hosts").display(),
+        ));
+        std::fs::write(d.join("known_hosts"), known).unwrap();
+        std::fs::write(d.join("ssh_config"), client).unwrap();
+        std::fs::set_permissions(
+            d.join("ssh_config"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o600),
+        )
+        .unwrap();
+        Some(nodes)
+    }
+
+    fn ssh_config(&self) -> PathBuf {
+        self.dir.path().join("ssh_config")
+    }
+
+    /// Each node's `iptables-save`.
+    fn rules(&self) -> Vec<String> {
+        self.namespaces
+            .iter()
+            .map(|ns| sh(&["ip", "netns", "exec", ns, "iptables-save"], None))
+            .collect()
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn enable_replaces_kube_proxy_and_rollback_restores_it() {
     let Some(cluster) = handed_over_with_kube_proxy(
@@ -267,6 +474,24 @@ async fn enable_replaces_kube_proxy_and_rollback_restores_it() {
         return;
     };
     let api_server = cluster.api_server();
+    // The inventory's nodes over SSH, each a network namespace holding kube-proxy's rules.
+    let inventory = kubespray_config::Inventory::load(&cluster.inventory).unwrap();
+    let hosts: Vec<(&str, &str)> = inventory
+        .hosts
+        .iter()
+        .filter(|h| h.in_group("k8s_cluster"))
+        .map(|h| (h.name.as_str(), h.connect_address()))
+        .collect();
+    let nodes = NetnsNodes::start(
+        "kube_proxy_replacement::enable_replaces_kube_proxy_and_rollback_restores_it (node cleanup)",
+        &hosts,
+    );
+    let ssh_config = nodes.as_ref().map(|n| n.ssh_config().display().to_string());
+    let mut apply = vec!["--apply", "--api-server", api_server.as_str()];
+    match &ssh_config {
+        Some(config) => apply.extend(["--via", "ssh", "--ssh-config", config.as_str()]),
+        None => apply.push("--skip-node-cleanup"),
+    }
     let kubeconfig = cluster.kubeconfig().to_path_buf();
     let before_release = release_status(&cluster.helm, &kubeconfig).unwrap();
     let before_config = live_cilium_config(&cluster.client).await;
@@ -294,16 +519,7 @@ async fn enable_replaces_kube_proxy_and_rollback_restores_it() {
     // A run that stops right after its helm upgrade (a helm that dies once the release is
     // written) leaves kube-proxy alone and is resumed, not repeated.
     let dying_helm = cluster.dying_helm();
-    let (ok, stdout, stderr) = cluster.xtask_with_helm(
-        "enable",
-        &[
-            "--apply",
-            "--api-server",
-            &api_server,
-            "--skip-node-cleanup",
-        ],
-        &dying_helm,
-    );
+    let (ok, stdout, stderr) = cluster.xtask_with_helm("enable", &apply, &dying_helm);
     assert!(!ok, "{stdout}\n{stderr}");
     assert!(stderr.contains("connection lost"), "{stderr}");
     let upgraded = release_status(&cluster.helm, &kubeconfig).unwrap().revision;
@@ -314,15 +530,7 @@ async fn enable_replaces_kube_proxy_and_rollback_restores_it() {
         "kube-proxy went before Cilium verified"
     );
 
-    let (ok, stdout, stderr) = cluster.xtask(
-        "enable",
-        &[
-            "--apply",
-            "--api-server",
-            &api_server,
-            "--skip-node-cleanup",
-        ],
-    );
+    let (ok, stdout, stderr) = cluster.xtask("enable", &apply);
     assert!(ok, "{stdout}\n{stderr}");
     assert!(stderr.contains("resuming"), "{stderr}");
     assert_eq!(
@@ -331,10 +539,36 @@ async fn enable_replaces_kube_proxy_and_rollback_restores_it() {
         "the resumed run upgraded again"
     );
     eprintln!("enable --apply:\n{stdout}{stderr}");
-    assert!(
-        stderr.contains("--skip-node-cleanup"),
-        "the skip is loud:\n{stderr}"
-    );
+    match &nodes {
+        Some(nodes) => {
+            for (node, rules) in hosts.iter().zip(nodes.rules()) {
+                for gone in ["KUBE-SERVICES", "KUBE-SVC-", "KUBE-FORWARD"] {
+                    assert!(
+                        !rules.contains(gone),
+                        "{}: {gone} is left:\n{rules}",
+                        node.0
+                    );
+                }
+                for kept in [
+                    ":KUBE-FIREWALL",
+                    "-A INPUT -j KUBE-FIREWALL",
+                    "ssh to KUBE nodes",
+                    "KUBE-like operator DNAT",
+                ] {
+                    assert!(rules.contains(kept), "{}: {kept} went:\n{rules}", node.0);
+                }
+            }
+            assert_eq!(
+                stdout.matches("iptables chains").count(),
+                hosts.len(),
+                "{stdout}"
+            );
+        }
+        None => assert!(
+            stderr.contains("--skip-node-cleanup"),
+            "the skip is loud:\n{stderr}"
+        ),
+    }
     let config = live_cilium_config(&cluster.client).await;
     assert_eq!(
         config.get("kube-proxy-replacement").map(String::as_str),
@@ -377,15 +611,7 @@ async fn enable_replaces_kube_proxy_and_rollback_restores_it() {
 
     // A second run finds it done and changes nothing.
     let revision = release_status(&cluster.helm, &kubeconfig).unwrap().revision;
-    let (ok, stdout, stderr) = cluster.xtask(
-        "enable",
-        &[
-            "--apply",
-            "--api-server",
-            &api_server,
-            "--skip-node-cleanup",
-        ],
-    );
+    let (ok, stdout, stderr) = cluster.xtask("enable", &apply);
     assert!(ok, "{stdout}\n{stderr}");
     assert!(stdout.contains("already enabled"), "{stdout}");
     assert_eq!(
