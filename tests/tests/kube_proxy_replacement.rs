@@ -10,9 +10,9 @@
 //! ServiceAccount the DaemonSet runs as (kubeadm creates it in Go) and the KubeProxyConfiguration
 //! (Kubespray's defaults: `mode: ipvs`, the sample's pod subnet).
 //!
-//! What a testbed cannot prove: kwok nodes have no datapath, so the node cleanup is skipped here
-//! (`--skip-node-cleanup`; it is tested for real in a network namespace by the crate's
-//! `node_cleanup` test) and the verify check kwok cannot pass is ignored.
+//! The nodes: kwok nodes have no datapath, so the inventory's nodes are reached over SSH (the
+//! real `ssh` and `sshd`), each a network namespace of the test's own holding kube-proxy's,
+//! kubelet's and an operator's rules (`NetnsNodes`); the verify check kwok cannot pass is ignored.
 
 // Helpers of a test panic on failure by design; clippy only exempts `#[test]` functions.
 #![allow(clippy::unwrap_used)]
