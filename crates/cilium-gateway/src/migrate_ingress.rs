@@ -349,6 +349,11 @@ pub fn plan(facts: &Facts, options: &MigrateOptions) -> Result<Plan, PlanError> 
                     problem: "the CiliumLoadBalancerIPPool CRD is not installed, so Cilium cannot assign the IP to the Gateway".to_owned(),
                 });
             };
+            if pools.is_empty() {
+                plan.warnings.push(plan_warning(
+                    "no LB-IPAM pool exists: until cutover the Gateway has no address of its own, so apply waits in vain for it to be Programmed; add a pool (or pass --address pool=CIDR) for the time beside ingress-nginx",
+                ));
+            }
             if pool_containing(pools, &ip).is_none() {
                 let len = if ip.contains(':') { 128 } else { 32 };
                 plan.take_over_pool = Some(format!("{ip}/{len}"));

@@ -572,7 +572,9 @@ pub async fn apply(
     progress(
         "waiting until every Gateway is Programmed with an address and every route Accepted with resolved references",
     );
-    journal.gateway_addresses = wait_until_serving(client, &created, wait).await?;
+    // In host-network mode Envoy listens on the nodes: a Gateway need not report an address.
+    let need_address = options.address != AddressMode::HostNetwork;
+    journal.gateway_addresses = wait_until_serving(client, &created, need_address, wait).await?;
     journal.stage = Stage::Applied;
     journal.note("Gateways programmed, routes accepted");
     journal.save(journal_path)?;
@@ -640,10 +642,14 @@ fn condition_true(conditions: &Value, kind: &str) -> bool {
         .any(|c| c["type"] == kind && c["status"] == "True")
 }
 
+fn programmed(object: &DynamicObject) -> bool {
+    condition_true(&object.data["status"]["conditions"], "Programmed")
+}
+
 /// A Gateway's first address, once Programmed.
 fn programmed_address(object: &DynamicObject) -> Option<String> {
     let status = &object.data["status"];
-    if !condition_true(&status["conditions"], "Programmed") {
+    if !programmed(object) {
         return None;
     }
     status["addresses"]
@@ -667,20 +673,20 @@ fn route_serving(object: &DynamicObject) -> bool {
 async fn wait_until_serving(
     client: &kube::Client,
     created: &[Created],
+    need_address: bool,
     wait: Duration,
 ) -> Result<BTreeMap<String, String>, Error> {
     let gateways = created.iter().filter(|c| c.kind == "Gateway");
     let routes = created.iter().filter(|c| c.kind.ends_with("Route"));
     let gateway_waits = gateways.map(|g| async move {
         let api = api_of(client, g);
-        let ready = |o: Option<&DynamicObject>| o.and_then(programmed_address).is_some();
+        let ready = move |o: Option<&DynamicObject>| {
+            o.is_some_and(|o| programmed(o) && (!need_address || programmed_address(o).is_some()))
+        };
         let found = tokio::time::timeout(wait, await_condition(api.clone(), &g.name, ready)).await;
         let id = format!("{}/{}", g.namespace.clone().unwrap_or_default(), g.name);
         match found {
-            Ok(Ok(Some(object))) => match programmed_address(&object) {
-                Some(address) => Ok((id, address)),
-                None => Err(last_seen(&api, g, "Programmed with an address").await),
-            },
+            Ok(Ok(Some(object))) => Ok((id, programmed_address(&object))),
             _ => Err(last_seen(&api, g, "Programmed with an address").await),
         }
     });
@@ -694,7 +700,10 @@ async fn wait_until_serving(
     });
     let (addresses, _) =
         futures::future::try_join(try_join_all(gateway_waits), try_join_all(route_waits)).await?;
-    Ok(addresses.into_iter().collect())
+    Ok(addresses
+        .into_iter()
+        .filter_map(|(id, address)| Some((id, address?)))
+        .collect())
 }
 
 async fn last_seen(api: &Api<DynamicObject>, object: &Created, what: &str) -> Error {
@@ -948,6 +957,16 @@ pub async fn rollback(
     journal.note("rollback started");
     journal.save(journal_path)?;
 
+    if journal.take_over.is_none() && matches!(journal.stage, Stage::CutOver | Stage::RollingBack) {
+        let back: Vec<String> = dns_changes(&journal)
+            .into_iter()
+            .map(|(host, nginx, gateway)| format!("{host}: {gateway} -> {nginx}"))
+            .collect();
+        progress(&format!(
+            "DNS was moved to the Gateway at cutover: point it back to ingress-nginx ({}) before the Gateway goes",
+            back.join(", ")
+        ));
+    }
     let mut deleted = Vec::new();
     for target in journal.created.iter().rev() {
         let api = api_of(client, target);
