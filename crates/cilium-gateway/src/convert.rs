@@ -1034,10 +1034,10 @@ impl Builder {
         // upstream-vhost: the Host the backend sees. Envoy does not let a header filter set
         // Host, so it is the URLRewrite filter's hostname (Cilium implements host rewrites).
         if let Some(vhost) = notes.get("upstream-vhost").map(str::to_owned) {
-            if vhost.contains('$') {
+            if !is_precise_hostname(&vhost) {
                 notes.warn(
                     "upstream-vhost",
-                    format!("{vhost:?} uses an nginx variable; Gateway API cannot express it"),
+                    format!("{vhost:?} is not a plain hostname (an nginx variable or a port): the URLRewrite filter's hostname cannot express it"),
                 );
             } else {
                 plan.host_rewrite = Some(vhost);
@@ -1097,7 +1097,7 @@ impl Builder {
             match (read.parse::<u32>(), support.timeouts()) {
                 (Ok(seconds), Ok(())) => {
                     plan.timeouts = Some(HttpRouteRulesTimeouts {
-                        request: Some(format!("{seconds}s")),
+                        request: Some(duration(seconds)),
                         ..HttpRouteRulesTimeouts::default()
                     });
                     notes.converted("proxy-read-timeout");
@@ -1889,9 +1889,9 @@ fn redirect_to_url(url: &str) -> Result<HttpRouteRulesFiltersRequestRedirect, St
         },
         None => (authority, None),
     };
-    if hostname.is_empty() || hostname.contains('$') {
+    if !is_precise_hostname(hostname) {
         return Err(format!(
-            "{url:?} takes its host from an nginx variable; Gateway API cannot express it"
+            "{url:?} takes its host from an nginx variable or has no plain hostname; Gateway API cannot express it"
         ));
     }
     let path = if path == "$request_uri" {
@@ -1958,6 +1958,31 @@ fn cors_filter(notes: &Notes) -> HttpRouteRulesFiltersCors {
                 .unwrap_or(1_728_000),
         ),
     }
+}
+
+/// Seconds as a Gateway API duration (at most 5 digits per unit).
+fn duration(seconds: u32) -> String {
+    if seconds <= 99_999 {
+        format!("{seconds}s")
+    } else {
+        let (hours, rest) = (seconds / 3600, seconds % 3600);
+        format!("{hours}h{}m{}s", rest / 60, rest % 60)
+    }
+}
+
+/// A hostname the CRDs' PreciseHostname pattern takes (lowercase labels, no port, no wildcard).
+fn is_precise_hostname(host: &str) -> bool {
+    !host.is_empty()
+        && host.len() <= 253
+        && host.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        })
 }
 
 fn regex_escape(text: &str) -> String {
