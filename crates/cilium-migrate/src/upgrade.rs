@@ -314,7 +314,14 @@ fn plan_text(plan: &UpgradePlan, accepted: &[String]) -> String {
             out.push_str("preflight: cilium-preflight release, its DaemonSet ready on every node, then removed\n");
         }
         // The values themselves are in --output json; the hash is what --plan --apply checks.
-        out.push_str(&format!("values file: sha256 {}", hop.values_sha256));
+        out.push_str(&format!(
+            "values file: sha256 {}",
+            if hop.values_sha256.is_empty() {
+                "(none: a plan of an older format)"
+            } else {
+                &hop.values_sha256
+            }
+        ));
         if !hop.values_redacted.is_empty() {
             out.push_str(&format!(
                 " (secret-looking values shown as {}: {})",
@@ -478,7 +485,7 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("values file: sha256 \n"),
+            text.contains("values file: sha256 (none: a plan of an older format)\n"),
             "a plan without the hash shows none: {text}"
         );
         assert!(matches_target("1.17.18", "1.17".parse().expect("target")));
