@@ -383,7 +383,13 @@ async fn migrate_ingress_apply_cutover_rollback() {
     let before = state(&client).await;
 
     let options = MigrateOptions {
-        convert: ConvertOptions::default(),
+        // Aimed at the installed CRDs (v1.2.1 standard) and a Cilium that serves them (1.17).
+        convert: ConvertOptions {
+            cilium_minor: 17,
+            crd_version: cilium_gateway::bundle::BundleVersion::new(1, 2, 1),
+            tls_route_crd: false,
+            ..ConvertOptions::default()
+        },
         layout: Layout::Shared {
             namespace: SHARED.to_owned(),
         },

@@ -18,6 +18,8 @@ use tokio::net::TcpStream;
 /// One request the probe makes through both front doors.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct ProbeTarget {
+    /// The Ingress's namespace (its Gateway, in the per-namespace layout).
+    pub namespace: String,
     /// The Host header (and SNI).
     pub host: String,
     /// The path requested.
@@ -172,6 +174,7 @@ pub fn targets(ingresses: &[Ingress], class: &str) -> Vec<ProbeTarget> {
                     literal
                 };
                 out.push(ProbeTarget {
+                    namespace: ingress.metadata.namespace.clone().unwrap_or_default(),
                     host: host.clone(),
                     path: literal,
                     tls: tls_hosts.contains(&&host),

@@ -582,15 +582,20 @@ pub async fn apply(
     let report = match probe {
         None => None,
         Some(probe_options) => {
-            let report = run_probe(&plan, &journal, probe_options)?;
-            let report = super::probe::probe(
-                &plan.targets,
-                &report.0,
-                &report.1,
-                &probe_options.headers,
-                probe_options.timeout,
-            )
-            .await;
+            let mut report = ProbeReport::default();
+            for (nginx, gateway, targets) in probe_groups(&plan, &journal, options, probe_options)?
+            {
+                let part = super::probe::probe(
+                    &targets,
+                    &nginx,
+                    &gateway,
+                    &probe_options.headers,
+                    probe_options.timeout,
+                )
+                .await;
+                report.compared += part.compared;
+                report.differences.extend(part.differences);
+            }
             journal.probe = Some(report.clone());
             journal.note(format!(
                 "probe: {} compared, {} differ",
@@ -608,30 +613,54 @@ pub async fn apply(
     })
 }
 
-fn run_probe(
+/// The probe's requests grouped by front doors: each host goes to the Gateway of its namespace
+/// (or the shared one) unless the operator named one door for all.
+fn probe_groups(
     plan: &Plan,
     journal: &MigrateJournal,
-    options: &ProbeOptions,
-) -> Result<(FrontDoor, FrontDoor), Error> {
-    let standard = |addresses: Vec<&String>, what: &str| {
-        addresses
-            .into_iter()
-            .find_map(|a| a.parse().ok())
+    options: &MigrateOptions,
+    probe: &ProbeOptions,
+) -> Result<Vec<(FrontDoor, FrontDoor, Vec<super::ProbeTarget>)>, Error> {
+    let standard = |address: Option<&String>, what: &str| {
+        address
+            .and_then(|a| a.parse().ok())
             .map(FrontDoor::standard)
             .ok_or_else(|| Error::Wait {
                 what: format!("{what}'s address for the probe"),
-                last: "none is an IP: pass the front door explicitly".to_owned(),
+                last: format!(
+                    "{}: pass the front door with --probe-nginx / --probe-gateway",
+                    address.map_or("it has none".to_owned(), |a| format!("{a} is not an IP"))
+                ),
             })
     };
-    let nginx = match &options.nginx {
+    let nginx = match &probe.nginx {
         Some(door) => door.clone(),
-        None => standard(plan.nginx_addresses.iter().collect(), "ingress-nginx")?,
+        None => standard(
+            plan.nginx_addresses
+                .iter()
+                .find(|a| a.parse::<std::net::IpAddr>().is_ok()),
+            "ingress-nginx",
+        )?,
     };
-    let gateway = match &options.gateway {
-        Some(door) => door.clone(),
-        None => standard(journal.gateway_addresses.values().collect(), "the Gateway")?,
-    };
-    Ok((nginx, gateway))
+    let mut groups: Vec<(FrontDoor, FrontDoor, Vec<super::ProbeTarget>)> = Vec::new();
+    for target in &plan.targets {
+        let gateway = match &probe.gateway {
+            Some(door) => door.clone(),
+            None => {
+                let namespace = match &options.layout {
+                    super::Layout::Shared { namespace } => namespace.as_str(),
+                    super::Layout::PerNamespace => target.namespace.as_str(),
+                };
+                let id = format!("{namespace}/{}", options.convert.gateway_class);
+                standard(journal.gateway_addresses.get(&id), &format!("Gateway {id}"))?
+            }
+        };
+        match groups.iter_mut().find(|(_, g, _)| *g == gateway) {
+            Some((_, _, targets)) => targets.push(target.clone()),
+            None => groups.push((nginx.clone(), gateway, vec![target.clone()])),
+        }
+    }
+    Ok(groups)
 }
 
 fn condition_true(conditions: &Value, kind: &str) -> bool {
@@ -1126,4 +1155,94 @@ async fn restore(
         _ => {}
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::migrate_ingress::{Layout, ProbeTarget};
+
+    fn target(namespace: &str, host: &str) -> ProbeTarget {
+        ProbeTarget {
+            namespace: namespace.to_owned(),
+            host: host.to_owned(),
+            path: "/".to_owned(),
+            tls: false,
+        }
+    }
+
+    /// Per namespace, each host is probed through its own namespace's Gateway; a Gateway
+    /// without an IP is an error naming the flag, never a silent skip.
+    #[test]
+    fn each_host_is_probed_through_its_namespaces_gateway() {
+        let plan = Plan {
+            nginx_addresses: vec!["ingress.example.com".into(), "192.0.2.10".into()],
+            targets: vec![
+                target("blog", "blog.example.com"),
+                target("shop", "shop.example.com"),
+            ],
+            ..Plan::default()
+        };
+        let mut journal = MigrateJournal {
+            stage: Stage::Applied,
+            backup: PathBuf::from("backup.json"),
+            nginx: IngressNginx::default(),
+            address: AddressMode::Existing,
+            created: Vec::new(),
+            gateway_addresses: [
+                ("blog/cilium".to_owned(), "192.0.2.2".to_owned()),
+                ("shop/cilium".to_owned(), "192.0.2.1".to_owned()),
+            ]
+            .into(),
+            nginx_addresses: Vec::new(),
+            take_over: None,
+            take_over_pool: None,
+            hosts: Vec::new(),
+            probe: None,
+            events: Vec::new(),
+        };
+        let options = MigrateOptions {
+            convert: crate::convert::ConvertOptions::default(),
+            layout: Layout::PerNamespace,
+            address: AddressMode::Existing,
+            nginx: IngressNginx::default(),
+        };
+        let probe = ProbeOptions {
+            nginx: None,
+            gateway: None,
+            headers: Vec::new(),
+            timeout: Duration::from_secs(1),
+        };
+        let groups =
+            probe_groups(&plan, &journal, &options, &probe).unwrap_or_else(|e| panic!("{e}"));
+        let seen: Vec<(String, String, Vec<String>)> = groups
+            .iter()
+            .map(|(n, g, t)| {
+                (
+                    n.http.to_string(),
+                    g.http.to_string(),
+                    t.iter().map(|t| t.host.clone()).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (
+                    "192.0.2.10:80".to_owned(),
+                    "192.0.2.2:80".to_owned(),
+                    vec!["blog.example.com".to_owned()]
+                ),
+                (
+                    "192.0.2.10:80".to_owned(),
+                    "192.0.2.1:80".to_owned(),
+                    vec!["shop.example.com".to_owned()]
+                ),
+            ]
+        );
+        journal.gateway_addresses.remove("shop/cilium");
+        let error = probe_groups(&plan, &journal, &options, &probe).expect_err("no address");
+        assert!(error.to_string().contains("Gateway shop/cilium"), "{error}");
+        assert!(error.to_string().contains("--probe-gateway"), "{error}");
+    }
 }
