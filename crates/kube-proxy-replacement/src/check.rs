@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 
 use k8s_openapi::api::apps::v1::DaemonSet;
-use k8s_openapi::api::core::v1::{ConfigMap, Node, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, Service};
 use kube::api::ListParams;
 use kube::{Api, Client};
 use serde::Serialize;
@@ -27,6 +27,9 @@ pub struct State {
     pub kernels: Vec<(String, String)>,
     /// `namespace/name` → what it uses.
     pub services: Vec<ServiceFacts>,
+    /// Pod host ports Cilium's replacement ignores (`namespace/pod: hostPort N`): in its NodePort
+    /// range, or bound to a loopback `hostIP`.
+    pub ignored_host_ports: Vec<String>,
 }
 
 /// What one Service uses that matters here.
@@ -114,7 +117,31 @@ pub async fn collect(client: &Client) -> Result<State, Error> {
             }
         })
         .collect();
+    let pods: Api<Pod> = Api::all(client.clone());
+    let mut ignored_host_ports = Vec::new();
+    for pod in pods
+        .list(&ListParams::default())
+        .await
+        .map_err(kube_error("listing Pods"))?
+        .items
+    {
+        let name = format!(
+            "{}/{}",
+            pod.metadata.namespace.as_deref().unwrap_or_default(),
+            pod.metadata.name.as_deref().unwrap_or_default()
+        );
+        for container in pod.spec.map(|s| s.containers).unwrap_or_default() {
+            for port in container.ports.unwrap_or_default() {
+                if let Some(host_port) = port.host_port
+                    && host_port_ignored(host_port, port.host_ip.as_deref())
+                {
+                    ignored_host_ports.push(format!("{name}: hostPort {host_port}"));
+                }
+            }
+        }
+    }
     Ok(State {
+        ignored_host_ports,
         daemon_set,
         config_map: config.is_some(),
         mode,
@@ -136,6 +163,15 @@ pub fn proxy_mode(config_conf: &str) -> String {
     } else {
         mode
     }
+}
+
+/// Whether Cilium's replacement ignores a Pod's `hostPort` (its KPR guide, "Limitations": one
+/// that overlaps the NodePort range, or a `hostIP` on the loopback address).
+pub fn host_port_ignored(host_port: i32, host_ip: Option<&str>) -> bool {
+    let in_range = u16::try_from(host_port)
+        .is_ok_and(|p| (NODE_PORT_RANGE.0..=NODE_PORT_RANGE.1).contains(&p));
+    let loopback = host_ip.is_some_and(|ip| ip.starts_with("127.") || ip == "::1");
+    in_range || loopback
 }
 
 /// The cluster's NodePorts.
@@ -296,7 +332,7 @@ pub fn judge(state: &State) -> Vec<Item> {
         "services: SCTP",
         if sctp.is_empty() { Status::Pass } else { Status::Warn },
         if sctp.is_empty() { "no SCTP Service ports".to_owned() } else { format!("SCTP ports: {}", sctp.join(", ")) },
-        (!sctp.is_empty()).then_some("Cilium serves SCTP Services only with sctp.enabled: true; set it in the release's values first"),
+        (!sctp.is_empty()).then_some("Cilium's replacement serves SCTP Services only with sctp.enabled: true (beta; its KPR guide lists SCTP as unsupported before that): set it in the release's values first, or keep those Services off SCTP"),
     ));
     let out_of_range = names(&|s| {
         s.node_ports
@@ -323,6 +359,25 @@ pub fn judge(state: &State) -> Vec<Item> {
             format!("labelled for another proxy (Cilium leaves them alone unless k8s.serviceProxyName matches): {}", proxy_named.join(", "))
         },
         (!proxy_named.is_empty()).then_some("make sure the proxy named in the label serves them after kube-proxy is gone"),
+    ));
+    items.push(item(
+        "pods: hostPort",
+        if state.ignored_host_ports.is_empty() {
+            Status::Pass
+        } else {
+            Status::Warn
+        },
+        if state.ignored_host_ports.is_empty() {
+            "no hostPort in 30000-32767 or on a loopback hostIP".to_owned()
+        } else {
+            format!(
+                "Cilium's replacement ignores these hostPorts (in its NodePort range or on loopback): {}",
+                state.ignored_host_ports.join(", ")
+            )
+        },
+        (!state.ignored_host_ports.is_empty()).then_some(
+            "move those hostPorts out of 30000-32767 and off loopback (or change nodePort.range) first",
+        ),
     ));
     let external = names(&|s| s.external_ips);
     items.push(item(
@@ -357,6 +412,14 @@ mod tests {
         ] {
             assert_eq!(kernel_supports_kpr(version), ok, "{version}");
         }
+    }
+
+    #[test]
+    fn host_ports_cilium_ignores() {
+        assert!(host_port_ignored(30080, None));
+        assert!(host_port_ignored(8080, Some("127.0.0.1")));
+        assert!(!host_port_ignored(8080, Some("0.0.0.0")));
+        assert!(!host_port_ignored(443, None));
     }
 
     #[test]
