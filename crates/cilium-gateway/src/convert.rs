@@ -1713,6 +1713,12 @@ fn path_rule(
         PathMatch::Exact(path.to_owned())
     } else {
         // Prefix and ImplementationSpecific (a prefix in ingress-nginx without use-regex).
+        if path_type == "ImplementationSpecific" && path != "/" {
+            notes.warn_ingress(format!(
+                "the ImplementationSpecific path {path:?} was a plain nginx prefix (it also matched {:?}); PathPrefix matches whole segments only",
+                format!("{}x", path.trim_end_matches('/'))
+            ));
+        }
         PathMatch::Prefix(path.to_owned())
     };
     let mut filters = Vec::new();
