@@ -165,6 +165,9 @@ struct Rule {
     filters: Vec<HttpRouteRulesFilters>,
     timeouts: Option<HttpRouteRulesTimeouts>,
     session: Option<HttpRouteRulesSessionPersistence>,
+    /// Served on plain HTTP too when its host redirects to HTTPS (`ssl-redirect: "false"` is
+    /// per Ingress in ingress-nginx).
+    http_too: bool,
 }
 
 /// One GRPCRoute rule.
@@ -601,6 +604,7 @@ impl Builder {
             .get("ssl-redirect")
             .is_none_or(|v| !v.eq_ignore_ascii_case("false"));
         let force_ssl_redirect = notes.is_true("force-ssl-redirect");
+        let redirects = ssl_redirect || force_ssl_redirect;
         notes.converted("ssl-redirect");
         if force_ssl_redirect {
             if tls_hosts.is_empty() {
@@ -846,6 +850,7 @@ impl Builder {
                         })],
                         timeouts: None,
                         session: None,
+                        http_too: !redirects,
                     });
                 } else {
                     notes.warn("app-root", format!("{root:?} is not an absolute path"));
@@ -911,9 +916,10 @@ impl Builder {
                     }
                     continue;
                 }
-                let Some(rule) = path_rule(path, path_type, &host_plan, backend, notes) else {
+                let Some(mut rule) = path_rule(path, path_type, &host_plan, backend, notes) else {
                     continue;
                 };
+                rule.http_too = !redirects;
                 entry.rules.push(rule);
             }
             if !canary
@@ -937,7 +943,10 @@ impl Builder {
                     default.clone(),
                     notes,
                 ) {
-                    entry.rules.push(rule);
+                    entry.rules.push(Rule {
+                        http_too: !redirects,
+                        ..rule
+                    });
                 }
             }
             if grpc && !entry.rules.is_empty() {
@@ -1543,6 +1552,23 @@ impl Builder {
                 route.metadata.namespace = Some(namespace.clone());
                 grpc_routes.push(with_api_version(object(&route), api_version));
             }
+            // Rules of Ingresses with `ssl-redirect: "false"` stay on plain HTTP beside the
+            // redirect (more specific matches win over its catch-all).
+            let plain: Vec<&Rule> = state.rules.iter().filter(|r| r.http_too).collect();
+            if !redirect_sections.is_empty() && !plain.is_empty() {
+                for (index, chunk) in plain.chunks(MAX_RULES).enumerate() {
+                    http_routes.push(object(&http_route(
+                        &chunk_name(&format!("{}-http", state.name), index),
+                        namespace,
+                        HttpRouteSpec {
+                            parent_refs: Some(parents(&redirect_sections)),
+                            rules: Some(chunk.iter().map(|r| route_rule(r)).collect()),
+                            hostnames: hostnames.clone(),
+                            ..HttpRouteSpec::default()
+                        },
+                    )));
+                }
+            }
             if has_http && !redirect_sections.is_empty() {
                 let (code, why) = support.redirect_code(308);
                 if let Some(why) = why {
@@ -1732,6 +1758,7 @@ fn path_rule(
             filters,
             timeouts: None,
             session: None,
+            http_too: false,
         });
     }
     if !plan.request_headers.is_empty() {
@@ -1812,6 +1839,7 @@ fn path_rule(
         filters,
         timeouts: plan.timeouts.clone(),
         session: plan.session.clone(),
+        http_too: false,
     })
 }
 
