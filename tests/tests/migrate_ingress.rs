@@ -447,6 +447,63 @@ async fn migrate_ingress_apply_cutover_rollback() {
 
     // Round 1: apply, cutover refused, rollback.
     let journal = dir.path().join("round1.json");
+    // A Gateway of the same name that apply did not make is never taken over.
+    let gateways = gateway_api(&client, SHARED, "Gateway", "gateways");
+    let theirs: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+        "metadata": { "name": "cilium", "namespace": SHARED },
+        "spec": { "gatewayClassName": "cilium",
+                  "listeners": [{ "name": "http", "protocol": "HTTP", "port": 80 }] },
+    }))
+    .unwrap_or_else(|e| panic!("{e}"));
+    gateways
+        .create(&Default::default(), &theirs)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let refused = migrate_ingress::apply(
+        &client,
+        &options,
+        "kube-system",
+        &journal,
+        None,
+        WAIT,
+        &mut progress,
+    )
+    .await
+    .expect_err("apply must not take over the operator's Gateway");
+    assert!(
+        refused
+            .to_string()
+            .contains("Gateway gateway/cilium exists and was not made by migrate-ingress"),
+        "{refused}"
+    );
+    assert!(!journal.exists(), "a refused apply wrote a journal");
+    assert!(
+        !migrate_ingress::run::backup_path(&journal).exists(),
+        "a refused apply wrote a backup"
+    );
+    let untouched = gateways
+        .get("cilium")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        untouched.data["spec"]["listeners"].as_array().map(Vec::len),
+        Some(1)
+    );
+    gateways
+        .delete("cilium", &Default::default())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    await_condition(
+        gateways.clone(),
+        "cilium",
+        kube::runtime::conditions::is_deleted(
+            untouched.metadata.uid.as_deref().unwrap_or_default(),
+        ),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+
     stand_in_controller(&client, routes.clone());
     let applied = migrate_ingress::apply(
         &client,

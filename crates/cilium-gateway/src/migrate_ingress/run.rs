@@ -497,6 +497,52 @@ pub async fn apply(
     let facts = read_facts(client, &options.nginx, cilium_namespace).await?;
     let plan = plan(&facts, options).map_err(|e| refused(journal_path, e.to_string()))?;
 
+    let mut created = Vec::new();
+    for object in &plan.objects {
+        let resource = object_resource(client, object).await?;
+        created.push(created_of(object, &resource));
+    }
+    // Never take over an object of the same name that apply did not make: rollback would
+    // delete it.
+    for target in &created {
+        let live = api_of(client, target)
+            .get_opt(&target.name)
+            .await
+            .map_err(kube_error(format!(
+                "reading {} {}",
+                target.kind, target.name
+            )))?;
+        if let Some(live) = live
+            && !live
+                .metadata
+                .labels
+                .as_ref()
+                .is_some_and(|l| l.contains_key(super::MANAGED_LABEL))
+        {
+            return Err(refused(
+                journal_path,
+                format!(
+                    "{} {}{} exists and was not made by migrate-ingress (no {} label); nothing was changed: rename or remove it, or pass another --gateway-class",
+                    target.kind,
+                    target
+                        .namespace
+                        .as_ref()
+                        .map(|n| format!("{n}/"))
+                        .unwrap_or_default(),
+                    target.name,
+                    super::MANAGED_LABEL
+                ),
+            ));
+        }
+    }
+    // A resumed run keeps what an earlier one recorded, so rollback still deletes it when the
+    // Ingresses changed in between.
+    let earlier: Vec<Created> = previous
+        .iter()
+        .flat_map(|p| p.created.iter())
+        .filter(|c| !created.contains(c))
+        .cloned()
+        .collect();
     let backup = backup_path(journal_path);
     if previous.is_none() || !backup.exists() {
         let taken = snapshot(client, &options.nginx).await?;
@@ -510,19 +556,6 @@ pub async fn apply(
         ));
     }
 
-    let mut created = Vec::new();
-    for object in &plan.objects {
-        let resource = object_resource(client, object).await?;
-        created.push(created_of(object, &resource));
-    }
-    // A resumed run keeps what an earlier one recorded, so rollback still deletes it when the
-    // Ingresses changed in between.
-    let earlier: Vec<Created> = previous
-        .iter()
-        .flat_map(|p| p.created.iter())
-        .filter(|c| !created.contains(c))
-        .cloned()
-        .collect();
     let mut journal = MigrateJournal {
         stage: Stage::Applying,
         backup: backup.clone(),
