@@ -168,18 +168,26 @@ impl NodeAccess {
                 });
             }
         };
-        if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
-            pipe.write_all(text.as_bytes())
-                .await
-                .map_err(|e| Error::Node {
-                    node: node.name.clone(),
-                    problem: format!("writing to {}: {e}", argv[0]),
-                })?;
-            drop(pipe);
-        }
-        let out = child.wait_with_output().await.map_err(|e| Error::Node {
+        // Written while the output is read: a command that prints while it reads cannot block.
+        let pipe = child.stdin.take();
+        let write = async move {
+            if let (Some(text), Some(mut pipe)) = (stdin, pipe) {
+                pipe.write_all(text.as_bytes()).await?;
+            }
+            Ok::<_, std::io::Error>(())
+        };
+        let (written, out) = tokio::join!(write, child.wait_with_output());
+        let out = out.map_err(|e| Error::Node {
             node: node.name.clone(),
             problem: format!("waiting for {}: {e}", argv[0]),
+        })?;
+        written.map_err(|e| Error::Node {
+            node: node.name.clone(),
+            problem: format!(
+                "writing to {}: {e} ({})",
+                argv[0],
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
         })?;
         let status = out.status.code().unwrap_or(-1);
         if matches!(self, NodeAccess::Ssh(_)) && status == 255 {

@@ -182,18 +182,19 @@ impl PodSession {
             .exec(&self.name, exec_argv(argv), &params)
             .await
             .map_err(|e| fail(format!("exec in pod {}: {e}", self.name)))?;
-        if let (Some(text), Some(mut pipe)) = (stdin, attached.stdin()) {
-            pipe.write_all(text.as_bytes())
-                .await
-                .map_err(|e| fail(format!("writing to {}: {e}", argv[0])))?;
-            pipe.shutdown()
-                .await
-                .map_err(|e| fail(format!("closing the input of {}: {e}", argv[0])))?;
-        }
+        let pipe = attached.stdin();
         let status = attached.take_status();
         let mut out = attached.stdout();
         let mut err = attached.stderr();
         let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+        // Written while the output is read: a command that prints while it reads cannot block.
+        let write = async move {
+            if let (Some(text), Some(mut pipe)) = (stdin, pipe) {
+                pipe.write_all(text.as_bytes()).await?;
+                pipe.shutdown().await?;
+            }
+            Ok::<_, std::io::Error>(())
+        };
         let read_out = async {
             if let Some(out) = out.as_mut() {
                 out.read_to_end(&mut stdout).await?;
@@ -206,9 +207,10 @@ impl PodSession {
             }
             Ok::<_, std::io::Error>(())
         };
-        let (a, b) = tokio::join!(read_out, read_err);
-        a.and(b)
-            .map_err(|e| fail(format!("reading {}: {e}", argv[0])))?;
+        let (w, a, b) = tokio::join!(write, read_out, read_err);
+        w.and(a)
+            .and(b)
+            .map_err(|e| fail(format!("talking to {}: {e}", argv[0])))?;
         let status = match status {
             Some(status) => status.await,
             None => None,
