@@ -606,6 +606,10 @@ impl Builder {
         let force_ssl_redirect = notes.is_true("force-ssl-redirect");
         let redirects = ssl_redirect || force_ssl_redirect;
         notes.converted("ssl-redirect");
+        // A Gateway redirect keeps the path as it is: what preserve-trailing-slash asks for.
+        if notes.is_true("preserve-trailing-slash") {
+            notes.converted("preserve-trailing-slash");
+        }
         if force_ssl_redirect {
             if tls_hosts.is_empty() {
                 notes.warn(
@@ -792,6 +796,18 @@ impl Builder {
             }
             if notes.is_true("from-to-www-redirect") && !canary && !host.is_empty() {
                 notes.converted("from-to-www-redirect");
+                // The controller's template answers http-redirect-code (308) with the request
+                // URI less a trailing slash.
+                if let (_, Some(why)) = support.redirect_code(308) {
+                    notes.warn(
+                        "from-to-www-redirect",
+                        format!("ingress-nginx answers 308; {why}"),
+                    );
+                }
+                notes.warn(
+                    "from-to-www-redirect",
+                    "ingress-nginx also dropped a trailing `/` of the path; the redirect keeps the path as it is",
+                );
                 let other = match host.strip_prefix("www.") {
                     Some(bare) => bare.to_owned(),
                     None => format!("www.{host}"),
@@ -1576,7 +1592,7 @@ impl Builder {
                         ingress: state.redirect_ingress.clone(),
                         annotation: None,
                         message: format!(
-                            "the HTTP→HTTPS redirect of {host}: ingress-nginx answers 308; {why}"
+                            "the HTTP→HTTPS redirect of {host}: ingress-nginx answers 308 (and drops a trailing `/` unless preserve-trailing-slash); {why}"
                         ),
                     });
                 }
