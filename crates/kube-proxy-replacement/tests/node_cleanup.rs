@@ -269,7 +269,17 @@ fn inner_cleanup_over_ssh() {
     // sshd listens on this namespace's loopback, so what it runs changes this namespace.
     must(&["ip", "link", "set", "lo", "up"], None);
     let sshd = sshd::Sshd::start();
-    clean_this_namespace(&NodeAccess::Ssh(sshd.ssh(false)), &sshd.node());
+    // A cluster's worth of service chains: the restore input (about 160 KiB) is far more than a
+    // pipe holds, so it must stream through ssh whole.
+    let mut many = String::from("*nat\n");
+    for i in 0..4000 {
+        many.push_str(&format!(":KUBE-SEP-T{i:015} - [0:0]\n"));
+    }
+    for i in 0..4000 {
+        many.push_str(&format!("-A KUBE-SEP-T{i:015} -j KUBE-MARK-MASQ\n"));
+    }
+    many.push_str("COMMIT\n");
+    clean_this_namespace_with(&NodeAccess::Ssh(sshd.ssh(false)), &sshd.node(), Some(&many));
 }
 
 fn in_this_namespace_only() {
@@ -283,6 +293,11 @@ fn in_this_namespace_only() {
 /// Loads kube-proxy's and others' rules into this namespace, cleans them through `access`, and
 /// checks that only kube-proxy's went.
 fn clean_this_namespace(access: &NodeAccess, node: &cni_fs::Node) {
+    clean_this_namespace_with(access, node, None);
+}
+
+/// As [`clean_this_namespace`], with `more` kube-proxy rules loaded (noflush) after the others.
+fn clean_this_namespace_with(access: &NodeAccess, node: &cni_fs::Node, more: Option<&str>) {
     in_this_namespace_only();
     // Both back ends: kube-proxy's image may have written through either.
     must(&["iptables-restore"], Some(DUMP));
@@ -294,6 +309,9 @@ fn clean_this_namespace(access: &NodeAccess, node: &cni_fs::Node) {
         must(&["iptables-legacy-restore"], Some(DUMP));
     }
     must(&["ip6tables-restore"], Some(DUMP6));
+    if let Some(more) = more {
+        must(&["iptables-restore", "--noflush"], Some(more));
+    }
     let nft = Command::new("nft").arg("--version").output().is_ok();
     if nft {
         must(&["nft", "add", "table", "ip", "kube-proxy"], None);
