@@ -50,7 +50,7 @@ use k8s_openapi::api::networking::v1::{Ingress, IngressBackend};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::bundle::{BundleVersion, Channel};
+use crate::bundle::{BundleFit, BundleVersion, Channel, Requirement, bundle_fit};
 use paths::{PathMatch, PathRewrite};
 use support::Support;
 
@@ -466,6 +466,7 @@ pub fn convert(
         notes.finish(&mut conversion);
     }
     builder.emit(&mut conversion, options, &support);
+    conversion.warnings.extend(target_warnings(options));
     conversion.warnings.sort();
     conversion.warnings.dedup();
     conversion.skipped.sort();
@@ -1691,6 +1692,35 @@ impl Builder {
             );
             policy.metadata.namespace = Some(namespace.clone());
             conversion.objects.push(object(&policy));
+        }
+    }
+}
+
+/// Warnings about the target itself (ingress `*`): a Cilium minor this crate does not know, or
+/// CRDs that do not fit it (`bundle::bundle_fit`).
+fn target_warnings(options: &ConvertOptions) -> Vec<Warning> {
+    let minor = options.cilium_minor;
+    let warning = |message: String| Warning {
+        ingress: "*".to_owned(),
+        annotation: None,
+        message,
+    };
+    match Requirement::for_cilium_minor(minor) {
+        None => vec![warning(format!(
+            "Cilium 1.{minor} is not a minor this tool knows (1.15 to 1.19): its Gateway features are judged from Cilium's newest documentation; check them against its release notes"
+        ))],
+        Some(requirement) => {
+            match bundle_fit(&requirement, &options.crd_version, options.crd_channel) {
+                BundleFit::TooOld => vec![warning(format!(
+                    "the Gateway API {} CRDs are older than Cilium 1.{minor} needs ({}): `gateway-api check` says what to install",
+                    options.crd_version, requirement.bundle
+                ))],
+                BundleFit::Breaks(why) => vec![warning(format!(
+                    "the Gateway API {} {} CRDs break Cilium 1.{minor}: {why}",
+                    options.crd_version, options.crd_channel
+                ))],
+                BundleFit::Expected | BundleFit::Newer => Vec::new(),
+            }
         }
     }
 }
