@@ -376,6 +376,9 @@ fn other_annotation(short: &str) -> String {
     why.to_owned()
 }
 
+/// The most listeners a Gateway may have (`maxItems` of the CRDs).
+const MAX_LISTENERS: usize = 64;
+
 /// The most rules an HTTPRoute or GRPCRoute may have (`maxItems` of the CRDs).
 const MAX_RULES: usize = 16;
 
@@ -1648,20 +1651,54 @@ impl Builder {
                 tls_routes.push(with_api_version(object(&route), api_version));
             }
         }
+        // A Gateway takes at most 64 listeners: more are split over `<class>`, `<class>-2`, ...,
+        // and each route's parentRefs name the Gateway that holds their section.
+        let mut moved: BTreeMap<(String, String), String> = BTreeMap::new();
         for (namespace, listeners) in gateways {
-            if listeners.is_empty() {
-                continue;
+            let listeners: Vec<GatewayListeners> = listeners.into_values().collect();
+            for (index, chunk) in listeners.chunks(MAX_LISTENERS).enumerate() {
+                let name = chunk_name(&options.gateway_class, index);
+                if index > 0 {
+                    for listener in chunk {
+                        moved.insert((namespace.clone(), listener.name.clone()), name.clone());
+                    }
+                }
+                let mut gateway = Gateway::new(
+                    &name,
+                    GatewaySpec {
+                        gateway_class_name: options.gateway_class.clone(),
+                        listeners: chunk.to_vec(),
+                        ..GatewaySpec::default()
+                    },
+                );
+                gateway.metadata.namespace = Some(namespace.clone());
+                conversion.objects.push(object(&gateway));
             }
-            let mut gateway = Gateway::new(
-                &options.gateway_class,
-                GatewaySpec {
-                    gateway_class_name: options.gateway_class.clone(),
-                    listeners: listeners.into_values().collect(),
-                    ..GatewaySpec::default()
-                },
-            );
-            gateway.metadata.namespace = Some(namespace);
-            conversion.objects.push(object(&gateway));
+        }
+        if !moved.is_empty() {
+            for route in http_routes
+                .iter_mut()
+                .chain(grpc_routes.iter_mut())
+                .chain(tls_routes.iter_mut())
+            {
+                let namespace = route["metadata"]["namespace"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned();
+                for parent in route["spec"]["parentRefs"]
+                    .as_array_mut()
+                    .into_iter()
+                    .flatten()
+                {
+                    let section = parent["sectionName"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned();
+                    if let Some(gateway) = moved.get(&(namespace.clone(), section)) {
+                        parent["name"] = Value::String(gateway.clone());
+                    }
+                }
+            }
         }
         conversion.objects.extend(http_routes);
         conversion.objects.extend(grpc_routes);

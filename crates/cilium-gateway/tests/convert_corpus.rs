@@ -317,3 +317,63 @@ fn a_host_with_many_paths_is_split_into_routes_of_16_rules() {
         "/p16"
     );
 }
+
+/// A Gateway takes 64 listeners: 40 TLS hosts (80 listeners) become Gateways `cilium` and
+/// `cilium-2`, and each route's parentRefs name the Gateway holding its listener.
+#[test]
+fn a_namespace_with_many_hosts_gets_gateways_of_64_listeners() {
+    let ingresses: Vec<Ingress> = (0..40)
+        .map(|i| {
+            let host = format!("h{i:02}.example.com");
+            serde_json::from_value(json!({
+                "metadata": { "name": format!("i{i:02}"), "namespace": "n" },
+                "spec": { "ingressClassName": "nginx",
+                          "tls": [ { "hosts": [host], "secretName": "tls" } ],
+                          "rules": [ { "host": host, "http": { "paths": [
+                    { "path": "/", "pathType": "Prefix",
+                      "backend": { "service": { "name": "s", "port": { "number": 80 } } } } ] } } ] }
+            }))
+            .unwrap_or_else(|e| panic!("{e}"))
+        })
+        .collect();
+    let conversion = convert(&ingresses, &[], &ConvertOptions::default());
+    let gateways: Vec<(&str, usize)> = conversion
+        .objects
+        .iter()
+        .filter(|o| o["kind"] == "Gateway")
+        .map(|o| {
+            (
+                o["metadata"]["name"].as_str().unwrap_or_default(),
+                o["spec"]["listeners"].as_array().map_or(0, Vec::len),
+            )
+        })
+        .collect();
+    assert_eq!(gateways, [("cilium", 64), ("cilium-2", 16)]);
+    for object in &conversion.objects {
+        if object["kind"] == "Gateway" {
+            continue;
+        }
+        for parent in object["spec"]["parentRefs"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            let gateway = conversion
+                .objects
+                .iter()
+                .find(|g| g["kind"] == "Gateway" && g["metadata"]["name"] == parent["name"])
+                .unwrap_or_else(|| panic!("no Gateway {}", parent["name"]));
+            assert!(
+                gateway["spec"]["listeners"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|l| l["name"] == parent["sectionName"]),
+                "{} names {} which lacks {}",
+                object["metadata"]["name"],
+                parent["name"],
+                parent["sectionName"]
+            );
+        }
+    }
+}
