@@ -73,6 +73,9 @@ pub struct ConvertOptions {
     pub crd_version: BundleVersion,
     /// Whether the (experimental) TLSRoute CRD is installed (needed for `ssl-passthrough`).
     pub tls_route_crd: bool,
+    /// Also convert Ingresses without a class (ingress-nginx serves them when its IngressClass
+    /// is the cluster's default or with `--watch-ingress-without-class`).
+    pub include_classless: bool,
     /// ConfigMaps that `custom-headers` annotations name (`namespace/name`); a header ConfigMap
     /// that is not here is warned about.
     pub config_maps: Vec<ConfigMap>,
@@ -87,6 +90,7 @@ impl Default for ConvertOptions {
             crd_channel: Channel::Standard,
             crd_version: BundleVersion::new(1, 0, 0),
             tls_route_crd: true,
+            include_classless: false,
             config_maps: Vec::new(),
         }
     }
@@ -419,10 +423,7 @@ pub fn convert(
         let on = |short: &str| annotations.get(&format!("{NGINX_PREFIX}{short}"));
         let regex = on("use-regex").is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
             || on("rewrite-target").is_some();
-        if regex
-            && !is_canary(ingress)
-            && ingress_class(ingress).as_deref() == Some(options.ingress_class.as_str())
-        {
+        if regex && !is_canary(ingress) && selected(ingress, options) {
             let namespace = ingress
                 .metadata
                 .namespace
@@ -452,7 +453,17 @@ pub fn convert(
             .unwrap_or_else(|| "default".to_owned());
         let name = ingress.metadata.name.clone().unwrap_or_default();
         let id = format!("{namespace}/{name}");
-        if ingress_class(ingress).as_deref() != Some(options.ingress_class.as_str()) {
+        if !selected(ingress, options) {
+            if ingress_class(ingress).is_none() {
+                conversion.warnings.push(Warning {
+                    ingress: id.clone(),
+                    annotation: None,
+                    message: format!(
+                        "no ingress class: ingress-nginx serves it only when IngressClass {} is the cluster's default (or with --watch-ingress-without-class); then convert with --include-classless",
+                        options.ingress_class
+                    ),
+                });
+            }
             conversion.skipped.push(id);
             continue;
         }
@@ -2120,6 +2131,14 @@ fn is_canary(ingress: &Ingress) -> bool {
         .as_ref()
         .and_then(|a| a.get(&format!("{NGINX_PREFIX}canary")))
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+}
+
+/// Whether `ingress` is one of the class converted (or has no class and those are included).
+fn selected(ingress: &Ingress, options: &ConvertOptions) -> bool {
+    match ingress_class(ingress) {
+        Some(class) => class == options.ingress_class,
+        None => options.include_classless,
+    }
 }
 
 fn ingress_class(ingress: &Ingress) -> Option<String> {

@@ -377,3 +377,38 @@ fn a_namespace_with_many_hosts_gets_gateways_of_64_listeners() {
         }
     }
 }
+
+/// An Ingress without a class is served by ingress-nginx only as the default class: skipped with
+/// a warning that says so, converted with `include_classless`.
+#[test]
+fn classless_ingresses_are_warned_about_or_included() {
+    let ingress: Ingress = serde_json::from_value(json!({
+        "metadata": { "name": "old", "namespace": "n" },
+        "spec": { "rules": [ { "host": "old.example.com", "http": { "paths": [
+            { "path": "/", "pathType": "Prefix",
+              "backend": { "service": { "name": "s", "port": { "number": 80 } } } } ] } } ] }
+    }))
+    .unwrap_or_else(|e| panic!("{e}"));
+    let skipped = convert(
+        std::slice::from_ref(&ingress),
+        &[],
+        &ConvertOptions::default(),
+    );
+    assert_eq!(skipped.skipped, ["n/old"]);
+    assert!(skipped.objects.is_empty());
+    assert!(
+        skipped.warnings[0].message.contains("--include-classless"),
+        "{:?}",
+        skipped.warnings
+    );
+    let included = convert(
+        &[ingress],
+        &[],
+        &ConvertOptions {
+            include_classless: true,
+            ..ConvertOptions::default()
+        },
+    );
+    assert!(included.skipped.is_empty());
+    assert!(included.objects.iter().any(|o| o["kind"] == "HTTPRoute"));
+}
