@@ -481,6 +481,24 @@ pub fn convert(
     }
     builder.emit(&mut conversion, options, &support);
     conversion.warnings.extend(target_warnings(options));
+    // ingress-nginx merges a host's paths from every namespace into one server; a Gateway per
+    // namespace gives each its own address.
+    let mut namespaces_of: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (namespace, host) in builder.hosts.keys() {
+        if !host.is_empty() {
+            namespaces_of.entry(host).or_default().push(namespace);
+        }
+    }
+    for (host, namespaces) in namespaces_of.into_iter().filter(|(_, n)| n.len() > 1) {
+        conversion.warnings.push(Warning {
+            ingress: "*".to_owned(),
+            annotation: None,
+            message: format!(
+                "host {host} has Ingresses in namespaces {}: ingress-nginx served them at one address, these Gateways (one per namespace) get one each; share one Gateway (migrate-ingress --shared-gateway) or move the Ingresses into one namespace",
+                namespaces.join(", ")
+            ),
+        });
+    }
     conversion.warnings.sort();
     conversion.warnings.dedup();
     conversion.skipped.sort();
