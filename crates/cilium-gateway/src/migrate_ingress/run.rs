@@ -1204,6 +1204,120 @@ mod tests {
         }
     }
 
+    fn journal_at(stage: Stage, probe: Option<ProbeReport>) -> MigrateJournal {
+        MigrateJournal {
+            stage,
+            backup: PathBuf::from("backup.json"),
+            nginx: IngressNginx::default(),
+            address: AddressMode::Existing,
+            created: Vec::new(),
+            gateway_addresses: [("shop/cilium".to_owned(), "198.51.100.7".to_owned())].into(),
+            nginx_addresses: vec!["192.0.2.10".to_owned()],
+            take_over: None,
+            take_over_pool: None,
+            hosts: vec!["shop.example.com".to_owned(), "api.example.com".to_owned()],
+            probe,
+            events: Vec::new(),
+        }
+    }
+
+    /// A client that is never reached: these cut-overs decide from the journal alone.
+    fn unreachable_client() -> kube::Client {
+        let config = kube::Config::new(
+            "http://127.0.0.1:9"
+                .parse()
+                .unwrap_or_else(|e| panic!("{e}")),
+        );
+        kube::Client::try_from(config).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// cutover is refused without a probe and while it found a difference (the journal stays
+    /// at Applied); with a clean probe and no IP to move it lists the DNS changes and records
+    /// the cut-over.
+    #[tokio::test]
+    async fn cutover_needs_a_clean_probe_and_lists_dns_changes() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("journal.json");
+        let client = unreachable_client();
+        let mut progress = |_: &str| {};
+        let wait = Duration::from_secs(1);
+
+        journal_at(Stage::Applied, None)
+            .save(&path)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let error = cutover(&client, &path, false, wait, &mut progress)
+            .await
+            .expect_err("no probe");
+        assert!(error.to_string().contains("apply --probe"), "{error}");
+
+        let difference = super::super::probe::Difference {
+            scheme: "http".into(),
+            host: "shop.example.com".into(),
+            path: "/cart".into(),
+            nginx: super::super::probe::Answer::Failed("x".into()),
+            gateway: super::super::probe::Answer::Failed("y".into()),
+        };
+        let dirty = ProbeReport {
+            compared: 3,
+            differences: vec![difference],
+        };
+        journal_at(Stage::Applied, Some(dirty))
+            .save(&path)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let error = cutover(&client, &path, false, wait, &mut progress)
+            .await
+            .expect_err("a difference");
+        assert!(
+            error.to_string().contains("http://shop.example.com/cart"),
+            "{error}"
+        );
+        let stage = MigrateJournal::load(&path)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .map(|j| j.stage);
+        assert_eq!(stage, Some(Stage::Applied));
+
+        let clean = ProbeReport {
+            compared: 3,
+            differences: Vec::new(),
+        };
+        journal_at(Stage::Applied, Some(clean))
+            .save(&path)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let done = cutover(&client, &path, false, wait, &mut progress)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            done,
+            CutOver::Dns(vec![
+                (
+                    "api.example.com".into(),
+                    "192.0.2.10".into(),
+                    "198.51.100.7".into()
+                ),
+                (
+                    "shop.example.com".into(),
+                    "192.0.2.10".into(),
+                    "198.51.100.7".into()
+                ),
+            ])
+        );
+        let stage = MigrateJournal::load(&path)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .map(|j| j.stage);
+        assert_eq!(stage, Some(Stage::CutOver));
+
+        journal_at(Stage::Applying, None)
+            .save(&path)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let error = cutover(&client, &path, true, wait, &mut progress)
+            .await
+            .expect_err("unfinished apply");
+        assert!(
+            error.to_string().contains("needs a finished apply"),
+            "{error}"
+        );
+    }
+
     /// Per namespace, each host is probed through its own namespace's Gateway; a Gateway
     /// without an IP is an error naming the flag, never a silent skip.
     #[test]
