@@ -23,10 +23,10 @@ pub(super) struct Args {
 enum Command {
     /// Read-only: what apply would create, where the Gateway's address comes from, and how
     /// cutover moves the traffic.
-    Plan(PlanArgs),
+    Plan(Box<PlanArgs>),
     /// Back up the Ingresses and ingress-nginx, create the Gateways and routes beside it, wait
     /// until they serve, and (with --probe) compare both front doors. Run again to resume.
-    Apply(ApplyArgs),
+    Apply(Box<ApplyArgs>),
     /// Move the traffic to the Gateway (ingress-nginx's IP, or print the DNS changes); refused
     /// while the probe found a difference.
     Cutover(CutoverArgs),
@@ -189,8 +189,8 @@ fn parse_front_door(text: &str) -> Result<FrontDoor, String> {
 
 pub(super) async fn run(args: Args) -> anyhow::Result<()> {
     match args.command {
-        Command::Plan(args) => plan(args).await,
-        Command::Apply(args) => apply(args).await,
+        Command::Plan(args) => plan(*args).await,
+        Command::Apply(args) => apply(*args).await,
         Command::Cutover(args) => cutover(args).await,
         Command::Rollback(args) => rollback(args).await,
     }
