@@ -382,6 +382,36 @@ async fn migrate_ingress_apply_cutover_rollback() {
         .unwrap_or_else(|e| panic!("{e}"));
     let before = state(&client).await;
 
+    // `gateway-api check` sees the pools and ingress-nginx's address.
+    let facts = cilium_gateway::collect(&client, None, &cilium_gateway::Target::kubespray())
+        .await
+        .unwrap_or_else(|e| panic!("collect: {e}"));
+    let nginx = facts
+        .ingress_nginx
+        .clone()
+        .unwrap_or_else(|| panic!("no ingress-nginx found"));
+    assert_eq!(nginx.service, "ingress-nginx/ingress-nginx-controller");
+    assert_eq!(nginx.addresses, [NGINX_IP]);
+    assert!(
+        facts
+            .lb_ip_pool_blocks
+            .iter()
+            .any(|p| p.name == "homelab-pool" && p.blocks == ["10.5.0.0/24"]),
+        "{:?}",
+        facts.lb_ip_pool_blocks
+    );
+    let mut facts = facts;
+    facts.cilium_version = Some("1.17.3".to_owned());
+    let report = cilium_gateway::check(&facts, None);
+    let item = report
+        .item("ingress-nginx address")
+        .unwrap_or_else(|| panic!("no item"));
+    assert!(
+        item.detail.contains("203.0.113.10 is in no LB-IPAM pool"),
+        "{}",
+        item.detail
+    );
+
     let options = MigrateOptions {
         // Aimed at the installed CRDs (v1.2.1 standard) and a Cilium that serves them (1.17).
         convert: ConvertOptions {
