@@ -93,13 +93,19 @@ pub fn run(command: Command) -> anyhow::Result<()> {
         Command::KubeProxyReplacement(args) => kube_proxy_replacement::run(args),
         Command::Backup(args) => backup::run(args),
         Command::Completions { shell } => {
-            clap_complete::generate(
-                shell,
-                &mut Cli::command(),
-                "cilium-migrate",
-                &mut std::io::stdout(),
-            );
-            Ok(())
+            // Into a buffer first: clap_complete panics on a failed write (`| head` closes stdout).
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "cilium-migrate", &mut script);
+            write_stdout(&script)
         }
+    }
+}
+
+/// Writes to stdout; a reader that stopped early (a closed pipe) is not an error.
+fn write_stdout(bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    match std::io::stdout().lock().write_all(bytes) {
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
     }
 }
