@@ -454,7 +454,7 @@ fn service_datapath_item(state: &ClusterState, version: ChartVersion) -> Item {
             format!(
                 "kube-proxy-replacement: {kpr}; Cilium 1.18+ disables Gateway API without it (\"Gateway API support requires kube-proxy-replacement enabled\")"
             ),
-            "set kubeProxyReplacement: true with k8sServiceHost/k8sServicePort, set kube_proxy_remove: true in the inventory and remove the kube-proxy DaemonSet; enable does not switch the service datapath for you",
+            "run `cilium-migrate kube-proxy-replacement enable --inventory DIR` (the plan; then --apply): it sets kubeProxyReplacement: true with k8sServiceHost/k8sServicePort, removes kube-proxy and its node rules and sets kube_proxy_remove: true in the inventory, reversibly; gateway-api enable does not switch the service datapath for you",
         );
     }
     let values_kpr = state
