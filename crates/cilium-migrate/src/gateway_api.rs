@@ -133,9 +133,44 @@ struct ConvertArgs {
     /// The GatewayClass (and Gateway name) to use.
     #[arg(long, default_value = "cilium")]
     gateway_class: String,
+    /// The Cilium minor the Gateways run on (`17` or `1.17`): what it lacks becomes a warning.
+    #[arg(long, value_name = "MINOR", value_parser = parse_cilium_minor, default_value = "15")]
+    cilium_minor: u32,
+    /// The channel of the installed Gateway API CRDs: standard or experimental.
+    #[arg(long, value_name = "CHANNEL", value_parser = parse_crd_channel, default_value = "standard")]
+    crd_channel: cilium_gateway::bundle::Channel,
+    /// The release of the installed Gateway API CRDs (`v1.2.1`).
+    #[arg(long, value_name = "VERSION", value_parser = parse_crd_version, default_value = "v1.0.0")]
+    crd_version: cilium_gateway::bundle::BundleVersion,
+    /// The TLSRoute CRD is not installed (ssl-passthrough is then warned about).
+    #[arg(long)]
+    no_tls_route_crd: bool,
+    /// Also convert Ingresses without a class (when ingress-nginx's IngressClass is the default).
+    #[arg(long)]
+    include_classless: bool,
     /// Kubeconfig to use.
     #[arg(long, value_name = "FILE", env = "KUBECONFIG")]
     kubeconfig: Option<PathBuf>,
+}
+
+fn parse_cilium_minor(text: &str) -> Result<u32, String> {
+    let minor = text.trim().trim_start_matches('v');
+    let minor = minor.strip_prefix("1.").unwrap_or(minor);
+    minor
+        .split('.')
+        .next()
+        .and_then(|m| m.parse().ok())
+        .ok_or_else(|| format!("{text:?} is not a Cilium minor: pass 17 or 1.17"))
+}
+
+fn parse_crd_channel(text: &str) -> Result<cilium_gateway::bundle::Channel, String> {
+    cilium_gateway::bundle::Channel::parse(text)
+        .ok_or_else(|| format!("{text:?} is not a channel: pass standard or experimental"))
+}
+
+fn parse_crd_version(text: &str) -> Result<cilium_gateway::bundle::BundleVersion, String> {
+    cilium_gateway::bundle::BundleVersion::parse(text)
+        .ok_or_else(|| format!("{text:?} is not a Gateway API release: pass one as v1.2.1"))
 }
 
 pub(crate) fn run(args: Args) -> anyhow::Result<()> {
@@ -305,6 +340,11 @@ async fn convert(args: ConvertArgs) -> anyhow::Result<()> {
     let options = ConvertOptions {
         ingress_class: args.ingress_class,
         gateway_class: args.gateway_class,
+        cilium_minor: args.cilium_minor,
+        crd_channel: args.crd_channel,
+        crd_version: args.crd_version,
+        tls_route_crd: !args.no_tls_route_crd,
+        include_classless: args.include_classless,
         ..ConvertOptions::default()
     };
     let conversion = cilium_gateway::convert::convert(&ingresses, &services, &options);
