@@ -2311,6 +2311,50 @@ fn route_name(ingress: &str, host: &str) -> String {
     name.chars().take(253).collect()
 }
 
+/// The ConfigMaps the Ingresses' `custom-headers` annotations name (`namespace/name`, or a name
+/// in the Ingress's namespace), read from the cluster, so that convert can carry the headers
+/// (ingress-nginx adds the ConfigMap's pairs to every response). A missing one is left out:
+/// convert then warns about it by name.
+pub async fn read_custom_header_config_maps(
+    client: &kube::Client,
+    ingresses: &[Ingress],
+) -> Result<Vec<ConfigMap>, crate::Error> {
+    let mut found = Vec::new();
+    for (namespace, name) in custom_header_references(ingresses) {
+        let api: kube::Api<ConfigMap> = kube::Api::namespaced(client.clone(), &namespace);
+        let config_map = api
+            .get_opt(&name)
+            .await
+            .map_err(|source| crate::Error::Kube {
+                what: format!("ConfigMap {namespace}/{name} (custom-headers)"),
+                source: Box::new(source),
+            })?;
+        found.extend(config_map);
+    }
+    Ok(found)
+}
+
+/// The `(namespace, name)` of every ConfigMap a `custom-headers` annotation names, once each.
+pub fn custom_header_references(
+    ingresses: &[Ingress],
+) -> std::collections::BTreeSet<(String, String)> {
+    ingresses
+        .iter()
+        .filter_map(|ingress| {
+            let reference = ingress
+                .metadata
+                .annotations
+                .as_ref()?
+                .get(&format!("{NGINX_PREFIX}custom-headers"))?;
+            let namespace = ingress.metadata.namespace.clone().unwrap_or_default();
+            Some(match reference.split_once('/') {
+                Some((ns, name)) => (ns.to_owned(), name.to_owned()),
+                None => (namespace, reference.clone()),
+            })
+        })
+        .collect()
+}
+
 /// Reads the Ingresses and Services to convert (one namespace, or all with `None`).
 pub async fn read_ingresses(
     client: &kube::Client,

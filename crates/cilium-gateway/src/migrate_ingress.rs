@@ -25,7 +25,7 @@ use gateway_api::gateways::{
 use gateway_api::referencegrants::{
     ReferenceGrant, ReferenceGrantFrom, ReferenceGrantSpec, ReferenceGrantTo,
 };
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{ConfigMap, Service};
 use k8s_openapi::api::networking::v1::Ingress;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -128,6 +128,8 @@ pub struct Facts {
     pub bgp: bool,
     /// `cilium-config`'s `gateway-api-hostnetwork-enabled`.
     pub host_network: bool,
+    /// The ConfigMaps the Ingresses' `custom-headers` annotations name (those that exist).
+    pub header_config_maps: Vec<ConfigMap>,
 }
 
 /// What to migrate and how.
@@ -245,7 +247,11 @@ pub fn pool_containing<'a>(pools: &'a [PoolFacts], ip: &str) -> Option<&'a PoolF
 
 /// The plan: pure over the facts.
 pub fn plan(facts: &Facts, options: &MigrateOptions) -> Result<Plan, PlanError> {
-    let conversion = crate::convert::convert(&facts.ingresses, &facts.services, &options.convert);
+    let convert_options = crate::convert::ConvertOptions {
+        config_maps: facts.header_config_maps.clone(),
+        ..options.convert.clone()
+    };
+    let conversion = crate::convert::convert(&facts.ingresses, &facts.services, &convert_options);
     let mut plan = Plan {
         warnings: conversion.warnings.clone(),
         nginx_addresses: facts

@@ -329,12 +329,14 @@ async fn enable_locked(
 }
 
 async fn convert(args: ConvertArgs) -> anyhow::Result<()> {
-    use cilium_gateway::convert::{ConvertOptions, read_ingresses};
-    let (ingresses, services) = match &args.from {
+    use cilium_gateway::convert::{ConvertOptions, read_custom_header_config_maps, read_ingresses};
+    let (ingresses, services, config_maps) = match &args.from {
         Some(path) => read_list(path)?,
         None => {
             let client = crate::cluster::client(args.kubeconfig.as_deref()).await?;
-            read_ingresses(&client, args.namespace.as_deref()).await?
+            let (ingresses, services) = read_ingresses(&client, args.namespace.as_deref()).await?;
+            let config_maps = read_custom_header_config_maps(&client, &ingresses).await?;
+            (ingresses, services, config_maps)
         }
     };
     let options = ConvertOptions {
@@ -345,7 +347,7 @@ async fn convert(args: ConvertArgs) -> anyhow::Result<()> {
         crd_version: args.crd_version,
         tls_route_crd: !args.no_tls_route_crd,
         include_classless: args.include_classless,
-        ..ConvertOptions::default()
+        config_maps,
     };
     let conversion = cilium_gateway::convert::convert(&ingresses, &services, &options);
     print!("{}", conversion.to_yaml()?);
@@ -367,12 +369,14 @@ async fn convert(args: ConvertArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Ingresses and Services from `kubectl get ... -o yaml|json` output (a List or single objects).
+/// Ingresses, Services and ConfigMaps (the `custom-headers` ones) from `kubectl get ... -o
+/// yaml|json` output (a List or single objects).
 fn read_list(
     path: &std::path::Path,
 ) -> anyhow::Result<(
     Vec<k8s_openapi::api::networking::v1::Ingress>,
     Vec<k8s_openapi::api::core::v1::Service>,
+    Vec<k8s_openapi::api::core::v1::ConfigMap>,
 )> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
@@ -385,7 +389,7 @@ fn read_list(
             None => objects.push(document),
         }
     }
-    let (mut ingresses, mut services) = (Vec::new(), Vec::new());
+    let (mut ingresses, mut services, mut config_maps) = (Vec::new(), Vec::new(), Vec::new());
     for object in objects {
         let kind = object["kind"].as_str().unwrap_or_default().to_owned();
         match kind.as_str() {
@@ -397,14 +401,70 @@ fn read_list(
                 serde_json::from_value(object)
                     .with_context(|| format!("{}: a Service is malformed", path.display()))?,
             ),
+            "ConfigMap" => config_maps.push(
+                serde_json::from_value(object)
+                    .with_context(|| format!("{}: a ConfigMap is malformed", path.display()))?,
+            ),
             _ => {}
         }
     }
     if ingresses.is_empty() {
         bail!(
-            "{} holds no Ingress; pass the output of `kubectl get ingresses,services -A -o yaml`",
+            "{} holds no Ingress; pass the output of `kubectl get ingresses,services -A -o yaml` (with the ConfigMaps that custom-headers annotations name)",
             path.display()
         );
     }
-    Ok((ingresses, services))
+    Ok((ingresses, services, config_maps))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `convert --from` reads the header ConfigMaps in the file, so `custom-headers` is carried
+    /// (only the Ingress whose ConfigMap is missing is warned about).
+    #[test]
+    fn convert_from_a_file_carries_the_custom_headers_configmap_it_holds() {
+        let corpus = upstream::project_root()
+            .join("crates/cilium-gateway/tests/ingress-corpus/headers.yaml");
+        let (ingresses, services, config_maps) = read_list(&corpus).expect("read the corpus");
+        assert!(
+            config_maps
+                .iter()
+                .any(|c| c.metadata.name.as_deref() == Some("security-headers")),
+            "the ConfigMap in the file is read"
+        );
+        let options = cilium_gateway::convert::ConvertOptions {
+            config_maps,
+            ..Default::default()
+        };
+        let conversion = cilium_gateway::convert::convert(&ingresses, &services, &options);
+        let header_warnings: Vec<&str> = conversion
+            .warnings
+            .iter()
+            .filter(|w| {
+                w.annotation
+                    .as_deref()
+                    .is_some_and(|a| a.ends_with("custom-headers"))
+            })
+            .map(|w| w.ingress.as_str())
+            .collect();
+        assert_eq!(header_warnings, ["apps/legacy-api"]);
+        assert!(
+            conversion
+                .to_yaml()
+                .expect("yaml")
+                .contains("X-Frame-Options")
+        );
+    }
+
+    #[test]
+    fn custom_header_references_resolve_a_bare_name_in_the_ingress_namespace() {
+        let corpus = upstream::project_root()
+            .join("crates/cilium-gateway/tests/ingress-corpus/headers.yaml");
+        let (ingresses, _, _) = read_list(&corpus).expect("read the corpus");
+        let references = cilium_gateway::convert::custom_header_references(&ingresses);
+        assert!(references.contains(&("apps".to_owned(), "security-headers".to_owned())));
+        assert!(references.contains(&("apps".to_owned(), "missing-headers".to_owned())));
+    }
 }

@@ -211,6 +211,8 @@ pub async fn read_facts(
     cilium_namespace: &str,
 ) -> Result<Facts, Error> {
     let (ingresses, services) = crate::convert::read_ingresses(client, None).await?;
+    let header_config_maps =
+        crate::convert::read_custom_header_config_maps(client, &ingresses).await?;
     let nginx_service = Api::<Service>::namespaced(client.clone(), &nginx.namespace)
         .get_opt(&nginx.controller)
         .await
@@ -252,6 +254,7 @@ pub async fn read_facts(
         l2_policy_crd,
         bgp: on("enable-bgp-control-plane"),
         host_network: on("gateway-api-hostnetwork-enabled"),
+        header_config_maps,
     })
 }
 

@@ -502,3 +502,44 @@ fn convert_options_follow_the_cluster() {
     );
     assert!(!options.tls_route_crd);
 }
+
+/// The header ConfigMaps `read_facts` found reach convert: `custom-headers` becomes a response
+/// header filter on the route instead of a warning.
+#[test]
+fn the_plan_carries_custom_headers_from_the_configmaps_in_the_facts() {
+    let mut facts = facts();
+    facts.ingresses[0]
+        .metadata
+        .annotations
+        .get_or_insert_with(Default::default)
+        .insert(
+            "nginx.ingress.kubernetes.io/custom-headers".into(),
+            "security-headers".into(),
+        );
+    let header_warning = |plan: &Plan| {
+        plan.warnings.iter().any(|w| {
+            w.annotation
+                .as_deref()
+                .is_some_and(|a| a.ends_with("custom-headers"))
+        })
+    };
+    let options = options(Layout::PerNamespace, AddressMode::Existing);
+    let without = plan(&facts, &options).unwrap_or_else(|e| panic!("{e}"));
+    assert!(header_warning(&without), "no ConfigMap: warned");
+    facts.header_config_maps = vec![
+        serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": { "name": "security-headers", "namespace": "shop" },
+            "data": { "X-Frame-Options": "DENY" },
+        }))
+        .unwrap_or_else(|e| panic!("{e}")),
+    ];
+    let with = plan(&facts, &options).unwrap_or_else(|e| panic!("{e}"));
+    assert!(!header_warning(&with), "{:?}", with.warnings);
+    assert!(
+        serde_json::to_string(&with.objects)
+            .unwrap_or_default()
+            .contains("X-Frame-Options"),
+        "the route adds the header"
+    );
+}
