@@ -667,23 +667,7 @@ async fn upgrade(
             .map_err(kube_error("restarting DaemonSet kube-system/cilium"))?;
     }
     progress("waiting for the agents and the operator to roll out");
-    wait_rolled_out(
-        &daemon_sets,
-        "cilium",
-        daemon_set_rollout,
-        options.rollout_timeout,
-    )
-    .await
-    .map_err(|e| Error::Unhealthy(e.to_string()))?;
-    let deployments: Api<Deployment> = Api::namespaced(client.clone(), NAMESPACE);
-    wait_rolled_out(
-        &deployments,
-        "cilium-operator",
-        deployment_rollout,
-        options.rollout_timeout,
-    )
-    .await
-    .map_err(|e| Error::Unhealthy(e.to_string()))?;
+    wait_cilium_rolled_out(client, options.rollout_timeout).await?;
     progress("verify (like `cilium status`)");
     verify_healthy(client, options.rollout_timeout, &options.ignore_checks).await
 }
@@ -962,23 +946,7 @@ pub async fn rollback(
         })?;
     }
     progress("waiting for the agents, the operator and kube-proxy to roll out");
-    wait_rolled_out(
-        &daemon_sets,
-        "cilium",
-        daemon_set_rollout,
-        options.rollout_timeout,
-    )
-    .await
-    .map_err(|e| Error::Unhealthy(e.to_string()))?;
-    let deployments: Api<Deployment> = Api::namespaced(client.clone(), NAMESPACE);
-    wait_rolled_out(
-        &deployments,
-        "cilium-operator",
-        deployment_rollout,
-        options.rollout_timeout,
-    )
-    .await
-    .map_err(|e| Error::Unhealthy(e.to_string()))?;
+    wait_cilium_rolled_out(client, options.rollout_timeout).await?;
     if journal.daemon_set.is_some() {
         wait_rolled_out(
             &daemon_sets,
@@ -1027,6 +995,18 @@ fn restorable<T: serde::de::DeserializeOwned>(text: &str, path: &Path) -> Result
         path: path.to_owned(),
         problem: format!("the backup does not read: {e}"),
     })
+}
+
+/// Waits until the agent DaemonSet and the operator Deployment have rolled out.
+async fn wait_cilium_rolled_out(client: &Client, timeout: Duration) -> Result<(), Error> {
+    let daemon_sets: Api<DaemonSet> = Api::namespaced(client.clone(), NAMESPACE);
+    wait_rolled_out(&daemon_sets, "cilium", daemon_set_rollout, timeout)
+        .await
+        .map_err(|e| Error::Unhealthy(e.to_string()))?;
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), NAMESPACE);
+    wait_rolled_out(&deployments, "cilium-operator", deployment_rollout, timeout)
+        .await
+        .map_err(|e| Error::Unhealthy(e.to_string()))
 }
 
 #[cfg(test)]
