@@ -813,8 +813,7 @@ pub fn healthy(report: &verify::Report, ignore_checks: &[String]) -> bool {
     report.problems().all(|c| ignore_checks.contains(&c.name))
 }
 
-/// Re-runs `verify` until it is healthy or `timeout` passes; returns the last report. Whole
-/// reports are polled on an interval: no single watch covers what they check.
+/// `verify` re-run until healthy (or `timeout`) against this hop's chart version; the last report.
 async fn verify_until(
     client: &kube::Client,
     version: &str,
@@ -823,14 +822,7 @@ async fn verify_until(
 ) -> Result<verify::Report, Error> {
     let mut options = verify::Options::new(NAMESPACE, RELEASE);
     options.chart_version = Some(version.to_owned());
-    let deadline = Instant::now() + timeout;
-    loop {
-        let report = verify::verify(client, &options).await?;
-        if healthy(&report, ignore_checks) || Instant::now() >= deadline {
-            return Ok(report);
-        }
-        tokio::time::sleep(Duration::from_secs(3)).await;
-    }
+    Ok(verify::verify_until_healthy(client, &options, ignore_checks, timeout).await?)
 }
 
 /// Where `upgrade rollback` returns the release to.

@@ -17,7 +17,7 @@
 //!    inventory says so, Cilium healthy.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use helm::{
     ChartSource, Helm, OnFailure, Ownership, RollbackRequest, UpgradeInstall, ValuesScope, Wait,
@@ -672,75 +672,61 @@ async fn upgrade(
     verify_healthy(client, options.rollout_timeout, &options.ignore_checks).await
 }
 
-/// Re-runs `verify` until healthy or `timeout`; whole reports are polled (no single watch
-/// covers them).
+/// `verify` re-run until healthy (or `timeout`); the problems left are the error.
 async fn verify_healthy(
     client: &Client,
     timeout: Duration,
     ignore: &[String],
 ) -> Result<(), Error> {
     let options = verify::Options::new(NAMESPACE, RELEASE);
-    let deadline = Instant::now() + timeout;
-    loop {
-        let report = verify::verify(client, &options)
-            .await
-            .map_err(|e| Error::Unhealthy(format!("verify: {e}")))?;
-        let problems: Vec<String> = report
-            .problems()
-            .filter(|c| !ignore.contains(&c.name))
-            .map(|c| format!("{}: {}", c.name, c.detail))
-            .collect();
-        if problems.is_empty() {
-            return Ok(());
-        }
-        if Instant::now() >= deadline {
-            return Err(Error::Unhealthy(format!(
-                "Cilium is not healthy: {}; roll back with `cilium-migrate kube-proxy-replacement rollback --apply`",
-                problems.join("; ")
-            )));
-        }
-        tokio::time::sleep(Duration::from_secs(3)).await;
+    let report = verify::verify_until_healthy(client, &options, ignore, timeout)
+        .await
+        .map_err(|e| Error::Unhealthy(format!("verify: {e}")))?;
+    let problems: Vec<String> = report
+        .problems()
+        .filter(|c| !ignore.contains(&c.name))
+        .map(|c| format!("{}: {}", c.name, c.detail))
+        .collect();
+    if problems.is_empty() {
+        return Ok(());
     }
+    Err(Error::Unhealthy(format!(
+        "Cilium is not healthy: {}; roll back with `cilium-migrate kube-proxy-replacement rollback --apply`",
+        problems.join("; ")
+    )))
 }
 
 async fn delete_kube_proxy(client: &Client) -> Result<(), Error> {
-    let daemon_sets: Api<DaemonSet> = Api::namespaced(client.clone(), NAMESPACE);
-    let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), NAMESPACE);
-    if let Some(uid) = daemon_sets
+    delete_kube_proxy_object::<DaemonSet>(client, "apps/v1").await?;
+    delete_kube_proxy_object::<ConfigMap>(client, "v1").await
+}
+
+/// Deletes `kube-system/kube-proxy` of kind `K` through the delete guard (when it exists) and
+/// waits until it is gone.
+async fn delete_kube_proxy_object<K>(client: &Client, api_version: &str) -> Result<(), Error>
+where
+    K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + 'static,
+{
+    let kind = K::kind(&());
+    let api: Api<K> = Api::namespaced(client.clone(), NAMESPACE);
+    let Some(uid) = api
         .get_opt(KUBE_PROXY)
         .await
-        .map_err(kube_error("reading DaemonSet kube-system/kube-proxy"))?
-        .and_then(|d| d.metadata.uid)
-    {
-        let object = ObjectRef::new("apps/v1", "DaemonSet", Some(NAMESPACE), KUBE_PROXY);
-        migration::guard::delete(
-            client,
-            &ApiResource::erase::<DaemonSet>(&()),
-            &object,
-            &uid,
-            false,
-        )
-        .await?;
-        wait_deleted(&daemon_sets, &uid).await?;
-    }
-    if let Some(uid) = config_maps
-        .get_opt(KUBE_PROXY)
-        .await
-        .map_err(kube_error("reading ConfigMap kube-system/kube-proxy"))?
-        .and_then(|c| c.metadata.uid)
-    {
-        let object = ObjectRef::new("v1", "ConfigMap", Some(NAMESPACE), KUBE_PROXY);
-        migration::guard::delete(
-            client,
-            &ApiResource::erase::<ConfigMap>(&()),
-            &object,
-            &uid,
-            false,
-        )
-        .await?;
-        wait_deleted(&config_maps, &uid).await?;
-    }
-    Ok(())
+        .map_err(kube_error(&format!(
+            "reading {kind} kube-system/kube-proxy"
+        )))?
+        .and_then(|o| o.meta().uid.clone())
+    else {
+        return Ok(());
+    };
+    let object = ObjectRef::new(api_version, &kind, Some(NAMESPACE), KUBE_PROXY);
+    migration::guard::delete(client, &ApiResource::erase::<K>(&()), &object, &uid, false).await?;
+    wait_deleted(&api, &uid).await
 }
 
 async fn wait_deleted<K>(api: &Api<K>, uid: &str) -> Result<(), Error>

@@ -122,3 +122,27 @@ pub async fn verify(client: &kube::Client, options: &Options) -> Result<Report, 
     }
     Ok(Report::new(checks))
 }
+
+/// How often [`verify_until_healthy`] re-runs `verify`.
+pub const REVERIFY_EVERY: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Re-runs [`verify`] until no check outside `ignore` (check names) has a problem, or `timeout`
+/// passes; returns the last report either way (the caller judges it with
+/// [`Report::problems`]). Whole reports are polled on an interval: no single watch covers what
+/// they check across kinds and endpoints.
+pub async fn verify_until_healthy(
+    client: &kube::Client,
+    options: &Options,
+    ignore: &[String],
+    timeout: std::time::Duration,
+) -> Result<Report, Error> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let report = verify(client, options).await?;
+        let healthy = report.problems().all(|c| ignore.contains(&c.name));
+        if healthy || tokio::time::Instant::now() >= deadline {
+            return Ok(report);
+        }
+        tokio::time::sleep(REVERIFY_EVERY).await;
+    }
+}
