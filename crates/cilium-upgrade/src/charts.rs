@@ -4,11 +4,40 @@
 
 use std::path::{Path, PathBuf};
 
-use helm::{ChartSource, Helm};
+use helm::{CILIUM_REPO_NAME, CILIUM_REPO_URL, ChartSource, Helm};
 use semver::Version;
 
 use crate::Error;
 use crate::archive::ChartArchive;
+
+/// The chart in the repository, as `helm search repo` names it.
+const CHART: &str = "cilium/cilium";
+
+/// The URL of the Helm repository `cilium` the operator added (any mirror of it will do).
+/// Never added here: a plan changes nothing, and which repository to trust is the operator's
+/// choice.
+fn added_repository(helm: &Helm) -> Result<String, Error> {
+    helm.repo_list()?
+        .into_iter()
+        .find(|r| r.name == CILIUM_REPO_NAME)
+        .map(|r| r.url)
+        .ok_or_else(|| Error::Repository {
+            problem: format!(
+                "helm has no repository named {CILIUM_REPO_NAME} (see `helm repo list`): add Cilium's with `helm repo add {CILIUM_REPO_NAME} {CILIUM_REPO_URL}` (or a mirror of it under that name), or pass --charts DIR (a directory of cilium-X.Y.Z.tgz archives); nothing was changed"
+            ),
+        })
+}
+
+/// Helm's error on one line (its stderr can span several).
+fn one_line(error: &helm::HelmError) -> String {
+    error
+        .to_string()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
 
 /// A source of chart archives.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,27 +79,31 @@ impl ChartStore {
                 Ok(versions)
             }
             ChartStore::Repository { .. } => {
-                helm.prepare(&ChartSource::cilium())?;
-                #[derive(serde::Deserialize)]
-                struct Found {
-                    version: String,
-                }
-                let text = helm.run([
-                    "search",
-                    "repo",
-                    "cilium/cilium",
-                    "--versions",
-                    "--output",
-                    "json",
-                ])?;
-                let found: Vec<Found> =
-                    serde_json::from_str(&text).map_err(|e| Error::Repository {
+                let url = added_repository(helm)?;
+                // The newest patch of each minor is the path's: an index older than the
+                // repository would silently pick an older patch, so it is refreshed first (this
+                // writes only Helm's index cache, never its repository list).
+                helm.repo_update(&[CILIUM_REPO_NAME])
+                    .map_err(|e| Error::Repository {
                         problem: format!(
-                            "`helm search repo cilium/cilium` printed no JSON list: {e}"
+                            "the index of the Helm repository {CILIUM_REPO_NAME} ({url}) cannot be refreshed, so its latest patches are unknown: {}; make {url} reachable and run `helm repo update {CILIUM_REPO_NAME}`, or pass --charts DIR (a directory of cilium-X.Y.Z.tgz archives); nothing was changed",
+                            one_line(&e)
                         ),
                     })?;
+                #[derive(serde::Deserialize)]
+                struct Found {
+                    name: String,
+                    version: String,
+                }
+                let text = helm.run(["search", "repo", CHART, "--versions", "--output", "json"])?;
+                let found: Vec<Found> =
+                    serde_json::from_str(&text).map_err(|e| Error::Repository {
+                        problem: format!("`helm search repo {CHART}` printed no JSON list: {e}"),
+                    })?;
+                // `search repo` matches by substring: `cilium/cilium-enterprise` is another chart.
                 let mut versions: Vec<Version> = found
                     .iter()
+                    .filter(|f| f.name == CHART)
                     .filter_map(|f| Version::parse(f.version.trim_start_matches('v')).ok())
                     .collect();
                 versions.sort();
@@ -86,7 +119,9 @@ impl ChartStore {
             ChartStore::Directory(dir) => dir.join(&name),
             ChartStore::Repository { cache } => {
                 let path = cache.join(&name);
+                // A cached archive is the one a plan pinned (its sha256 is checked by `--apply`).
                 if !path.is_file() {
+                    added_repository(helm)?;
                     std::fs::create_dir_all(cache).map_err(|source| Error::Io {
                         path: cache.clone(),
                         source,

@@ -110,8 +110,15 @@ impl Helm {
     /// Keep Helm's repositories, cache and plugins under `dir` (tests, and runs that must not
     /// touch the operator's own Helm configuration).
     pub fn with_home(self, dir: &Path) -> Helm {
-        self.with_env("HELM_CONFIG_HOME", dir.join("config"))
-            .with_env("HELM_CACHE_HOME", dir.join("cache"))
+        let config = dir.join("config");
+        let cache = dir.join("cache");
+        // The three file variables win over the homes: one exported in the shell would lead
+        // Helm back to the operator's repositories.
+        self.with_env("HELM_REPOSITORY_CONFIG", config.join("repositories.yaml"))
+            .with_env("HELM_REPOSITORY_CACHE", cache.join("repository"))
+            .with_env("HELM_REGISTRY_CONFIG", config.join("registry/config.json"))
+            .with_env("HELM_CONFIG_HOME", config)
+            .with_env("HELM_CACHE_HOME", cache)
             .with_env("HELM_DATA_HOME", dir.join("data"))
     }
 
@@ -233,9 +240,14 @@ impl Helm {
         self.run(["repo", "add", name, url]).map(drop)
     }
 
-    /// `helm repo update [NAME...]` (all repositories when `names` is empty).
+    /// `helm repo update [NAME...]` (all repositories when `names` is empty); fails when an
+    /// index cannot be fetched.
     pub fn repo_update(&self, names: &[&str]) -> Result<(), HelmError> {
         let mut args: Vec<OsString> = vec!["repo".into(), "update".into()];
+        // Helm 3 only warns and exits 0, leaving the old index in use (Helm 4 fails).
+        if self.major == HelmMajor::V3 {
+            args.push("--fail-on-repo-update-fail".into());
+        }
         args.extend(names.iter().map(OsString::from));
         self.run(args).map(drop)
     }

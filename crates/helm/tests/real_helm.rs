@@ -296,3 +296,30 @@ fn an_unreachable_cluster_is_typed() -> TestResult {
     }
     Ok(())
 }
+
+#[test]
+fn an_index_that_cannot_be_refreshed_fails_the_update() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let chart_dir = write_tiny_chart(&dir.path().join("src"), "0.1.0")?;
+    let repo_dir = dir.path().join("repo");
+    std::fs::create_dir_all(&repo_dir)?;
+    let helms = each_helm(dir.path())?;
+    let first = helms.first().ok_or("no helm")?;
+    first.package(&chart_dir, &repo_dir)?;
+    first.run(["repo", "index", &repo_dir.to_string_lossy()])?;
+    for helm in &helms {
+        // One request: `repo add` fetches the index, then the server is gone.
+        let server = LoopbackRepo::serve(&repo_dir, 1)?;
+        helm.repo_add("gone", &server.url)?;
+        // Helm 3 alone would only warn and keep using the old index.
+        let err = helm
+            .repo_update(&["gone"])
+            .expect_err("the repository no longer answers");
+        assert!(
+            matches!(err, HelmError::Helm { .. }),
+            "Helm {}: {err}",
+            helm.version()
+        );
+    }
+    Ok(())
+}
