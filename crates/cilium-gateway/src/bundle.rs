@@ -1,14 +1,19 @@
-//! Gateway API CRD bundles: which CRDs each upstream release (`v1.0` … `v1.5`) ships per channel,
+//! Gateway API CRD bundles: which CRDs each upstream release (`v1.0` … `v1.6`) ships per channel,
 //! which versions they serve, and which bundle each Cilium minor needs.
 //!
 //! The served versions were read from the `kubernetes-sigs/gateway-api` tags `v1.0.0` … `v1.5.0`
-//! (`config/crd/{standard,experimental}/`); the Cilium requirements come from the research note
-//! `cilium-chart.md` §5.2 and `migration-anchors.md` §2.3.
+//! (`config/crd/{standard,experimental}/`) and, for v1.6 and the kinds added after v1.3
+//! (BackendTLSPolicy, ListenerSet, TCPRoute, UDPRoute; standard channel only), from the released
+//! `standard-install.yaml` / experimental TLSRoute of each tag (the tests compare the table with
+//! them). The Cilium requirements come from the research note `cilium-chart.md` §5.2 and
+//! `migration-anchors.md` §2.3 up to 1.19, and from Cilium v1.20.0's own source for 1.20.
 
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+
+use crate::state::CrdFacts;
 
 /// The API group of every Gateway API CRD.
 pub const GROUP: &str = "gateway.networking.k8s.io";
@@ -150,6 +155,10 @@ pub const KINDS: &[(&str, &str, Scope)] = &[
     ("referencegrants", "ReferenceGrant", Scope::Namespaced),
     ("grpcroutes", "GRPCRoute", Scope::Namespaced),
     ("tlsroutes", "TLSRoute", Scope::Namespaced),
+    ("backendtlspolicies", "BackendTLSPolicy", Scope::Namespaced),
+    ("listenersets", "ListenerSet", Scope::Namespaced),
+    ("tcproutes", "TCPRoute", Scope::Namespaced),
+    ("udproutes", "UDPRoute", Scope::Namespaced),
 ];
 
 /// The kind of a plural this crate knows (`gatewayclasses` → `GatewayClass`).
@@ -166,14 +175,15 @@ pub fn crd_name(plural: &str) -> String {
 }
 
 /// The versions `plural` has in bundle `v1.<minor>` on `channel`; `None` when that bundle and
-/// channel do not ship the CRD. Known for minors 0 to 5.
+/// channel do not ship the CRD (or this table does not know it). Known for minors 0 to 6;
+/// BackendTLSPolicy, ListenerSet, TCPRoute and UDPRoute for the standard channel only.
 pub fn versions_in_bundle(plural: &str, minor: u32, channel: Channel) -> Option<Vec<VersionEntry>> {
     use Channel::{Experimental as Exp, Standard as Std};
     let versions = match (plural, minor, channel) {
         ("gatewayclasses" | "gateways" | "httproutes", 0, _) => {
             vec![v("v1", true, false), v("v1beta1", true, true)]
         }
-        ("gatewayclasses" | "gateways" | "httproutes", 1..=5, _) => {
+        ("gatewayclasses" | "gateways" | "httproutes", 1..=6, _) => {
             vec![v("v1", true, true), v("v1beta1", true, false)]
         }
         ("referencegrants", 0, _) | ("referencegrants", 1, Exp) => {
@@ -181,23 +191,30 @@ pub fn versions_in_bundle(plural: &str, minor: u32, channel: Channel) -> Option<
         }
         ("referencegrants", 1, Std) => vec![v("v1alpha2", false, false), v("v1beta1", true, true)],
         ("referencegrants", 2..=4, _) => vec![v("v1beta1", true, true)],
-        ("referencegrants", 5, _) => vec![v("v1", true, false), v("v1beta1", true, true)],
+        ("referencegrants", 5..=6, _) => vec![v("v1", true, false), v("v1beta1", true, true)],
         ("grpcroutes", 0, Exp) => vec![v("v1alpha2", true, true)],
         ("grpcroutes", 1, Std) => vec![v("v1", true, true), v("v1alpha2", false, false)],
         ("grpcroutes", 1, Exp) => vec![v("v1", true, true), v("v1alpha2", true, false)],
-        ("grpcroutes", 2..=5, _) => vec![v("v1", true, true)],
+        ("grpcroutes", 2..=6, _) => vec![v("v1", true, true)],
         ("tlsroutes", 0..=3, Exp) => vec![v("v1alpha2", true, true)],
         ("tlsroutes", 4, Exp) => vec![v("v1alpha2", true, false), v("v1alpha3", true, true)],
-        ("tlsroutes", 5, Std) => vec![
+        ("tlsroutes", 5..=6, Std) => vec![
             v("v1", true, true),
             v("v1alpha2", false, false),
             v("v1alpha3", false, false),
         ],
-        ("tlsroutes", 5, Exp) => vec![
+        ("tlsroutes", 5..=6, Exp) => vec![
             v("v1", true, true),
             v("v1alpha2", true, false),
             v("v1alpha3", true, false),
         ],
+        ("backendtlspolicies", 4..=6, Std) => {
+            vec![v("v1", true, true), v("v1alpha3", false, false)]
+        }
+        ("listenersets", 5..=6, Std) => vec![v("v1", true, true)],
+        ("tcproutes" | "udproutes", 6, Std) => {
+            vec![v("v1", true, true), v("v1alpha2", false, false)]
+        }
         _ => return None,
     };
     Some(versions)
@@ -226,6 +243,11 @@ pub struct NeededCrd {
     pub need: Need,
     /// The channel of the bundle that ships it at that version.
     pub channel: Channel,
+    /// Versions the cluster uses today (served, or in `status.storedVersions`) that the CRD must
+    /// keep serving: TLSRoute `v1alpha2` from before Cilium 1.20, the reason its `channel` is
+    /// then experimental (see [`Requirement::for_cluster`]). Empty: nothing to keep.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keep_served: Vec<String>,
 }
 
 /// What one Cilium minor needs from the Gateway API CRDs.
@@ -241,16 +263,32 @@ pub struct Requirement {
 
 impl Requirement {
     /// The requirement of Cilium 1.`minor`; `None` for minors this crate does not know (< 1.15,
-    /// > 1.19: 1.20 needs TLSRoute `v1` from the v1.6 bundle, cilium/cilium#45251).
+    /// > 1.20).
+    ///
+    /// 1.20 (Cilium v1.20.0): `go.mod` pins `sigs.k8s.io/gateway-api v1.6.1` and the
+    /// documentation's `gateway_api_version` is `v1.6.1`;
+    /// `operator/pkg/gateway-api/helpers/schemes.go` requires GatewayClass, Gateway, HTTPRoute,
+    /// GRPCRoute, TLSRoute, ReferenceGrant and BackendTLSPolicy, all at `v1` (1.19 read
+    /// ReferenceGrant at `v1beta1`, TLSRoute at `v1alpha2` as an optional kind and no
+    /// BackendTLSPolicy), and takes ListenerSet, TCPRoute, UDPRoute (`v1`) and ServiceImport
+    /// (`multicluster.x-k8s.io/v1beta1`, not a Gateway API CRD, so not listed here) as optional.
+    /// `operator/pkg/gateway-api/cell.go` (`checkCRDs`): a required CRD without its version
+    /// keeps the Gateway controller off ("Required GatewayAPI resources are not found", health
+    /// degraded); a missing optional one turns that feature off.
+    /// `Documentation/network/servicemesh/gateway-api/installation.rst` installs them from the
+    /// v1.6 standard channel, except that clusters with TLSRoutes from before 1.20 need the
+    /// experimental TLSRoute ([`Requirement::for_cluster`]).
     pub fn for_cilium_minor(minor: u32) -> Option<Requirement> {
         let bundle = match minor {
             15 => BundleVersion::new(1, 0, 0),
             16 => BundleVersion::new(1, 1, 0),
             17 => BundleVersion::new(1, 2, 0),
             18 => BundleVersion::new(1, 3, 0),
-            // Third-party guides use v1.4.1; v1.5's standard channel stops serving TLSRoute
-            // v1alpha2 and the 1.19 operator crash-loops (cilium/cilium#44920, kubespray#13222).
+            // v1.19.7's go.mod pins v1.4.0-rc.2 and its installation.rst installs v1.4.1;
+            // v1.5's standard channel stops serving TLSRoute v1alpha2 and the 1.19 operator
+            // crash-loops (cilium/cilium#44920, kubespray#13222).
             19 => BundleVersion::new(1, 4, 1),
+            20 => BundleVersion::new(1, 6, 1),
             _ => return None,
         };
         let need =
@@ -260,7 +298,28 @@ impl Requirement {
                 version,
                 need,
                 channel,
+                keep_served: Vec::new(),
             };
+        if minor >= 20 {
+            let required = |plural| need(plural, "v1", Need::Required, Channel::Standard);
+            let optional = |plural| need(plural, "v1", Need::Optional, Channel::Standard);
+            return Some(Requirement {
+                cilium_minor: minor,
+                bundle,
+                crds: vec![
+                    required("gatewayclasses"),
+                    required("gateways"),
+                    required("httproutes"),
+                    required("referencegrants"),
+                    required("grpcroutes"),
+                    required("backendtlspolicies"),
+                    required("tlsroutes"),
+                    optional("listenersets"),
+                    optional("tcproutes"),
+                    optional("udproutes"),
+                ],
+            });
+        }
         let mut crds = vec![
             need("gatewayclasses", "v1", Need::Required, Channel::Standard),
             need("gateways", "v1", Need::Required, Channel::Standard),
@@ -303,9 +362,63 @@ impl Requirement {
         })
     }
 
-    /// The command that installs the CRDs in `missing` from this requirement's bundle: the
-    /// experimental bundle when a required CRD needs it, else the standard bundle plus single
-    /// experimental files.
+    /// The requirement of Cilium 1.`minor` on a cluster whose Gateway API CRDs are `live`: as
+    /// [`Requirement::for_cilium_minor`], except for a TLSRoute CRD that the cluster uses today
+    /// at a version the bundle's standard channel no longer serves (served now, or in its
+    /// `status.storedVersions`: TLSRoutes written at `v1alpha2` before Cilium 1.20). That one is
+    /// needed from the experimental channel, which still serves those versions, and has to keep
+    /// serving them ([`NeededCrd::keep_served`]): Cilium 1.20's installation guide warns that
+    /// the v1.6 standard TLSRoute leaves such TLSRoutes unreadable.
+    pub fn for_cluster(minor: u32, live: &[CrdFacts]) -> Option<Requirement> {
+        let mut requirement = Requirement::for_cilium_minor(minor)?;
+        let bundle = requirement.bundle.minor;
+        let serves = |versions: &[VersionEntry], name: &str| {
+            versions
+                .iter()
+                .any(|entry| entry.name == name && entry.served)
+        };
+        for needed in requirement
+            .crds
+            .iter_mut()
+            .filter(|c| c.plural == "tlsroutes" && c.channel == Channel::Standard)
+        {
+            let Some(crd) = live.iter().find(|c| c.plural == needed.plural) else {
+                continue;
+            };
+            let standard =
+                versions_in_bundle(needed.plural, bundle, Channel::Standard).unwrap_or_default();
+            let mut lost: Vec<String> = crd
+                .served
+                .iter()
+                .chain(&crd.stored_versions)
+                .filter(|version| !serves(&standard, version))
+                .cloned()
+                .collect();
+            lost.sort();
+            lost.dedup();
+            if lost.is_empty() {
+                continue;
+            }
+            let experimental = versions_in_bundle(needed.plural, bundle, Channel::Experimental)
+                .unwrap_or_default();
+            if serves(&experimental, needed.version)
+                && lost.iter().all(|v| serves(&experimental, v))
+            {
+                needed.channel = Channel::Experimental;
+            }
+            needed.keep_served = lost;
+        }
+        Some(requirement)
+    }
+
+    /// The commands that install the CRDs in `missing` from this requirement's bundle: the
+    /// experimental bundle when a required CRD other than TLSRoute needs it, else the standard
+    /// bundle plus single experimental files.
+    ///
+    /// From v1.5 the standard install ships the standard TLSRoute and the `safe-upgrades`
+    /// ValidatingAdmissionPolicy, which refuses an experimental CRD over a standard one: when the
+    /// experimental TLSRoute is needed there, it is applied first and the standard CRDs one file
+    /// at a time (as Cilium 1.20's installation guide does), never the whole standard install.
     pub fn install_commands(&self, missing: &[&NeededCrd]) -> Vec<String> {
         let version = &self.bundle;
         let whole_experimental = missing
@@ -314,7 +427,27 @@ impl Requirement {
         if whole_experimental {
             return vec![release_asset_command(version, Channel::Experimental)];
         }
+        let single = |channel: Channel, plural: &str| {
+            format!(
+                "kubectl apply --server-side -f https://raw.githubusercontent.com/kubernetes-sigs/gateway-api/{version}/config/crd/{channel}/{GROUP}_{plural}.yaml"
+            )
+        };
+        let standard_install_overrides = self.crds.iter().any(|c| {
+            c.channel == Channel::Experimental
+                && versions_in_bundle(c.plural, version.minor, Channel::Standard).is_some()
+        });
         let mut commands = Vec::new();
+        if standard_install_overrides {
+            for channel in [Channel::Experimental, Channel::Standard] {
+                commands.extend(
+                    missing
+                        .iter()
+                        .filter(|c| c.channel == channel)
+                        .map(|c| single(channel, c.plural)),
+                );
+            }
+            return commands;
+        }
         if missing.iter().any(|c| c.channel == Channel::Standard) {
             commands.push(release_asset_command(version, Channel::Standard));
         }
@@ -322,10 +455,7 @@ impl Requirement {
             .iter()
             .filter(|c| c.channel == Channel::Experimental)
         {
-            commands.push(format!(
-                "kubectl apply --server-side -f https://raw.githubusercontent.com/kubernetes-sigs/gateway-api/{version}/config/crd/experimental/{GROUP}_{}.yaml",
-                crd.plural
-            ));
+            commands.push(single(Channel::Experimental, crd.plural));
         }
         commands
     }
@@ -477,7 +607,7 @@ mod tests {
 
     #[test]
     fn each_cilium_minor_names_its_bundle_and_tlsroute_need() {
-        let table: Vec<(u32, String, Need, &str)> = (15..=19)
+        let table: Vec<(u32, String, Need, &str)> = (15..=20)
             .filter_map(Requirement::for_cilium_minor)
             .map(|r| {
                 let tls = r
@@ -507,15 +637,135 @@ mod tests {
                 (17, "v1.2.0".to_owned(), Need::Optional, "v1"),
                 (18, "v1.3.0".to_owned(), Need::Optional, "v1"),
                 (19, "v1.4.1".to_owned(), Need::Optional, "v1"),
+                (20, "v1.6.1".to_owned(), Need::Required, "v1"),
             ]
         );
-        assert_eq!(Requirement::for_cilium_minor(20), None);
+        assert_eq!(Requirement::for_cilium_minor(21), None);
         assert_eq!(Requirement::for_cilium_minor(14), None);
+        // Every minor the values know has its row, so check never skips the CRDs.
+        for minor in cilium_values::OLDEST_MINOR..=cilium_values::NEWEST_MINOR {
+            assert!(
+                Requirement::for_cilium_minor(minor).is_some(),
+                "1.{minor} has no Gateway API requirement"
+            );
+        }
+    }
+
+    /// 1.20 reads every kind at v1 (schemes.go), BackendTLSPolicy and TLSRoute among the
+    /// required ones, all from the v1.6 standard channel by default.
+    #[test]
+    fn cilium_1_20_needs_v1_of_the_v1_6_standard_channel() {
+        let Some(r20) = Requirement::for_cilium_minor(20) else {
+            panic!("1.20 has a requirement");
+        };
+        let listed: Vec<(&str, &str, Need, Channel)> = r20
+            .crds
+            .iter()
+            .map(|c| (c.kind, c.version, c.need, c.channel))
+            .collect();
+        let required = |kind| (kind, "v1", Need::Required, Channel::Standard);
+        let optional = |kind| (kind, "v1", Need::Optional, Channel::Standard);
+        assert_eq!(
+            listed,
+            [
+                required("GatewayClass"),
+                required("Gateway"),
+                required("HTTPRoute"),
+                required("ReferenceGrant"),
+                required("GRPCRoute"),
+                required("BackendTLSPolicy"),
+                required("TLSRoute"),
+                optional("ListenerSet"),
+                optional("TCPRoute"),
+                optional("UDPRoute"),
+            ]
+        );
+        let all: Vec<&NeededCrd> = r20.crds.iter().collect();
+        assert_eq!(
+            r20.install_commands(&all),
+            [
+                "kubectl apply --server-side -f https://github.com/kubernetes-sigs/gateway-api/releases/download/v1.6.1/standard-install.yaml"
+            ]
+        );
+    }
+
+    fn live_tlsroutes(served: &[&str], stored: &[&str], channel: &str) -> CrdFacts {
+        let owned = |list: &[&str]| list.iter().map(|v| (*v).to_owned()).collect();
+        CrdFacts {
+            plural: "tlsroutes".to_owned(),
+            served: owned(served),
+            stored_versions: owned(stored),
+            channel: Some(channel.to_owned()),
+            ..CrdFacts::default()
+        }
+    }
+
+    /// Installation guide of 1.20: TLSRoutes from before 1.20 need the experimental TLSRoute,
+    /// whether the CRD serves v1alpha2 today or once stored objects at it.
+    #[test]
+    fn tlsroutes_from_before_1_20_keep_the_experimental_channel() {
+        let tls = |live: &[CrdFacts]| {
+            let r = Requirement::for_cluster(20, live).expect("1.20");
+            let crd = r
+                .crds
+                .iter()
+                .find(|c| c.plural == "tlsroutes")
+                .cloned()
+                .expect("TLSRoute");
+            (crd.channel, crd.keep_served)
+        };
+        let kept = |list: &[&str]| list.iter().map(|v| (*v).to_owned()).collect::<Vec<_>>();
+        // None yet, or one written at v1 only: the standard channel.
+        assert_eq!(tls(&[]), (Channel::Standard, Vec::new()));
+        let fresh = live_tlsroutes(&["v1"], &["v1"], "standard");
+        assert_eq!(tls(&[fresh]), (Channel::Standard, Vec::new()));
+        // 1.19's experimental v1.4.1 TLSRoute: serves v1alpha2 and v1alpha3.
+        let v1_4 = live_tlsroutes(&["v1alpha2", "v1alpha3"], &["v1alpha2"], "experimental");
+        assert_eq!(
+            tls(&[v1_4]),
+            (Channel::Experimental, kept(&["v1alpha2", "v1alpha3"]))
+        );
+        // The v1.6 standard TLSRoute already applied over v1alpha2 objects: still stored there.
+        let overwritten = live_tlsroutes(&["v1"], &["v1alpha2", "v1"], "standard");
+        assert_eq!(
+            tls(std::slice::from_ref(&overwritten)),
+            (Channel::Experimental, kept(&["v1alpha2"]))
+        );
+        // Up to 1.19 TLSRoute is experimental anyway: nothing changes there.
+        let r19 = Requirement::for_cluster(19, &[overwritten]).expect("1.19");
+        assert_eq!(r19, Requirement::for_cilium_minor(19).expect("1.19"));
+    }
+
+    /// With the experimental TLSRoute needed on v1.6, the standard install (which ships the
+    /// standard TLSRoute and the safe-upgrades policy) is never applied whole: the experimental
+    /// TLSRoute first, then the standard CRDs one file at a time.
+    #[test]
+    fn install_commands_keep_the_experimental_tlsroute_first() {
+        let live = [live_tlsroutes(
+            &["v1alpha2", "v1alpha3"],
+            &["v1alpha2"],
+            "experimental",
+        )];
+        let r20 = Requirement::for_cluster(20, &live).expect("1.20");
+        let missing: Vec<&NeededCrd> = r20
+            .crds
+            .iter()
+            .filter(|c| matches!(c.plural, "tlsroutes" | "referencegrants" | "tcproutes"))
+            .collect();
+        let base = "kubectl apply --server-side -f https://raw.githubusercontent.com/kubernetes-sigs/gateway-api/v1.6.1/config/crd";
+        assert_eq!(
+            r20.install_commands(&missing),
+            [
+                format!("{base}/experimental/gateway.networking.k8s.io_tlsroutes.yaml"),
+                format!("{base}/standard/gateway.networking.k8s.io_referencegrants.yaml"),
+                format!("{base}/standard/gateway.networking.k8s.io_tcproutes.yaml"),
+            ]
+        );
     }
 
     #[test]
     fn every_needed_version_is_served_by_the_bundle_to_install() {
-        for minor in 15..=19 {
+        for minor in 15..=20 {
             let Some(requirement) = Requirement::for_cilium_minor(minor) else {
                 panic!("1.{minor} has a requirement");
             };
@@ -561,6 +811,9 @@ mod tests {
             BundleFit::Breaks(_)
         ));
         assert_eq!(fit(19, "v1.5.1", Channel::Experimental), BundleFit::Newer);
+        assert_eq!(fit(20, "v1.6.1", Channel::Standard), BundleFit::Expected);
+        assert_eq!(fit(20, "v1.5.1", Channel::Standard), BundleFit::TooOld);
+        assert_eq!(fit(20, "v1.4.1", Channel::Experimental), BundleFit::TooOld);
     }
 
     #[test]

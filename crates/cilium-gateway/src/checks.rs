@@ -3,13 +3,13 @@
 
 use std::fmt::Write as _;
 
-use cilium_values::ChartVersion;
+use cilium_values::{ChartVersion, NEWEST_MINOR, OLDEST_MINOR};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::bundle::{BundleFit, BundleVersion, Channel, Need, NeededCrd, Requirement, bundle_fit};
 use crate::inventory::{InventoryFacts, truthy};
-use crate::state::ClusterState;
+use crate::state::{ClusterState, CrdFacts};
 
 /// How one item came out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -165,6 +165,17 @@ impl Report {
 
 /// Every check over `state` (and the inventory's guards when given).
 pub fn check(state: &ClusterState, inventory: Option<&InventoryFacts>) -> Report {
+    check_for(state, inventory, &state.crds)
+}
+
+/// [`check`] with the CRD requirement worked out from `live`, the CRDs in the cluster now: `enable`
+/// judges the state after its CRDs are applied against what the cluster uses before (the
+/// TLSRoute versions that must stay served, [`Requirement::for_cluster`]).
+pub(crate) fn check_for(
+    state: &ClusterState,
+    inventory: Option<&InventoryFacts>,
+    live: &[CrdFacts],
+) -> Report {
     let mut items = Vec::new();
     let version = state
         .cilium_version
@@ -188,12 +199,22 @@ pub fn check(state: &ClusterState, inventory: Option<&InventoryFacts>) -> Report
             items.push(Item::fail(
                 "Cilium version",
                 error.to_string(),
-                "Gateway API checks know Cilium 1.15 to 1.19; upgrade to one of them",
+                format!(
+                    "Gateway API checks know Cilium 1.{OLDEST_MINOR} to 1.{NEWEST_MINOR}; upgrade to one of them"
+                ),
             ));
             None
         }
     };
-    let requirement = version.and_then(|v| Requirement::for_cilium_minor(v.minor));
+    let requirement = version.and_then(|v| Requirement::for_cluster(v.minor, live));
+    if let (Some(version), None) = (version, &requirement) {
+        // Without it no CRD would be judged and enable would go ahead blind.
+        items.push(Item::fail(
+            "Gateway API CRDs",
+            format!("this tool does not know which Gateway API CRDs Cilium {version} needs"),
+            "use a cilium-migrate that knows this Cilium minor",
+        ));
+    }
 
     items.push(release_item(state));
     if state.config.is_none() {
@@ -261,6 +282,14 @@ fn release_item(state: &ClusterState) -> Item {
     }
 }
 
+/// The versions `needed` must serve that `crd` does not: its own, then those to keep.
+fn unserved_needs<'a>(needed: &'a NeededCrd, crd: &CrdFacts) -> Vec<&'a str> {
+    std::iter::once(needed.version)
+        .chain(needed.keep_served.iter().map(String::as_str))
+        .filter(|version| !crd.served.iter().any(|v| v == version))
+        .collect()
+}
+
 fn crd_items(state: &ClusterState, requirement: &Requirement) -> Vec<Item> {
     let missing: Vec<&NeededCrd> = requirement
         .crds
@@ -268,7 +297,7 @@ fn crd_items(state: &ClusterState, requirement: &Requirement) -> Vec<Item> {
         .filter(|needed| {
             state
                 .crd(needed.plural)
-                .is_none_or(|crd| !crd.served.iter().any(|v| v == needed.version))
+                .is_none_or(|crd| !unserved_needs(needed, crd).is_empty())
         })
         .collect();
     let commands = |crds: &[&NeededCrd]| requirement.install_commands(crds).join(" && ");
@@ -296,22 +325,43 @@ fn crd_items(state: &ClusterState, requirement: &Requirement) -> Vec<Item> {
                     format!("missing (optional): {} support stays off", needed.kind),
                     commands(&[needed]),
                 ),
-                Some(crd) if !crd.served.iter().any(|v| v == needed.version) => Item::fail(
-                    name,
-                    format!(
-                        "does not serve {} (serves {}); the operator cannot reconcile {}",
-                        needed.version,
-                        list_or_none(&crd.served),
-                        needed.kind
-                    ),
-                    format!(
+                Some(crd) if !unserved_needs(needed, crd).is_empty() => {
+                    let unserved = unserved_needs(needed, crd);
+                    let mut detail = format!(
+                        "does not serve {} (serves {})",
+                        unserved.join(", "),
+                        list_or_none(&crd.served)
+                    );
+                    if unserved.contains(&needed.version) {
+                        detail.push_str(&format!(
+                            "; the operator cannot reconcile {}",
+                            needed.kind
+                        ));
+                    }
+                    let mut fix = format!(
                         "install {} from {}: {}",
                         needed.kind,
                         requirement.bundle,
                         commands(&missing)
-                    ),
-                )
-                .remedy(Remedy::InstallCrds),
+                    );
+                    if !needed.keep_served.is_empty() {
+                        let kept = needed.keep_served.join(", ");
+                        detail.push_str(&format!(
+                            "; {}s in this cluster use {kept} (served or stored), which the {} standard {} does not serve: they would become unreadable",
+                            needed.kind, requirement.bundle, needed.kind
+                        ));
+                        fix = format!(
+                            "install the {} {} {}, which serves {} and {kept} (Cilium 1.{}'s installation guide: TLSRoutes from before 1.20 need the experimental TLSRoute): {}; if kubectl refuses with ValidatingAdmissionPolicy safe-upgrades.gateway.networking.k8s.io (from a v1.5+ standard install; it forbids an experimental CRD over a standard one), delete ValidatingAdmissionPolicyBinding safe-upgrades.gateway.networking.k8s.io first",
+                            requirement.bundle,
+                            needed.channel,
+                            needed.kind,
+                            needed.version,
+                            requirement.cilium_minor,
+                            commands(&missing)
+                        );
+                    }
+                    Item::fail(name, detail, fix).remedy(Remedy::InstallCrds)
+                }
                 Some(crd) => Item::pass(
                     name,
                     format!(
@@ -346,27 +396,38 @@ fn bundle_item(state: &ClusterState, requirement: &Requirement) -> Option<Item> 
     let present: Vec<_> = requirement
         .crds
         .iter()
-        .filter_map(|needed| state.crd(needed.plural))
+        .filter_map(|needed| Some((needed, state.crd(needed.plural)?)))
         .collect();
     if present.is_empty() {
         return None;
     }
     let name = "CRD bundle";
-    let mut bundles: Vec<(&str, &str)> = present
+    let text = |value: &Option<String>| value.clone().unwrap_or_default();
+    let mut bundles: Vec<(String, String)> = present
         .iter()
-        .map(|crd| {
-            (
-                crd.bundle_version.as_deref().unwrap_or(""),
-                crd.channel.as_deref().unwrap_or(""),
-            )
-        })
+        .map(|(_, crd)| (text(&crd.bundle_version), text(&crd.channel)))
         .collect();
     bundles.sort_unstable();
     bundles.dedup();
+    // An experimental CRD where the requirement asks for one (TLSRoute beside a standard
+    // bundle) is the install the fix gives, not a mix: only the versions and the channel of
+    // the rest count.
+    let mut channels: Vec<String> = present
+        .iter()
+        .filter(|(needed, crd)| {
+            !(needed.channel == Channel::Experimental
+                && crd.channel.as_deref() == Some(Channel::Experimental.as_str()))
+        })
+        .map(|(_, crd)| text(&crd.channel))
+        .collect();
+    channels.sort_unstable();
+    channels.dedup();
+    let mut versions: Vec<&str> = bundles.iter().map(|(v, _)| v.as_str()).collect();
+    versions.dedup();
     let install = requirement
         .install_commands(&requirement.crds.iter().collect::<Vec<_>>())
         .join(" && ");
-    if bundles.iter().any(|(version, _)| version.is_empty()) {
+    if versions.iter().any(|version| version.is_empty()) {
         return Some(Item::warn(
             name,
             "some Gateway API CRDs carry no bundle-version annotation (not installed from an upstream bundle)",
@@ -376,7 +437,7 @@ fn bundle_item(state: &ClusterState, requirement: &Requirement) -> Option<Item> 
             ),
         ));
     }
-    if bundles.len() > 1 {
+    if versions.len() > 1 || channels.len() > 1 {
         let seen: Vec<String> = bundles.iter().map(|(v, c)| format!("{v} {c}")).collect();
         return Some(Item::warn(
             name,
@@ -384,7 +445,10 @@ fn bundle_item(state: &ClusterState, requirement: &Requirement) -> Option<Item> 
             format!("install one bundle, {}: {install}", requirement.bundle),
         ));
     }
-    let (version_text, channel_text) = bundles[0];
+    let version_text = versions[0];
+    let channel_text = channels
+        .first()
+        .map_or(Channel::Experimental.as_str(), String::as_str);
     let Some(version) = BundleVersion::parse(version_text) else {
         return Some(Item::warn(
             name,

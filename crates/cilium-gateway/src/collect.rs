@@ -244,6 +244,11 @@ fn crd_facts(crd: &CustomResourceDefinition) -> CrdFacts {
         plural: crd.spec.names.plural.clone(),
         served: served.iter().map(|v| v.name.clone()).collect(),
         unserved: unserved.iter().map(|v| v.name.clone()).collect(),
+        stored_versions: crd
+            .status
+            .as_ref()
+            .and_then(|s| s.stored_versions.clone())
+            .unwrap_or_default(),
         bundle_version: annotation(BUNDLE_VERSION_ANNOTATION),
         channel: annotation(CHANNEL_ANNOTATION),
         created_unix: crd

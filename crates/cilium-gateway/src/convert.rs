@@ -1773,7 +1773,9 @@ fn target_warnings(options: &ConvertOptions) -> Vec<Warning> {
     };
     match Requirement::for_cilium_minor(minor) {
         None => vec![warning(format!(
-            "Cilium 1.{minor} is not a minor this tool knows (1.15 to 1.19): its Gateway features are judged from Cilium's newest documentation; check them against its release notes"
+            "Cilium 1.{minor} is not a minor this tool knows (1.{} to 1.{}): its Gateway features are judged from Cilium's newest documentation; check them against its release notes",
+            cilium_values::OLDEST_MINOR,
+            cilium_values::NEWEST_MINOR
         ))],
         Some(requirement) => {
             match bundle_fit(&requirement, &options.crd_version, options.crd_channel) {

@@ -1,6 +1,7 @@
 //! `enable`: plan (pure) and run (cluster) the Helm upgrade that turns Gateway API on, with the
 //! CRDs, an operator restart, the wait for GatewayClass `cilium`, verification and rollback.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -13,7 +14,8 @@ use serde_json::{Value, json};
 use verify::rollout::{self, Rollout, RolloutError, daemon_set_rollout, deployment_rollout};
 
 use crate::Error;
-use crate::checks::{Remedy, Report, Status, check};
+use crate::bundle::Requirement;
+use crate::checks::{Remedy, Report, Status, check, check_for};
 use crate::collect::{Target, collect, crd_facts_from_manifest};
 use crate::inventory::InventoryFacts;
 use crate::journal::{Journal, Outcome, write_private};
@@ -51,6 +53,10 @@ pub struct EnablePlan {
     pub crds: Vec<Value>,
     /// Their names.
     pub crd_names: Vec<String>,
+    /// Supplied CRDs left out, each with why: a second manifest of a CRD also supplied in the
+    /// channel Cilium needs here (the v1.6 standard TLSRoute beside the experimental one).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub crds_left_out: Vec<String>,
 }
 
 /// Reads the Gateway API CRDs from bundle files (`standard-install.yaml`, single CRD files).
@@ -86,18 +92,92 @@ pub fn read_crd_files(files: &[PathBuf]) -> Result<Vec<Value>, Error> {
     Ok(crds)
 }
 
-/// The state as it will be once `crds` are applied (a supplied CRD replaces the live one).
+/// The state as it will be once `crds` are applied (a supplied CRD replaces the live one; the
+/// API server keeps its `status.storedVersions`).
 pub fn with_supplied_crds(state: &ClusterState, crds: &[Value]) -> ClusterState {
     let mut state = state.clone();
     for facts in crds.iter().filter_map(crd_facts_from_manifest) {
+        let stored_versions = state
+            .crd(&facts.plural)
+            .map(|live| live.stored_versions.clone())
+            .unwrap_or_default();
         let facts = CrdFacts {
             created_unix: Some(i64::MAX),
+            stored_versions,
             ..facts
         };
         state.crds.retain(|c| c.plural != facts.plural);
         state.crds.push(facts);
     }
     state
+}
+
+/// One manifest per CRD: where several are supplied for one CRD (a bundle's standard TLSRoute
+/// and the experimental TLSRoute file), the last in the channel `requirement` needs for it,
+/// else the last one; applying both would leave whichever came last, and from v1.5 the standard
+/// install's `safe-upgrades` policy refuses the experimental one after the standard one.
+/// Returns the manifests to apply, in their order, and one line per manifest left out.
+fn one_per_crd(crds: Vec<Value>, requirement: Option<&Requirement>) -> (Vec<Value>, Vec<String>) {
+    let facts: Vec<Option<CrdFacts>> = crds.iter().map(crd_facts_from_manifest).collect();
+    let channel = |i: usize| facts[i].as_ref().and_then(|f| f.channel.as_deref());
+    let needed = |plural: &str| requirement?.crds.iter().find(|c| c.plural == plural);
+    let wanted = |plural: &str| needed(plural).map(|n| n.channel.as_str());
+    let mut chosen: BTreeMap<&str, usize> = BTreeMap::new();
+    for (i, plural) in facts
+        .iter()
+        .enumerate()
+        .filter_map(|(i, f)| Some((i, f.as_ref()?.plural.as_str())))
+    {
+        let later_wins = chosen
+            .get(plural)
+            .is_none_or(|&j| channel(i) == wanted(plural) || channel(j) != wanted(plural));
+        if later_wins {
+            chosen.insert(plural, i);
+        }
+    }
+    let describe = |i: usize| {
+        let f = facts[i].as_ref();
+        format!(
+            "{} {}",
+            f.and_then(|f| f.bundle_version.as_deref())
+                .unwrap_or("unannotated"),
+            channel(i).unwrap_or("")
+        )
+        .trim_end()
+        .to_owned()
+    };
+    let mut left_out = Vec::new();
+    let mut kept = Vec::new();
+    for (i, crd) in crds.into_iter().enumerate() {
+        let Some(plural) = facts[i].as_ref().map(|f| f.plural.as_str()) else {
+            kept.push(crd);
+            continue;
+        };
+        let keep = chosen.get(plural).copied().unwrap_or(i);
+        if keep == i {
+            kept.push(crd);
+            continue;
+        }
+        let why = match (needed(plural), requirement) {
+            (Some(n), Some(r)) if channel(keep) == Some(n.channel.as_str()) => format!(
+                ", the channel Cilium 1.{} needs here{}",
+                r.cilium_minor,
+                if n.keep_served.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (it keeps {} served)", n.keep_served.join(", "))
+                }
+            ),
+            _ => " (the last one)".to_owned(),
+        };
+        left_out.push(format!(
+            "{} ({}): left out for the {} one also supplied{why}",
+            crate::bundle::crd_name(plural),
+            describe(i),
+            describe(keep)
+        ));
+    }
+    (kept, left_out)
 }
 
 /// Plans `enable` on `state` with the `crds` to apply first: refuses while an item fails that
@@ -107,8 +187,15 @@ pub fn plan(
     inventory: Option<&InventoryFacts>,
     crds: Vec<Value>,
 ) -> Result<EnablePlan, Error> {
+    let requirement = state
+        .cilium_version
+        .as_deref()
+        .and_then(|v| cilium_values::ChartVersion::parse(v).ok())
+        .and_then(|v| Requirement::for_cluster(v.minor, &state.crds));
+    let (crds, crds_left_out) = one_per_crd(crds, requirement.as_ref());
     let after_crds = with_supplied_crds(state, &crds);
-    let report = check(&after_crds, inventory);
+    // Judged against what the cluster uses before the CRDs change (TLSRoute v1alpha2).
+    let report = check_for(&after_crds, inventory, &state.crds);
     let mut refusals = Vec::new();
     let mut patches = vec![json!({ "gatewayAPI": { "enabled": true } })];
     for item in report.failures() {
@@ -153,6 +240,7 @@ pub fn plan(
         changes,
         crds,
         crd_names,
+        crds_left_out,
     })
 }
 
@@ -269,6 +357,9 @@ pub async fn enable(
     let state = collect(client, Some(helm), &options.target).await?;
     let crds = read_crd_files(&options.crd_files)?;
     let plan = plan(&state, options.inventory.as_ref(), crds)?;
+    for line in &plan.crds_left_out {
+        progress(line);
+    }
     let release = state.release.clone().ok_or_else(|| Error::Refused {
         items: vec!["Helm release: none".to_owned()],
     })?;

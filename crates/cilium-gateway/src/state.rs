@@ -86,6 +86,10 @@ pub struct CrdFacts {
     /// Versions listed with `served: false`.
     #[serde(default)]
     pub unserved: Vec<String>,
+    /// `status.storedVersions`: every version objects were ever stored at (TLSRoute `v1alpha2`
+    /// from before Cilium 1.20); the API server keeps it across CRD updates.
+    #[serde(default)]
+    pub stored_versions: Vec<String>,
     /// The `gateway.networking.k8s.io/bundle-version` annotation.
     #[serde(default)]
     pub bundle_version: Option<String>,

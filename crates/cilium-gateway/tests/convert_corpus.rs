@@ -33,8 +33,8 @@ fn targets() -> Vec<(&'static str, ConvertOptions)> {
             target(19, Channel::Experimental, BundleVersion::new(1, 4, 1)),
         ),
         (
-            "cilium-1.20-v1.5.1-experimental",
-            target(20, Channel::Experimental, BundleVersion::new(1, 5, 1)),
+            "cilium-1.20-v1.6.1-experimental",
+            target(20, Channel::Experimental, BundleVersion::new(1, 6, 1)),
         ),
     ]
 }

@@ -184,9 +184,9 @@ fn converted_corpus_fits_the_released_crds() {
         (
             20,
             Channel::Experimental,
-            BundleVersion::new(1, 5, 1),
-            "v1.5.1",
-            &["sessionPersistence"],
+            BundleVersion::new(1, 6, 1),
+            "v1.6.1",
+            &[],
         ),
     ];
     let mut checked = 0;

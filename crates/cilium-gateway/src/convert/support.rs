@@ -74,7 +74,8 @@ impl Support {
     }
 
     /// The CORS filter: experimental channel from v1.3, standard from v1.5. Cilium's Gateway up
-    /// to 1.19 does not implement it (its translation has no CORS case).
+    /// to 1.19 does not implement it (its translation has no CORS case); 1.20 does
+    /// (`operator/pkg/model/ingestion/gateway.go` reads `HTTPRouteFilterCORS`).
     pub(crate) fn cors(&self) -> Result<(), String> {
         if !((self.experimental() && self.crds >= 3) || self.crds >= 5) {
             return Err(format!(
@@ -91,8 +92,10 @@ impl Support {
         Ok(())
     }
 
-    /// `sessionPersistence`: experimental channel only (from v1.1). Cilium documents it (Cookie,
-    /// session lifetime) after 1.19 (its main-branch docs); no minor up to 1.19 has it.
+    /// `sessionPersistence`: experimental channel only (from v1.1). Cilium's main-branch docs
+    /// describe it (Cookie, session lifetime), but no released minor up to 1.20 reads it: v1.20.0's
+    /// `operator/pkg/model/ingestion` and `translation` have no sessionPersistence, so it would
+    /// be dropped without a word.
     pub(crate) fn session_persistence(&self) -> Result<(), String> {
         if !(self.experimental() && self.crds >= 1) {
             return Err(format!(
@@ -100,7 +103,7 @@ impl Support {
                 self.crds()
             ));
         }
-        if self.cilium <= 19 {
+        if self.cilium <= 20 {
             return Err(format!(
                 "Cilium 1.{} does not implement HTTPRoute sessionPersistence",
                 self.cilium
@@ -141,9 +144,16 @@ impl Support {
     }
 
     /// TLSRoute: the experimental CRD (`v1alpha2` up to v1.4, which Cilium up to 1.19 reads;
-    /// `v1` in both channels from v1.5). Cilium 1.15/1.16 need it installed; from 1.17 it is
-    /// optional and `tls_route_crd` says whether it is there.
+    /// `v1` in both channels from v1.5, which Cilium 1.20 reads). Cilium 1.15/1.16 need it
+    /// installed, 1.17 to 1.19 take it as optional (`tls_route_crd` says whether it is there),
+    /// 1.20 requires it again.
     pub(crate) fn tls_route(&self) -> Result<&'static str, String> {
+        if !self.tls_route_crd && self.cilium >= 20 {
+            return Err(format!(
+                "the TLSRoute CRD is not installed: Cilium 1.{} keeps its whole Gateway controller off without it; `gateway-api check` says which TLSRoute CRD to install",
+                self.cilium
+            ));
+        }
         if !self.tls_route_crd && self.cilium >= 17 {
             return Err(
                 "the TLSRoute CRD is not installed (Cilium turns TLSRoute support off without it): install the experimental TLSRoute CRD"
