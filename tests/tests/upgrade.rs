@@ -475,11 +475,11 @@ async fn upgrade_takes_the_cilium_cli_release_from_1_17_3_to_1_19_6_with_each_ch
         args
     };
 
-    // 1.20 is refused with the reason, nothing changed.
-    let (ok, _, stderr) = xtask(base("1.20"));
+    // A minor the gate has no agent defaults for is refused with the reason, nothing changed.
+    let (ok, _, stderr) = xtask(base("1.21"));
     assert!(!ok);
     assert!(
-        stderr.contains("1.20") && stderr.contains("not supported"),
+        stderr.contains("1.21") && stderr.contains("not supported"),
         "{stderr}"
     );
 

@@ -167,6 +167,8 @@ mod tests {
             "1.19.6",
             "1.20.0",
             "1.19.0-rc.1",
+            // Not released: a minor the gate has no agent defaults for.
+            "1.21.0",
         ]
         .into_iter()
         .map(v)
@@ -198,15 +200,16 @@ mod tests {
             ["1.15.19", "1.16.19", "1.17.3"]
         );
         assert_eq!(path("1.15.9", Some("1.15"))?, ["1.15.19"]);
-        // The default is the newest chart the gate can weigh, not 1.20.
-        assert_eq!(path("1.18.12", None)?, ["1.19.6"]);
-        assert!(path("1.19.6", None)?.is_empty());
+        // The default is the newest chart the gate can weigh, not 1.21.
+        assert_eq!(path("1.18.12", None)?, ["1.19.6", "1.20.0"]);
+        assert_eq!(path("1.19.6", Some("1.20"))?, ["1.20.0"]);
+        assert!(path("1.20.0", None)?.is_empty());
         assert!(path("1.17.18", Some("1.17"))?.is_empty());
         Ok(())
     }
 
     #[test]
-    fn downgrades_unknown_versions_and_1_20_are_refused_with_the_reason() {
+    fn downgrades_unknown_versions_and_1_21_are_refused_with_the_reason() {
         let err = path("1.17.3", Some("1.16")).unwrap_err().to_string();
         assert!(
             err.contains("downgrade") && err.contains("1.16.19"),
@@ -217,12 +220,12 @@ mod tests {
             err.contains("1.17.5") && err.contains("DIR") && err.contains("1.17.18"),
             "{err}"
         );
-        let err = path("1.15.9", Some("1.20")).unwrap_err().to_string();
-        assert!(err.contains("1.20") && err.contains("1.19"), "{err}");
+        let err = path("1.15.9", Some("1.21")).unwrap_err().to_string();
+        assert!(err.contains("1.21") && err.contains("1.20"), "{err}");
         let err = path("1.14.2", Some("1.15")).unwrap_err().to_string();
         assert!(err.contains("1.14.2"), "{err}");
-        let err = path("1.20.0", None).unwrap_err().to_string();
-        assert!(err.contains("1.20.0") && err.contains("1.19.x"), "{err}");
+        let err = path("1.21.0", None).unwrap_err().to_string();
+        assert!(err.contains("1.21.0") && err.contains("1.20.x"), "{err}");
         assert!(matches!(
             "2.0".parse::<Target>(),
             Err(Error::BadTarget { .. })

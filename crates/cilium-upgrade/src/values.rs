@@ -55,11 +55,14 @@ enum Action {
     Drop(&'static str),
     /// `kubeProxyReplacement`'s 1.15 words.
     KubeProxyReplacement,
+    /// The chart refuses it and nothing carries it over: the operator must act first; the fix.
+    Refuse(&'static str),
 }
 
 /// The reviewed table: `(dotted path, first chart minor that needs it, action)`. Checked
 /// against the `validate.yaml` of the released charts 1.16.19, 1.17.18, 1.18.12 and 1.19.6
-/// (each renamed or removed key fails their render) and Cilium's upgrade notes.
+/// (each renamed or removed key fails their render), 1.20.0's values and templates (which ignore
+/// the 1.20 rows silently but for the Cluster Mesh certificates) and Cilium's upgrade notes.
 const TABLE: &[(&str, u64, Action)] = &[
     ("kubeProxyReplacement", 16, Action::KubeProxyReplacement),
     (
@@ -129,7 +132,106 @@ const TABLE: &[(&str, u64, Action)] = &[
         18,
         Action::Drop("1.18 removed it: slices are always grouped by identity"),
     ),
+    // 1.20: the upgrade notes' "Removed Options", each checked in the 1.20.0 chart's values.yaml,
+    // cilium-configmap.yaml and validate.yaml.
+    (
+        "encryption.strictMode.enabled",
+        20,
+        Action::Rename("encryption.strictMode.egress.enabled"),
+    ),
+    (
+        "encryption.strictMode.cidr",
+        20,
+        Action::Rename("encryption.strictMode.egress.cidr"),
+    ),
+    (
+        "encryption.strictMode.allowRemoteNodeIdentities",
+        20,
+        Action::Rename("encryption.strictMode.egress.allowRemoteNodeIdentities"),
+    ),
+    (
+        "clustermesh.enableMCSAPISupport",
+        20,
+        Action::Rename("clustermesh.mcsapi.enabled"),
+    ),
+    (
+        "encryption.ipsec.interface",
+        20,
+        Action::Drop(
+            "1.20 removed it with the agent's --encrypt-interface (a no-op since 1.18): IPsec attaches to the devices the agent selects",
+        ),
+    ),
+    (
+        "encryption.ipsec.encryptedOverlay",
+        20,
+        Action::Drop("1.20 removed it with the agent flag, which 1.19 already ignored"),
+    ),
+    (
+        "hubble.redact.kafka",
+        20,
+        Action::Drop("1.20 removed Kafka API-key redaction with Kafka-aware policies"),
+    ),
+    (
+        "preflight.tofqdnsPreCache",
+        20,
+        Action::Drop("1.20 removed the preflight's DNS pre-cache"),
+    ),
+    (
+        "clustermesh.apiserver.tls.server.cert",
+        20,
+        Action::Refuse(CLUSTERMESH_CERTS),
+    ),
+    (
+        "clustermesh.apiserver.tls.server.key",
+        20,
+        Action::Refuse(CLUSTERMESH_CERTS),
+    ),
+    (
+        "clustermesh.apiserver.tls.admin.cert",
+        20,
+        Action::Refuse(CLUSTERMESH_CERTS),
+    ),
+    (
+        "clustermesh.apiserver.tls.admin.key",
+        20,
+        Action::Refuse(CLUSTERMESH_CERTS),
+    ),
+    (
+        "clustermesh.apiserver.tls.remote.cert",
+        20,
+        Action::Refuse(CLUSTERMESH_CERTS),
+    ),
+    (
+        "clustermesh.apiserver.tls.remote.key",
+        20,
+        Action::Refuse(CLUSTERMESH_CERTS),
+    ),
+    (
+        "clustermesh.apiserver.tls.server.extraDnsNames",
+        20,
+        Action::Rename("clustermesh.apiserver.tls.auto.server.extraDnsNames"),
+    ),
+    (
+        "clustermesh.apiserver.tls.server.extraIpAddresses",
+        20,
+        Action::Rename("clustermesh.apiserver.tls.auto.server.extraIpAddresses"),
+    ),
+    (
+        "clustermesh.apiserver.tls.enableSecrets",
+        20,
+        Action::Drop(
+            "1.20 removed it: the certificate Secrets are generated (tls.auto) or created beforehand",
+        ),
+    ),
 ];
+
+/// 1.20's validate.yaml fails on Cluster Mesh certificates given as values, and dropping them
+/// would leave the clustermesh-apiserver without its certificates.
+const CLUSTERMESH_CERTS: &str = "chart 1.20 no longer takes Cluster Mesh certificates as values: \
+     create the Secrets clustermesh-apiserver-server-cert, -admin-cert and -remote-cert from them \
+     (kubectl -n kube-system create secret tls ...), remove clustermesh.apiserver.tls.server/admin/remote \
+     from the release (helm upgrade with the same chart), or set clustermesh.apiserver.tls.auto.enabled, \
+     then plan again";
 
 /// The values for the hop to `chart`: `user` (the release's user values, or the previous
 /// hop's), translated for the chart's minor, with `upgradeCompatibility` and `envoy.enabled`
@@ -183,6 +285,16 @@ pub fn hop_values(
                 value: before,
                 why: (*why).to_owned(),
             }),
+            // An empty certificate is the 1.19 default that `helm get values --all` may show.
+            Action::Refuse(_) if before.is_null() || before.as_str() == Some("") => {}
+            Action::Refuse(fix) => {
+                // Never the value itself: these are certificates and keys.
+                return Err(Error::CannotTranslate {
+                    path: (*path).to_owned(),
+                    value: "(certificates and keys)".to_owned(),
+                    fix: (*fix).to_owned(),
+                });
+            }
             Action::KubeProxyReplacement => {
                 let (after, why) = kube_proxy_replacement(&before, minor)?;
                 put(&mut values, &keys, after.clone());

@@ -372,3 +372,118 @@ fn with_gateway_api_on_each_hop_names_the_crd_bundle_its_minor_needs() {
         plan.hops[1].changes
     );
 }
+
+#[test]
+fn kubespray_2_28_release_on_1_19_6_to_1_20_0() {
+    let Some(upstream) =
+        upstream::Upstream::for_test("plan::kubespray_2_28_release_on_1_19_6_to_1_20_0")
+    else {
+        return;
+    };
+    let scratch = tempfile::tempdir().unwrap();
+    let case = upstream.rendered_case("sample", "v2.28.1").unwrap();
+    let text = std::fs::read_to_string(case.file("values.yaml")).unwrap();
+    let mut values: Json = serde_saphyr::from_str(&text).unwrap();
+    values["k8sServiceHost"] = json!("10.0.0.10");
+    values["k8sServicePort"] = json!(6443);
+    // As the 1.17.3 -> 1.19.6 path leaves it: the 1.17 hop drops `loadbalancer` and pins Envoy.
+    values.as_object_mut().unwrap().remove("loadbalancer");
+    values["envoy"] = json!({"enabled": true});
+    values["upgradeCompatibility"] = json!("1.17");
+    let helm = helm();
+    let chart = ChartArchive::read(&upstream.chart("1.19.6").unwrap()).unwrap();
+    let start = start(&helm, &chart, values, scratch.path());
+    let plan = plan_to(&upstream, &start, "1.20", scratch.path());
+
+    let hops: Vec<&str> = plan.hops.iter().map(|h| h.version.as_str()).collect();
+    assert_eq!(hops, ["1.20.0"]);
+    assert_eq!(plan.upgrade_compatibility, "1.17");
+    // upgradeCompatibility 1.17 keeps the split xDS server the agent runs today.
+    assert!(
+        !plan.hops[0]
+            .changes
+            .iter()
+            .any(|c| c.key == "config:envoy-xds-mode"),
+        "{:?}",
+        plan.hops[0].changes
+    );
+    insta::assert_snapshot!("kubespray_2_28_on_1_19_6_to_1_20_0", summary(&plan));
+}
+
+#[test]
+fn the_1_20_hop_renames_strict_mode_and_refuses_cluster_mesh_certificates_as_values() {
+    let Some(upstream) = upstream::Upstream::for_test(
+        "plan::the_1_20_hop_renames_strict_mode_and_refuses_cluster_mesh_certificates_as_values",
+    ) else {
+        return;
+    };
+    let chart = ChartArchive::read(&upstream.chart("1.20.0").unwrap()).unwrap();
+    let user = json!({
+        "encryption": {
+            "enabled": true,
+            "type": "wireguard",
+            "strictMode": {"enabled": true, "cidr": "10.0.0.0/8", "allowRemoteNodeIdentities": true},
+            "ipsec": {"interface": "eth0"},
+        },
+        "clustermesh": {
+            "enableMCSAPISupport": true,
+            "apiserver": {"tls": {"server": {"cert": "", "extraDnsNames": ["mesh.example"]}}},
+        },
+    });
+    let hop = cilium_upgrade::values::hop_values(&user, &chart, "1.17", true).unwrap();
+    assert_eq!(
+        hop.values["encryption"]["strictMode"],
+        json!({"egress": {"enabled": true, "cidr": "10.0.0.0/8", "allowRemoteNodeIdentities": true}})
+    );
+    assert_eq!(
+        hop.values["clustermesh"]["mcsapi"],
+        json!({"enabled": true})
+    );
+    assert_eq!(
+        hop.values["clustermesh"]["apiserver"]["tls"],
+        json!({"auto": {"server": {"extraDnsNames": ["mesh.example"]}}})
+    );
+    let dropped: Vec<&str> = hop.dropped.iter().map(|d| d.path.as_str()).collect();
+    assert_eq!(dropped, ["encryption.ipsec.interface"]);
+    // The renamed values render what the 1.19 ones did.
+    let manifest = render(
+        &helm(),
+        &chart,
+        &hop.values,
+        None,
+        tempfile::tempdir().unwrap().path(),
+    )
+    .unwrap();
+    let (config, _) = config_and_workloads(&manifest, &chart.path).unwrap();
+    assert_eq!(
+        config
+            .get("enable-encryption-strict-mode-egress")
+            .map(String::as_str),
+        Some("true")
+    );
+    assert_eq!(
+        config
+            .get("encryption-strict-egress-cidr")
+            .map(String::as_str),
+        Some("10.0.0.0/8")
+    );
+    // Certificates given as values: refused with the way out, the key never printed.
+    let mut with_certs = user.clone();
+    with_certs["clustermesh"]["apiserver"]["tls"]["server"]["key"] = json!("PRIVATE KEY TEXT");
+    let err = cilium_upgrade::values::hop_values(&with_certs, &chart, "1.17", true)
+        .expect_err("certificates as values have no 1.20 form")
+        .to_string();
+    assert!(
+        err.contains("clustermesh.apiserver.tls.server.key")
+            && err.contains("clustermesh-apiserver-server-cert")
+            && !err.contains("PRIVATE KEY TEXT"),
+        "{err}"
+    );
+    // 1.19.6 keeps them all as they are.
+    let chart = ChartArchive::read(&upstream.chart("1.19.6").unwrap()).unwrap();
+    let hop = cilium_upgrade::values::hop_values(&user, &chart, "1.17", true).unwrap();
+    assert_eq!(
+        hop.values["encryption"]["strictMode"]["enabled"],
+        json!(true)
+    );
+}

@@ -41,6 +41,11 @@ pub struct AgentDefault {
 /// render for Kubespray's BGP, IPsec and WireGuard inventories (the 1.15 agent's flag
 /// registrations and `pkg/defaults`; for the Secrets namespace, `pkg/bgpv1/cell.go`, which creates
 /// no Secret resource while it is empty).
+/// v1.20.0 was checked on 2026-12-07 the same way: its generated flag reference
+/// (`Documentation/cmdref/cilium-agent.md` and `cilium-operator-generic.md`) against v1.19.7's
+/// moves no default of a key in this table (`mesh-auth-enabled` is only deprecated, still false in
+/// `pkg/auth/cell.go`); the keys the 1.20.0 chart renders that 1.19.6 does not have rows from 1.15
+/// (test table `INTRODUCED`), and `devices`, which the 1.20 chart renders empty, is cited.
 /// Keys a later agent introduced have a 1.15 row with the value that does
 /// what v1.15.9 does: the behaviour it hard-wires, or off for a feature it lacks (test table
 /// `INTRODUCED`, which names the files; `enable-source-ip-verification` is read without a flag
@@ -76,6 +81,9 @@ const AGENT_DEFAULTS: &[(&str, (u32, u32), &str)] = &[
     ("clean-cilium-state", (15, 0), "false"),
     ("cluster-id", (15, 0), "0"),
     ("cluster-name", (15, 0), "default"),
+    // 1.20 made the flag visible; 1.19 had it hidden, earlier agents had no namespace filter:
+    // every namespace was global.
+    ("clustermesh-default-global-namespace", (15, 0), "true"),
     ("clustermesh-enable-endpoint-sync", (15, 0), "false"),
     ("clustermesh-enable-mcs-api", (15, 0), "false"),
     // Read by the agent's preStop cni-uninstall.sh, which removes the CNI config only on `true`.
@@ -85,9 +93,16 @@ const AGENT_DEFAULTS: &[(&str, (u32, u32), &str)] = &[
     // the chart never sets); kept so that a live `true` is still shown to the operator.
     ("custom-cni-conf", (15, 0), "false"),
     ("datapath-mode", (15, 0), "veth"),
+    (
+        "datapath-plugins-state-dir",
+        (15, 0),
+        "/var/run/cilium/plugins",
+    ),
     ("debug", (15, 0), "false"),
     ("debug-verbose", (15, 0), ""),
     ("default-lb-service-ipam", (15, 0), "lbipam"),
+    // Empty: the agent detects the devices itself.
+    ("devices", (15, 0), ""),
     ("direct-routing-skip-unreachable", (15, 0), "false"),
     ("dnsproxy-enable-transparent-mode", (15, 0), "false"),
     ("dnsproxy-socket-linger-timeout", (15, 0), "10"),
@@ -102,6 +117,8 @@ const AGENT_DEFAULTS: &[(&str, (u32, u32), &str)] = &[
     ("enable-bgp-control-plane", (15, 0), "false"),
     ("enable-bpf-clock-probe", (15, 0), "false"),
     ("enable-bpf-masquerade", (15, 0), "false"),
+    ("enable-datapath-plugins", (15, 0), "false"),
+    ("enable-dynamic-source-lookup-nodeport", (15, 0), "false"),
     ("enable-endpoint-health-checking", (15, 0), "true"),
     (
         "enable-endpoint-lockdown-on-policy-overflow",
@@ -159,6 +176,12 @@ const AGENT_DEFAULTS: &[(&str, (u32, u32), &str)] = &[
     ("enable-wireguard-userspace-fallback", (15, 0), "false"),
     ("enable-xt-socket-fallback", (15, 0), "true"),
     ("encrypt-node", (15, 0), "false"),
+    // Before 1.20 the xDS server always forwarded Envoy's access log to Hubble.
+    ("envoy-access-log-enabled", (15, 0), "true"),
+    ("envoy-node-locality-enabled", (15, 0), "false"),
+    // Before 1.20 the per-resource-type ("split") xDS server was the only one; the 1.20 chart
+    // writes "ads" unless upgradeCompatibility is below 1.20.
+    ("envoy-xds-mode", (15, 0), "split"),
     ("external-envoy-proxy", (15, 0), "false"),
     ("http-retry-count", (15, 0), "3"),
     ("hubble-disable-tls", (15, 0), "false"),
@@ -208,6 +231,8 @@ const AGENT_DEFAULTS: &[(&str, (u32, u32), &str)] = &[
     ("preallocate-bpf-maps", (15, 0), "true"),
     // Read only for /proc/sys (pkg/sysctl); see `equivalent` for the chart's /host/proc.
     ("procfs", (15, 0), "/proc"),
+    // Before 1.20 Cilium set no pending-request limit on Envoy clusters: Envoy's own default, 1024.
+    ("proxy-cluster-max-pending-requests", (15, 0), "1024"),
     ("proxy-connect-timeout", (15, 0), "2"),
     ("proxy-idle-timeout-seconds", (15, 0), "60"),
     ("proxy-max-connection-duration-seconds", (15, 0), "0"),
@@ -315,6 +340,9 @@ pub(crate) const REMOVED: &[(&str, u32, Hardwired, &str)] = &[
 const NOT_READ: &[(&str, (u32, u32))] = &[
     ("arping-refresh-period", (18, 0)),
     ("enable-svc-source-range-check", (19, 0)),
+    // Removed with its chart value in 1.20 (daemon/cmd/daemon_main.go of v1.19.7 registers it,
+    // v1.20.0's cmdref has no such flag); the 1.20 agent attaches IPsec to its selected devices.
+    ("encrypt-interface", (20, 0)),
     ("skip-cnp-status-startup-clean", (16, 0)),
 ];
 
@@ -897,6 +925,7 @@ pub(crate) mod tests {
             "operator/cmd/flags.go",
         ),
         ("vtep-cidr", "", Some(""), "daemon/cmd/daemon_main.go"),
+        ("devices", "", Some(""), "daemon/cmd/daemon_main.go"),
         ("vtep-endpoint", "", Some(""), "daemon/cmd/daemon_main.go"),
         ("vtep-mac", "", Some(""), "daemon/cmd/daemon_main.go"),
         (
@@ -1069,6 +1098,70 @@ pub(crate) mod tests {
             "false",
             "pkg/clustermesh/types/option.go",
         ),
+        (
+            "clustermesh-default-global-namespace",
+            "true",
+            "",
+            "1.20.0",
+            "true",
+            "pkg/clustermesh/namespace/config.go",
+        ),
+        (
+            "datapath-plugins-state-dir",
+            "/var/run/cilium/plugins",
+            "",
+            "1.20.0",
+            "/var/run/cilium/plugins",
+            "pkg/datapath/plugins/cell.go",
+        ),
+        (
+            "enable-datapath-plugins",
+            "false",
+            "",
+            "1.20.0",
+            "false",
+            "pkg/option/config.go",
+        ),
+        (
+            "enable-dynamic-source-lookup-nodeport",
+            "false",
+            "",
+            "1.20.0",
+            "false",
+            "pkg/loadbalancer/config.go",
+        ),
+        (
+            "envoy-access-log-enabled",
+            "true",
+            "pkg/envoy/xds_server.go",
+            "1.20.0",
+            "true",
+            "pkg/envoy/config/config.go",
+        ),
+        (
+            "envoy-node-locality-enabled",
+            "false",
+            "",
+            "1.20.0",
+            "false",
+            "pkg/envoy/config/config.go",
+        ),
+        (
+            "envoy-xds-mode",
+            "split",
+            "pkg/envoy/xds_server.go",
+            "1.20.0",
+            "split",
+            "pkg/envoy/config/config.go",
+        ),
+        (
+            "proxy-cluster-max-pending-requests",
+            "1024",
+            "pkg/envoy/embedded_envoy.go",
+            "1.20.0",
+            "1024",
+            "pkg/envoy/config/config.go",
+        ),
     ];
 
     /// (key, chart, agent default); the minors where a default changes or a key goes away.
@@ -1130,11 +1223,13 @@ pub(crate) mod tests {
                 Some(oldest),
                 "{key} on 1.15"
             );
-            assert_eq!(
-                agent_default(key, version("1.19.7")),
-                newest,
-                "{key} on 1.19"
-            );
+            for newer in ["1.19.7", "1.20.0"] {
+                assert_eq!(
+                    agent_default(key, version(newer)),
+                    newest,
+                    "{key} on {newer}"
+                );
+            }
         }
         for &(key, oldest, newest, source) in CITED {
             assert!(source.ends_with(".go"), "{key}: {source}");
@@ -1143,11 +1238,13 @@ pub(crate) mod tests {
                 Some(oldest),
                 "{key} on 1.15 ({source})"
             );
-            assert_eq!(
-                agent_default(key, version("1.19.7")),
-                newest,
-                "{key} on 1.19"
-            );
+            for newer in ["1.19.7", "1.20.0"] {
+                assert_eq!(
+                    agent_default(key, version(newer)),
+                    newest,
+                    "{key} on {newer}"
+                );
+            }
         }
         for &(key, before, evidence, first, default, source) in INTRODUCED {
             assert!(evidence.is_empty() || evidence.ends_with(".go"), "{key}");
@@ -1187,15 +1284,17 @@ pub(crate) mod tests {
         }
         for &(key, _, _, _) in REMOVED {
             assert!(
-                agent_default(key, version("1.19.7")).is_none(),
-                "{key} is dropped by 1.19"
+                agent_default(key, version("1.20.0")).is_none(),
+                "{key} is dropped by 1.20"
             );
         }
     }
 
     #[test]
     fn defaults_per_version_list_each_key_once() {
-        for chart in ["1.15.9", "1.16.19", "1.17.18", "1.18.12", "1.19.7"] {
+        for chart in [
+            "1.15.9", "1.16.19", "1.17.18", "1.18.12", "1.19.7", "1.20.0",
+        ] {
             let keys: Vec<&str> = agent_defaults_for(version(chart)).map(|d| d.key).collect();
             let mut unique = keys.clone();
             unique.dedup();

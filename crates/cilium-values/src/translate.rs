@@ -396,6 +396,7 @@ const STRINGS: &[(&str, &str, Setter<String>)] = &[
     ("cluster-name", "cluster.name", |v, s| {
         v.cluster.name = Some(s)
     }),
+    ("devices", "devices", |v, s| v.devices = Some(s)),
     ("ipam", "ipam.mode", |v, s| v.ipam.mode = Some(s)),
     ("monitor-aggregation", "bpf.monitorAggregation", |v, s| {
         v.bpf.monitor_aggregation = Some(s)
@@ -1366,9 +1367,26 @@ impl Mapper {
                 _ => self.carry("ipsec-key-file", value, provenance),
             }
         }
-        self.set_string("encrypt-interface", "encryption.ipsec.interface", |v, s| {
-            v.encryption.ipsec.interface = Some(s)
-        });
+        if self.version.has_ipsec_interface_value() {
+            self.set_string("encrypt-interface", "encryption.ipsec.interface", |v, s| {
+                v.encryption.ipsec.interface = Some(s)
+            });
+        } else if let Some((value, provenance)) = self.peek("encrypt-interface") {
+            // Carried in extraConfig it would look kept while the agent ignores it: left out, and
+            // the gate reports the live value as dropped.
+            self.consumed.insert("encrypt-interface".to_owned());
+            let location = self.location_of("encrypt-interface", &provenance);
+            self.warn(
+                WarningKind::NotCarried,
+                "encrypt-interface",
+                Some(&value),
+                location,
+                format!(
+                    "cannot be carried to chart {}: 1.20 removed encryption.ipsec.interface and the agent flag; IPsec attaches to the devices the agent selects (set `devices` to choose them)",
+                    self.version
+                ),
+            );
+        }
         Ok(())
     }
 

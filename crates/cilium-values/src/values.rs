@@ -505,6 +505,11 @@ pub struct ChartValues {
     /// -> `identity-allocation-mode`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub identity_allocation_mode: Option<String>,
+    /// -> `devices`, the devices the datapath attaches to (space-separated, as the agent reads
+    /// them). A value of its own because chart 1.20 renders the key itself (empty by default), so
+    /// a copy in `extraConfig` would be a second `devices:`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub devices: Option<String>,
     /// Debug logging.
     #[serde(skip_serializing_if = "is_default")]
     pub debug: Debug,

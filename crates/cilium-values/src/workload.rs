@@ -463,6 +463,8 @@ fn pod_with_defaults(spec: &Json) -> Json {
         ("hostNetwork", json!(false)),
         ("hostPID", json!(false)),
         ("hostIPC", json!(false)),
+        // Kubernetes' default: the node's user namespace (chart 1.20 writes it out).
+        ("hostUsers", json!(true)),
         ("enableServiceLinks", json!(true)),
         ("automountServiceAccountToken", json!(true)),
         ("serviceAccountName", json!("default")),
@@ -928,6 +930,7 @@ const RULES: &[Rule] = &[
     block("hostNetwork", "the pods move between the node's network namespace and a pod network of their own"),
     block("hostPID", "whether the pods see the node's processes"),
     block("hostIPC", "whether the pods share the node's IPC namespace"),
+    block("hostUsers", "whether the pods run in the node's user namespace or one of their own, which maps their root to an unprivileged user on the node"),
     block("dnsPolicy", "which resolver the pods ask: ClusterFirstWithHostNet resolves through the cluster DNS, ClusterFirst on the host network through the node's /etc/resolv.conf"),
     block("dnsConfig", "the resolver settings of the pods"),
     explain("priorityClassName", "both are critical priorities, which the kubelet never evicts for node pressure; only a node-critical pod may now preempt an operator pod on a full node")
@@ -1695,6 +1698,7 @@ mod tests {
         pod["restartPolicy"] = json!("Always");
         pod["securityContext"] = json!({});
         pod["serviceAccount"] = json!("default");
+        pod["hostUsers"] = json!(true);
         pod["priority"] = json!(2000001000);
         pod["tolerations"] = json!([{"operator": "Exists", "effect": ""}]);
         pod["volumes"][1]["hostPath"]["type"] = json!("");

@@ -58,6 +58,14 @@ fn run(
 fn live_keys_map_to_typed_values() {
     // (live config, chart, JSON pointer into the values, expected value)
     let cases: &[(Pairs, &str, &str, Json)] = &[
+        // Chart 1.20 renders `devices` itself (empty by default): a value, never extraConfig.
+        (
+            &[("devices", "eth0 eth+")],
+            "1.20.0",
+            "/devices",
+            json!("eth0 eth+"),
+        ),
+        (&[("devices", "eth0")], "1.15.9", "/devices", json!("eth0")),
         (
             &[("tofqdns-dns-reject-response-code", "nameError")],
             "1.15.9",
@@ -748,6 +756,12 @@ fn versioned_keys_warn_when_the_target_chart_lost_them() {
             "1.15.9",
             &[(WarningKind::Changed, "tunnel")],
         ),
+        (&[("encrypt-interface", "eth0")], "1.19.6", &[]),
+        (
+            &[("encrypt-interface", "eth0")],
+            "1.20.0",
+            &[(WarningKind::NotCarried, "encrypt-interface")],
+        ),
     ];
     for (pairs, chart, want) in cases {
         let translation = run(pairs, &[], chart).unwrap_or_else(|e| panic!("{pairs:?}: {e}"));
@@ -755,6 +769,20 @@ fn versioned_keys_warn_when_the_target_chart_lost_them() {
         for warning in &translation.warnings {
             assert!(warning.location.contains("live.yaml"), "{warning}");
         }
+    }
+    // What 1.20 no longer reads is neither a value nor an extraConfig copy the agent would ignore.
+    for (chart, written) in [("1.19.6", true), ("1.20.0", false)] {
+        let translation = run(&[("encrypt-interface", "eth0")], &[], chart).expect("translates");
+        let json = translation.values.to_json().expect("json");
+        assert_eq!(
+            json.pointer("/encryption/ipsec/interface").is_some(),
+            written,
+            "{chart}: {json}"
+        );
+        assert!(
+            !json.to_string().contains("encrypt-interface"),
+            "{chart}: carried in extraConfig: {json}"
+        );
     }
 }
 
@@ -1005,11 +1033,11 @@ fn bad_input_names_the_file_the_key_and_the_fix() {
             );
         }
     }
-    let message = ChartVersion::parse("1.20.0")
+    let message = ChartVersion::parse("1.21.0")
         .expect_err("unsupported")
         .to_string();
     assert!(
-        message.contains("1.15 to 1.19") && message.contains("--cilium-version"),
+        message.contains("1.15 to 1.20") && message.contains("--cilium-version"),
         "{message}"
     );
 }
