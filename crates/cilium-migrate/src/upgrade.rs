@@ -179,14 +179,14 @@ async fn run_upgrade(args: Args) -> anyhow::Result<()> {
         }
         None => {
             let start = live::read_start(&cluster).await?;
-            let kube_version = live::kube_version(&connection.client).await;
+            let capabilities = live::capabilities(&connection.client).await?;
             // The renders' values files: the state directory is private (0700 parents, 0600 files).
             let plan = live::plan_upgrade(
                 &start,
                 target,
                 &store,
                 &helm,
-                kube_version.as_deref(),
+                Some(&capabilities),
                 &state_dir.join("renders"),
             )?;
             (plan, Acceptance::Keys(args.accept.clone()))

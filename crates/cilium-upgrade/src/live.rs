@@ -17,8 +17,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use helm::{
-    ChartSource, Helm, Manifest, OnFailure, Ownership, RollbackRequest, UninstallRequest,
-    UpgradeInstall, ValuesScope, Wait,
+    Capabilities, ChartSource, Helm, Manifest, OnFailure, Ownership, RollbackRequest,
+    UninstallRequest, UpgradeInstall, ValuesScope, Wait,
 };
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -152,18 +152,26 @@ fn to_json<T: serde::Serialize>(object: &T, kind: &str) -> Result<Json, Error> {
     Ok(json)
 }
 
-/// The cluster's Kubernetes version (`v1.33.1`), for the charts' `kubeVersion` checks.
-pub async fn kube_version(client: &kube::Client) -> Option<String> {
-    client.apiserver_version().await.ok().map(|v| v.git_version)
+/// The cluster's Kubernetes version and served APIs (discovery), which `helm upgrade` gives
+/// the chart as `.Capabilities`: every render of a live plan gets them, so an object a chart
+/// creates only when the cluster serves an API (Cilium's GatewayClass) is in the plan.
+pub async fn capabilities(client: &kube::Client) -> Result<Capabilities, Error> {
+    Capabilities::discover(client)
+        .await
+        .map_err(|e| Error::Kube {
+            what: format!("reading {} from the API server", e.what),
+            source: e.source,
+        })
 }
 
-/// The whole plan from `start` to `target` with the charts of `store`.
+/// The whole plan from `start` to `target` with the charts of `store`, rendered with the
+/// cluster's `capabilities` ([`capabilities`]; `None` offline).
 pub fn plan_upgrade(
     start: &Start,
     target: Option<Target>,
     store: &ChartStore,
     helm: &Helm,
-    kube_version: Option<&str>,
+    capabilities: Option<&Capabilities>,
     scratch: &Path,
 ) -> Result<UpgradePlan, Error> {
     let available = store.versions(helm)?;
@@ -172,7 +180,7 @@ pub fn plan_upgrade(
         .iter()
         .map(|version| store.archive(helm, version))
         .collect::<Result<Vec<_>, _>>()?;
-    crate::plan(start, &charts, helm, kube_version, scratch)
+    crate::plan(start, &charts, helm, capabilities, scratch)
 }
 
 /// How the plan's behaviour changes were accepted.
@@ -341,14 +349,14 @@ async fn planned_values(
     let objects = object_names(&Manifest::parse(&manifest).map_err(|e| Error::BadValues {
         problem: format!("the manifest of release revision {revision}: {e}"),
     })?);
-    let kube_version = kube_version(cluster.client).await;
+    let capabilities = capabilities(cluster.client).await?;
     let values = values_files(
         &release_values,
         &version,
         &objects,
         charts,
         cluster.helm,
-        kube_version.as_deref(),
+        Some(&capabilities),
         &state_dir.join("renders"),
     )?;
     check_values_files(plan, &values, revision).map_err(mismatch)?;
@@ -755,7 +763,15 @@ async fn preflight(
         problem,
     };
     let values = preflight_values(hop_values);
-    let manifest = crate::plan::render(cluster.helm, chart, &values, None, &options.state_dir)?;
+    // What the preflight release's install will render on this cluster.
+    let capabilities = capabilities(cluster.client).await?;
+    let manifest = crate::plan::render(
+        cluster.helm,
+        chart,
+        &values,
+        Some(&capabilities),
+        &options.state_dir,
+    )?;
     preflight_objects_are_its_own(&manifest).map_err(fail)?;
     let file = crate::write_values(&options.state_dir, &format!("preflight-{version}"), &values)?;
     let request = UpgradeInstall {

@@ -13,7 +13,7 @@ use cilium_values::{
     ChartVersion, ConfigDifference, LiveConfig, WorkloadDifference, compare_config_across,
     compare_workloads,
 };
-use helm::{ChartSource, Helm, Manifest, TemplateRequest};
+use helm::{Capabilities, ChartSource, Helm, Manifest, TemplateRequest};
 use migration::identity::ClusterIdentity;
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
@@ -229,13 +229,15 @@ impl UpgradePlan {
     }
 }
 
-/// Plans the hops to `charts` (the path's archives, in order) from `start`. `kube_version` is
-/// the cluster's, for the charts' `kubeVersion` checks (`None`: Helm's own).
+/// Plans the hops to `charts` (the path's archives, in order) from `start`. `capabilities` are
+/// the cluster's (its Kubernetes version and served APIs, which `helm upgrade` gives the chart):
+/// `None` plans offline with Helm's built-in ones, so objects a chart renders only when the
+/// cluster serves an API (Cilium's GatewayClass) are not in the plan.
 pub fn plan(
     start: &Start,
     charts: &[ChartArchive],
     helm: &Helm,
-    kube_version: Option<&str>,
+    capabilities: Option<&Capabilities>,
     scratch: &Path,
 ) -> Result<UpgradePlan, Error> {
     let (upgrade_compatibility, origin) = upgrade_compatibility(&start.values, &start.version);
@@ -257,7 +259,7 @@ pub fn plan(
             &upgrade_compatibility,
             &mut secrets,
             helm,
-            kube_version,
+            capabilities,
             scratch,
         )?;
         previous = hop.1;
@@ -304,12 +306,12 @@ fn carry(
     chart: &ChartArchive,
     upgrade_compatibility: &str,
     helm: &Helm,
-    kube_version: Option<&str>,
+    capabilities: Option<&Capabilities>,
     scratch: &Path,
 ) -> Result<(HopValues, Manifest), Error> {
     let envoy_runs = objects.contains("DaemonSet/cilium-envoy");
     let carried = hop_values(values, chart, upgrade_compatibility, envoy_runs)?;
-    let manifest = render(helm, chart, &carried.values, kube_version, scratch)?;
+    let manifest = render(helm, chart, &carried.values, capabilities, scratch)?;
     Ok((carried, manifest))
 }
 
@@ -322,7 +324,7 @@ pub fn values_files(
     release_objects: &BTreeSet<String>,
     charts: &[ChartArchive],
     helm: &Helm,
-    kube_version: Option<&str>,
+    capabilities: Option<&Capabilities>,
     scratch: &Path,
 ) -> Result<Vec<Json>, Error> {
     let (upgrade_compatibility, _) = upgrade_compatibility(release_values, release_version);
@@ -336,7 +338,7 @@ pub fn values_files(
             chart,
             &upgrade_compatibility,
             helm,
-            kube_version,
+            capabilities,
             scratch,
         )?;
         objects = object_names(&manifest);
@@ -389,12 +391,14 @@ fn chart_version(version: &semver::Version) -> Result<ChartVersion, Error> {
     })
 }
 
-/// Renders `chart` with `values` (`helm template`, the release's name and namespace).
+/// Renders `chart` with `values` (`helm template`, the release's name and namespace) as `helm
+/// upgrade` on the cluster of `capabilities` would (`None`: offline, Helm's built-in
+/// capabilities).
 pub fn render(
     helm: &Helm,
     chart: &ChartArchive,
     values: &Json,
-    kube_version: Option<&str>,
+    capabilities: Option<&Capabilities>,
     scratch: &Path,
 ) -> Result<Manifest, Error> {
     let file = crate::write_values(scratch, &format!("render-{}", chart.version), values)?;
@@ -404,7 +408,9 @@ pub fn render(
         ChartSource::Archive(chart.path.clone()),
     );
     request.values_files = vec![file];
-    request.kube_version = kube_version.map(str::to_owned);
+    if let Some(capabilities) = capabilities {
+        capabilities.apply_to(&mut request);
+    }
     let text = helm.template(&request).map_err(|source| Error::Render {
         version: chart.version.to_string(),
         source: Box::new(source),
@@ -465,7 +471,7 @@ fn plan_hop(
     upgrade_compatibility: &str,
     secrets: &mut Secrets,
     helm: &Helm,
-    kube_version: Option<&str>,
+    capabilities: Option<&Capabilities>,
     scratch: &Path,
 ) -> Result<(Hop, Previous), Error> {
     let version = chart_version(&chart.version)?;
@@ -476,7 +482,7 @@ fn plan_hop(
         chart,
         upgrade_compatibility,
         helm,
-        kube_version,
+        capabilities,
         scratch,
     )?;
     let (config, workloads) = config_and_workloads(&manifest, &chart.path)?;

@@ -59,6 +59,7 @@
 //! `helm.sh/resource-policy: keep` in the release manifest; [`Helm::uninstall_plan`] lists both
 //! from `helm get manifest`. CRDs from a chart's `crds/` directory are never deleted by Helm.
 
+mod capabilities;
 mod chart;
 mod driver;
 mod error;
@@ -67,6 +68,7 @@ mod release;
 mod request;
 mod version;
 
+pub use capabilities::{Capabilities, DiscoveryError};
 pub use chart::{CILIUM_REPO_NAME, CILIUM_REPO_URL, ChartError, ChartSource, read_chart_yaml};
 pub use driver::{Helm, Repository, UninstallReport, ValuesScope};
 pub use error::{HelmError, HelmFailure, MetadataField, OwnershipProblem, UnownedObject};

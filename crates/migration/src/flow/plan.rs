@@ -62,7 +62,17 @@ impl Session<'_> {
     ) -> Result<GateResult, FlowError> {
         let helm = self.helm.clone();
         let chart = self.options.chart.clone();
-        let request = self.chart_request();
+        let mut request = self.chart_request();
+        // `helm upgrade --install` gives the chart the cluster's version and APIs: rendered
+        // without them, an object it creates only when an API is served (Cilium's
+        // GatewayClass) would be applied without the gate having seen it.
+        helm::Capabilities::discover(&self.client)
+            .await
+            .map_err(|e| FlowError::Api {
+                what: format!("reading {} from the API server", e.what),
+                source: e.source,
+            })?
+            .apply_to(&mut request);
         let text = tokio::task::spawn_blocking(move || {
             helm.prepare(&chart)?;
             helm.template(&request)
