@@ -9,7 +9,8 @@
 //!    journal 0600; the same plan is refused once the release moved;
 //!    `upgrade rollback --apply` returns the release and `cilium-config` to the start.
 //! 2. The cilium-cli era (Kubespray v2.28.1's values on the released 1.17.3 chart) to 1.19.6,
-//!    each behaviour change accepted by name with `--accept`.
+//!    each behaviour change accepted by name with `--accept` (a failed 1.18 hop resumes), then on
+//!    to 1.20.0: one more revision, the same agent DaemonSet, the xDS server kept.
 //!
 //! kwok nodes fake pods, so the DaemonSets (agent, Envoy, preflight) become ready without a
 //! datapath; the one verify check kwok cannot pass is ignored. Each test starts a testbed of its
@@ -434,10 +435,10 @@ async fn upgrade_hands_over_kubespray_v2_27_1_then_goes_to_1_17_one_minor_at_a_t
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn upgrade_takes_the_cilium_cli_release_from_1_17_3_to_1_19_6_with_each_change_accepted_by_name()
+async fn upgrade_takes_the_cilium_cli_release_from_1_17_3_to_1_19_6_then_1_20_0_with_each_change_accepted_by_name()
  {
     let Some(upstream) = upstream(
-        "upgrade::upgrade_takes_the_cilium_cli_release_from_1_17_3_to_1_19_6_with_each_change_accepted_by_name",
+        "upgrade::upgrade_takes_the_cilium_cli_release_from_1_17_3_to_1_19_6_then_1_20_0_with_each_change_accepted_by_name",
     ) else {
         return;
     };
@@ -564,4 +565,41 @@ async fn upgrade_takes_the_cilium_cli_release_from_1_17_3_to_1_19_6_with_each_ch
         values["envoy"]["enabled"], true,
         "Envoy ran as its DaemonSet: kept"
     );
+
+    // On to 1.20.0, the newest minor: one hop, each change accepted by name.
+    let mut plan_args = base("1.20");
+    plan_args.extend(["--output".into(), "json".into()]);
+    let (ok, stdout, stderr) = xtask(plan_args);
+    assert!(ok, "upgrade plan to 1.20 failed: {stderr}");
+    let plan: Json = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(hop_versions(&plan), ["1.20.0"]);
+    let mut apply = base("1.20");
+    for change in plan["hops"][0]["changes"].as_array().unwrap() {
+        apply.extend(["--accept".into(), change["key"].as_str().unwrap().into()]);
+    }
+    apply.extend(["--apply".into(), "--verify-timeout".into(), "5m".into()]);
+    let (ok, stdout, stderr) = xtask(apply);
+    assert!(ok, "upgrade --apply to 1.20 failed:\n{stdout}\n{stderr}");
+    assert_eq!(
+        history(&helm, &kubeconfig).last().unwrap(),
+        &(start.revision + 4, "cilium-1.20.0".to_owned())
+    );
+    assert_eq!(
+        agent_uid(&client).await,
+        uid_before,
+        "the agent DaemonSet was replaced on the 1.20 hop"
+    );
+    // upgradeCompatibility 1.17 keeps the xDS server the agents ran (the 1.20 chart's default
+    // for a new install is `ads`).
+    let config: k8s_openapi::api::core::v1::ConfigMap =
+        Api::namespaced(client.clone(), "kube-system")
+            .get("cilium-config")
+            .await
+            .unwrap();
+    let data = config.data.unwrap_or_default();
+    assert_eq!(
+        data.get("envoy-access-log-enabled").map(String::as_str),
+        Some("true")
+    );
+    assert!(!data.contains_key("envoy-xds-mode"), "{data:?}");
 }
