@@ -310,7 +310,7 @@ fn crd_items(state: &ClusterState, requirement: &Requirement) -> Vec<Item> {
                 None if needed.need == Need::Required => Item::fail(
                     name,
                     format!(
-                        "missing: Cilium {} needs {} {} ({} channel of {})",
+                        "missing: Cilium {} needs {} {} ({} channel of {}); the operator keeps Gateway API off without it (\"Required GatewayAPI resources are not found\")",
                         requirement.cilium_minor_text(),
                         needed.kind,
                         needed.version,
