@@ -1641,6 +1641,20 @@ impl Mapper {
             if self.version.writes_itself(&key) {
                 self.consumed.insert(key.clone());
                 left.push(key);
+            } else if crate::agent_defaults::not_read(&key, self.version) {
+                // A copy in extraConfig would look kept while the agent ignores it.
+                self.consumed.insert(key.clone());
+                let location = self.location_of(&key, &provenance);
+                self.warn(
+                    WarningKind::NotCarried,
+                    &key,
+                    Some(&value),
+                    location,
+                    format!(
+                        "not carried to chart {}: its agent no longer reads this key, so a copy in extraConfig would change nothing; the gate reports it",
+                        self.version
+                    ),
+                );
             } else {
                 self.carry(&key, value, provenance);
             }

@@ -756,6 +756,22 @@ fn versioned_keys_warn_when_the_target_chart_lost_them() {
             "1.15.9",
             &[(WarningKind::Changed, "tunnel")],
         ),
+        // A key the target agent no longer reads is not copied into extraConfig.
+        (
+            &[("arping-refresh-period", "1m")],
+            "1.18.12",
+            &[(WarningKind::NotCarried, "arping-refresh-period")],
+        ),
+        (
+            &[("enable-svc-source-range-check", "false")],
+            "1.19.6",
+            &[(WarningKind::NotCarried, "enable-svc-source-range-check")],
+        ),
+        (
+            &[("enable-svc-source-range-check", "false")],
+            "1.18.12",
+            &[(WarningKind::Advice, "cilium-config")],
+        ),
         (&[("encrypt-interface", "eth0")], "1.19.6", &[]),
         (
             &[("encrypt-interface", "eth0")],
