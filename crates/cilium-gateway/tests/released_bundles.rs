@@ -201,14 +201,15 @@ fn state_1_20(crds: Vec<CrdFacts>) -> ClusterState {
 }
 
 /// What 1.19 left: the v1.4.1 standard CRDs and its experimental TLSRoute, whose objects were
-/// once stored at v1alpha2 (created under v1.0 … v1.3).
-fn left_by_1_19(upstream: &upstream::Upstream) -> ClusterState {
+/// stored at `stored` (v1alpha2 when created under v1.0 … v1.3; v1alpha3 only when the CRD came
+/// with v1.4, though it serves v1alpha2 to clients today).
+fn left_by_1_19(upstream: &upstream::Upstream, stored: &[&str]) -> ClusterState {
     let mut crds: Vec<CrdFacts> = crds_of(file(upstream, "v1.4.1", STANDARD))
         .values()
         .map(facts)
         .collect();
     let mut tls = facts(&crds_of(file(upstream, "v1.4.1", EXPERIMENTAL_TLS))["tlsroutes"]);
-    tls.stored_versions = vec!["v1alpha2".to_owned(), "v1alpha3".to_owned()];
+    tls.stored_versions = stored.iter().map(|v| (*v).to_owned()).collect();
     crds.push(tls);
     state_1_20(crds)
 }
@@ -231,13 +232,18 @@ fn enable_keeps_tlsroutes_from_before_1_20_on_the_experimental_crd() {
     ) else {
         return;
     };
-    let live = left_by_1_19(&upstream);
-    let standard = file(&upstream, "v1.6.1", STANDARD);
-    let experimental = file(&upstream, "v1.6.1", EXPERIMENTAL_TLS);
+    for stored in [&["v1alpha2", "v1alpha3"][..], &["v1alpha3"]] {
+        tlsroutes_stay_on_the_experimental_crd(&upstream, &left_by_1_19(&upstream, stored));
+    }
+}
+
+fn tlsroutes_stay_on_the_experimental_crd(upstream: &upstream::Upstream, live: &ClusterState) {
+    let standard = file(upstream, "v1.6.1", STANDARD);
+    let experimental = file(upstream, "v1.6.1", EXPERIMENTAL_TLS);
 
     // check names the experimental TLSRoute, applied first, and never the whole standard
     // install (it would put the standard TLSRoute back).
-    let (status, detail, fix) = tlsroutes_item(&check(&live, None));
+    let (status, detail, fix) = tlsroutes_item(&check(live, None));
     assert_eq!(status, Status::Fail, "{detail}");
     assert!(detail.contains("v1alpha2"), "{detail}");
     let first_command = fix
@@ -254,7 +260,7 @@ fn enable_keeps_tlsroutes_from_before_1_20_on_the_experimental_crd() {
 
     // The standard install alone would leave those TLSRoutes unreadable: refused.
     let crds = read_crd_files(std::slice::from_ref(&standard)).unwrap_or_else(|e| panic!("{e}"));
-    let Err(Error::Refused { items }) = plan(&live, None, crds) else {
+    let Err(Error::Refused { items }) = plan(live, None, crds) else {
         panic!("the v1.6.1 standard TLSRoute over v1alpha2 TLSRoutes must be refused");
     };
     assert_eq!(items.len(), 1, "{items:#?}");
@@ -272,7 +278,7 @@ fn enable_keeps_tlsroutes_from_before_1_20_on_the_experimental_crd() {
         [experimental.clone(), standard.clone()],
     ] {
         let crds = read_crd_files(&files).unwrap_or_else(|e| panic!("{e}"));
-        let planned = plan(&live, None, crds).unwrap_or_else(|e| panic!("{files:?}: {e}"));
+        let planned = plan(live, None, crds).unwrap_or_else(|e| panic!("{files:?}: {e}"));
         let tls: Vec<&Value> = planned
             .crds
             .iter()
