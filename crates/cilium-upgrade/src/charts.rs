@@ -1,6 +1,7 @@
 //! Where the hops' charts come from: a directory of `cilium-X.Y.Z.tgz` archives (`--charts DIR`,
-//! air-gapped clusters and the tests) or Cilium's Helm repository (`cilium/cilium`, pulled into
-//! a cache directory so that the archive a plan pins by sha256 is the one applied).
+//! air-gapped clusters and the tests) or Cilium's Helm repository (`cilium/cilium`, as the
+//! operator added it to helm; its index refreshed before the versions are read, the archives
+//! pulled into a cache directory so that the archive a plan pins by sha256 is the one applied).
 
 use std::path::{Path, PathBuf};
 
