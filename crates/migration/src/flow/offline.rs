@@ -402,7 +402,7 @@ pub fn offline_gate(
         chart: chart_name,
         differences,
         blockers,
-        not_checked: "the workloads (agent DaemonSet, operator, Hubble) need the live objects: `migrate` compares them".into(),
+        not_checked: "the workloads (agent DaemonSet, operator, Hubble) need the live objects, and objects the chart renders only for the cluster's APIs or Kubernetes version need the cluster (rendered here with Helm's built-in ones): `migrate` compares them".into(),
     })
 }
 
