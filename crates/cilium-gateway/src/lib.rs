@@ -6,9 +6,10 @@
 //! stage with its own state (the enable journal), used by `cargo xtask gateway-api` and reusable
 //! by anything else that holds a `kube::Client` and a [`helm::Helm`].
 //!
-//! - [`bundle`]: the Gateway API CRD bundles (`v1.0` … `v1.5`, standard and experimental
+//! - [`bundle`]: the Gateway API CRD bundles (`v1.0` … `v1.6`, standard and experimental
 //!   channels: names, scopes and served versions as upstream ships them) and what each Cilium
-//!   minor needs (1.15: v1.0, 1.16: v1.1, 1.17: v1.2, 1.18: v1.3, 1.19: up to v1.4.x).
+//!   minor needs (1.15: v1.0, 1.16: v1.1, 1.17: v1.2, 1.18: v1.3, 1.19: up to v1.4.x, 1.20:
+//!   v1.6.1, with the experimental TLSRoute where TLSRoutes from before 1.20 are at `v1alpha2`).
 //! - [`state`]: the facts judged, as plain data ([`ClusterState`]); [`mod@collect`] reads them
 //!   through the Kubernetes API and Helm.
 //! - [`checks`]: `check`, pure functions over a [`ClusterState`] and optionally the Kubespray
