@@ -163,6 +163,25 @@ async fn enable_on_1_20_keeps_v1alpha2_tlsroutes_on_the_experimental_crd() {
         live.stored_versions.iter().any(|v| v == "v1alpha2"),
         "{live:?}"
     );
+    // The lighter read an upgrade plan uses gives the same facts and the same requirement.
+    let gateway_crds = cilium_gateway::collect::gateway_api_crds(&client)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(gateway_crds, state.crds);
+    let requirement = cilium_gateway::bundle::Requirement::for_cluster(20, &gateway_crds)
+        .unwrap_or_else(|| panic!("1.20 has a requirement"));
+    let tls = requirement
+        .crds
+        .iter()
+        .find(|c| c.plural == "tlsroutes")
+        .unwrap_or_else(|| panic!("{requirement:?}"));
+    assert_eq!(
+        (tls.channel, tls.keep_served.as_slice()),
+        (
+            cilium_gateway::bundle::Channel::Experimental,
+            &["v1alpha2".to_owned(), "v1alpha3".to_owned()][..]
+        )
+    );
     let report = cilium_gateway::check(&state, None);
     let item = report
         .item(&format!("CRD {TLSROUTES}"))

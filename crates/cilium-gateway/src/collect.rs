@@ -144,6 +144,22 @@ pub async fn collect(
     })
 }
 
+/// The Gateway API CRDs in the cluster, as [`collect`] reads them: what
+/// [`crate::bundle::Requirement::for_cluster`] needs (an upgrade plan's hop to 1.20 asks it
+/// which TLSRoute channel keeps the cluster's TLSRoutes readable).
+pub async fn gateway_api_crds(client: &kube::Client) -> Result<Vec<CrdFacts>, Error> {
+    let crds = Api::<CustomResourceDefinition>::all(client.clone())
+        .list(&ListParams::default())
+        .await
+        .map_err(kube_error("CustomResourceDefinitions"))?
+        .items;
+    Ok(crds
+        .iter()
+        .filter(|crd| crd.spec.group == GROUP)
+        .map(crd_facts)
+        .collect())
+}
+
 /// The label ingress-nginx's released manifests and chart put on the controller's Service.
 pub const INGRESS_NGINX_SELECTOR: &str =
     "app.kubernetes.io/name=ingress-nginx,app.kubernetes.io/component=controller";
