@@ -3,6 +3,7 @@
 //! operator added it to helm; its index refreshed before the versions are read, the archives
 //! pulled into a cache directory so that the archive a plan pins by sha256 is the one applied).
 
+use std::os::unix::fs::DirBuilderExt as _;
 use std::path::{Path, PathBuf};
 
 use helm::{CILIUM_REPO_NAME, CILIUM_REPO_URL, ChartSource, Helm};
@@ -123,10 +124,16 @@ impl ChartStore {
                 // A cached archive is the one a plan pinned (its sha256 is checked by `--apply`).
                 if !path.is_file() {
                     added_repository(helm)?;
-                    std::fs::create_dir_all(cache).map_err(|source| Error::Io {
-                        path: cache.clone(),
-                        source,
-                    })?;
+                    // The cache is in the state directory, which holds values files with
+                    // secrets: made for its owner only, as `write_private` makes it.
+                    std::fs::DirBuilder::new()
+                        .recursive(true)
+                        .mode(0o700)
+                        .create(cache)
+                        .map_err(|source| Error::Io {
+                            path: cache.clone(),
+                            source,
+                        })?;
                     helm.pull(&ChartSource::cilium(), Some(&version.to_string()), cache)?;
                 }
                 path

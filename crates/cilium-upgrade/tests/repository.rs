@@ -194,6 +194,14 @@ fn the_plan_from_the_repository_lists_pulls_and_pins_its_charts_as_charts_dir_do
             .map(|h| h.version.as_str())
             .collect();
         assert_eq!(hops, ["1.17.18", "1.18.12"], "{}", program.display());
+        // The state directory holds values files with secrets: created for its owner only,
+        // also when the chart cache is what creates it first.
+        for dir in [tmp.path().join("state"), cache.clone()] {
+            let mode = std::os::unix::fs::PermissionsExt::mode(
+                &std::fs::metadata(&dir).unwrap().permissions(),
+            );
+            assert_eq!(mode & 0o777, 0o700, "{}", dir.display());
+        }
         // Pulled into the cache, only what the path needs; pinned by the released files' sha256.
         assert_eq!(
             archives_in(&cache),
