@@ -411,31 +411,29 @@ impl Session<'_> {
     }
 
     async fn verify(&self, progress: &mut dyn Progress) -> Result<(), FlowError> {
-        let deadline = Instant::now() + self.options.verify_timeout;
-        loop {
-            let checks = self.checks().await?;
-            let failing: Vec<&CheckLine> =
-                checks.iter().filter(|c| !c.ignored && !c.green).collect();
-            if failing.is_empty() {
-                for c in checks.iter().filter(|c| c.ignored && !c.green) {
-                    progress.note(&format!(
-                        "ignored check {}: {} {}",
-                        c.name, c.state, c.detail
-                    ));
-                }
-                break;
-            }
-            if Instant::now() >= deadline {
-                return Err(FlowError::VerifyTimeout {
-                    timeout: self.options.verify_timeout,
-                    problems: failing
-                        .iter()
-                        .map(|c| format!("- {}: {} {}", c.name, c.state, c.detail))
-                        .collect::<Vec<_>>()
-                        .join("\n"),
-                });
-            }
-            tokio::time::sleep(Duration::from_secs(1)).await;
+        let options = verify::Options::new(&self.release.namespace, &self.release.name);
+        let ignore = &self.options.ignore_checks;
+        let report = verify::verify_until_healthy(
+            &self.client,
+            &options,
+            ignore,
+            self.options.verify_timeout,
+        )
+        .await?;
+        let line = |c: &verify::Check| format!("{}: {} {}", c.name, c.state.label(), c.detail);
+        let failing: Vec<String> = report
+            .problems()
+            .filter(|c| !ignore.contains(&c.name))
+            .map(|c| format!("- {}", line(c)))
+            .collect();
+        if !failing.is_empty() {
+            return Err(FlowError::VerifyTimeout {
+                timeout: self.options.verify_timeout,
+                problems: failing.join("\n"),
+            });
+        }
+        for c in report.problems() {
+            progress.note(&format!("ignored check {}", line(c)));
         }
         era::write_handover_marker(
             &self.client,
