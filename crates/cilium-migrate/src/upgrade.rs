@@ -539,6 +539,7 @@ mod tests {
             config,
             workloads,
             objects: cilium_upgrade::plan::object_names(&manifest),
+            gateway_api_crds: Vec::new(),
         };
         let plan = cilium_upgrade::plan(&start, &[to], &helm, None, scratch.path()).expect("plan");
         for json in [false, true] {

@@ -151,6 +151,9 @@ pub enum Error {
         /// Why.
         source: std::io::Error,
     },
+    /// The cluster's Gateway API CRDs cannot be read.
+    #[error("reading the cluster's Gateway API CRDs: {0}")]
+    GatewayApi(#[from] cilium_gateway::Error),
     /// A Kubernetes API call failed.
     #[error("{what}: {source}")]
     Kube {

@@ -117,6 +117,7 @@ pub async fn read_start(cluster: &Cluster<'_>) -> Result<Start, Error> {
         config,
         workloads,
         objects: object_names(&manifest),
+        gateway_api_crds: cilium_gateway::collect::gateway_api_crds(cluster.client).await?,
     })
 }
 

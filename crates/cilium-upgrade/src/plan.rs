@@ -48,6 +48,9 @@ pub struct Start {
     pub workloads: Vec<Json>,
     /// The release's objects (`helm get manifest`), as `Kind/name`.
     pub objects: BTreeSet<String>,
+    /// The cluster's Gateway API CRDs (empty offline): TLSRoutes stored at `v1alpha2` before
+    /// 1.20 need the experimental TLSRoute of the 1.20 bundle.
+    pub gateway_api_crds: Vec<cilium_gateway::state::CrdFacts>,
 }
 
 /// The release a plan starts from; `--plan` refuses a release that moved since.
@@ -263,7 +266,9 @@ pub fn plan(
             scratch,
         )?;
         previous = hop.1;
-        hops.push(hop.0);
+        let mut hop = hop.0;
+        hop.gateway_api = gateway_api_need(&hop.values, &previous.version, &start.gateway_api_crds);
+        hops.push(hop);
     }
     Ok(UpgradePlan {
         format: PLAN_FORMAT,
@@ -589,23 +594,6 @@ fn plan_hop(
         });
     }
 
-    let gateway_api = pointer(&carried.values, &["gatewayAPI", "enabled"])
-        .and_then(Json::as_bool)
-        .filter(|on| *on)
-        .and_then(|_| cilium_gateway::bundle::Requirement::for_cilium_minor(version.minor))
-        .map(|r| GatewayApiNeed {
-            bundle: r.bundle.to_string(),
-            crds: r
-                .crds
-                .iter()
-                .map(|c| {
-                    format!(
-                        "{} {} ({:?}, {:?} channel)",
-                        c.kind, c.version, c.need, c.channel
-                    )
-                })
-                .collect(),
-        });
     let hop = Hop {
         from: previous.version.to_string(),
         version: chart.version.to_string(),
@@ -634,7 +622,8 @@ fn plan_hop(
             })
             .collect(),
         objects: object_changes,
-        gateway_api,
+        // Set by `plan`, which knows the cluster's Gateway API CRDs.
+        gateway_api: None,
         preflight: true,
         changes,
     };
@@ -646,6 +635,38 @@ fn plan_hop(
         objects,
     };
     Ok((hop, next))
+}
+
+/// The Gateway API CRDs the hop to `version` needs when its `values` turn the Gateway API on;
+/// `crds` are the cluster's (TLSRoutes stored at `v1alpha2` keep the experimental TLSRoute).
+fn gateway_api_need(
+    values: &Json,
+    version: &semver::Version,
+    crds: &[cilium_gateway::state::CrdFacts],
+) -> Option<GatewayApiNeed> {
+    pointer(values, &["gatewayAPI", "enabled"])
+        .and_then(Json::as_bool)
+        .filter(|on| *on)?;
+    let minor = u32::try_from(version.minor).ok()?;
+    let r = cilium_gateway::bundle::Requirement::for_cluster(minor, crds)?;
+    Some(GatewayApiNeed {
+        bundle: r.bundle.to_string(),
+        crds: r
+            .crds
+            .iter()
+            .map(|c| {
+                let keep = if c.keep_served.is_empty() {
+                    String::new()
+                } else {
+                    format!(", keeps serving {}", c.keep_served.join(", "))
+                };
+                format!(
+                    "{} {} ({:?}, {:?} channel{keep})",
+                    c.kind, c.version, c.need, c.channel
+                )
+            })
+            .collect(),
+    })
 }
 
 /// An image difference that is the upgrade: the same repository, the hop's tag.

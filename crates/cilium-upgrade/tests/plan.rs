@@ -42,6 +42,7 @@ fn start(helm: &helm::Helm, chart: &ChartArchive, values: Json, scratch: &Path) 
         config,
         workloads,
         objects: object_names(&manifest),
+        gateway_api_crds: Vec::new(),
     }
 }
 
@@ -485,5 +486,53 @@ fn the_1_20_hop_renames_strict_mode_and_refuses_cluster_mesh_certificates_as_val
     assert_eq!(
         hop.values["encryption"]["strictMode"]["enabled"],
         json!(true)
+    );
+}
+
+#[test]
+fn the_1_20_hop_keeps_tlsroutes_stored_at_v1alpha2_readable_with_the_experimental_crd() {
+    let Some(upstream) = upstream::Upstream::for_test(
+        "plan::the_1_20_hop_keeps_tlsroutes_stored_at_v1alpha2_readable_with_the_experimental_crd",
+    ) else {
+        return;
+    };
+    let scratch = tempfile::tempdir().unwrap();
+    let helm = helm();
+    let chart = ChartArchive::read(&upstream.chart("1.19.6").unwrap()).unwrap();
+    let values = json!({
+        "kubeProxyReplacement": true,
+        "k8sServiceHost": "10.0.0.10",
+        "k8sServicePort": 6443,
+        "gatewayAPI": {"enabled": true},
+    });
+    let tlsroutes_need = |start: &Start| {
+        let plan = plan_to(&upstream, start, "1.20", scratch.path());
+        let gateway = plan.hops[0].gateway_api.clone().expect("gatewayAPI is on");
+        assert_eq!(gateway.bundle, "v1.6.1");
+        gateway
+            .crds
+            .into_iter()
+            .find(|c| c.starts_with("TLSRoute "))
+            .expect("1.20 needs TLSRoute")
+    };
+    // A cluster whose TLSRoutes were stored at v1alpha2 (the 1.19 operator's version).
+    let mut start = start(&helm, &chart, values, scratch.path());
+    start.gateway_api_crds = vec![cilium_gateway::state::CrdFacts {
+        plural: "tlsroutes".into(),
+        served: vec!["v1alpha2".into(), "v1alpha3".into()],
+        stored_versions: vec!["v1alpha2".into()],
+        ..Default::default()
+    }];
+    let need = tlsroutes_need(&start);
+    assert!(
+        need.contains("Experimental") && need.contains("keeps serving v1alpha2"),
+        "{need}"
+    );
+    // Offline, or with no TLSRoutes before: the standard channel.
+    start.gateway_api_crds.clear();
+    let need = tlsroutes_need(&start);
+    assert!(
+        need.contains("Standard") && !need.contains("keeps"),
+        "{need}"
     );
 }

@@ -140,6 +140,7 @@ fn start_1_17_3(upstream: &upstream::Upstream, helm: &helm::Helm, scratch: &Path
         config,
         workloads,
         objects: object_names(&manifest),
+        gateway_api_crds: Vec::new(),
     }
 }
 

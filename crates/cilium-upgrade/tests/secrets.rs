@@ -69,6 +69,7 @@ fn start(helm: &helm::Helm, chart: &ChartArchive, values: Json, scratch: &Path) 
         config,
         workloads,
         objects: object_names(&manifest),
+        gateway_api_crds: Vec::new(),
     }
 }
 
