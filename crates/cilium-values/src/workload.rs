@@ -980,6 +980,10 @@ const RULES: &[Rule] = &[
     block("image", "the container runs another build of the code, or pulls it from another registry"),
     explain("imagePullPolicy", "when the kubelet pulls the image, not what runs"),
     explain("command", "the operator build's own binary name (see its image)").on(OPERATOR).when(operator_build),
+    explain("command", "the config step gets a flag with no value, which is the flag's own default (1.20 writes `--k8s-api-server-urls=` when no URL is set): it reads the configuration as before")
+        .on(AGENT)
+        .container("config")
+        .when(only_empty_flags_added),
     block("command", "the container runs another program"),
     block("args", "the program's command-line flags change"),
     // Environment.
@@ -1221,6 +1225,26 @@ fn images(raw: &Raw) -> Option<(Image<'_>, Image<'_>)> {
 
 fn same_repository_and_tag(raw: &Raw, _: &Ctx<'_>) -> bool {
     images(raw).is_some_and(|(a, b)| a.0 == b.0 && a.1 == b.1)
+}
+
+/// The rendered command is the live one plus flags written with an empty value (`--name=`).
+fn only_empty_flags_added(raw: &Raw, _: &Ctx<'_>) -> bool {
+    let (Some(Json::Array(live)), Some(Json::Array(rendered))) = (&raw.live, &raw.rendered) else {
+        return false;
+    };
+    rendered.len() > live.len()
+        && rendered.starts_with(live)
+        && rendered[live.len()..].iter().all(|arg| {
+            arg.as_str()
+                .and_then(|a| a.strip_prefix("--"))
+                .and_then(|a| a.strip_suffix('='))
+                .is_some_and(|name| {
+                    !name.is_empty()
+                        && name
+                            .chars()
+                            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                })
+        })
 }
 
 /// Only the tag (or digest) changed: the same registry serves it.
@@ -2238,6 +2262,39 @@ mod tests {
         let dropped = compare_workloads(&l, &live());
         assert_eq!(dropped.len(), 1, "{dropped:#?}");
         assert!(dropped[0].blocks && dropped[0].name == "DaemonSet/cilium: securityContext");
+    }
+
+    /// 1.20 writes `--k8s-api-server-urls=` (no URL) on the config step: the flag's default.
+    #[test]
+    fn a_flag_with_no_value_added_to_the_config_step_is_its_default() {
+        let with_command = |command: Json| {
+            let mut o = live();
+            list(&mut o, "DaemonSet", &format!("{POD}/initContainers")).push(json!({
+                "name": "config",
+                "image": "quay.io/cilium/cilium:v1.15.9",
+                "command": command,
+            }));
+            o
+        };
+        let before = with_command(json!(["cilium-dbg", "build-config"]));
+        let empty = with_command(json!([
+            "cilium-dbg",
+            "build-config",
+            "--k8s-api-server-urls="
+        ]));
+        let differences = compare_workloads(&before, &empty);
+        assert_eq!(differences.len(), 1, "{differences:#?}");
+        assert!(!differences[0].blocks, "{differences:#?}");
+        let set = with_command(json!([
+            "cilium-dbg",
+            "build-config",
+            "--k8s-api-server-urls=https://10.0.0.1:6443"
+        ]));
+        let differences = compare_workloads(&before, &set);
+        assert!(
+            differences.iter().all(|d| d.blocks) && differences.len() == 1,
+            "{differences:#?}"
+        );
     }
 
     #[test]
