@@ -17,12 +17,11 @@ mod migrate_common;
 use std::fs;
 
 use migrate_common::{
-    Recorder, fixture_options, inventory_copy, live_cilium_config, migrate_options, pod_uids,
-    release_cilium_config, release_status, start_testbed, upstream,
+    Recorder, cilium_cli_era_testbed, inventory_copy, live_cilium_config, migrate_options,
+    pod_uids, release_cilium_config, release_status, upstream,
 };
 use migration::flow::{self, Outcome, RollbackOptions};
 use migration::journal::{Step, Strategy};
-use testbed::fixtures::{self, CiliumCliInstall, IdentityAllocation};
 use tests::files_under;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -35,27 +34,9 @@ async fn v2_28_release_is_handed_over_without_restarting_pods_with_helm3_and_hel
     let case = tests::rendered_case(&upstream, "sample", "v2.28.1");
     let chart = upstream.chart("1.17.3").unwrap();
     let tmp = tempfile::tempdir().unwrap();
-    let testbed = start_testbed(&tmp.path().join("testbed")).await;
-    let tools = testbed.tools();
-    // Kubespray v2.28's values allocate identities as CiliumIdentity objects.
-    let options = fixtures::FixtureOptions {
-        identity_allocation: IdentityAllocation::Crd,
-        ..fixture_options(&testbed)
-    };
     let values = tests::cilium_cli_values(&case);
-    // cilium-cli drives the Helm 3 SDK.
-    fixtures::cilium_cli_era(
-        &tools.helm3,
-        &tools.kubectl,
-        testbed.kubeconfig(),
-        &CiliumCliInstall {
-            chart: &chart,
-            values: &values,
-            api_server: testbed.api_server(),
-        },
-        &options,
-    )
-    .unwrap();
+    let testbed = cilium_cli_era_testbed(&tmp.path().join("testbed"), &chart, &values).await;
+    let tools = testbed.tools();
     let client = testbed.client().await.unwrap();
     let inventory = inventory_copy(&case, tmp.path());
     let inventory_before = files_under(&inventory);

@@ -28,13 +28,11 @@ use k8s_openapi::api::apps::v1::DaemonSet;
 use kube::Api;
 use kube::api::{DeleteParams, DynamicObject, PostParams};
 use migrate_common::{
-    KWOK_IGNORED_CHECKS, Recorder, fixture_options, inventory_copy, live_cilium_config,
-    migrate_options, release_status, resource, run_xtask, start_testbed, template_era_testbed,
-    upstream,
+    KWOK_IGNORED_CHECKS, Recorder, cilium_cli_era_testbed, inventory_copy, live_cilium_config,
+    migrate_options, release_status, resource, run_xtask, template_era_testbed, upstream,
 };
 use migration::flow::{self, Outcome};
 use serde_json::Value as Json;
-use testbed::fixtures::{self, CiliumCliInstall, IdentityAllocation};
 
 /// `--kubeconfig K --helm H --state-dir S --ignore-check ...`: what every upgrade call passes.
 fn common(kubeconfig: &Path, helm: &Path, state: &Path) -> Vec<OsString> {
@@ -445,24 +443,13 @@ async fn upgrade_takes_the_cilium_cli_release_from_1_17_3_to_1_19_6_then_1_20_0_
     let case = tests::rendered_case(&upstream, "sample", "v2.28.1");
     let chart = upstream.chart("1.17.3").unwrap();
     let tmp = tempfile::tempdir().unwrap();
-    let testbed = start_testbed(&tmp.path().join("testbed")).await;
-    let tools = testbed.tools();
-    let options = fixtures::FixtureOptions {
-        identity_allocation: IdentityAllocation::Crd,
-        ..fixture_options(&testbed)
-    };
-    fixtures::cilium_cli_era(
-        &tools.helm3,
-        &tools.kubectl,
-        testbed.kubeconfig(),
-        &CiliumCliInstall {
-            chart: &chart,
-            values: &tests::cilium_cli_values(&case),
-            api_server: testbed.api_server(),
-        },
-        &options,
+    let testbed = cilium_cli_era_testbed(
+        &tmp.path().join("testbed"),
+        &chart,
+        &tests::cilium_cli_values(&case),
     )
-    .unwrap();
+    .await;
+    let tools = testbed.tools();
     let client = testbed.client().await.unwrap();
     let kubeconfig = testbed.kubeconfig().to_path_buf();
     let helm = tools.helm.clone();

@@ -30,8 +30,8 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::Api;
 use kube::api::{DynamicObject, PostParams};
 use migrate_common::{
-    KWOK_IGNORED_CHECKS, Recorder, fixture_options, inventory_copy, migrate_options, resource,
-    run_xtask, start_testbed, upstream,
+    KWOK_IGNORED_CHECKS, Recorder, cilium_cli_era_testbed, fixture_options, inventory_copy,
+    migrate_options, resource, run_xtask, start_testbed, upstream,
 };
 use migration::flow::{self, Outcome};
 use serde_json::{Value as Json, json};
@@ -100,24 +100,8 @@ async fn the_plan_lists_the_gateway_class_the_hop_creates_once_the_cluster_serve
     let values = tmp.path().join("values.yaml");
     std::fs::write(&values, text.replace(off, "gatewayAPI:\n  enabled: true\n")).unwrap();
 
-    let testbed = start_testbed(&tmp.path().join("testbed")).await;
+    let testbed = cilium_cli_era_testbed(&tmp.path().join("testbed"), &chart, &values).await;
     let tools = testbed.tools();
-    let options = fixtures::FixtureOptions {
-        identity_allocation: IdentityAllocation::Crd,
-        ..fixture_options(&testbed)
-    };
-    fixtures::cilium_cli_era(
-        &tools.helm3,
-        &tools.kubectl,
-        testbed.kubeconfig(),
-        &CiliumCliInstall {
-            chart: &chart,
-            values: &values,
-            api_server: testbed.api_server(),
-        },
-        &options,
-    )
-    .unwrap();
     let client = testbed.client().await.unwrap();
     let kubeconfig = testbed.kubeconfig().to_path_buf();
     let helm = tools.helm.clone();

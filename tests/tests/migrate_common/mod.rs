@@ -49,6 +49,30 @@ pub(crate) async fn template_era_testbed(state: &Path, case: &RenderedCase) -> T
     testbed
 }
 
+/// A testbed of the test's own holding a cilium-cli-era install: `chart` installed as the Helm
+/// release `cilium` with `values` by Helm 3 (cilium-cli drives the Helm 3 SDK), plus what a running
+/// Cilium creates, its identities as CiliumIdentity objects (Kubespray v2.28's values).
+pub(crate) async fn cilium_cli_era_testbed(state: &Path, chart: &Path, values: &Path) -> Testbed {
+    let testbed = start_testbed(state).await;
+    let tools = testbed.tools();
+    testbed::fixtures::cilium_cli_era(
+        &tools.helm3,
+        &tools.kubectl,
+        testbed.kubeconfig(),
+        &testbed::fixtures::CiliumCliInstall {
+            chart,
+            values,
+            api_server: testbed.api_server(),
+        },
+        &FixtureOptions {
+            identity_allocation: testbed::fixtures::IdentityAllocation::Crd,
+            ..fixture_options(&testbed)
+        },
+    )
+    .unwrap_or_else(|e| panic!("installing {} as cilium-cli does: {e}", chart.display()));
+    testbed
+}
+
 /// The fixture options for this testbed's nodes (the custom resources of a running cluster).
 pub(crate) fn fixture_options(testbed: &Testbed) -> FixtureOptions {
     FixtureOptions {
