@@ -6,45 +6,16 @@
 //! after a hand-over (or a cilium-cli install) the live objects are that render.
 #![allow(clippy::unwrap_used, clippy::print_stderr)]
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+mod support;
 
-use cilium_upgrade::plan::{Start, config_and_workloads, object_names, render};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use cilium_upgrade::plan::{Start, config_and_workloads, render};
 use cilium_upgrade::{ChartArchive, ChartStore, Target, UpgradePlan, plan, upgrade_path};
 use migration::flow::{OfflineOptions, offline_values};
 use serde_json::{Value as Json, json};
-
-fn helm() -> helm::Helm {
-    let dir = match std::env::var_os("CILIUM_MIGRATE_TOOLS") {
-        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
-        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/tools/bin"),
-    };
-    let path = dir.join("helm3");
-    assert!(
-        path.is_file(),
-        "{} is missing: run `cargo xtask testbed build` (or set CILIUM_MIGRATE_TOOLS)",
-        path.display()
-    );
-    helm::Helm::locate(Some(&path)).unwrap()
-}
-
-/// The start: `chart` rendered with `values`, as the cluster runs it.
-fn start(helm: &helm::Helm, chart: &ChartArchive, values: Json, scratch: &Path) -> Start {
-    let manifest = render(helm, chart, &values, None, scratch).unwrap();
-    let (config, workloads) = config_and_workloads(&manifest, &chart.path).unwrap();
-    Start {
-        cluster: None,
-        release: "cilium".into(),
-        namespace: "kube-system".into(),
-        revision: 1,
-        version: chart.version.clone(),
-        values,
-        config,
-        workloads,
-        objects: object_names(&manifest),
-        gateway_api_crds: Vec::new(),
-    }
-}
+use support::{helm, kubespray_2_28_values, start};
 
 fn plan_to(upstream: &upstream::Upstream, start: &Start, to: &str, scratch: &Path) -> UpgradePlan {
     let store = ChartStore::Directory(upstream.charts_dir());
@@ -122,7 +93,7 @@ fn kubespray_2_27_hand_over_to_1_17_goes_through_every_minor_and_keeps_envoy_in_
     let values = translation.values.to_json().unwrap();
     let helm = helm();
     let chart = ChartArchive::read(&upstream.chart("1.15.9").unwrap()).unwrap();
-    let start = start(&helm, &chart, values, scratch.path());
+    let start = start(&helm, &chart, values, 1, scratch.path());
     let plan = plan_to(&upstream, &start, "1.17", scratch.path());
 
     let hops: Vec<&str> = plan.hops.iter().map(|h| h.version.as_str()).collect();
@@ -157,15 +128,10 @@ fn kubespray_2_28_release_to_1_19_6() {
         return;
     };
     let scratch = tempfile::tempdir().unwrap();
-    let case = upstream.rendered_case("sample", "v2.28.1").unwrap();
-    let text = std::fs::read_to_string(case.file("values.yaml")).unwrap();
-    let mut values: Json = serde_saphyr::from_str(&text).unwrap();
-    // cilium-cli resolves `auto` from the kubeconfig before it installs.
-    values["k8sServiceHost"] = json!("10.0.0.10");
-    values["k8sServicePort"] = json!(6443);
+    let values = kubespray_2_28_values(&upstream);
     let helm = helm();
     let chart = ChartArchive::read(&upstream.chart("1.17.3").unwrap()).unwrap();
-    let start = start(&helm, &chart, values, scratch.path());
+    let start = start(&helm, &chart, values, 1, scratch.path());
     let plan = plan_to(&upstream, &start, "1.19.6", scratch.path());
 
     let hops: Vec<&str> = plan.hops.iter().map(|h| h.version.as_str()).collect();
@@ -342,7 +308,7 @@ fn with_gateway_api_on_each_hop_names_the_crd_bundle_its_minor_needs() {
         "k8sServicePort": 6443,
         "gatewayAPI": {"enabled": true},
     });
-    let start = start(&helm, &chart, values, scratch.path());
+    let start = start(&helm, &chart, values, 1, scratch.path());
     let plan = plan_to(&upstream, &start, "1.17", scratch.path());
     let bundles: Vec<(&str, Option<&str>)> = plan
         .hops
@@ -382,18 +348,14 @@ fn kubespray_2_28_release_on_1_19_6_to_1_20_0() {
         return;
     };
     let scratch = tempfile::tempdir().unwrap();
-    let case = upstream.rendered_case("sample", "v2.28.1").unwrap();
-    let text = std::fs::read_to_string(case.file("values.yaml")).unwrap();
-    let mut values: Json = serde_saphyr::from_str(&text).unwrap();
-    values["k8sServiceHost"] = json!("10.0.0.10");
-    values["k8sServicePort"] = json!(6443);
+    let mut values = kubespray_2_28_values(&upstream);
     // As the 1.17.3 -> 1.19.6 path leaves it: the 1.17 hop drops `loadbalancer` and pins Envoy.
     values.as_object_mut().unwrap().remove("loadbalancer");
     values["envoy"] = json!({"enabled": true});
     values["upgradeCompatibility"] = json!("1.17");
     let helm = helm();
     let chart = ChartArchive::read(&upstream.chart("1.19.6").unwrap()).unwrap();
-    let start = start(&helm, &chart, values, scratch.path());
+    let start = start(&helm, &chart, values, 1, scratch.path());
     let plan = plan_to(&upstream, &start, "1.20", scratch.path());
 
     let hops: Vec<&str> = plan.hops.iter().map(|h| h.version.as_str()).collect();
@@ -516,7 +478,7 @@ fn the_1_20_hop_keeps_tlsroutes_stored_at_v1alpha2_readable_with_the_experimenta
             .expect("1.20 needs TLSRoute")
     };
     // A cluster whose TLSRoutes were stored at v1alpha2 (the 1.19 operator's version).
-    let mut start = start(&helm, &chart, values, scratch.path());
+    let mut start = start(&helm, &chart, values, 1, scratch.path());
     start.gateway_api_crds = vec![cilium_gateway::state::CrdFacts {
         plural: "tlsroutes".into(),
         served: vec!["v1alpha2".into(), "v1alpha3".into()],

@@ -7,6 +7,8 @@
 //! it, nothing changed.
 #![allow(clippy::unwrap_used, clippy::print_stderr)]
 
+mod support;
+
 use std::collections::BTreeSet;
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::net::{TcpListener, TcpStream};
@@ -15,30 +17,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use cilium_upgrade::live::plan_upgrade;
-use cilium_upgrade::plan::{Start, config_and_workloads, object_names, render};
 use cilium_upgrade::{ChartArchive, ChartStore, Target};
-use serde_json::{Value as Json, json};
-
-fn tools_dir() -> PathBuf {
-    match std::env::var_os("CILIUM_MIGRATE_TOOLS") {
-        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
-        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/tools/bin"),
-    }
-}
 
 /// Both Helm majors the tool drives.
 fn helms() -> Vec<PathBuf> {
     ["helm3", "helm4"]
-        .iter()
-        .map(|name| {
-            let path = tools_dir().join(name);
-            assert!(
-                path.is_file(),
-                "{} is missing: run `cargo xtask testbed build` (or set CILIUM_MIGRATE_TOOLS)",
-                path.display()
-            );
-            path
-        })
+        .into_iter()
+        .map(support::helm_path)
         .collect()
 }
 
@@ -119,31 +104,6 @@ fn publish(helm: &helm::Helm, upstream: &upstream::Upstream, repo: &Path, versio
         .unwrap();
 }
 
-/// Kubespray v2.28.1's cilium-cli release on chart 1.17.3, as a plan's start (no cluster).
-fn start_1_17_3(upstream: &upstream::Upstream, helm: &helm::Helm, scratch: &Path) -> Start {
-    let case = upstream.rendered_case("sample", "v2.28.1").unwrap();
-    let text = std::fs::read_to_string(case.file("values.yaml")).unwrap();
-    let mut values: Json = serde_saphyr::from_str(&text).unwrap();
-    // cilium-cli resolves `auto` from the kubeconfig before it installs.
-    values["k8sServiceHost"] = json!("10.0.0.10");
-    values["k8sServicePort"] = json!(6443);
-    let chart = ChartArchive::read(&upstream.chart("1.17.3").unwrap()).unwrap();
-    let manifest = render(helm, &chart, &values, None, scratch).unwrap();
-    let (config, workloads) = config_and_workloads(&manifest, &chart.path).unwrap();
-    Start {
-        cluster: None,
-        release: "cilium".into(),
-        namespace: "kube-system".into(),
-        revision: 1,
-        version: chart.version.clone(),
-        values,
-        config,
-        workloads,
-        objects: object_names(&manifest),
-        gateway_api_crds: Vec::new(),
-    }
-}
-
 fn archives_in(dir: &Path) -> BTreeSet<String> {
     std::fs::read_dir(dir)
         .map(|entries| {
@@ -186,7 +146,13 @@ fn the_plan_from_the_repository_lists_pulls_and_pins_its_charts_as_charts_dir_do
             program.display()
         );
         let scratch = tmp.path().join("scratch");
-        let start = start_1_17_3(&upstream, &helm, &scratch);
+        let start = support::start(
+            &helm,
+            &ChartArchive::read(&upstream.chart("1.17.3").unwrap()).unwrap(),
+            support::kubespray_2_28_values(&upstream),
+            1,
+            &scratch,
+        );
         let target = Some("1.18".parse::<Target>().unwrap());
         let from_repository = plan_upgrade(&start, target, &store, &helm, None, &scratch).unwrap();
         let hops: Vec<&str> = from_repository
@@ -301,7 +267,13 @@ fn a_stale_index_is_refreshed_and_one_that_cannot_be_is_refused_with_the_fix() {
             cache: cache.clone(),
         };
         let scratch = tmp.path().join("scratch");
-        let start = start_1_17_3(&upstream, &helm, &scratch);
+        let start = support::start(
+            &helm,
+            &ChartArchive::read(&upstream.chart("1.17.3").unwrap()).unwrap(),
+            support::kubespray_2_28_values(&upstream),
+            1,
+            &scratch,
+        );
         // 1.17's latest patch is the one published last, not the stale index's 1.17.3.
         let plan = plan_upgrade(
             &start,

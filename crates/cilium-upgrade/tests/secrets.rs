@@ -4,28 +4,13 @@
 //! secret changed since do not match it, so `--plan --apply` refuses that plan.
 #![allow(clippy::unwrap_used)]
 
-use std::path::{Path, PathBuf};
+mod support;
 
-use cilium_upgrade::plan::{
-    Start, check_values_files, config_and_workloads, object_names, render, values_files,
-};
+use cilium_upgrade::plan::{check_values_files, values_files};
 use cilium_upgrade::redact::{sha256_hex, values_sha256};
 use cilium_upgrade::{ChartArchive, UpgradePlan, plan};
 use serde_json::{Value as Json, json};
-
-fn helm() -> helm::Helm {
-    let dir = match std::env::var_os("CILIUM_MIGRATE_TOOLS") {
-        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
-        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/tools/bin"),
-    };
-    let path = dir.join("helm3");
-    assert!(
-        path.is_file(),
-        "{} is missing: run `cargo xtask testbed build` (or set CILIUM_MIGRATE_TOOLS)",
-        path.display()
-    );
-    helm::Helm::locate(Some(&path)).unwrap()
-}
+use support::{helm, start};
 
 // Throwaway CAs made for this test (`openssl req -x509 -newkey ec`): the charts build Hubble's
 // certificates from `tls.ca`, so the material must parse.
@@ -56,23 +41,6 @@ fn release_values(ca_cert: &str, ca_key: &str) -> Json {
     })
 }
 
-fn start(helm: &helm::Helm, chart: &ChartArchive, values: Json, scratch: &Path) -> Start {
-    let manifest = render(helm, chart, &values, None, scratch).unwrap();
-    let (config, workloads) = config_and_workloads(&manifest, &chart.path).unwrap();
-    Start {
-        cluster: None,
-        release: "cilium".into(),
-        namespace: "kube-system".into(),
-        revision: 4,
-        version: chart.version.clone(),
-        values,
-        config,
-        workloads,
-        objects: object_names(&manifest),
-        gateway_api_crds: Vec::new(),
-    }
-}
-
 #[test]
 fn the_plan_shows_secrets_redacted_pins_each_values_file_and_refuses_values_that_changed() {
     let Some(upstream) = upstream::Upstream::for_test(
@@ -90,6 +58,7 @@ fn the_plan_shows_secrets_redacted_pins_each_values_file_and_refuses_values_that
         &helm,
         &charts[0],
         release_values(CA_CERT, CA_KEY),
+        4,
         scratch.path(),
     );
     let plan = plan(&start, &charts[1..], &helm, None, scratch.path()).unwrap();
