@@ -25,7 +25,7 @@ use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
 use kube::core::GroupVersionKind;
 use serde_json::{Value, json};
 use testbed::fixtures::{self, FixtureOptions};
-use testbed::{Options, Testbed, Tools};
+use testbed::{Testbed, Tools};
 
 const NAMESPACE: &str = "kube-system";
 const RELEASE: &str = "cilium";
@@ -60,15 +60,7 @@ async fn cluster(test: &str, helm_of: fn(&Tools) -> PathBuf, extra: Value) -> Op
     let case = tests::rendered_case(&upstream, "sample", "v2.27.1");
     let chart = upstream.chart("1.15.9").unwrap_or_else(|e| panic!("{e}"));
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("no temp dir: {e}"));
-    let options = Options {
-        nodes: 2,
-        state_dir: dir.path().join("testbed"),
-        tools: Tools::default(),
-        ..Options::default()
-    };
-    let testbed = Testbed::up(&options)
-        .await
-        .unwrap_or_else(|e| panic!("the testbed does not start: {e}"));
+    let testbed = tests::start_own_testbed(&dir.path().join("testbed"), 2).await;
     let tools = testbed.tools();
     let kubeconfig = testbed.kubeconfig().to_path_buf();
     let client = testbed

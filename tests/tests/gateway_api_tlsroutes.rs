@@ -19,7 +19,7 @@ use helm::{ChartSource, Helm, OnFailure, Ownership, UpgradeInstall, Wait};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::Api;
 use serde_json::json;
-use testbed::{Options, Testbed, Tools};
+use testbed::Tools;
 
 const NAMESPACE: &str = "kube-system";
 const RELEASE: &str = "cilium";
@@ -78,15 +78,7 @@ async fn enable_on_1_20_keeps_v1alpha2_tlsroutes_on_the_experimental_crd() {
         |release: &str, file: &str| -> PathBuf { upstream.gateway_api_crds(release).join(file) };
     let chart = upstream.chart("1.20.0").unwrap_or_else(|e| panic!("{e}"));
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("no temp dir: {e}"));
-    let options = Options {
-        nodes: 2,
-        state_dir: dir.path().join("testbed"),
-        tools: Tools::default(),
-        ..Options::default()
-    };
-    let testbed = Testbed::up(&options)
-        .await
-        .unwrap_or_else(|e| panic!("the testbed does not start: {e}"));
+    let testbed = tests::start_own_testbed(&dir.path().join("testbed"), 2).await;
     let tools = testbed.tools();
     let kubeconfig = testbed.kubeconfig().to_path_buf();
     let client = testbed
