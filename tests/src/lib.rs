@@ -382,3 +382,19 @@ pub async fn live_uids(
     }
     uids
 }
+
+/// `kubectl --kubeconfig KUBECONFIG ARGS...` with the testbed's kubectl; its standard output.
+/// Panics with kubectl's standard error when it fails.
+pub fn kubectl(kubectl: &std::path::Path, kubeconfig: &std::path::Path, args: &[&str]) -> String {
+    let output = std::process::Command::new(kubectl)
+        .arg(format!("--kubeconfig={}", kubeconfig.display()))
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run kubectl: {e}"));
+    assert!(
+        output.status.success(),
+        "kubectl {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}

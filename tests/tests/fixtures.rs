@@ -120,20 +120,14 @@ fn field_managers(object: &Value) -> Vec<(String, String)> {
 }
 
 fn kubectl_get_json(tools: &Tools, kubeconfig: &Path, args: &[&str]) -> Value {
-    let output = std::process::Command::new(&tools.kubectl)
-        .arg(format!("--kubeconfig={}", kubeconfig.display()))
-        .arg("get")
-        .args(args)
-        .args(["--output=json", "--show-managed-fields"])
-        .output()
-        .unwrap_or_else(|error| panic!("cannot run kubectl: {error}"));
-    assert!(
-        output.status.success(),
-        "kubectl get {args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout)
-        .unwrap_or_else(|error| panic!("kubectl get {args:?} printed no JSON: {error}"))
+    let args: Vec<&str> = ["get"]
+        .into_iter()
+        .chain(args.iter().copied())
+        .chain(["--output=json", "--show-managed-fields"])
+        .collect();
+    let stdout = tests::kubectl(&tools.kubectl, kubeconfig, &args);
+    serde_json::from_str(&stdout)
+        .unwrap_or_else(|error| panic!("kubectl {args:?} printed no JSON: {error}"))
 }
 
 /// The template era: Kubespray's objects applied client-side, the agent rolled out on every

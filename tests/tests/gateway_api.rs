@@ -13,7 +13,6 @@
 //! Whether Envoy then serves a Gateway needs a real cluster.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use cilium_gateway::bundle::{BundleVersion, Channel, minimal_bundle};
@@ -135,20 +134,7 @@ impl Cluster {
     }
 
     fn kubectl(&self, args: &[&str]) -> String {
-        let output = Command::new(&self.tools.kubectl)
-            .arg(format!(
-                "--kubeconfig={}",
-                self.testbed.kubeconfig().display()
-            ))
-            .args(args)
-            .output()
-            .unwrap_or_else(|e| panic!("kubectl: {e}"));
-        assert!(
-            output.status.success(),
-            "kubectl {args:?}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8_lossy(&output.stdout).into_owned()
+        tests::kubectl(&self.tools.kubectl, self.testbed.kubeconfig(), args)
     }
 
     fn history(&self) -> Vec<(u32, String, String)> {

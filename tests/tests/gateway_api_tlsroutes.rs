@@ -11,7 +11,6 @@
 //! `cilium` is not waited for ([`AcceptWait::Skip`]).
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use cilium_gateway::{AcceptWait, EnableOptions, Error, Status, Target};
@@ -27,17 +26,7 @@ const TIMEOUT: Duration = Duration::from_secs(180);
 const TLSROUTES: &str = "tlsroutes.gateway.networking.k8s.io";
 
 fn kubectl(tools: &Tools, kubeconfig: &Path, args: &[&str]) -> String {
-    let output = Command::new(&tools.kubectl)
-        .arg(format!("--kubeconfig={}", kubeconfig.display()))
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("kubectl: {e}"));
-    assert!(
-        output.status.success(),
-        "kubectl {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
+    tests::kubectl(&tools.kubectl, kubeconfig, args)
 }
 
 /// The TLSRoute CRD's channel annotation, served versions and stored versions.
