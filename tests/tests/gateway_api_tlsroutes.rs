@@ -215,6 +215,34 @@ async fn enable_on_1_20_keeps_v1alpha2_tlsroutes_on_the_experimental_crd() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(history.len(), 1, "no new revision");
 
+    // The command without --apply prints that plan: the standard TLSRoute left out, and
+    // changes nothing.
+    let output = std::process::Command::new(tests::xtask_binary())
+        .args(["gateway-api", "enable", "--kubeconfig"])
+        .arg(&kubeconfig)
+        .arg("--helm")
+        .arg(&tools.helm3)
+        .arg("--chart")
+        .arg(&chart)
+        .arg("--install-crds")
+        .arg(&standard)
+        .arg(&experimental)
+        .output()
+        .unwrap_or_else(|e| panic!("cargo xtask: {e}"));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains(&format!(
+            "not applied: {TLSROUTES} (v1.6.1 standard): left out"
+        )),
+        "{stdout}"
+    );
+    assert_eq!(tlsroute_crd(&client).await, before);
+
     // Both files: the experimental TLSRoute is applied, the standard one left out.
     let mut lines = Vec::new();
     let mut progress = |line: &str| lines.push(line.to_owned());

@@ -261,6 +261,9 @@ async fn enable(args: EnableArgs) -> anyhow::Result<()> {
         for name in &plan.crd_names {
             println!("  apply CRD {name}");
         }
+        for left_out in &plan.crds_left_out {
+            println!("  not applied: {left_out}");
+        }
         for change in &plan.changes {
             let before = change
                 .before
