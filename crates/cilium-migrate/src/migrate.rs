@@ -39,7 +39,8 @@ pub struct Args {
     /// else a new one in the state directory].
     #[arg(long, value_name = "DIR")]
     bundle: Option<PathBuf>,
-    /// The chart: repo/chart, oci://..., a .tgz or a chart directory.
+    /// The chart: repo/chart (a repository you added: `helm repo add cilium
+    /// https://helm.cilium.io/`), oci://..., a .tgz or a chart directory.
     #[arg(long, value_name = "REF|TGZ|DIR", default_value = "cilium/cilium")]
     chart: String,
     /// The chart version [default: the Cilium version that runs: the hand-over does not upgrade].

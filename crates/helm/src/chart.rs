@@ -78,6 +78,17 @@ pub enum ChartError {
         /// Repository name.
         repo: String,
     },
+    /// A repository helm does not know, with the URL it is published at: adding it writes the
+    /// operator's Helm configuration, which is theirs to do.
+    #[error(
+        "chart repository {repo:?} is not added to helm (see `helm repo list`): add it with `helm repo add {repo} {url}` (or a mirror under that name), or pass --chart a .tgz or chart directory; nothing was changed"
+    )]
+    RepositoryNotAdded {
+        /// Repository name.
+        repo: String,
+        /// Where it is published.
+        url: String,
+    },
     /// A version was asked for, but the local chart has another.
     #[error("--chart {} is version {actual}, but version {requested} was asked for; pass the matching chart or drop the version", path.display())]
     VersionMismatch {

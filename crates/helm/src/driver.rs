@@ -252,8 +252,9 @@ impl Helm {
         self.run(args).map(drop)
     }
 
-    /// Makes a chart source usable: for `repo/chart`, adds the repository when missing (its URL
-    /// must be known) or refreshes its index; local charts are checked again.
+    /// Makes a chart source usable: for `repo/chart`, refreshes the index of the repository the
+    /// operator added (a mirror under that name included); one that is not added is refused with
+    /// the command that adds it, never added behind their back. Local charts are checked again.
     pub fn prepare(&self, source: &ChartSource) -> Result<(), HelmError> {
         match source {
             ChartSource::Repository { repo, url, .. } => {
@@ -261,10 +262,14 @@ impl Helm {
                 if configured {
                     self.repo_update(&[repo])
                 } else {
-                    let url = url
-                        .as_deref()
-                        .ok_or_else(|| ChartError::RepositoryUnknown { repo: repo.clone() })?;
-                    self.repo_add(repo, url)
+                    Err(match url {
+                        Some(url) => ChartError::RepositoryNotAdded {
+                            repo: repo.clone(),
+                            url: url.clone(),
+                        },
+                        None => ChartError::RepositoryUnknown { repo: repo.clone() },
+                    }
+                    .into())
                 }
             }
             ChartSource::Oci(_) => Ok(()),

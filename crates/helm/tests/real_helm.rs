@@ -199,7 +199,7 @@ fn missing_charts_and_repositories_are_typed() -> TestResult {
 }
 
 #[test]
-fn a_loopback_repository_is_added_updated_and_pulled_from() -> TestResult {
+fn a_loopback_repository_is_refused_until_added_then_updated_and_pulled_from() -> TestResult {
     let dir = tempfile::tempdir()?;
     let chart_dir = write_tiny_chart(&dir.path().join("src"), "0.2.0")?;
     let repo_dir = dir.path().join("repo");
@@ -227,14 +227,29 @@ fn a_loopback_repository_is_added_updated_and_pulled_from() -> TestResult {
             helm.repo_list()?.is_empty(),
             "{which}: a fresh home has no repositories"
         );
-        helm.prepare(&source)?; // adds it
+        // Not added: refused with the command that adds it, the Helm configuration untouched.
+        let err = helm
+            .prepare(&source)
+            .expect_err("the repository is not added");
+        assert!(
+            matches!(&err, HelmError::Chart(ChartError::RepositoryNotAdded { repo, .. }) if repo == "local")
+                && err
+                    .to_string()
+                    .contains(&format!("helm repo add local {}", server.url)),
+            "{which}: {err}"
+        );
+        assert!(
+            helm.repo_list()?.is_empty(),
+            "{which}: a repository was added"
+        );
+        helm.repo_add("local", &server.url)?;
         let repos = helm.repo_list()?;
         assert_eq!(repos.len(), 1, "{which}");
         assert_eq!(
             (repos[0].name.as_str(), repos[0].url.trim_end_matches('/')),
             ("local", server.url.trim_end_matches('/'))
         );
-        helm.prepare(&source)?; // present: updates its index instead
+        helm.prepare(&source)?; // added: refreshes its index
 
         let dest = dir.path().join(format!("pulled-{}", helm.version().major));
         std::fs::create_dir_all(&dest)?;
