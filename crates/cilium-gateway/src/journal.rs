@@ -63,40 +63,52 @@ pub struct Journal {
 impl Journal {
     /// Reads a journal; `Ok(None)` when the file does not exist.
     pub fn load(path: &Path) -> Result<Option<Journal>, Error> {
-        let text = match std::fs::read_to_string(path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => {
-                return Err(Error::Io {
-                    path: path.to_owned(),
-                    source,
-                });
-            }
-        };
-        serde_json::from_str(&text)
-            .map(Some)
-            .map_err(|e| Error::Journal {
-                path: path.to_owned(),
-                problem: format!(
-                    "{e}; it is not an enable journal: move it away or pass another --journal"
-                ),
-            })
+        load_json(path, "an enable journal")
     }
 
     /// Writes the journal (0600, through a temporary file and a rename so it is never half
     /// written).
     pub fn save(&self, path: &Path) -> Result<(), Error> {
-        let text = serde_json::to_string_pretty(self).map_err(|e| Error::Journal {
-            path: path.to_owned(),
-            problem: e.to_string(),
-        })?;
-        write_private(path, text.as_bytes())
+        save_json(self, path)
     }
 
     /// Adds an event stamped now.
     pub fn note(&mut self, what: impl Into<String>) {
         self.events.push((now_unix(), what.into()));
     }
+}
+
+/// Reads the JSON file `path` holds (`what` it should be, for the message); `Ok(None)` when it
+/// does not exist.
+pub(crate) fn load_json<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    what: &str,
+) -> Result<Option<T>, Error> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(Error::Io {
+                path: path.to_owned(),
+                source,
+            });
+        }
+    };
+    serde_json::from_str(&text)
+        .map(Some)
+        .map_err(|e| Error::Journal {
+            path: path.to_owned(),
+            problem: format!("{e}; it is not {what}: move it away or pass another --journal"),
+        })
+}
+
+/// Writes `value` as JSON to `path` (0600, atomically: [`write_private`]).
+pub(crate) fn save_json<T: Serialize>(value: &T, path: &Path) -> Result<(), Error> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| Error::Journal {
+        path: path.to_owned(),
+        problem: e.to_string(),
+    })?;
+    write_private(path, text.as_bytes())
 }
 
 /// Seconds since the Unix epoch.

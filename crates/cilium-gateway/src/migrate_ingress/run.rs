@@ -25,7 +25,7 @@ use serde_json::{Value, json};
 use super::probe::{FrontDoor, ProbeReport};
 use super::{AddressMode, Facts, IngressNginx, MigrateOptions, POOL_NAME, Plan, PoolFacts, plan};
 use crate::Error;
-use crate::journal::{now_unix, write_private};
+use crate::journal::{load_json, now_unix, save_json, write_private};
 
 /// The field manager of everything `apply` writes.
 const MANAGER: &str = "cilium-migrate";
@@ -102,31 +102,12 @@ pub struct MigrateJournal {
 impl MigrateJournal {
     /// Reads a journal; `Ok(None)` when the file does not exist.
     pub fn load(path: &Path) -> Result<Option<MigrateJournal>, Error> {
-        let text = match std::fs::read_to_string(path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => {
-                return Err(Error::Io {
-                    path: path.to_owned(),
-                    source,
-                });
-            }
-        };
-        serde_json::from_str(&text).map(Some).map_err(|e| Error::Journal {
-            path: path.to_owned(),
-            problem: format!(
-                "{e}; it is not a migrate-ingress journal: move it away or pass another --journal"
-            ),
-        })
+        load_json(path, "a migrate-ingress journal")
     }
 
     /// Writes it (0600, atomically).
     pub fn save(&self, path: &Path) -> Result<(), Error> {
-        let text = serde_json::to_string_pretty(self).map_err(|e| Error::Journal {
-            path: path.to_owned(),
-            problem: e.to_string(),
-        })?;
-        write_private(path, text.as_bytes())
+        save_json(self, path)
     }
 
     fn note(&mut self, what: impl Into<String>) {
@@ -377,44 +358,56 @@ async fn snapshot(client: &kube::Client, nginx: &IngressNginx) -> Result<Backup,
         )
     });
     let (ns, name) = (nginx.namespace.as_str(), nginx.controller.as_str());
-    let mut objects = BTreeMap::new();
-    let value = |o: Option<Value>| o.unwrap_or(Value::Null);
-    let service = Api::<Service>::namespaced(client.clone(), ns)
-        .get_opt(name)
-        .await
-        .map_err(kube_error(format!("Service {ns}/{name}")))?;
-    objects.insert(
-        format!("Service {ns}/{name}"),
-        value(service.map(|o| serde_json::to_value(o).unwrap_or_default())),
-    );
-    let deployment = Api::<Deployment>::namespaced(client.clone(), ns)
-        .get_opt(name)
-        .await
-        .map_err(kube_error(format!("Deployment {ns}/{name}")))?;
-    objects.insert(
-        format!("Deployment {ns}/{name}"),
-        value(deployment.map(|o| serde_json::to_value(o).unwrap_or_default())),
-    );
-    let config = Api::<ConfigMap>::namespaced(client.clone(), ns)
-        .get_opt(name)
-        .await
-        .map_err(kube_error(format!("ConfigMap {ns}/{name}")))?;
-    objects.insert(
-        format!("ConfigMap {ns}/{name}"),
-        value(config.map(|o| serde_json::to_value(o).unwrap_or_default())),
-    );
-    let class = Api::<IngressClass>::all(client.clone())
-        .get_opt(&nginx.ingress_class)
-        .await
-        .map_err(kube_error(format!("IngressClass {}", nginx.ingress_class)))?;
-    objects.insert(
-        format!("IngressClass {}", nginx.ingress_class),
-        value(class.map(|o| serde_json::to_value(o).unwrap_or_default())),
-    );
+    let objects = BTreeMap::from([
+        object(
+            Api::<Service>::namespaced(client.clone(), ns),
+            "Service",
+            ns,
+            name,
+        )
+        .await?,
+        object(
+            Api::<Deployment>::namespaced(client.clone(), ns),
+            "Deployment",
+            ns,
+            name,
+        )
+        .await?,
+        object(
+            Api::<ConfigMap>::namespaced(client.clone(), ns),
+            "ConfigMap",
+            ns,
+            name,
+        )
+        .await?,
+        object(
+            Api::<IngressClass>::all(client.clone()),
+            "IngressClass",
+            "",
+            &nginx.ingress_class,
+        )
+        .await?,
+    ]);
     Ok(Backup {
         ingresses,
         nginx: objects,
     })
+}
+
+/// `Kind namespace/name` (`Kind name` when cluster-scoped) and the object as JSON, `null` when it
+/// does not exist.
+async fn object<K>(api: Api<K>, kind: &str, ns: &str, name: &str) -> Result<(String, Value), Error>
+where
+    K: Clone + serde::de::DeserializeOwned + Serialize + std::fmt::Debug,
+{
+    let key = if ns.is_empty() {
+        format!("{kind} {name}")
+    } else {
+        format!("{kind} {ns}/{name}")
+    };
+    let found = api.get_opt(name).await.map_err(kube_error(key.clone()))?;
+    let value = found.map_or(Value::Null, |o| serde_json::to_value(o).unwrap_or_default());
+    Ok((key, value))
 }
 
 /// What "exactly as before" compares: name, namespace, labels, annotations and the content
